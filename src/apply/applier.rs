@@ -1,0 +1,62 @@
+//! The interface a storage engine implements to receive replicated changes.
+
+use thiserror::Error;
+
+use crate::certify::CertCheckpoint;
+use crate::ids::Seqno;
+use crate::writeset::WriteSet;
+
+/// A storage engine's failure to apply or persist replicated state. The node
+/// treats it as fatal: a replica that cannot apply what the cluster committed
+/// would diverge, so it stops serving (see [`crate::node::NodeState::Failed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The engine could not read or write.
+    #[error("storage engine failed: {0}")]
+    Storage(String),
+    /// Stored replication state is damaged.
+    #[error("stored replication state is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What an engine found on disk when the node starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Every write-set at or below this seqno is applied and visible.
+    pub last_applied: Seqno,
+    /// The last certification checkpoint stored by [`Applier::commit`]; its
+    /// seqno is at or below `last_applied`. `None` for an empty store.
+    pub checkpoint: Option<CertCheckpoint>,
+}
+
+/// Implemented by a storage engine that embeds certus.
+///
+/// The node calls [`Applier::apply`] from several worker tasks at once, for
+/// write-sets whose dependencies are already applied, then [`Applier::commit`]
+/// from one task with a watermark that only grows. Changes applied at seqno
+/// `s` must stay invisible to readers until a commit with `upto >= s`, and
+/// visible only to read views at or after `s`. `apply` must be idempotent:
+/// after a crash the node applies again everything after the last committed
+/// watermark.
+pub trait Applier: Send + Sync + 'static {
+    /// Reports the durable replication state at start-up.
+    ///
+    /// # Errors
+    /// [`ApplyError`] when the stored state cannot be read.
+    fn recover(&self) -> Result<Recovered, ApplyError>;
+
+    /// Applies the row changes of a committed write-set.
+    ///
+    /// # Errors
+    /// [`ApplyError`]; the node stops applying and fails.
+    fn apply(&self, seqno: Seqno, ws: &WriteSet) -> Result<(), ApplyError>;
+
+    /// Makes everything at or below `upto` visible and records `upto` as the
+    /// last applied seqno, together with `checkpoint` when one is given, in
+    /// one atomic step.
+    ///
+    /// # Errors
+    /// [`ApplyError`]; the node stops applying and fails.
+    fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError>;
+}

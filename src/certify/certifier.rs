@@ -1,0 +1,250 @@
+//! The certifier: a deterministic function from the ordered log prefix to a
+//! [`Verdict`] per write-set. No I/O, no clock, no randomness.
+
+use serde::{Deserialize, Serialize};
+
+use super::dedup::{DedupRecord, DedupTable};
+use super::index::KeyIndex;
+use super::matrix::{Relation, relation};
+use super::verdict::{AbortReason, FirstOutcome, Verdict};
+use crate::ids::Seqno;
+use crate::writeset::{Isolation, WriteSet};
+
+/// Cluster-wide certification settings. Every node must use the same values,
+/// because they take part in every verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertConfig {
+    /// How far behind its own seqno a write-set's read view may be. Older
+    /// read views abort with [`AbortReason::ReadViewTooOld`]; the index and
+    /// the duplicate table only keep this many seqnos of history.
+    pub window: u64,
+}
+
+impl Default for CertConfig {
+    fn default() -> Self {
+        CertConfig { window: 1 << 18 }
+    }
+}
+
+/// Counts of verdicts since the certifier was created or restored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CertStats {
+    /// Write-sets that committed.
+    pub committed: u64,
+    /// Write-sets that aborted.
+    pub aborted: u64,
+    /// Deliveries recognised as duplicates.
+    pub duplicates: u64,
+    /// Positions that carried no write-set.
+    pub skipped: u64,
+}
+
+/// Certifies write-sets in delivery order.
+///
+/// The state after seqno `s` depends only on the write-sets delivered at
+/// `1..=s`, so two nodes (or one node before and after a restart, restored
+/// from a [`super::CertCheckpoint`]) decide identically.
+#[derive(Clone, Debug)]
+pub struct Certifier {
+    pub(super) config: CertConfig,
+    pub(super) last_seqno: Seqno,
+    /// Index entries at or below this seqno have been purged, so every
+    /// dependency is raised to at least it.
+    pub(super) purge_floor: Seqno,
+    pub(super) index: KeyIndex,
+    pub(super) dedup: DedupTable,
+    stats: CertStats,
+}
+
+impl Certifier {
+    /// A certifier for an empty cluster (nothing delivered yet).
+    ///
+    /// # Panics
+    /// Panics if `config.window` is zero.
+    #[must_use]
+    pub fn new(config: CertConfig) -> Self {
+        Self::from_parts(
+            config,
+            Seqno::ZERO,
+            Seqno::ZERO,
+            KeyIndex::default(),
+            DedupTable::default(),
+        )
+    }
+
+    pub(super) fn from_parts(
+        config: CertConfig,
+        last_seqno: Seqno,
+        purge_floor: Seqno,
+        index: KeyIndex,
+        dedup: DedupTable,
+    ) -> Self {
+        assert!(config.window > 0, "certification window must be positive");
+        assert!(
+            purge_floor <= last_seqno,
+            "purge floor {purge_floor} beyond {last_seqno}"
+        );
+        Certifier {
+            config,
+            last_seqno,
+            purge_floor,
+            index,
+            dedup,
+            stats: CertStats::default(),
+        }
+    }
+
+    /// The last seqno certified or skipped.
+    #[must_use]
+    pub fn last_seqno(&self) -> Seqno {
+        self.last_seqno
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub fn config(&self) -> CertConfig {
+        self.config
+    }
+
+    /// Verdict counts.
+    #[must_use]
+    pub fn stats(&self) -> CertStats {
+        self.stats
+    }
+
+    /// Number of keys in the index and of transactions in the duplicate table.
+    #[must_use]
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.index.len(), self.dedup.len())
+    }
+
+    /// Certifies the write-set delivered at `seqno`.
+    ///
+    /// # Panics
+    /// Panics unless `seqno` is exactly the next position: the total order
+    /// delivers every position once, in order.
+    pub fn certify(&mut self, seqno: Seqno, ws: &WriteSet) -> Verdict {
+        self.advance(seqno);
+        if let Some(first) = self.dedup.lookup(ws.origin(), ws.txn_id()) {
+            self.stats.duplicates += 1;
+            return Verdict::Duplicate {
+                first_seqno: first.seqno,
+                first: first.outcome.clone(),
+            };
+        }
+        let (verdict, outcome) = match self.test(seqno, ws) {
+            Ok(depends_on) => {
+                for entry in ws.keys() {
+                    self.index.record(&entry.key, entry.kind, seqno);
+                }
+                self.stats.committed += 1;
+                (Verdict::Commit { depends_on }, FirstOutcome::Committed)
+            }
+            Err(reason) => {
+                self.stats.aborted += 1;
+                (
+                    Verdict::Abort {
+                        reason: reason.clone(),
+                    },
+                    FirstOutcome::Aborted(reason),
+                )
+            }
+        };
+        self.dedup.record(DedupRecord {
+            seqno,
+            origin: ws.origin(),
+            txn_id: ws.txn_id(),
+            outcome,
+        });
+        verdict
+    }
+
+    /// Consumes a position that carries no certifiable write-set (a barrier,
+    /// or bytes that do not decode).
+    ///
+    /// # Panics
+    /// Panics unless `seqno` is exactly the next position.
+    pub fn skip(&mut self, seqno: Seqno) {
+        self.advance(seqno);
+        self.stats.skipped += 1;
+    }
+
+    fn advance(&mut self, seqno: Seqno) {
+        assert_eq!(
+            seqno,
+            self.last_seqno.next(),
+            "certification input out of order: got seqno {seqno} after {}",
+            self.last_seqno
+        );
+        self.last_seqno = seqno;
+        // Nothing at or below `floor` can conflict with a write-set at or after
+        // `seqno`: any read view it may have without aborting is >= floor.
+        let floor = seqno.saturating_sub(self.config.window);
+        self.dedup.purge(floor);
+        let sweep_every = (self.config.window / 4).max(1);
+        if seqno.get().is_multiple_of(sweep_every) && floor > self.purge_floor {
+            self.index.purge(floor);
+            self.purge_floor = floor;
+        }
+    }
+
+    /// The rule itself, with no side effects: the dependency to commit with,
+    /// or the reason to abort.
+    fn test(&self, seqno: Seqno, ws: &WriteSet) -> Result<Seqno, AbortReason> {
+        let read_view = ws.read_view();
+        if read_view >= seqno {
+            return Err(AbortReason::InvalidReadView { read_view });
+        }
+        if seqno.distance_from(read_view) > self.config.window {
+            let oldest_allowed = seqno.saturating_sub(self.config.window);
+            return Err(AbortReason::ReadViewTooOld {
+                read_view,
+                oldest_allowed,
+            });
+        }
+        let mut depends_on = self.purge_floor;
+        for entry in ws.keys() {
+            let Some(found) = self.index.get(&entry.key) else {
+                continue;
+            };
+            let mut conflicting = Seqno::ZERO;
+            for found_kind in crate::writeset::KeyKind::ALL {
+                let at = found.get(found_kind);
+                if at == Seqno::ZERO {
+                    continue;
+                }
+                match relation(found_kind, entry.kind) {
+                    Relation::Conflict if at > read_view => conflicting = conflicting.max(at),
+                    Relation::Conflict | Relation::Dependency => depends_on = depends_on.max(at),
+                    Relation::Independent => {}
+                }
+            }
+            if conflicting > Seqno::ZERO {
+                return Err(AbortReason::KeyConflict {
+                    key: entry.key.clone(),
+                    kind: entry.kind,
+                    conflicting_seqno: conflicting,
+                });
+            }
+        }
+        if ws.isolation() == Isolation::Serializable {
+            for key in ws.read_keys() {
+                let written = self
+                    .index
+                    .get(key)
+                    .map_or(Seqno::ZERO, |f| f.newest_write());
+                if written > read_view {
+                    return Err(AbortReason::ReadConflict {
+                        key: key.clone(),
+                        conflicting_seqno: written,
+                    });
+                }
+            }
+        }
+        assert!(
+            depends_on < seqno,
+            "dependency {depends_on} not before seqno {seqno}"
+        );
+        Ok(depends_on)
+    }
+}

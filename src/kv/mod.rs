@@ -1,0 +1,27 @@
+//! The reference key-value store.
+//!
+//! It is built only on certus's public API ([`crate::node`],
+//! [`crate::apply::Applier`], [`crate::order::TotalOrder`]), as any
+//! third-party engine would embed it. Data lives in an [`Engine`] as
+//! versions tagged with the seqno that wrote them ([`MvccStore`]): a
+//! transaction reads the newest version at or below its read view, its own
+//! writes take precedence, deletes leave tombstones, the applied watermark
+//! and the certification checkpoint are written by one atomic batch, and
+//! versions older than every open read view are garbage-collected.
+
+mod engine;
+mod error;
+mod gc;
+mod layout;
+mod memory;
+mod mvcc;
+mod store;
+mod transaction;
+
+pub use engine::{BatchOp, Engine, WriteBatch};
+pub use error::{EngineError, KvError};
+pub use gc::GcStats;
+pub use memory::MemoryEngine;
+pub use mvcc::MvccStore;
+pub use store::{KvStore, StoreConfig};
+pub use transaction::KvTransaction;

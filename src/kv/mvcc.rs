@@ -1,0 +1,208 @@
+//! The store's multi-version data: snapshot reads at a read view, apply of
+//! replicated write-sets as [`crate::apply::Applier`], and garbage
+//! collection.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+
+use super::engine::{Engine, WriteBatch};
+use super::error::EngineError;
+use super::gc::{GcQueue, GcStats};
+use super::layout::{self, DATA_END, META_APPLIED, META_CHECKPOINT};
+use crate::apply::{Applier, ApplyError, Recovered};
+use crate::certify::CertCheckpoint;
+use crate::ids::Seqno;
+use crate::writeset::{RowOp, WriteSet};
+
+/// Versions of every key, tagged with the seqno that wrote them.
+#[derive(Debug)]
+pub struct MvccStore {
+    engine: Arc<dyn Engine>,
+    gc: Mutex<GcQueue>,
+}
+
+impl MvccStore {
+    /// Opens the MVCC layer over `engine`, keeping at most `gc_queue` keys
+    /// queued for collection. The first collection scans everything, since
+    /// what was queued before a restart is gone.
+    #[must_use]
+    pub fn new(engine: Arc<dyn Engine>, gc_queue: usize) -> Self {
+        MvccStore {
+            engine,
+            gc: Mutex::new(GcQueue::new(gc_queue, true)),
+        }
+    }
+
+    fn gc_queue(&self) -> MutexGuard<'_, GcQueue> {
+        // Queue operations cannot panic half-way; the queue stays consistent.
+        self.gc.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value of `key` as of `read_view`: the newest version at or below
+    /// it, `None` when that is a tombstone or there is none.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine or for damaged versions.
+    pub fn read_at(&self, key: &[u8], read_view: Seqno) -> Result<Option<Bytes>, EngineError> {
+        let start = layout::version_key(key, read_view);
+        let end = layout::key_prefix_end(key);
+        match self.engine.scan(&start, &end, 1)?.into_iter().next() {
+            None => Ok(None),
+            Some((_, stored)) => layout::decode_value(&stored),
+        }
+    }
+
+    /// Every live key and its value as of `read_view`, in key order.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine or for damaged versions.
+    pub fn snapshot(&self, read_view: Seqno) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        let mut live = Vec::new();
+        let mut cursor = Bytes::from_static(layout::DATA_START);
+        loop {
+            let Some((key, _)) = self.engine.scan(&cursor, DATA_END, 1)?.into_iter().next() else {
+                return Ok(live);
+            };
+            let (user_key, _) = layout::parse_version_key(&key)?;
+            if let Some(value) = self.read_at(&user_key, read_view)? {
+                live.push((Bytes::from(user_key.clone()), value));
+            }
+            cursor = layout::key_prefix_end(&user_key);
+        }
+    }
+
+    /// Removes versions no read view at or after `horizon` can see, for up
+    /// to `budget` keys.
+    ///
+    /// # Errors
+    /// [`EngineError`]; nothing already removed is lost, the rest waits for
+    /// a full scan.
+    pub fn collect_garbage(&self, horizon: Seqno, budget: usize) -> Result<GcStats, EngineError> {
+        let (ready, cursor) = {
+            let mut queue = self.gc_queue();
+            (
+                queue.take_ready(horizon, budget),
+                queue.scan_cursor().cloned(),
+            )
+        };
+        let mut stats = GcStats::default();
+        for key in &ready {
+            stats.versions_removed += self.prune_key(key, horizon)?;
+            stats.keys_examined += 1;
+        }
+        if let Some(mut cursor) = cursor {
+            // The scan always advances, even when the queue used the budget.
+            let scan_budget = budget.saturating_sub(ready.len()).max(1);
+            for _ in 0..scan_budget {
+                let next = self.engine.scan(&cursor, DATA_END, 1)?.into_iter().next();
+                let Some((engine_key, _)) = next else { break };
+                let (user_key, _) = layout::parse_version_key(&engine_key)?;
+                stats.versions_removed += self.prune_key(&user_key, horizon)?;
+                stats.keys_examined += 1;
+                cursor = layout::key_prefix_end(&user_key);
+            }
+            let more = !self.engine.scan(&cursor, DATA_END, 1)?.is_empty();
+            self.gc_queue().set_scan_cursor(more.then_some(cursor));
+        }
+        stats.full_scan_pending = self.gc_queue().scan_cursor().is_some();
+        Ok(stats)
+    }
+
+    /// Removes `user_key`'s versions that are hidden at `horizon`. Returns
+    /// how many were removed.
+    fn prune_key(&self, user_key: &[u8], horizon: Seqno) -> Result<usize, EngineError> {
+        let start = layout::version_key(user_key, horizon);
+        let end = layout::key_prefix_end(user_key);
+        // Versions at or below the horizon, newest first; the newest is the
+        // one visible at the horizon.
+        let versions = self.engine.scan(&start, &end, usize::MAX)?;
+        let Some((_, visible)) = versions.first() else {
+            return Ok(0);
+        };
+        let keep_visible = layout::decode_value(visible)?.is_some();
+        let mut batch = WriteBatch::new();
+        for (engine_key, _) in versions.iter().skip(usize::from(keep_visible)) {
+            batch.delete(engine_key.clone());
+        }
+        let removed = batch.ops().len();
+        if removed > 0 {
+            self.engine.write(batch)?;
+        }
+        Ok(removed)
+    }
+
+    /// Keys queued for collection.
+    #[must_use]
+    pub fn gc_queue_len(&self) -> usize {
+        self.gc_queue().len()
+    }
+}
+
+fn storage(err: EngineError) -> ApplyError {
+    match err {
+        EngineError::Corrupt(msg) => ApplyError::Corrupt(msg),
+        other => ApplyError::Storage(other.to_string()),
+    }
+}
+
+impl Applier for MvccStore {
+    fn recover(&self) -> Result<Recovered, ApplyError> {
+        let last_applied = match self.engine.get(META_APPLIED).map_err(storage)? {
+            None => Seqno::ZERO,
+            Some(raw) => {
+                let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| {
+                    ApplyError::Corrupt(format!("applied watermark has {} bytes", raw.len()))
+                })?;
+                Seqno::new(u64::from_be_bytes(bytes))
+            }
+        };
+        let checkpoint = match self.engine.get(META_CHECKPOINT).map_err(storage)? {
+            None => None,
+            Some(frame) => Some(
+                CertCheckpoint::from_bytes(frame)
+                    .map_err(|e| ApplyError::Corrupt(format!("certification checkpoint: {e}")))?,
+            ),
+        };
+        Ok(Recovered {
+            last_applied,
+            checkpoint,
+        })
+    }
+
+    fn apply(&self, seqno: Seqno, ws: &WriteSet) -> Result<(), ApplyError> {
+        let mut batch = WriteBatch::new();
+        for op in ws.ops() {
+            let value = match op {
+                RowOp::Put { value, .. } => Some(value.as_ref()),
+                RowOp::Delete { .. } => None,
+            };
+            batch.put(
+                layout::version_key(op.key(), seqno),
+                layout::encode_value(value),
+            );
+        }
+        self.engine.write(batch).map_err(storage)?;
+        let mut queue = self.gc_queue();
+        for op in ws.ops() {
+            queue.push(seqno, op.key().clone());
+        }
+        Ok(())
+    }
+
+    fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            META_APPLIED,
+            Bytes::copy_from_slice(&upto.get().to_be_bytes()),
+        );
+        if let Some(checkpoint) = checkpoint {
+            assert!(
+                checkpoint.seqno() <= upto,
+                "checkpoint ahead of the watermark it is stored with"
+            );
+            batch.put(META_CHECKPOINT, checkpoint.as_bytes().clone());
+        }
+        self.engine.write(batch).map_err(storage)
+    }
+}

@@ -1,0 +1,175 @@
+//! [`KvStore`]: the reference key-value store, embedding a [`Node`] through
+//! its public API exactly as a third-party engine would.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+
+use super::engine::Engine;
+use super::error::KvError;
+use super::gc::GcStats;
+use super::mvcc::MvccStore;
+use super::transaction::KvTransaction;
+use crate::ids::{NodeId, Seqno};
+use crate::node::{Node, NodeConfig, TxnOptions};
+use crate::order::TotalOrder;
+
+/// How the store runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// The replication node's settings.
+    pub node: NodeConfig,
+    /// Run a garbage-collection step every this many applied positions.
+    pub gc_every: u64,
+    /// Keys examined per collection step.
+    pub gc_budget: usize,
+    /// Keys queued for collection before falling back to a full scan.
+    pub gc_queue: usize,
+}
+
+impl StoreConfig {
+    /// Defaults for `node_id`.
+    #[must_use]
+    pub fn new(node_id: NodeId) -> Self {
+        StoreConfig {
+            node: NodeConfig::new(node_id),
+            gc_every: 1024,
+            gc_budget: 4096,
+            gc_queue: 1 << 16,
+        }
+    }
+}
+
+/// A replicated, multi-version key-value store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct KvStore {
+    inner: Arc<StoreInner>,
+}
+
+#[derive(Debug)]
+struct StoreInner {
+    node: Node,
+    mvcc: Arc<MvccStore>,
+    gc_budget: usize,
+    gc_task: JoinHandle<()>,
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        self.gc_task.abort();
+    }
+}
+
+impl KvStore {
+    /// Opens the store on `engine`, recovering its replicated state, and
+    /// joins the cluster through `order`.
+    ///
+    /// # Errors
+    /// [`KvError::Node`] when the node cannot start (see [`Node::start`]).
+    pub async fn open(
+        config: StoreConfig,
+        engine: Arc<dyn Engine>,
+        order: Arc<dyn TotalOrder>,
+    ) -> Result<KvStore, KvError> {
+        if config.gc_every == 0 || config.gc_budget == 0 || config.gc_queue == 0 {
+            let message = "gc_every, gc_budget and gc_queue must be positive".to_string();
+            return Err(KvError::Node(crate::node::Error::Config(message)));
+        }
+        let mvcc = Arc::new(MvccStore::new(engine, config.gc_queue));
+        let node = Node::start(config.node, order, mvcc.clone()).await?;
+        let gc_task = tokio::spawn(gc_loop(
+            node.clone(),
+            mvcc.clone(),
+            config.gc_every,
+            config.gc_budget,
+        ));
+        let inner = StoreInner {
+            node,
+            mvcc,
+            gc_budget: config.gc_budget,
+            gc_task,
+        };
+        Ok(KvStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The replication node underneath.
+    #[must_use]
+    pub fn node(&self) -> &Node {
+        &self.inner.node
+    }
+
+    /// Begins a transaction with the node's defaults (causal reads, snapshot
+    /// isolation).
+    ///
+    /// # Errors
+    /// See [`Node::begin_with`].
+    pub async fn begin(&self) -> Result<KvTransaction, KvError> {
+        self.begin_with(TxnOptions::default()).await
+    }
+
+    /// Begins a transaction.
+    ///
+    /// # Errors
+    /// See [`Node::begin_with`].
+    pub async fn begin_with(&self, options: TxnOptions) -> Result<KvTransaction, KvError> {
+        let txn = self.inner.node.begin_with(options).await?;
+        Ok(KvTransaction::new(txn, self.inner.mvcc.clone()))
+    }
+
+    /// Every live key on this node at its applied watermark, with that
+    /// watermark. No causal wait: this is the local state, for comparing
+    /// replicas.
+    ///
+    /// # Errors
+    /// [`KvError`] from the node or the engine.
+    pub async fn dump(&self) -> Result<(Seqno, Vec<(Bytes, Bytes)>), KvError> {
+        let txn = self
+            .inner
+            .node
+            .begin_with(TxnOptions::default().causal(false))
+            .await?;
+        let read_view = txn.read_view();
+        let entries = self.inner.mvcc.snapshot(read_view)?;
+        drop(txn);
+        Ok((read_view, entries))
+    }
+
+    /// Runs one garbage-collection step now, at the node's read horizon.
+    ///
+    /// # Errors
+    /// [`KvError::Engine`].
+    pub fn collect_garbage(&self) -> Result<GcStats, KvError> {
+        let horizon = self.inner.node.read_horizon();
+        Ok(self
+            .inner
+            .mvcc
+            .collect_garbage(horizon, self.inner.gc_budget)?)
+    }
+
+    /// Stops garbage collection and the node.
+    pub async fn shutdown(&self) {
+        self.inner.gc_task.abort();
+        self.inner.node.shutdown().await;
+    }
+}
+
+/// Collects garbage every `every` applied positions, at the read horizon.
+async fn gc_loop(node: Node, mvcc: Arc<MvccStore>, every: u64, budget: usize) {
+    let mut status = node.watch_status();
+    loop {
+        let due = node.last_applied().get().saturating_add(every);
+        let reached = status.wait_for(|s| s.last_applied.get() >= due || s.state.is_terminal());
+        match reached.await {
+            Ok(s) if !s.state.is_terminal() => {}
+            _ => return,
+        }
+        match mvcc.collect_garbage(node.read_horizon(), budget) {
+            Ok(stats) => tracing::trace!(?stats, "garbage collection step"),
+            Err(err) => tracing::warn!(error = %err, "garbage collection step failed"),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! [`KvTransaction`]: snapshot reads with the transaction's own writes
+//! visible, and writes recorded for certification.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::error::KvError;
+use super::mvcc::MvccStore;
+use crate::ids::Seqno;
+use crate::node::{CommitOutcome, Transaction};
+
+/// A store transaction. Reads see the snapshot at the read view plus this
+/// transaction's own writes; dropping it rolls it back.
+#[derive(Debug)]
+pub struct KvTransaction {
+    txn: Transaction,
+    mvcc: Arc<MvccStore>,
+}
+
+impl KvTransaction {
+    pub(super) fn new(txn: Transaction, mvcc: Arc<MvccStore>) -> Self {
+        KvTransaction { txn, mvcc }
+    }
+
+    /// The snapshot this transaction reads.
+    #[must_use]
+    pub fn read_view(&self) -> Seqno {
+        self.txn.read_view()
+    }
+
+    /// The value of `key`. Serializable transactions are certified against
+    /// every key read here.
+    ///
+    /// # Errors
+    /// [`KvError`] from the engine, or a write-set over the size limit.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, KvError> {
+        if let Some(pending) = self.txn.pending_write(key) {
+            return Ok(pending.cloned());
+        }
+        self.txn.record_read(Bytes::copy_from_slice(key))?;
+        Ok(self.mvcc.read_at(key, self.txn.read_view())?)
+    }
+
+    /// Sets `key` to `value`: an update when the row exists in this
+    /// transaction's view, an insert (an exclusive key) when it does not.
+    ///
+    /// # Errors
+    /// [`KvError`] from the engine, or a write-set over the size limit.
+    pub fn put(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), KvError> {
+        let key = key.into();
+        let exists = match self.txn.pending_write(&key) {
+            Some(pending) => pending.is_some(),
+            None => self.mvcc.read_at(&key, self.txn.read_view())?.is_some(),
+        };
+        if exists {
+            self.txn.put(key, value)?;
+        } else {
+            self.txn.insert(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `key` (an exclusive key).
+    ///
+    /// # Errors
+    /// A write-set over the size limit.
+    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<(), KvError> {
+        Ok(self.txn.delete(key)?)
+    }
+
+    /// Certifies and replicates the transaction; see [`Transaction::commit`].
+    ///
+    /// # Errors
+    /// [`KvError::Node`] as [`Transaction::commit`] reports it.
+    pub async fn commit(self) -> Result<CommitOutcome, KvError> {
+        Ok(self.txn.commit().await?)
+    }
+}

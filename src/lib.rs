@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod apply;
+pub mod certify;
+pub mod frame;
+mod ids;
+pub mod kv;
+pub mod node;
+pub mod order;
+pub mod writeset;
+
+pub use ids::{NodeId, Seqno, TxnId};

@@ -1,0 +1,89 @@
+//! Node configuration.
+
+use std::time::Duration;
+
+use super::error::Error;
+use crate::certify::CertConfig;
+use crate::ids::NodeId;
+
+/// How one node runs. [`NodeConfig::new`] gives production defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// This node's identity, unique in the cluster.
+    pub node_id: NodeId,
+    /// Cluster-wide certification settings; must match on every node.
+    pub cert: CertConfig,
+    /// Write-sets applied concurrently.
+    pub apply_workers: usize,
+    /// Positions that may wait between delivery and the commit watermark.
+    /// When full, the node stops taking deliveries, which holds back the
+    /// whole cluster through the ordering layer's flow control.
+    pub apply_queue: usize,
+    /// Local transactions that may be committing at once.
+    pub max_inflight_commits: usize,
+    /// Largest encoded write-set accepted, in bytes.
+    pub max_write_set_bytes: usize,
+    /// Positions between certification checkpoints handed to the engine.
+    pub checkpoint_interval: u64,
+    /// Whether transactions wait to see every commit made anywhere in the
+    /// cluster before they begin (causal reads, Galera's `wsrep_sync_wait=1`).
+    pub causal_reads: bool,
+    /// How long a causal wait or a commit waits before giving up. A commit
+    /// that gives up reports [`Error::OutcomeUnknown`].
+    pub wait_timeout: Duration,
+    /// This process's incarnation, stamped into transaction ids. `None`
+    /// takes the wall-clock time at start, which differs between restarts.
+    pub epoch: Option<u64>,
+}
+
+impl NodeConfig {
+    /// Defaults for `node_id`.
+    #[must_use]
+    pub fn new(node_id: NodeId) -> Self {
+        NodeConfig {
+            node_id,
+            cert: CertConfig::default(),
+            apply_workers: 4,
+            apply_queue: 4096,
+            max_inflight_commits: 4096,
+            max_write_set_bytes: 32 << 20,
+            checkpoint_interval: 16_384,
+            causal_reads: true,
+            wait_timeout: Duration::from_secs(30),
+            epoch: None,
+        }
+    }
+
+    /// Checks every setting is usable.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad setting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let positive = [
+            ("cert.window", self.cert.window),
+            ("apply_workers", self.apply_workers as u64),
+            ("apply_queue", self.apply_queue as u64),
+            ("max_inflight_commits", self.max_inflight_commits as u64),
+            ("max_write_set_bytes", self.max_write_set_bytes as u64),
+            ("checkpoint_interval", self.checkpoint_interval),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(Error::Config(format!("{name} must be positive")));
+        }
+        if self.max_write_set_bytes > u32::MAX as usize {
+            return Err(Error::Config(
+                "max_write_set_bytes must fit in 32 bits".into(),
+            ));
+        }
+        if self.apply_queue < self.apply_workers {
+            return Err(Error::Config(
+                "apply_queue must be at least apply_workers".into(),
+            ));
+        }
+        if self.wait_timeout.is_zero() {
+            return Err(Error::Config("wait_timeout must be positive".into()));
+        }
+        Ok(())
+    }
+}

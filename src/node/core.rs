@@ -1,0 +1,384 @@
+//! The node's sans-IO core: certification, apply scheduling and membership.
+//!
+//! Events go in (`handle_*`), commands come out ([`NodeCore::poll_command`]).
+//! The core never blocks, reads a clock or touches I/O; the runtime carries
+//! out its commands and reports their results back as events.
+//!
+//! ```text
+//!   ordering layer ──Event::Ordered──▶ decode ─▶ certify ─▶ scheduler.admit
+//!                  ──Event::View────▶ membership                │
+//!   workers ◀──────Command::Apply──────────────── scheduler.next_apply
+//!   workers ───────handle_applied─────────────▶ scheduler.applied
+//!   engine  ◀──────Command::Commit{upto}───────── scheduler.next_commit
+//!   engine  ───────handle_committed───────────▶ watermark, membership
+//!   clients ◀──────Command::Resolve (local write-sets, at certification)
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use super::outcome::{CommitOutcome, Conflict};
+use super::state::Membership;
+use super::status::Status;
+use crate::apply::{ApplyError, ApplyScheduler, Job};
+use crate::certify::{CertCheckpoint, Certifier, FirstOutcome, Verdict};
+use crate::ids::{NodeId, Seqno, TxnId};
+use crate::order::{Entry, Event, OrderError, View};
+use crate::writeset::WriteSet;
+
+/// Something the runtime must do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Hand a committed write-set to an apply worker.
+    Apply { seqno: Seqno, ws: Arc<WriteSet> },
+    /// Make everything at or below `upto` visible, storing the checkpoint.
+    Commit {
+        upto: Seqno,
+        checkpoint: Option<CertCheckpoint>,
+    },
+    /// Tell the local client waiting on `txn_id` its verdict.
+    Resolve {
+        txn_id: TxnId,
+        outcome: CommitOutcome,
+    },
+    /// Fail every local client still waiting for a verdict.
+    Abandon { failure: Abandon },
+}
+
+/// Why waiting clients are released without a verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Abandon {
+    /// The node left the primary component: their write-sets may yet commit.
+    OutcomeUnknown,
+    /// The node failed or closed.
+    Failed(String),
+}
+
+/// Static settings of the core.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CoreConfig {
+    pub(crate) node_id: NodeId,
+    pub(crate) apply_workers: usize,
+    pub(crate) apply_queue: usize,
+    pub(crate) max_write_set_bytes: usize,
+    pub(crate) checkpoint_interval: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct NodeCore {
+    config: CoreConfig,
+    certifier: Certifier,
+    scheduler: ApplyScheduler,
+    membership: Membership,
+    last_delivered: Seqno,
+    /// Positions at or below this are already applied in the engine: after a
+    /// restart they are certified again (to rebuild the index) but not applied.
+    replay_upto: Seqno,
+    /// Committed write-sets admitted to the scheduler, not yet dispatched.
+    pending: BTreeMap<Seqno, Arc<WriteSet>>,
+    /// A checkpoint taken at certification, stored with the first commit
+    /// whose watermark reaches it.
+    checkpoint: Option<CertCheckpoint>,
+    next_checkpoint: Seqno,
+    commands: VecDeque<Command>,
+    local_commits: u64,
+    local_cert_failures: u64,
+    malformed: u64,
+    failure: Option<String>,
+}
+
+impl NodeCore {
+    /// A core resuming from an engine that applied up to `last_applied` and a
+    /// certifier restored to its checkpoint at or below it.
+    pub(crate) fn new(config: CoreConfig, certifier: Certifier, last_applied: Seqno) -> Self {
+        assert!(
+            certifier.last_seqno() <= last_applied,
+            "checkpoint at {} is ahead of the applied data at {last_applied}",
+            certifier.last_seqno()
+        );
+        let next_checkpoint = Seqno::new(certifier.last_seqno().get() + config.checkpoint_interval);
+        NodeCore {
+            last_delivered: certifier.last_seqno(),
+            scheduler: ApplyScheduler::new(config.apply_workers, config.apply_queue, last_applied),
+            membership: Membership::new(config.node_id),
+            replay_upto: last_applied,
+            pending: BTreeMap::new(),
+            checkpoint: None,
+            next_checkpoint,
+            commands: VecDeque::new(),
+            local_commits: 0,
+            local_cert_failures: 0,
+            malformed: 0,
+            failure: None,
+            certifier,
+            config,
+        }
+    }
+
+    /// Whether the core can take another delivery now. When it cannot, the
+    /// runtime stops reading the ordering layer, which pushes back on every
+    /// submitter through the layer's flow control.
+    pub(crate) fn wants_delivery(&self) -> bool {
+        !self.membership.state().is_terminal() && self.scheduler.has_room()
+    }
+
+    pub(crate) fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    pub(crate) fn last_applied(&self) -> Seqno {
+        self.scheduler.last_committed()
+    }
+
+    pub(crate) fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Ordered { seqno, entry } => self.handle_ordered(seqno, entry),
+            Event::View(view) => self.handle_view(view),
+        }
+        self.check_invariants();
+    }
+
+    fn handle_ordered(&mut self, seqno: Seqno, entry: Entry) {
+        assert!(
+            self.wants_delivery(),
+            "delivery of {seqno} while the core cannot take it"
+        );
+        assert_eq!(
+            seqno,
+            self.last_delivered.next(),
+            "ordering layer skipped or repeated"
+        );
+        self.last_delivered = seqno;
+        let certified = match entry {
+            Entry::WriteSet(frame) => {
+                match WriteSet::decode(&frame, self.config.max_write_set_bytes) {
+                    Ok(ws) => {
+                        let verdict = self.certifier.certify(seqno, &ws);
+                        Some((ws, verdict))
+                    }
+                    Err(err) => {
+                        // Every member received the same bytes, so every member
+                        // skips this position the same way.
+                        tracing::warn!(%seqno, error = %err, "delivered entry is not a valid write-set");
+                        self.certifier.skip(seqno);
+                        self.malformed += 1;
+                        None
+                    }
+                }
+            }
+            Entry::Barrier => {
+                self.certifier.skip(seqno);
+                None
+            }
+        };
+        self.maybe_checkpoint(seqno);
+        if seqno <= self.replay_upto {
+            return;
+        }
+        let job = match &certified {
+            Some((ws, Verdict::Commit { depends_on })) => {
+                self.pending.insert(seqno, Arc::new(ws.clone()));
+                Job::Apply {
+                    depends_on: *depends_on,
+                }
+            }
+            _ => Job::Skip,
+        };
+        self.scheduler.admit(seqno, job);
+        if let Some((ws, verdict)) = certified
+            && ws.origin() == self.config.node_id
+        {
+            self.resolve_local(seqno, &ws, verdict);
+        }
+        self.pump();
+    }
+
+    /// Tells the local client its verdict as soon as it is known. A
+    /// committed client still waits until this node applied the commit.
+    fn resolve_local(&mut self, seqno: Seqno, ws: &WriteSet, verdict: Verdict) {
+        let outcome = match verdict {
+            Verdict::Commit { .. } => {
+                self.local_commits += 1;
+                CommitOutcome::Committed { seqno }
+            }
+            Verdict::Abort { reason } => {
+                self.local_cert_failures += 1;
+                CommitOutcome::Conflict(Conflict { seqno, reason })
+            }
+            Verdict::Duplicate { first_seqno, first } => match first {
+                FirstOutcome::Committed => CommitOutcome::Committed { seqno: first_seqno },
+                FirstOutcome::Aborted(reason) => CommitOutcome::Conflict(Conflict {
+                    seqno: first_seqno,
+                    reason,
+                }),
+            },
+        };
+        self.commands.push_back(Command::Resolve {
+            txn_id: ws.txn_id(),
+            outcome,
+        });
+    }
+
+    fn handle_view(&mut self, view: View) {
+        let left_primary = self.membership.on_view(view, self.last_applied());
+        if left_primary {
+            self.commands.push_back(Command::Abandon {
+                failure: Abandon::OutcomeUnknown,
+            });
+        }
+    }
+
+    pub(crate) fn handle_applied(&mut self, seqno: Seqno, result: Result<(), ApplyError>) {
+        if self.failure.is_some() {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                self.scheduler.applied(seqno);
+                self.pump();
+            }
+            Err(err) => self.fail(format!("applying seqno {seqno} failed: {err}")),
+        }
+        self.check_invariants();
+    }
+
+    pub(crate) fn handle_committed(&mut self, upto: Seqno) {
+        self.scheduler.committed(upto);
+        self.membership.on_applied(upto);
+        self.pump();
+        self.check_invariants();
+    }
+
+    pub(crate) fn handle_commit_failed(&mut self, upto: Seqno, err: &ApplyError) {
+        self.fail(format!("committing up to seqno {upto} failed: {err}"));
+    }
+
+    pub(crate) fn handle_order_error(&mut self, err: &OrderError) {
+        match err {
+            OrderError::Closed => {
+                self.membership.close();
+                let reason = "the ordering layer closed".to_string();
+                self.commands.push_back(Command::Abandon {
+                    failure: Abandon::Failed(reason),
+                });
+            }
+            other => self.fail(format!("ordering layer: {other}")),
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        tracing::error!(node = %self.config.node_id, %reason, "node failed");
+        self.membership.fail();
+        self.pending.clear();
+        self.commands.push_back(Command::Abandon {
+            failure: Abandon::Failed(reason.clone()),
+        });
+        self.failure = Some(reason);
+    }
+
+    /// Releases whatever the scheduler allows: applies to free workers, and
+    /// the next commit watermark.
+    fn pump(&mut self) {
+        if self.failure.is_some() {
+            return;
+        }
+        while let Some(seqno) = self.scheduler.next_apply() {
+            let ws = self.pending.remove(&seqno);
+            let ws = ws.unwrap_or_else(|| panic!("scheduler released {seqno} without a write-set"));
+            self.commands.push_back(Command::Apply { seqno, ws });
+        }
+        if let Some(upto) = self.scheduler.next_commit() {
+            let checkpoint = match &self.checkpoint {
+                Some(cp) if cp.seqno() <= upto => self.checkpoint.take(),
+                _ => None,
+            };
+            self.commands
+                .push_back(Command::Commit { upto, checkpoint });
+        }
+    }
+
+    fn maybe_checkpoint(&mut self, seqno: Seqno) {
+        if seqno < self.next_checkpoint || self.checkpoint.is_some() {
+            return;
+        }
+        match self.certifier.checkpoint() {
+            Ok(checkpoint) => {
+                self.checkpoint = Some(checkpoint);
+                self.next_checkpoint = Seqno::new(seqno.get() + self.config.checkpoint_interval);
+            }
+            // The previous checkpoint stays valid; recovery replays further.
+            Err(err) => tracing::warn!(%seqno, error = %err, "certification checkpoint skipped"),
+        }
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        Status {
+            node_id: self.config.node_id,
+            state: self.membership.state(),
+            view: self.membership.view().cloned(),
+            last_delivered: self.last_delivered,
+            last_committed: self.certifier.last_seqno(),
+            last_applied: self.last_applied(),
+            apply_queue: self.scheduler.queued(),
+            cert: self.certifier.stats(),
+            local_commits: self.local_commits,
+            local_cert_failures: self.local_cert_failures,
+            malformed: self.malformed,
+            cert_index_keys: self.certifier.sizes().0,
+            recovering: self.is_recovering(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    fn is_recovering(&self) -> bool {
+        self.last_delivered < self.replay_upto
+    }
+
+    /// Asserts `last_applied <= last_committed <= last_delivered` and the
+    /// bounds on every queue.
+    ///
+    /// # Panics
+    /// Panics with the full status when an invariant is violated.
+    pub(crate) fn check_invariants(&self) {
+        let committed = self.certifier.last_seqno();
+        assert_eq!(
+            committed,
+            self.last_delivered,
+            "certification lags delivery: {:?}",
+            self.status()
+        );
+        if !self.is_recovering() {
+            assert!(
+                self.last_applied() <= committed,
+                "applied beyond certified: {:?}",
+                self.status()
+            );
+            assert_eq!(
+                self.scheduler.last_admitted(),
+                self.last_delivered,
+                "{:?}",
+                self.status()
+            );
+        }
+        self.scheduler.check_invariants();
+        assert!(
+            self.pending.len() <= self.config.apply_queue,
+            "pending write-sets unbounded"
+        );
+        let command_bound = self.config.apply_workers + 4;
+        assert!(
+            self.commands.len() <= command_bound,
+            "{} commands queued",
+            self.commands.len()
+        );
+    }
+
+    #[cfg(test)]
+    pub(crate) fn replay_upto(&self) -> Seqno {
+        self.replay_upto
+    }
+}
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

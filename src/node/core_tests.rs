@@ -1,0 +1,255 @@
+//! Sans-IO tests of the node core: events in, commands out, no runtime.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::certify::CertConfig;
+use crate::ids::{NodeId, Seqno, TxnId};
+use crate::node::state::NodeState;
+use crate::order::{Entry, Event, View};
+use crate::writeset::{Isolation, WriteSetBuilder};
+
+const ME: NodeId = NodeId::new(1);
+
+fn config(workers: usize) -> CoreConfig {
+    CoreConfig {
+        node_id: ME,
+        apply_workers: workers,
+        apply_queue: 16,
+        max_write_set_bytes: 1 << 20,
+        checkpoint_interval: 4,
+    }
+}
+
+fn core(workers: usize) -> NodeCore {
+    NodeCore::new(
+        config(workers),
+        Certifier::new(CertConfig::default()),
+        Seqno::ZERO,
+    )
+}
+
+fn frame(origin: u64, counter: u64, read_view: u64, key: &str) -> Entry {
+    let mut b = WriteSetBuilder::new(
+        NodeId::new(origin),
+        TxnId::new(0, counter),
+        Seqno::new(read_view),
+        Isolation::Snapshot,
+    );
+    b.put(
+        Bytes::copy_from_slice(key.as_bytes()),
+        Bytes::from_static(b"v"),
+    );
+    Entry::WriteSet(b.build().encode(1 << 20).unwrap())
+}
+
+fn ordered(seqno: u64, entry: Entry) -> Event {
+    Event::Ordered {
+        seqno: Seqno::new(seqno),
+        entry,
+    }
+}
+
+fn drain(core: &mut NodeCore) -> Vec<Command> {
+    std::iter::from_fn(|| core.poll_command()).collect()
+}
+
+fn applies(commands: &[Command]) -> Vec<u64> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Apply { seqno, .. } => Some(seqno.get()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn commits(commands: &[Command]) -> Vec<u64> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Commit { upto, .. } => Some(upto.get()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn dependent_write_sets_wait_and_commits_stay_in_order() {
+    let mut core = core(4);
+    core.handle_event(ordered(1, frame(2, 1, 0, "a")));
+    core.handle_event(ordered(2, frame(2, 2, 1, "a"))); // depends on 1
+    core.handle_event(ordered(3, frame(3, 1, 0, "b"))); // independent
+    let out = drain(&mut core);
+    assert_eq!(applies(&out), [1, 3], "seqno 2 must wait for 1");
+    core.handle_applied(Seqno::new(3), Ok(()));
+    let out = drain(&mut core);
+    assert!(
+        commits(&out).is_empty(),
+        "3 finished first but 1 is still applying"
+    );
+    core.handle_applied(Seqno::new(1), Ok(()));
+    let out = drain(&mut core);
+    assert_eq!(applies(&out), [2]);
+    assert_eq!(commits(&out), [1]);
+    core.handle_committed(Seqno::new(1));
+    core.handle_applied(Seqno::new(2), Ok(()));
+    let out = drain(&mut core);
+    assert_eq!(commits(&out), [3]);
+    core.handle_committed(Seqno::new(3));
+    assert_eq!(core.status().last_applied, Seqno::new(3));
+}
+
+#[test]
+fn workers_bound_the_applies_in_flight() {
+    let mut core = core(2);
+    for s in 1..=5 {
+        core.handle_event(ordered(s, frame(2, s, s - 1, &format!("k{s}"))));
+    }
+    assert_eq!(applies(&drain(&mut core)), [1, 2]);
+    core.handle_applied(Seqno::new(2), Ok(()));
+    assert_eq!(applies(&drain(&mut core)), [3]);
+}
+
+#[test]
+fn local_verdicts_are_resolved_at_certification() {
+    let mut core = core(4);
+    core.handle_event(ordered(1, frame(1, 7, 0, "k")));
+    core.handle_event(ordered(2, frame(1, 8, 0, "k"))); // conflicts with 1
+    core.handle_event(ordered(3, frame(1, 7, 0, "k"))); // duplicate of 1
+    let resolved: Vec<_> = drain(&mut core)
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::Resolve { txn_id, outcome } => Some((txn_id.counter, outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved.len(), 3);
+    assert_eq!(
+        resolved[0],
+        (
+            7,
+            CommitOutcome::Committed {
+                seqno: Seqno::new(1)
+            }
+        )
+    );
+    assert!(matches!(resolved[1], (8, CommitOutcome::Conflict(_))));
+    assert_eq!(
+        resolved[2],
+        (
+            7,
+            CommitOutcome::Committed {
+                seqno: Seqno::new(1)
+            }
+        )
+    );
+    assert_eq!(core.status().local_cert_failures, 1);
+}
+
+#[test]
+fn barriers_and_malformed_entries_take_positions_without_applies() {
+    let mut core = core(4);
+    core.handle_event(ordered(1, Entry::Barrier));
+    core.handle_event(ordered(
+        2,
+        Entry::WriteSet(Bytes::from_static(b"not a frame")),
+    ));
+    let out = drain(&mut core);
+    assert!(applies(&out).is_empty());
+    assert_eq!(commits(&out), [1, 2]);
+    assert_eq!(core.status().malformed, 1);
+}
+
+#[test]
+fn leaving_the_primary_component_abandons_waiters() {
+    let mut core = core(4);
+    let members = vec![NodeId::new(1), NodeId::new(2), NodeId::new(3)];
+    core.handle_event(Event::View(View {
+        id: 1,
+        members,
+        primary: true,
+        seqno: Seqno::ZERO,
+    }));
+    assert_eq!(core.status().state, NodeState::Synced);
+    drain(&mut core);
+    let alone = View {
+        id: 2,
+        members: vec![ME],
+        primary: false,
+        seqno: Seqno::ZERO,
+    };
+    core.handle_event(Event::View(alone));
+    let out = drain(&mut core);
+    assert!(matches!(
+        out[..],
+        [Command::Abandon {
+            failure: Abandon::OutcomeUnknown
+        }]
+    ));
+    assert_eq!(core.status().state, NodeState::NonPrimary);
+}
+
+#[test]
+fn apply_failure_is_fatal() {
+    let mut core = core(4);
+    core.handle_event(ordered(1, frame(2, 1, 0, "a")));
+    drain(&mut core);
+    core.handle_applied(Seqno::new(1), Err(ApplyError::Storage("disk gone".into())));
+    let out = drain(&mut core);
+    assert!(matches!(
+        &out[..],
+        [Command::Abandon {
+            failure: Abandon::Failed(_)
+        }]
+    ));
+    assert_eq!(core.status().state, NodeState::Failed);
+    assert!(!core.wants_delivery());
+}
+
+#[test]
+fn recovery_recertifies_without_applying_then_resumes() {
+    // The engine applied up to 3; the certifier's checkpoint is from 1.
+    let mut live = Certifier::new(CertConfig::default());
+    let first = frame(2, 1, 0, "a");
+    let Entry::WriteSet(bytes) = &first else {
+        unreachable!()
+    };
+    live.certify(Seqno::new(1), &WriteSet::decode(bytes, 1 << 20).unwrap());
+    let restored = Certifier::restore(CertConfig::default(), &live.checkpoint().unwrap()).unwrap();
+    let mut core = NodeCore::new(config(4), restored, Seqno::new(3));
+    assert!(core.status().recovering);
+    core.handle_event(ordered(2, frame(2, 2, 1, "a")));
+    core.handle_event(ordered(3, frame(3, 1, 0, "a"))); // conflicts with 2: rebuilt index knows
+    assert!(
+        drain(&mut core).is_empty(),
+        "replayed positions are not applied again"
+    );
+    assert!(!core.status().recovering);
+    assert_eq!(core.replay_upto(), Seqno::new(3));
+    core.handle_event(ordered(4, frame(3, 2, 1, "a"))); // conflicts with 2 as well
+    core.handle_event(ordered(5, frame(3, 3, 3, "a"))); // saw 2: commits
+    let out = drain(&mut core);
+    assert_eq!(applies(&out), [5]);
+    assert_eq!(core.status().cert.aborted, 2);
+}
+
+#[test]
+fn checkpoints_ride_with_the_first_commit_that_covers_them() {
+    let mut core = core(4);
+    for s in 1..=4 {
+        core.handle_event(ordered(s, Entry::Barrier));
+    }
+    let out = drain(&mut core);
+    let with_checkpoint: Vec<_> = out
+        .iter()
+        .filter_map(|c| match c {
+            Command::Commit {
+                upto,
+                checkpoint: Some(cp),
+            } => Some((upto.get(), cp.seqno().get())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(with_checkpoint, [(4, 4)]);
+}

@@ -1,0 +1,304 @@
+//! [`Node`]: the public handle a storage engine embeds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use super::config::NodeConfig;
+use super::core::{CoreConfig, NodeCore};
+use super::error::Error;
+use super::read_views::ReadViews;
+use super::runtime::{Published, Runtime};
+use super::state::NodeState;
+use super::status::Status;
+use super::transaction::{Transaction, TxnOptions};
+use super::waiters::Waiters;
+use crate::apply::Applier;
+use crate::apply::pool::ApplyPool;
+use crate::certify::Certifier;
+use crate::ids::{NodeId, Seqno, TxnId};
+use crate::order::TotalOrder;
+
+/// A replica. Cheap to clone; the node stops when [`Node::shutdown`] is
+/// called or the last handle (and transaction) is dropped.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub(super) shared: Arc<Shared>,
+}
+
+pub(super) struct Shared {
+    pub(super) config: NodeConfig,
+    epoch: u64,
+    next_txn: AtomicU64,
+    pub(super) order: Arc<dyn TotalOrder>,
+    pub(super) published: Arc<Published>,
+    pub(super) inflight: Arc<Semaphore>,
+    shutdown: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("node_id", &self.config.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Node {
+    /// Recovers the engine's replication state, subscribes to the ordering
+    /// layer after the last certification checkpoint, and starts the node's
+    /// runtime on the current tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for bad settings or an ordering handle of another
+    /// node; [`Error::Apply`] or [`Error::Checkpoint`] when the engine's
+    /// stored state is unusable; [`Error::Order`] when the ordering layer no
+    /// longer holds the positions after the checkpoint.
+    pub async fn start(
+        config: NodeConfig,
+        order: Arc<dyn TotalOrder>,
+        applier: Arc<dyn Applier>,
+    ) -> Result<Node, Error> {
+        config.validate()?;
+        if order.node_id() != config.node_id {
+            return Err(Error::Config(format!(
+                "ordering handle belongs to {}, not {}",
+                order.node_id(),
+                config.node_id
+            )));
+        }
+        let recovered = applier.recover()?;
+        let certifier = match &recovered.checkpoint {
+            Some(checkpoint) if checkpoint.seqno() > recovered.last_applied => {
+                return Err(Error::Apply(crate::apply::ApplyError::Corrupt(format!(
+                    "checkpoint at {} is ahead of the applied data at {}",
+                    checkpoint.seqno(),
+                    recovered.last_applied
+                ))));
+            }
+            Some(checkpoint) => Certifier::restore(config.cert, checkpoint)?,
+            None => Certifier::new(config.cert),
+        };
+        let events = order.subscribe(certifier.last_seqno())?;
+        let core_config = CoreConfig {
+            node_id: config.node_id,
+            apply_workers: config.apply_workers,
+            apply_queue: config.apply_queue,
+            max_write_set_bytes: config.max_write_set_bytes,
+            checkpoint_interval: config.checkpoint_interval,
+        };
+        let core = NodeCore::new(core_config, certifier, recovered.last_applied);
+        let published = Arc::new(Published {
+            status: watch::channel(core.status()).0,
+            read_views: Arc::new(ReadViews::new(recovered.last_applied)),
+            waiters: Waiters::default(),
+        });
+        let (pool, done) = ApplyPool::start(config.apply_workers, applier.clone());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let runtime = Runtime {
+            core,
+            applier,
+            events,
+            pool,
+            done,
+            published: published.clone(),
+            shutdown: shutdown_rx,
+        };
+        let task = tokio::spawn(runtime.run());
+        let epoch = config.epoch.unwrap_or_else(epoch_from_clock);
+        tracing::info!(node = %config.node_id, last_applied = %recovered.last_applied, "node started");
+        let shared = Shared {
+            inflight: Arc::new(Semaphore::new(config.max_inflight_commits)),
+            config,
+            epoch,
+            next_txn: AtomicU64::new(1),
+            order,
+            published,
+            shutdown,
+            task: Mutex::new(Some(task)),
+        };
+        Ok(Node {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        self.shared.config.node_id
+    }
+
+    /// The configuration it runs with.
+    #[must_use]
+    pub fn config(&self) -> &NodeConfig {
+        &self.shared.config
+    }
+
+    /// The current replication status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.shared.published.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    #[must_use]
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.shared.published.status.subscribe()
+    }
+
+    /// Every position at or below this is applied and visible here.
+    #[must_use]
+    pub fn last_applied(&self) -> Seqno {
+        self.shared.published.read_views.last_applied()
+    }
+
+    /// The oldest read view an open transaction may still read. Versions
+    /// superseded at or before it are invisible to everyone and may be
+    /// garbage-collected.
+    #[must_use]
+    pub fn read_horizon(&self) -> Seqno {
+        self.shared.published.read_views.horizon()
+    }
+
+    /// Begins a transaction with the node's default isolation and read mode.
+    ///
+    /// # Errors
+    /// See [`Node::begin_with`].
+    pub async fn begin(&self) -> Result<Transaction, Error> {
+        self.begin_with(TxnOptions::default()).await
+    }
+
+    /// Begins a transaction. With causal reads (the default) it first waits
+    /// until this node has applied everything committed anywhere in the
+    /// cluster when it was called, so it never reads stale data. Its read
+    /// view is then this node's applied watermark.
+    ///
+    /// # Errors
+    /// [`Error::NotPrimary`] for a causal read outside the primary component;
+    /// [`Error::Timeout`], [`Error::Failed`] or [`Error::ShutDown`].
+    pub async fn begin_with(&self, options: TxnOptions) -> Result<Transaction, Error> {
+        self.check_serving()?;
+        if options.causal.unwrap_or(self.shared.config.causal_reads) {
+            self.sync_wait().await?;
+        }
+        let read_view = self.shared.published.read_views.open();
+        let counter = self.shared.next_txn.fetch_add(1, Ordering::Relaxed);
+        let txn_id = TxnId::new(self.shared.epoch, counter);
+        Ok(Transaction::new(
+            self.shared.clone(),
+            txn_id,
+            read_view,
+            options.isolation,
+        ))
+    }
+
+    /// Galera's sync wait: waits until this node has applied every commit
+    /// made in the primary component before the call, and returns that
+    /// position.
+    ///
+    /// # Errors
+    /// [`Error::NotPrimary`], [`Error::Timeout`], [`Error::Failed`],
+    /// [`Error::ShutDown`].
+    pub async fn sync_wait(&self) -> Result<Seqno, Error> {
+        let point = self.shared.order.sync_point().await?;
+        self.shared.wait_applied(point, true).await?;
+        Ok(point)
+    }
+
+    /// Waits until this node has applied `seqno`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Failed`], [`Error::ShutDown`].
+    pub async fn wait_applied(&self, seqno: Seqno) -> Result<(), Error> {
+        self.shared.wait_applied(seqno, false).await
+    }
+
+    /// Stops the node: waiting clients get [`Error::ShutDown`], and the
+    /// runtime finishes before this returns.
+    pub async fn shutdown(&self) {
+        let _ = self.shared.shutdown.send(true);
+        let task = self
+            .shared
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            // A panic in the runtime is an invariant violation; surface it.
+            if let Err(err) = task.await
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
+        }
+    }
+
+    fn check_serving(&self) -> Result<(), Error> {
+        self.shared.check_serving()
+    }
+}
+
+impl Shared {
+    pub(super) fn check_serving(&self) -> Result<(), Error> {
+        let status = self.published.status.borrow();
+        match status.state {
+            NodeState::Failed => Err(Error::Failed(status.failure.clone().unwrap_or_default())),
+            NodeState::Closed => Err(Error::ShutDown),
+            _ if *self.shutdown.borrow() => Err(Error::ShutDown),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the applied watermark to reach `seqno`. With
+    /// `needs_primary`, leaving the primary component ends the wait: the
+    /// positions awaited may never arrive here.
+    pub(super) async fn wait_applied(
+        &self,
+        seqno: Seqno,
+        needs_primary: bool,
+    ) -> Result<(), Error> {
+        let mut status = self.published.status.subscribe();
+        let waited = self.config.wait_timeout;
+        let reached = status.wait_for(|s| {
+            s.last_applied >= seqno
+                || s.state.is_terminal()
+                || (needs_primary && s.state == NodeState::NonPrimary)
+        });
+        let status = match tokio::time::timeout(waited, reached).await {
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: "the node to apply",
+                    waited,
+                });
+            }
+            Ok(Err(_)) => return Err(Error::ShutDown),
+            Ok(Ok(status)) => status.clone(),
+        };
+        if status.last_applied >= seqno {
+            return Ok(());
+        }
+        match status.state {
+            NodeState::NonPrimary => Err(Error::NotPrimary),
+            NodeState::Failed => Err(Error::Failed(status.failure.unwrap_or_default())),
+            _ => Err(Error::ShutDown),
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch: distinct for every start of a process
+/// on a machine whose clock does not run backwards by more than a restart.
+fn epoch_from_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,28 @@
+//! The node: the public API a storage engine embeds.
+//!
+//! [`Node::begin`] opens a [`Transaction`] whose read view is the node's
+//! applied watermark (after a causal wait, by default). The engine reads at
+//! that view, records changes and keys, and calls [`Transaction::commit`],
+//! which replicates the write-set, waits for certification, and returns once
+//! this node has applied it. Replicated write-sets from every node reach the
+//! engine through its [`crate::apply::Applier`].
+
+mod config;
+mod core;
+mod error;
+mod handle;
+mod outcome;
+mod read_views;
+mod runtime;
+mod state;
+mod status;
+mod transaction;
+mod waiters;
+
+pub use config::NodeConfig;
+pub use error::Error;
+pub use handle::Node;
+pub use outcome::{CommitOutcome, Conflict};
+pub use state::NodeState;
+pub use status::Status;
+pub use transaction::{Transaction, TxnOptions};

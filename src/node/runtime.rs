@@ -1,0 +1,97 @@
+//! The node's async shell: feeds ordering-layer events and worker reports
+//! into the core, and carries out the commands it emits.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use super::core::{Abandon, Command, NodeCore};
+use super::error::Error;
+use super::read_views::ReadViews;
+use super::status::Status;
+use super::waiters::Waiters;
+use crate::apply::Applier;
+use crate::apply::pool::{ApplyDone, ApplyJob, ApplyPool};
+use crate::order::EventStream;
+
+/// What the runtime shares with the node's client-facing handles.
+#[derive(Debug)]
+pub(crate) struct Published {
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) read_views: Arc<ReadViews>,
+    pub(crate) waiters: Waiters,
+}
+
+/// Owns the core and everything that performs its commands.
+pub(crate) struct Runtime {
+    pub(crate) core: NodeCore,
+    pub(crate) applier: Arc<dyn Applier>,
+    pub(crate) events: Box<dyn EventStream>,
+    pub(crate) pool: ApplyPool,
+    pub(crate) done: mpsc::Receiver<ApplyDone>,
+    pub(crate) published: Arc<Published>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Runtime {
+    /// Runs until shutdown is signalled or every node handle is dropped.
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.execute();
+            self.publish();
+            tokio::select! {
+                biased;
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() || *self.shutdown.borrow() {
+                        break;
+                    }
+                }
+                Some(done) = self.done.recv() => self.core.handle_applied(done.seqno, done.result),
+                event = self.events.next(), if self.core.wants_delivery() => match event {
+                    Ok(event) => self.core.handle_event(event),
+                    Err(err) => self.core.handle_order_error(&err),
+                },
+            }
+        }
+        self.published.waiters.abandon(&Error::ShutDown);
+        tracing::debug!(status = ?self.core.status(), "node runtime stopped");
+    }
+
+    fn execute(&mut self) {
+        while let Some(command) = self.core.poll_command() {
+            match command {
+                Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
+                Command::Commit { upto, checkpoint } => {
+                    match self.applier.commit(upto, checkpoint.as_ref()) {
+                        Ok(()) => {
+                            self.published.read_views.set_last_applied(upto);
+                            self.core.handle_committed(upto);
+                        }
+                        Err(err) => self.core.handle_commit_failed(upto, &err),
+                    }
+                }
+                Command::Resolve { txn_id, outcome } => {
+                    self.published.waiters.resolve(txn_id, Ok(outcome));
+                }
+                Command::Abandon { failure } => {
+                    let error = match failure {
+                        Abandon::OutcomeUnknown => Error::OutcomeUnknown,
+                        Abandon::Failed(reason) => Error::Failed(reason),
+                    };
+                    self.published.waiters.abandon(&error);
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let status = self.core.status();
+        self.published.status.send_if_modified(|current| {
+            if *current == status {
+                return false;
+            }
+            *current = status;
+            true
+        });
+    }
+}

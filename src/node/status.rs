@@ -1,0 +1,44 @@
+//! A snapshot of a node's replication state, for operators and waiters.
+
+use super::state::NodeState;
+use crate::certify::CertStats;
+use crate::ids::{NodeId, Seqno};
+use crate::order::View;
+
+/// Replication status, published after every step of the node's core.
+///
+/// The positions satisfy `last_applied <= last_committed <= last_delivered`
+/// except while a restarted node re-certifies positions its engine had
+/// already applied (then `last_applied` is ahead and `recovering` is set).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// This node.
+    pub node_id: NodeId,
+    /// Where the node stands.
+    pub state: NodeState,
+    /// The last view received.
+    pub view: Option<View>,
+    /// The last position received from the ordering layer.
+    pub last_delivered: Seqno,
+    /// The last position certified: its outcome is decided.
+    pub last_committed: Seqno,
+    /// Every position at or below this is applied and visible here.
+    pub last_applied: Seqno,
+    /// Positions between delivery and the commit watermark.
+    pub apply_queue: usize,
+    /// Certification verdict counts on this node, for all origins.
+    pub cert: CertStats,
+    /// Local transactions that committed.
+    pub local_commits: u64,
+    /// Local transactions that certification aborted.
+    pub local_cert_failures: u64,
+    /// Delivered entries that were not valid write-sets.
+    pub malformed: u64,
+    /// Keys in the certification index.
+    pub cert_index_keys: usize,
+    /// Whether the node is re-certifying positions it had already applied.
+    pub recovering: bool,
+    /// Why the node failed, when it did.
+    pub failure: Option<String>,
+}

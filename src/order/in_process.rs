@@ -1,0 +1,470 @@
+//! A deterministic total order for nodes that share one process: tests,
+//! examples, and applications that want several replicas in one binary.
+//!
+//! One sequencer assigns positions; each member reads the shared log at its
+//! own pace. A test can [`InProcessOrder::isolate`] a member (it stops
+//! receiving, cannot submit, and is told it left the primary component) and
+//! [`InProcessOrder::heal`] it (it catches up from the log, as incremental
+//! state transfer would). Membership changes take a position, as they do in
+//! a consensus log. Submissions wait while any connected, subscribed member
+//! lags `fc_limit` positions behind: cluster-wide flow control.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::error::OrderError;
+use super::total_order::{Entry, Event, EventStream, OrderFuture, TotalOrder};
+use super::view::View;
+use crate::ids::{NodeId, Seqno};
+
+/// Limits of the in-process order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InProcessConfig {
+    /// Positions kept in the shared log; a member that falls further behind
+    /// needs a full state transfer.
+    pub retention: usize,
+    /// Submissions wait while a connected member lags this many positions.
+    pub fc_limit: u64,
+    /// Largest accepted entry in bytes.
+    pub max_entry_bytes: usize,
+}
+
+impl Default for InProcessConfig {
+    fn default() -> Self {
+        InProcessConfig {
+            retention: 1 << 20,
+            fc_limit: 1024,
+            max_entry_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The shared sequencer. Cloning gives another handle to the same cluster.
+#[derive(Clone, Debug)]
+pub struct InProcessOrder {
+    hub: Arc<Hub>,
+}
+
+#[derive(Debug)]
+struct Hub {
+    state: Mutex<HubState>,
+    /// Bumped on every change a waiter may care about.
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+enum Logged {
+    WriteSet(Bytes),
+    View(View),
+}
+
+#[derive(Debug)]
+struct Member {
+    connected: bool,
+    /// The last position delivered to this member's subscription.
+    cursor: Seqno,
+    /// Set while the member is outside the primary component: the last
+    /// position it may still read, the one it had reached the component
+    /// when it left.
+    cut: Option<Seqno>,
+    /// A view to deliver once the member has read up to the view's
+    /// position: the non-primary view of a cut member, or the current
+    /// primary view for a subscription that starts past its position.
+    pending_view: Option<View>,
+    /// The live subscription's id, 0 for none.
+    subscription: u64,
+}
+
+#[derive(Debug)]
+struct HubState {
+    config: InProcessConfig,
+    members: BTreeMap<NodeId, Member>,
+    log: VecDeque<Logged>,
+    /// The position of `log[0]`.
+    first_retained: Seqno,
+    last_seqno: Seqno,
+    view_id: u64,
+    primary: bool,
+    /// The last logged primary view.
+    primary_view: Option<View>,
+    next_subscription: u64,
+}
+
+impl InProcessOrder {
+    /// A cluster of `members`, all connected. The first position is the
+    /// initial membership view.
+    ///
+    /// # Panics
+    /// Panics if `members` is empty or `config.retention` is zero.
+    pub fn new(config: InProcessConfig, members: impl IntoIterator<Item = NodeId>) -> Self {
+        assert!(
+            config.retention > 0,
+            "the log must retain at least one position"
+        );
+        let members: BTreeMap<_, _> = members
+            .into_iter()
+            .map(|id| {
+                let member = Member {
+                    connected: true,
+                    cursor: Seqno::ZERO,
+                    cut: None,
+                    pending_view: None,
+                    subscription: 0,
+                };
+                (id, member)
+            })
+            .collect();
+        assert!(!members.is_empty(), "a cluster needs members");
+        let mut state = HubState {
+            config,
+            members,
+            log: VecDeque::new(),
+            first_retained: Seqno::new(1),
+            last_seqno: Seqno::ZERO,
+            view_id: 0,
+            primary: false,
+            primary_view: None,
+            next_subscription: 1,
+        };
+        state.install_views();
+        let (changed, _) = watch::channel(0);
+        InProcessOrder {
+            hub: Arc::new(Hub {
+                state: Mutex::new(state),
+                changed,
+            }),
+        }
+    }
+
+    /// The ordering handle for `node`.
+    ///
+    /// # Errors
+    /// [`OrderError::UnknownMember`] if `node` is not a member.
+    pub fn endpoint(&self, node: NodeId) -> Result<InProcessEndpoint, OrderError> {
+        if !self.hub.lock().members.contains_key(&node) {
+            return Err(OrderError::UnknownMember { node });
+        }
+        Ok(InProcessEndpoint {
+            hub: self.hub.clone(),
+            node,
+        })
+    }
+
+    /// Cuts `node` off from the others.
+    ///
+    /// # Errors
+    /// [`OrderError::UnknownMember`] if `node` is not a member.
+    pub fn isolate(&self, node: NodeId) -> Result<(), OrderError> {
+        self.set_connected(node, false)
+    }
+
+    /// Reconnects `node`; it resumes reading the log where it stopped.
+    ///
+    /// # Errors
+    /// [`OrderError::UnknownMember`] if `node` is not a member.
+    pub fn heal(&self, node: NodeId) -> Result<(), OrderError> {
+        self.set_connected(node, true)
+    }
+
+    /// The last ordered position.
+    #[must_use]
+    pub fn last_seqno(&self) -> Seqno {
+        self.hub.lock().last_seqno
+    }
+
+    fn set_connected(&self, node: NodeId, connected: bool) -> Result<(), OrderError> {
+        {
+            let mut state = self.hub.lock();
+            let member = state
+                .members
+                .get_mut(&node)
+                .ok_or(OrderError::UnknownMember { node })?;
+            if member.connected == connected {
+                return Ok(());
+            }
+            member.connected = connected;
+            state.install_views();
+        }
+        self.hub.bump();
+        Ok(())
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        // The state is only mutated in short sections that cannot panic
+        // half-way, so a poisoned lock still guards consistent data.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn bump(&self) {
+        self.changed
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+}
+
+impl HubState {
+    /// Recomputes the primary component after a connectivity change and
+    /// tells every member what it now belongs to. The primary component's
+    /// view is logged (it takes a position). A member outside it is cut
+    /// where it left: it reads the log up to that position, then receives
+    /// a non-primary view, and nothing more until it rejoins.
+    fn install_views(&mut self) {
+        let connected: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.connected)
+            .map(|(id, _)| *id)
+            .collect();
+        self.primary = 2 * connected.len() > self.members.len();
+        self.view_id += 1;
+        let (view_id, left_at, primary) = (self.view_id, self.last_seqno, self.primary);
+        for (id, member) in &mut self.members {
+            if primary && member.connected {
+                member.cut = None;
+                member.pending_view = None;
+                continue;
+            }
+            let cut = *member.cut.get_or_insert(left_at);
+            let members = if member.connected {
+                connected.clone()
+            } else {
+                vec![*id]
+            };
+            member.pending_view = Some(View {
+                id: view_id,
+                members,
+                primary: false,
+                seqno: cut,
+            });
+        }
+        if primary {
+            let seqno = self.last_seqno.next();
+            let view = View {
+                id: view_id,
+                members: connected,
+                primary: true,
+                seqno,
+            };
+            self.primary_view = Some(view.clone());
+            self.append(Logged::View(view));
+        }
+    }
+
+    fn append(&mut self, entry: Logged) -> Seqno {
+        self.last_seqno = self.last_seqno.next();
+        self.log.push_back(entry);
+        if self.log.len() > self.config.retention {
+            self.log.pop_front();
+            self.first_retained = self.first_retained.next();
+        }
+        assert_eq!(
+            self.first_retained.get() + self.log.len() as u64 - 1,
+            self.last_seqno.get(),
+            "in-process log positions out of step"
+        );
+        self.last_seqno
+    }
+
+    /// Whether a connected, subscribed member lags too far for new entries.
+    fn flow_control_blocks(&self) -> bool {
+        self.members.values().any(|m| {
+            m.connected
+                && m.subscription != 0
+                && self.last_seqno.distance_from(m.cursor) >= self.config.fc_limit
+        })
+    }
+
+    fn can_order(&self, node: NodeId) -> Result<(), OrderError> {
+        let member = self
+            .members
+            .get(&node)
+            .ok_or(OrderError::UnknownMember { node })?;
+        if !member.connected || !self.primary {
+            return Err(OrderError::NotPrimary);
+        }
+        Ok(())
+    }
+}
+
+/// One member's handle on an [`InProcessOrder`].
+#[derive(Clone, Debug)]
+pub struct InProcessEndpoint {
+    hub: Arc<Hub>,
+    node: NodeId,
+}
+
+impl TotalOrder for InProcessEndpoint {
+    fn node_id(&self) -> NodeId {
+        self.node
+    }
+
+    fn submit(&self, frame: Bytes) -> OrderFuture<'_, ()> {
+        Box::pin(async move {
+            let mut changes = self.hub.changed.subscribe();
+            loop {
+                changes.borrow_and_update();
+                {
+                    let mut state = self.hub.lock();
+                    let max = state.config.max_entry_bytes;
+                    if frame.len() > max {
+                        return Err(OrderError::TooLarge {
+                            len: frame.len(),
+                            max,
+                        });
+                    }
+                    state.can_order(self.node)?;
+                    if !state.flow_control_blocks() {
+                        state.append(Logged::WriteSet(frame));
+                        break;
+                    }
+                }
+                changes.changed().await.map_err(|_| OrderError::Closed)?;
+            }
+            self.hub.bump();
+            Ok(())
+        })
+    }
+
+    fn sync_point(&self) -> OrderFuture<'_, Seqno> {
+        Box::pin(async move {
+            let state = self.hub.lock();
+            state.can_order(self.node)?;
+            Ok(state.last_seqno)
+        })
+    }
+
+    fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError> {
+        let subscription = {
+            let mut state = self.hub.lock();
+            if after > state.last_seqno {
+                return Err(OrderError::UnknownPosition {
+                    requested: after,
+                    last: state.last_seqno,
+                });
+            }
+            if after.next() < state.first_retained {
+                let first_retained = state.first_retained;
+                return Err(OrderError::StateTransferRequired {
+                    requested: after,
+                    first_retained,
+                });
+            }
+            let subscription = state.next_subscription;
+            state.next_subscription += 1;
+            let node = self.node;
+            let current = state.primary_view.clone();
+            let member = state
+                .members
+                .get_mut(&node)
+                .ok_or(OrderError::UnknownMember { node })?;
+            member.cursor = after;
+            member.subscription = subscription;
+            if member.cut.is_none() {
+                // The log will not replay a view at or before `after`:
+                // announce the current one first.
+                member.pending_view = current.filter(|view| view.seqno <= after);
+            }
+            subscription
+        };
+        self.hub.bump();
+        Ok(Box::new(InProcessStream {
+            hub: self.hub.clone(),
+            node: self.node,
+            subscription,
+            changes: self.hub.changed.subscribe(),
+            announced: None,
+        }))
+    }
+}
+
+struct InProcessStream {
+    hub: Arc<Hub>,
+    node: NodeId,
+    subscription: u64,
+    changes: watch::Receiver<u64>,
+    /// The position of a logged view already announced, whose barrier comes
+    /// next.
+    announced: Option<Seqno>,
+}
+
+impl InProcessStream {
+    /// The next event if one is ready, under the hub lock.
+    fn poll_ready(&mut self) -> Result<Option<Event>, OrderError> {
+        let mut guard = self.hub.lock();
+        let state = &mut *guard;
+        let member = state
+            .members
+            .get_mut(&self.node)
+            .ok_or(OrderError::Closed)?;
+        if member.subscription != self.subscription {
+            return Err(OrderError::Closed);
+        }
+        if member
+            .pending_view
+            .as_ref()
+            .is_some_and(|view| member.cursor >= view.seqno)
+        {
+            return Ok(member.pending_view.take().map(Event::View));
+        }
+        if member.cursor >= member.cut.unwrap_or(state.last_seqno) {
+            return Ok(None);
+        }
+        let seqno = member.cursor.next();
+        if seqno < state.first_retained {
+            let first_retained = state.first_retained;
+            return Err(OrderError::StateTransferRequired {
+                requested: member.cursor,
+                first_retained,
+            });
+        }
+        let offset = seqno.distance_from(state.first_retained) as usize;
+        let entry = match &state.log[offset] {
+            Logged::WriteSet(frame) => Entry::WriteSet(frame.clone()),
+            // A view is announced before its position, so the node's state
+            // changes before its watermark passes the view.
+            Logged::View(view) if self.announced != Some(seqno) => {
+                self.announced = Some(seqno);
+                return Ok(Some(Event::View(view.clone())));
+            }
+            Logged::View(_) => Entry::Barrier,
+        };
+        member.cursor = seqno;
+        Ok(Some(Event::Ordered { seqno, entry }))
+    }
+}
+
+impl EventStream for InProcessStream {
+    fn next(&mut self) -> OrderFuture<'_, Event> {
+        Box::pin(async move {
+            loop {
+                self.changes.borrow_and_update();
+                if let Some(event) = self.poll_ready()? {
+                    // A cursor moved: wake submitters held by flow control.
+                    self.hub.bump();
+                    return Ok(event);
+                }
+                self.changes
+                    .changed()
+                    .await
+                    .map_err(|_| OrderError::Closed)?;
+            }
+        })
+    }
+}
+
+impl Drop for InProcessStream {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        if let Some(member) = state.members.get_mut(&self.node)
+            && member.subscription == self.subscription
+        {
+            member.subscription = 0;
+        }
+        drop(state);
+        self.hub.bump();
+    }
+}

@@ -1,0 +1,93 @@
+//! The seam between the node and whatever provides total-order broadcast.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+
+use super::error::OrderError;
+use super::view::View;
+use crate::ids::{NodeId, Seqno};
+
+/// A boxed future returned by ordering-layer operations. Boxing keeps
+/// [`TotalOrder`] object-safe, so the node holds any implementation behind
+/// one pointer and no implementation's types reach the public API.
+pub type OrderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, OrderError>> + Send + 'a>>;
+
+/// What occupies one ordered position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Entry {
+    /// An encoded write-set frame, exactly as submitted.
+    WriteSet(Bytes),
+    /// A position the ordering layer used for itself (a membership change, a
+    /// leader's no-op). It carries nothing to certify, but it is a position:
+    /// watermarks move past it.
+    Barrier,
+}
+
+/// One event delivered to a node, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The next position. Positions arrive exactly once each, contiguously
+    /// from the one after the subscription point.
+    Ordered {
+        /// The position.
+        seqno: Seqno,
+        /// Its content.
+        entry: Entry,
+    },
+    /// This node's view of the membership changed.
+    View(View),
+}
+
+/// Total-order broadcast and membership, as the node needs them.
+///
+/// Every member receives the same positions with the same entries in the
+/// same order. A membership change that takes a position is announced as
+/// [`Event::View`] (whose `seqno` is that position) just before the
+/// position itself, so a node's state changes before its watermark passes
+/// the view; a subscription that starts past the current view's position
+/// announces that view first. A consensus-based implementation maps positions to log
+/// indexes, forwards submissions from followers to its leader, answers
+/// [`TotalOrder::sync_point`] with a read-index round, and lets learners
+/// subscribe before they vote.
+pub trait TotalOrder: Send + Sync + 'static {
+    /// The node this handle belongs to.
+    fn node_id(&self) -> NodeId;
+
+    /// Submits an encoded write-set for ordering. `Ok` means it was accepted
+    /// for ordering and will be delivered to every member of the primary
+    /// component; the verdict comes with the delivery.
+    ///
+    /// Errors: [`OrderError::NotPrimary`] (definitely not ordered),
+    /// [`OrderError::OutcomeUnknown`] (maybe ordered), [`OrderError::TooLarge`],
+    /// [`OrderError::Closed`].
+    fn submit(&self, frame: Bytes) -> OrderFuture<'_, ()>;
+
+    /// A position at or after every position ordered before this call began
+    /// anywhere in the primary component (Galera's causal sync point).
+    ///
+    /// Errors: [`OrderError::NotPrimary`] when this node cannot know it.
+    fn sync_point(&self) -> OrderFuture<'_, Seqno>;
+
+    /// Starts delivering events for the positions after `after`.
+    ///
+    /// # Errors
+    /// [`OrderError::StateTransferRequired`] when those positions are no
+    /// longer retained; [`OrderError::UnknownPosition`] when `after` is
+    /// beyond the cluster's last position.
+    fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError>;
+}
+
+/// The ordered event feed for one node.
+pub trait EventStream: Send {
+    /// The next event. Must be cancel-safe: dropping the future before it
+    /// completes loses nothing.
+    ///
+    /// Errors: [`OrderError::Closed`], or
+    /// [`OrderError::StateTransferRequired`] when the node fell further behind
+    /// than the layer retains.
+    fn next(&mut self) -> OrderFuture<'_, Event>;
+}

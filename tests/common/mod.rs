@@ -1,0 +1,149 @@
+//! Shared harness for the in-process cluster tests.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use certus::kv::{KvError, KvStore, KvTransaction, MemoryEngine, StoreConfig};
+use certus::node::CommitOutcome;
+use certus::order::{InProcessConfig, InProcessOrder};
+use certus::{NodeId, Seqno};
+
+/// Every cluster test runs under this bound; it guards against hangs and is
+/// never used to wait for something to happen.
+pub(crate) const TEST_BOUND: Duration = Duration::from_secs(120);
+
+/// Fails the test if `body` runs longer than [`TEST_BOUND`].
+pub(crate) async fn bounded<T>(body: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TEST_BOUND, body)
+        .await
+        .expect("test exceeded its time bound")
+}
+
+/// Nodes in one process over one [`InProcessOrder`], each with its own
+/// in-memory engine that outlives the node (so a node can restart on it).
+pub(crate) struct Cluster {
+    pub(crate) hub: InProcessOrder,
+    pub(crate) ids: Vec<NodeId>,
+    pub(crate) engines: Vec<Arc<MemoryEngine>>,
+    pub(crate) stores: Vec<Option<KvStore>>,
+    configure: fn(&mut StoreConfig),
+}
+
+impl Cluster {
+    pub(crate) async fn start(nodes: u64, configure: fn(&mut StoreConfig)) -> Cluster {
+        let ids: Vec<NodeId> = (1..=nodes).map(NodeId::new).collect();
+        let hub = InProcessOrder::new(InProcessConfig::default(), ids.clone());
+        let engines: Vec<_> = ids.iter().map(|_| Arc::new(MemoryEngine::new())).collect();
+        let mut cluster = Cluster {
+            hub,
+            ids,
+            engines,
+            stores: Vec::new(),
+            configure,
+        };
+        for index in 0..cluster.ids.len() {
+            let store = cluster.open(index).await;
+            cluster.stores.push(Some(store));
+        }
+        cluster
+    }
+
+    async fn open(&self, index: usize) -> KvStore {
+        let mut config = StoreConfig::new(self.ids[index]);
+        (self.configure)(&mut config);
+        let order = Arc::new(self.hub.endpoint(self.ids[index]).unwrap());
+        KvStore::open(config, self.engines[index].clone(), order)
+            .await
+            .unwrap()
+    }
+
+    pub(crate) fn store(&self, index: usize) -> &KvStore {
+        self.stores[index].as_ref().expect("node is stopped")
+    }
+
+    pub(crate) async fn stop(&mut self, index: usize) {
+        let store = self.stores[index].take().expect("node already stopped");
+        store.shutdown().await;
+    }
+
+    pub(crate) async fn restart(&mut self, index: usize) {
+        assert!(self.stores[index].is_none(), "stop the node first");
+        let store = self.open(index).await;
+        self.stores[index] = Some(store);
+    }
+
+    /// Waits until every running node applied every ordered position.
+    pub(crate) async fn wait_converged(&self) -> Seqno {
+        let last = self.hub.last_seqno();
+        for store in self.stores.iter().flatten() {
+            store.node().wait_applied(last).await.unwrap();
+        }
+        last
+    }
+
+    /// Asserts every running node holds exactly the same data at the same
+    /// position, and returns it.
+    pub(crate) async fn assert_identical(&self) -> Vec<(Bytes, Bytes)> {
+        let last = self.wait_converged().await;
+        let mut dumps = Vec::new();
+        for store in self.stores.iter().flatten() {
+            let (at, data) = store.dump().await.unwrap();
+            assert_eq!(
+                at,
+                last,
+                "{} dumped at {at}, expected {last}",
+                store.node().id()
+            );
+            dumps.push((store.node().id(), data));
+        }
+        let (first_id, first) = &dumps[0];
+        for (id, data) in &dumps[1..] {
+            assert_eq!(data, first, "{id} differs from {first_id}");
+        }
+        first.clone()
+    }
+}
+
+/// Runs `body` in fresh transactions until one commits; returns the commit
+/// seqno and the number of conflicts on the way. Bounded: a transaction that
+/// conflicts 10,000 times in a row fails the test.
+pub(crate) async fn retry<T>(
+    store: &KvStore,
+    mut body: impl FnMut(&mut KvTransaction) -> Result<T, KvError>,
+) -> (Seqno, T, u32) {
+    for conflicts in 0..10_000 {
+        let mut txn = store.begin().await.unwrap();
+        let value = body(&mut txn).unwrap();
+        match txn.commit().await.unwrap() {
+            CommitOutcome::Committed { seqno } => return (seqno, value, conflicts),
+            CommitOutcome::Conflict(conflict) => assert!(conflict.is_retryable(), "{conflict:?}"),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    panic!("transaction never committed");
+}
+
+/// Parses a stored decimal integer (absent means zero).
+pub(crate) fn int(value: Option<Bytes>) -> i64 {
+    value.map_or(0, |v| std::str::from_utf8(&v).unwrap().parse().unwrap())
+}
+
+/// A small deterministic generator for workloads (xorshift64*).
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+    }
+}
