@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use certus::kv::{Engine, MemoryEngine, StoreConfig};
+use certus::kv::{Engine, StoreConfig};
 use common::{Cluster, bounded, retry};
 
 /// No background collection: the test runs every step itself.
@@ -16,7 +16,7 @@ fn manual_gc(config: &mut StoreConfig) {
 
 /// Stored versions, tombstones included. Every version key of the store's
 /// layout lives in the `d` prefix.
-fn versions(engine: &MemoryEngine) -> usize {
+fn versions(engine: &dyn Engine) -> usize {
     engine.scan(b"d", b"e", usize::MAX).unwrap().len()
 }
 
@@ -38,13 +38,13 @@ async fn collection_keeps_what_open_read_views_can_see_and_drops_the_rest() {
         }
         retry(store, |txn| txn.put("gone", "soon")).await;
         retry(store, |txn| txn.delete("gone")).await;
-        assert_eq!(versions(&cluster.engines[0]), 7);
+        assert_eq!(versions(cluster.engine(0)), 7);
 
         // The open transaction pins the horizon at its read view: only the
         // version it cannot see (v0) goes.
         let stats = store.collect_garbage().unwrap();
         assert_eq!(stats.versions_removed, 1, "{stats:?}");
-        assert_eq!(versions(&cluster.engines[0]), 6);
+        assert_eq!(versions(cluster.engine(0)), 6);
         assert_eq!(old.get(b"k").unwrap(), value("v1"));
         assert_eq!(old.get(b"gone").unwrap(), None);
         let mut fresh = store.begin().await.unwrap();
@@ -56,7 +56,7 @@ async fn collection_keeps_what_open_read_views_can_see_and_drops_the_rest() {
         drop(old);
         let stats = store.collect_garbage().unwrap();
         assert_eq!(stats.versions_removed, 5, "{stats:?}");
-        assert_eq!(versions(&cluster.engines[0]), 1);
+        assert_eq!(versions(cluster.engine(0)), 1);
         let (_, data) = store.dump().await.unwrap();
         assert_eq!(
             data,
@@ -83,7 +83,7 @@ async fn an_overflowing_queue_falls_back_to_a_full_scan_that_still_collects() {
                 retry(store, |txn| txn.put(format!("k{key}"), format!("v{round}"))).await;
             }
         }
-        assert_eq!(versions(&cluster.engines[0]), 15);
+        assert_eq!(versions(cluster.engine(0)), 15);
         // The scan works through the keys a budget at a time until done.
         let mut steps = 0;
         loop {
@@ -93,7 +93,7 @@ async fn an_overflowing_queue_falls_back_to_a_full_scan_that_still_collects() {
                 break;
             }
         }
-        assert_eq!(versions(&cluster.engines[0]), 5);
+        assert_eq!(versions(cluster.engine(0)), 5);
         let mut txn = store.begin().await.unwrap();
         for key in 0..5 {
             assert_eq!(txn.get(format!("k{key}").as_bytes()).unwrap(), value("v2"));

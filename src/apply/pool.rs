@@ -60,6 +60,25 @@ impl ApplyPool {
     }
 }
 
+impl ApplyPool {
+    /// Stops the workers and waits until every one has returned, so nothing
+    /// holds the applier afterwards (an engine can then be reopened).
+    /// `done` is dropped first: a worker blocked reporting gives up.
+    pub(crate) async fn close(mut self, done: mpsc::Receiver<ApplyDone>) {
+        drop(done);
+        let tasks = std::mem::take(&mut self.tasks);
+        // Dropping the pool drops the job sender: idle workers see the end.
+        drop(self);
+        for task in tasks {
+            if let Err(err) = task.await
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
+        }
+    }
+}
+
 impl Drop for ApplyPool {
     fn drop(&mut self) {
         for task in &self.tasks {

@@ -26,6 +26,9 @@ pub enum BatchOp {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     ops: Vec<BatchOp>,
+    /// Whether `write` must put the batch, and everything written before
+    /// it, on stable storage before returning.
+    durable: bool,
 }
 
 impl WriteBatch {
@@ -60,6 +63,18 @@ impl WriteBatch {
         self.ops
     }
 
+    /// Asks the engine to make this batch, and every batch written before
+    /// it, durable (fsync) before [`Engine::write`] returns.
+    pub fn set_durable(&mut self) {
+        self.durable = true;
+    }
+
+    /// Whether the batch must be durable when written.
+    #[must_use]
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
     /// Whether the batch holds no changes.
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -87,7 +102,9 @@ pub trait Engine: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError>;
 
-    /// Applies every change in `batch`, all or none.
+    /// Applies every change in `batch`, all or none, in order (a later
+    /// change to the same key wins). A durable batch is on stable storage,
+    /// with everything written before it, when this returns.
     ///
     /// # Errors
     /// [`EngineError`] when the engine cannot write; nothing was applied.

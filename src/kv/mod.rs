@@ -15,6 +15,8 @@ mod gc;
 mod layout;
 mod memory;
 mod mvcc;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 mod store;
 mod transaction;
 
@@ -23,5 +25,7 @@ pub use error::{EngineError, KvError};
 pub use gc::GcStats;
 pub use memory::MemoryEngine;
 pub use mvcc::MvccStore;
+#[cfg(feature = "rocksdb")]
+pub use rocks::RocksEngine;
 pub use store::{KvStore, StoreConfig};
 pub use transaction::KvTransaction;

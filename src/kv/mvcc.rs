@@ -192,6 +192,9 @@ impl Applier for MvccStore {
 
     fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError> {
         let mut batch = WriteBatch::new();
+        // The watermark must not claim versions the disk does not hold; a
+        // durable write also flushes the apply batches written before it.
+        batch.set_durable();
         batch.put(
             META_APPLIED,
             Bytes::copy_from_slice(&upto.get().to_be_bytes()),

@@ -1,7 +1,7 @@
 //! [`KvStore`]: the reference key-value store, embedding a [`Node`] through
 //! its public API exactly as a third-party engine would.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -53,12 +53,23 @@ struct StoreInner {
     node: Node,
     mvcc: Arc<MvccStore>,
     gc_budget: usize,
-    gc_task: JoinHandle<()>,
+    gc_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StoreInner {
+    fn take_gc_task(&self) -> Option<JoinHandle<()>> {
+        self.gc_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
 }
 
 impl Drop for StoreInner {
     fn drop(&mut self) {
-        self.gc_task.abort();
+        if let Some(task) = self.take_gc_task() {
+            task.abort();
+        }
     }
 }
 
@@ -89,7 +100,7 @@ impl KvStore {
             node,
             mvcc,
             gc_budget: config.gc_budget,
-            gc_task,
+            gc_task: Mutex::new(Some(gc_task)),
         };
         Ok(KvStore {
             inner: Arc::new(inner),
@@ -150,9 +161,18 @@ impl KvStore {
             .collect_garbage(horizon, self.inner.gc_budget)?)
     }
 
-    /// Stops garbage collection and the node.
+    /// Stops garbage collection and the node, and waits until neither
+    /// touches the engine any more. Open transactions still hold it until
+    /// they are dropped.
     pub async fn shutdown(&self) {
-        self.inner.gc_task.abort();
+        if let Some(task) = self.inner.take_gc_task() {
+            task.abort();
+            if let Err(err) = task.await
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
+        }
         self.inner.node.shutdown().await;
     }
 }

@@ -55,6 +55,8 @@ impl Runtime {
         }
         self.published.waiters.abandon(&Error::ShutDown);
         tracing::debug!(status = ?self.core.status(), "node runtime stopped");
+        let Runtime { pool, done, .. } = self;
+        pool.close(done).await;
     }
 
     fn execute(&mut self) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certus::kv::{KvError, KvStore, KvTransaction, MemoryEngine, StoreConfig};
+use certus::kv::{Engine, KvError, KvStore, KvTransaction, MemoryEngine, StoreConfig};
 use certus::node::CommitOutcome;
 use certus::order::{InProcessConfig, InProcessOrder};
 use certus::{NodeId, Seqno};
@@ -23,26 +23,53 @@ pub(crate) async fn bounded<T>(body: impl Future<Output = T>) -> T {
         .expect("test exceeded its time bound")
 }
 
-/// Nodes in one process over one [`InProcessOrder`], each with its own
-/// in-memory engine that outlives the node (so a node can restart on it).
+/// Where a node keeps its data between restarts.
+pub(crate) trait Disk: Send + Sync {
+    /// Opens the engine on this disk; the previous one must be closed.
+    fn open(&self) -> Arc<dyn Engine>;
+}
+
+/// A memory engine that outlives the node (so a node can restart on it).
+pub(crate) struct MemoryDisk(Arc<MemoryEngine>);
+
+impl Disk for MemoryDisk {
+    fn open(&self) -> Arc<dyn Engine> {
+        self.0.clone()
+    }
+}
+
+/// Nodes in one process over one [`InProcessOrder`], each on its own disk.
 pub(crate) struct Cluster {
     pub(crate) hub: InProcessOrder,
     pub(crate) ids: Vec<NodeId>,
-    pub(crate) engines: Vec<Arc<MemoryEngine>>,
     pub(crate) stores: Vec<Option<KvStore>>,
+    disks: Vec<Box<dyn Disk>>,
+    engines: Vec<Option<Arc<dyn Engine>>>,
     configure: fn(&mut StoreConfig),
 }
 
 impl Cluster {
+    /// `nodes` nodes on in-memory engines.
     pub(crate) async fn start(nodes: u64, configure: fn(&mut StoreConfig)) -> Cluster {
-        let ids: Vec<NodeId> = (1..=nodes).map(NodeId::new).collect();
+        let disks = (0..nodes)
+            .map(|_| Box::new(MemoryDisk(Arc::new(MemoryEngine::new()))) as Box<dyn Disk>)
+            .collect();
+        Cluster::start_on(disks, configure).await
+    }
+
+    /// One node per disk.
+    pub(crate) async fn start_on(
+        disks: Vec<Box<dyn Disk>>,
+        configure: fn(&mut StoreConfig),
+    ) -> Cluster {
+        let ids: Vec<NodeId> = (1..=disks.len() as u64).map(NodeId::new).collect();
         let hub = InProcessOrder::new(InProcessConfig::default(), ids.clone());
-        let engines: Vec<_> = ids.iter().map(|_| Arc::new(MemoryEngine::new())).collect();
         let mut cluster = Cluster {
             hub,
             ids,
-            engines,
             stores: Vec::new(),
+            engines: disks.iter().map(|_| None).collect(),
+            disks,
             configure,
         };
         for index in 0..cluster.ids.len() {
@@ -52,22 +79,32 @@ impl Cluster {
         cluster
     }
 
-    async fn open(&self, index: usize) -> KvStore {
+    async fn open(&mut self, index: usize) -> KvStore {
         let mut config = StoreConfig::new(self.ids[index]);
         (self.configure)(&mut config);
         let order = Arc::new(self.hub.endpoint(self.ids[index]).unwrap());
-        KvStore::open(config, self.engines[index].clone(), order)
-            .await
-            .unwrap()
+        let engine = self.disks[index].open();
+        self.engines[index] = Some(engine.clone());
+        KvStore::open(config, engine, order).await.unwrap()
+    }
+
+    /// The engine a running node uses.
+    pub(crate) fn engine(&self, index: usize) -> &dyn Engine {
+        self.engines[index].as_deref().expect("node is stopped")
     }
 
     pub(crate) fn store(&self, index: usize) -> &KvStore {
         self.stores[index].as_ref().expect("node is stopped")
     }
 
+    /// Stops the node and closes its engine.
     pub(crate) async fn stop(&mut self, index: usize) {
         let store = self.stores[index].take().expect("node already stopped");
         store.shutdown().await;
+        drop(store);
+        // A RocksDB engine closes here; reopening it while anything still
+        // held it would fail on its lock.
+        self.engines[index] = None;
     }
 
     pub(crate) async fn restart(&mut self, index: usize) {

@@ -1,0 +1,131 @@
+//! What every [`Engine`] must do for the store to be correct, run against
+//! the in-memory engine and, with the `rocksdb` feature, against RocksDB:
+//! byte-ordered half-open scans with limits, atomic batches where a later
+//! change to a key wins, arbitrary binary keys and values, and (RocksDB)
+//! data that survives reopening.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+use bytes::Bytes;
+use certus::kv::{Engine, MemoryEngine, WriteBatch};
+
+fn b(raw: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(raw)
+}
+
+fn put_all(engine: &dyn Engine, entries: &[(&[u8], &[u8])]) {
+    let mut batch = WriteBatch::new();
+    for (key, value) in entries {
+        batch.put(b(key), b(value));
+    }
+    engine.write(batch).unwrap();
+}
+
+fn keys(entries: &[(Bytes, Bytes)]) -> Vec<&[u8]> {
+    entries.iter().map(|(k, _)| k.as_ref()).collect()
+}
+
+fn gets_what_was_put_and_nothing_else(engine: &dyn Engine) {
+    assert_eq!(engine.get(b"missing").unwrap(), None);
+    put_all(engine, &[(b"k", b"v"), (b"empty", b"")]);
+    assert_eq!(engine.get(b"k").unwrap(), Some(b(b"v")));
+    assert_eq!(engine.get(b"empty").unwrap(), Some(Bytes::new()));
+    assert_eq!(engine.get(b"k\0").unwrap(), None);
+}
+
+fn scans_are_byte_ordered_half_open_and_limited(engine: &dyn Engine) {
+    let binary: &[(&[u8], &[u8])] = &[
+        (b"a", b"1"),
+        (b"a\x00", b"2"),
+        (b"a\xff", b"3"),
+        (b"b", b"4"),
+        (b"\x00", b"5"),
+        (b"\xff\xff", b"6"),
+    ];
+    put_all(engine, binary);
+    let all = engine.scan(b"", b"\xff\xff\xff", usize::MAX).unwrap();
+    assert_eq!(
+        keys(&all),
+        vec![&b"\x00"[..], b"a", b"a\x00", b"a\xff", b"b", b"\xff\xff"]
+    );
+    let range = engine.scan(b"a", b"b", usize::MAX).unwrap();
+    assert_eq!(keys(&range), vec![&b"a"[..], b"a\x00", b"a\xff"]);
+    assert_eq!(range[2].1, b(b"3"));
+    let limited = engine.scan(b"a\x00", b"\xff", 2).unwrap();
+    assert_eq!(keys(&limited), vec![&b"a\x00"[..], b"a\xff"]);
+    assert!(engine.scan(b"a", b"b", 0).unwrap().is_empty());
+    assert!(engine.scan(b"b", b"a", 10).unwrap().is_empty());
+    assert!(engine.scan(b"b", b"b", 10).unwrap().is_empty());
+}
+
+fn batches_apply_in_order_and_deletes_remove(engine: &dyn Engine) {
+    put_all(engine, &[(b"x", b"old"), (b"y", b"keep")]);
+    let mut batch = WriteBatch::new();
+    batch.put(b(b"x"), b(b"first"));
+    batch.delete(b(b"x"));
+    batch.put(b(b"z"), b(b"first"));
+    batch.put(b(b"z"), b(b"second"));
+    batch.delete(b(b"never-there"));
+    batch.set_durable();
+    engine.write(batch).unwrap();
+    assert_eq!(engine.get(b"x").unwrap(), None);
+    assert_eq!(engine.get(b"y").unwrap(), Some(b(b"keep")));
+    assert_eq!(engine.get(b"z").unwrap(), Some(b(b"second")));
+    let scanned = engine.scan(b"x", b"zz", usize::MAX).unwrap();
+    assert_eq!(keys(&scanned), vec![&b"y"[..], b"z"]);
+    engine.write(WriteBatch::new()).unwrap();
+}
+
+/// Every check, each on a fresh engine from `fresh`.
+fn conformance(fresh: &mut dyn FnMut() -> Box<dyn Engine>) {
+    gets_what_was_put_and_nothing_else(fresh().as_ref());
+    scans_are_byte_ordered_half_open_and_limited(fresh().as_ref());
+    batches_apply_in_order_and_deletes_remove(fresh().as_ref());
+}
+
+#[test]
+fn the_memory_engine_conforms() {
+    conformance(&mut || Box::new(MemoryEngine::new()));
+}
+
+#[cfg(feature = "rocksdb")]
+mod rocks {
+    use super::*;
+    use certus::kv::RocksEngine;
+
+    #[test]
+    fn the_rocksdb_engine_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut count = 0;
+        conformance(&mut || {
+            count += 1;
+            Box::new(RocksEngine::open(dir.path().join(count.to_string())).unwrap())
+        });
+    }
+
+    #[test]
+    fn rocksdb_data_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = RocksEngine::open(dir.path()).unwrap();
+            let mut batch = WriteBatch::new();
+            batch.put(b(b"k"), b(b"v"));
+            batch.set_durable();
+            engine.write(batch).unwrap();
+        }
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        assert_eq!(engine.get(b"k").unwrap(), Some(b(b"v")));
+        assert_eq!(engine.path(), dir.path());
+    }
+
+    #[test]
+    fn a_database_in_use_is_refused_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = RocksEngine::open(dir.path()).unwrap();
+        let second = RocksEngine::open(dir.path());
+        assert!(
+            matches!(second, Err(certus::kv::EngineError::Io(_))),
+            "{second:?}"
+        );
+    }
+}
