@@ -286,40 +286,7 @@ async fn a_restarted_node_recovers_from_its_engine_and_catches_up() {
     }
     bounded(async {
         let mut cluster = Cluster::start(3, small_checkpoints).await;
-        for i in 0..40 {
-            retry(cluster.store(i % 3), |txn| {
-                txn.put(format!("k{}", i % 7), i.to_string())
-            })
-            .await;
-        }
-        let before = cluster.store(2).node().last_applied();
-        cluster.hub.isolate(cluster.ids[2]).unwrap();
-        cluster.stop(2).await;
-        for i in 40..80 {
-            retry(cluster.store(i % 2), |txn| {
-                txn.put(format!("k{}", i % 7), i.to_string())
-            })
-            .await;
-        }
-        cluster.restart(2).await;
-        let restarted = cluster.store(2).node().status();
-        assert!(
-            restarted.last_applied >= before,
-            "restart lost applied state: {restarted:?}"
-        );
-        cluster.hub.heal(cluster.ids[2]).unwrap();
-        cluster.assert_identical().await;
-        // Its rebuilt certification index agrees with the others: a stale
-        // write from it conflicts exactly as it would elsewhere.
-        let store = cluster.store(2).clone();
-        let mut stale = store.begin().await.unwrap();
-        stale.put("k0", "stale").unwrap();
-        retry(cluster.store(0), |txn| txn.put("k0", "fresh")).await;
-        assert!(matches!(
-            stale.commit().await.unwrap(),
-            CommitOutcome::Conflict(_)
-        ));
-        cluster.assert_identical().await;
+        common::restart_recovers_and_catches_up(&mut cluster).await;
     })
     .await;
 }

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use certus::kv::{Engine, RocksEngine, StoreConfig};
-use certus::node::CommitOutcome;
 use common::{Cluster, Disk, bounded, int, retry};
 
 struct RocksDisk(PathBuf);
@@ -59,40 +58,7 @@ async fn a_node_reopened_from_its_directory_recovers_and_catches_up() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let mut cluster = start(&dir).await;
-        for i in 0..30usize {
-            retry(cluster.store(i % 3), |txn| {
-                txn.put(format!("k{}", i % 5), i.to_string())
-            })
-            .await;
-        }
-        cluster.wait_converged().await;
-        let before = cluster.store(2).node().last_applied();
-        cluster.hub.isolate(cluster.ids[2]).unwrap();
-        cluster.stop(2).await;
-        for i in 30..60usize {
-            retry(cluster.store(i % 2), |txn| {
-                txn.put(format!("k{}", i % 5), i.to_string())
-            })
-            .await;
-        }
-        cluster.restart(2).await;
-        let recovered = cluster.store(2).node().status();
-        assert!(
-            recovered.last_applied >= before,
-            "lost applied state: {recovered:?}"
-        );
-        cluster.hub.heal(cluster.ids[2]).unwrap();
-        cluster.assert_identical().await;
-        // Its rebuilt certifier agrees with the others.
-        let store = cluster.store(2).clone();
-        let mut stale = store.begin().await.unwrap();
-        stale.put("k0", "stale").unwrap();
-        retry(cluster.store(0), |txn| txn.put("k0", "fresh")).await;
-        assert!(matches!(
-            stale.commit().await.unwrap(),
-            CommitOutcome::Conflict(_)
-        ));
-        cluster.assert_identical().await;
+        common::restart_recovers_and_catches_up(&mut cluster).await;
     })
     .await;
 }
