@@ -9,6 +9,7 @@ mod ids;
 pub mod kv;
 pub mod node;
 pub mod order;
+mod task;
 pub mod writeset;
 
 pub use ids::{NodeId, Seqno, TxnId};

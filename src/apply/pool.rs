@@ -58,9 +58,7 @@ impl ApplyPool {
             panic!("apply pool cannot take seqno {seqno}: {err}");
         }
     }
-}
 
-impl ApplyPool {
     /// Stops the workers and waits until every one has returned, so nothing
     /// holds the applier afterwards (an engine can then be reopened).
     /// `done` is dropped first: a worker blocked reporting gives up.
@@ -70,11 +68,7 @@ impl ApplyPool {
         // Dropping the pool drops the job sender: idle workers see the end.
         drop(self);
         for task in tasks {
-            if let Err(err) = task.await
-                && err.is_panic()
-            {
-                std::panic::resume_unwind(err.into_panic());
-            }
+            crate::task::join(task).await;
         }
     }
 }

@@ -234,12 +234,7 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(task) = task {
-            // A panic in the runtime is an invariant violation; surface it.
-            if let Err(err) = task.await
-                && err.is_panic()
-            {
-                std::panic::resume_unwind(err.into_panic());
-            }
+            crate::task::join(task).await;
         }
     }
 
