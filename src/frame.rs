@@ -38,6 +38,12 @@ pub enum FrameKind {
     WriteSet,
     /// A certification index checkpoint ([`crate::certify::CertCheckpoint`]).
     CertCheckpoint,
+    /// A message between two nodes of a cluster.
+    Peer,
+    /// One entry of the ordering layer's on-disk log.
+    LogEntry,
+    /// The ordering layer's persistent state (vote, snapshot point).
+    OrderState,
 }
 
 impl FrameKind {
@@ -45,6 +51,9 @@ impl FrameKind {
         match self {
             FrameKind::WriteSet => 1,
             FrameKind::CertCheckpoint => 2,
+            FrameKind::Peer => 3,
+            FrameKind::LogEntry => 4,
+            FrameKind::OrderState => 5,
         }
     }
 
@@ -52,6 +61,9 @@ impl FrameKind {
         match code {
             1 => Some(FrameKind::WriteSet),
             2 => Some(FrameKind::CertCheckpoint),
+            3 => Some(FrameKind::Peer),
+            4 => Some(FrameKind::LogEntry),
+            5 => Some(FrameKind::OrderState),
             _ => None,
         }
     }
@@ -60,7 +72,11 @@ impl FrameKind {
     #[must_use]
     pub const fn current_version(self) -> u16 {
         match self {
-            FrameKind::WriteSet | FrameKind::CertCheckpoint => 1,
+            FrameKind::WriteSet
+            | FrameKind::CertCheckpoint
+            | FrameKind::Peer
+            | FrameKind::LogEntry
+            | FrameKind::OrderState => 1,
         }
     }
 }

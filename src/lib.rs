@@ -7,6 +7,7 @@ pub mod certify;
 pub mod frame;
 mod ids;
 pub mod kv;
+pub mod net;
 pub mod node;
 pub mod order;
 mod task;

@@ -6,10 +6,12 @@
 
 mod error;
 mod in_process;
+mod raft;
 mod total_order;
 mod view;
 
 pub use error::OrderError;
 pub use in_process::{InProcessConfig, InProcessEndpoint, InProcessOrder};
+pub use raft::{RaftOrder, RaftOrderConfig, StartError, SyncMode};
 pub use total_order::{Entry, Event, EventStream, OrderFuture, TotalOrder};
 pub use view::View;

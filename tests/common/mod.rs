@@ -12,6 +12,8 @@ use certus::node::CommitOutcome;
 use certus::order::{InProcessConfig, InProcessOrder};
 use certus::{NodeId, Seqno};
 
+pub(crate) mod net;
+
 /// Every cluster test runs under this bound; it guards against hangs and is
 /// never used to wait for something to happen.
 pub(crate) const TEST_BOUND: Duration = Duration::from_secs(120);

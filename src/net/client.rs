@@ -1,0 +1,327 @@
+//! The connecting side: one persistent, pipelined connection per peer.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::error::NetError;
+use super::wire::{self, FrameReader, Hello, HelloReply, PROTOCOL, Tagged};
+use crate::ids::NodeId;
+
+/// How a node connects to its peers.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientConfig {
+    /// The cluster name sent in every handshake.
+    pub(crate) cluster: String,
+    /// This node.
+    pub(crate) me: NodeId,
+    /// Largest frame body sent or accepted.
+    pub(crate) max_frame: usize,
+    /// Requests queued for writing per peer.
+    pub(crate) queue: usize,
+    /// Deadline for connecting and the handshake.
+    pub(crate) connect_timeout: Duration,
+    /// First and longest pause between connection attempts.
+    pub(crate) backoff: (Duration, Duration),
+}
+
+type Reply<Resp> = oneshot::Sender<Result<Resp, NetError>>;
+
+/// A request waiting for its response. `generation` is the connection it
+/// was written on, `None` while it is still queued.
+struct Pending<Resp> {
+    generation: Option<u64>,
+    reply: Reply<Resp>,
+}
+
+struct Shared<Resp> {
+    addr: String,
+    next_id: AtomicU64,
+    /// The newest connection generation whose reader saw it close.
+    closed: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending<Resp>>>,
+}
+
+impl<Resp> Shared<Resp> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending<Resp>>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn resolve(&self, id: u64, result: Result<Resp, NetError>) {
+        if let Some(p) = self.pending().remove(&id) {
+            let _ = p.reply.send(result);
+        }
+    }
+
+    /// Fails every request written on `generation`: the peer may have seen it.
+    fn fail_generation(&self, generation: u64) {
+        let failed: Vec<Pending<Resp>> = {
+            let mut pending = self.pending();
+            let ids: Vec<u64> = pending
+                .iter()
+                .filter(|(_, p)| p.generation == Some(generation))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.iter().filter_map(|id| pending.remove(id)).collect()
+        };
+        for p in failed {
+            let _ = p.reply.send(Err(NetError::Disconnected {
+                addr: self.addr.clone(),
+            }));
+        }
+    }
+}
+
+/// Removes a request from the pending table when its caller stops waiting.
+struct PendingGuard<'a, Resp> {
+    shared: &'a Shared<Resp>,
+    id: u64,
+}
+
+impl<Resp> Drop for PendingGuard<'_, Resp> {
+    fn drop(&mut self) {
+        self.shared.pending().remove(&self.id);
+    }
+}
+
+/// A handle to one peer. Cloning shares the connection.
+pub(crate) struct PeerClient<Req, Resp> {
+    shared: Arc<Shared<Resp>>,
+    out: mpsc::Sender<(u64, Bytes)>,
+    max_frame: usize,
+    _req: PhantomData<fn(Req)>,
+}
+
+impl<Req, Resp> Clone for PeerClient<Req, Resp> {
+    fn clone(&self) -> Self {
+        PeerClient {
+            shared: self.shared.clone(),
+            out: self.out.clone(),
+            max_frame: self.max_frame,
+            _req: PhantomData,
+        }
+    }
+}
+
+impl<Req, Resp> PeerClient<Req, Resp>
+where
+    Req: Serialize + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// Starts the connection task for `peer` at `addr` on the current runtime.
+    /// The task ends when every handle is dropped.
+    pub(crate) fn start(config: Arc<ClientConfig>, peer: NodeId, addr: String) -> Self {
+        let shared = Arc::new(Shared {
+            addr,
+            next_id: AtomicU64::new(1),
+            closed: AtomicU64::new(0),
+            pending: Mutex::new(HashMap::new()),
+        });
+        let (out, rx) = mpsc::channel(config.queue.max(1));
+        let max_frame = config.max_frame;
+        let writer = Writer {
+            config,
+            peer,
+            shared: shared.clone(),
+            conn: None,
+            generation: 0,
+            next_attempt: Instant::now(),
+            backoff: Duration::ZERO,
+            failure: None,
+        };
+        tokio::spawn(writer.run(rx));
+        PeerClient {
+            shared,
+            out,
+            max_frame,
+            _req: PhantomData,
+        }
+    }
+
+    /// The peer's address.
+    pub(crate) fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// Sends `req` and waits up to `timeout` for the response.
+    ///
+    /// # Errors
+    /// [`NetError::Unreachable`] when no connection could be made (nothing
+    /// was sent); [`NetError::Disconnected`] or [`NetError::Timeout`] when the
+    /// peer may have acted on the request.
+    pub(crate) async fn call(&self, req: &Req, timeout: Duration) -> Result<Resp, NetError> {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = wire::encode(&Tagged { id, body: req }, self.max_frame)?;
+        let (reply, rx) = oneshot::channel();
+        self.shared.pending().insert(
+            id,
+            Pending {
+                generation: None,
+                reply,
+            },
+        );
+        let _guard = PendingGuard {
+            shared: &self.shared,
+            id,
+        };
+        let deadline = Instant::now() + timeout;
+        let timed_out = || NetError::Timeout {
+            addr: self.shared.addr.clone(),
+        };
+        match tokio::time::timeout_at(deadline, self.out.send((id, frame))).await {
+            Err(_) => return Err(timed_out()),
+            Ok(Err(_)) => return Err(NetError::Closed),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Err(_) => Err(timed_out()),
+            Ok(Err(_)) => Err(NetError::Closed),
+            Ok(Ok(result)) => result,
+        }
+    }
+}
+
+/// The task that owns the connection's write half and reconnects.
+struct Writer<Resp> {
+    config: Arc<ClientConfig>,
+    peer: NodeId,
+    shared: Arc<Shared<Resp>>,
+    conn: Option<OwnedWriteHalf>,
+    generation: u64,
+    next_attempt: Instant,
+    backoff: Duration,
+    /// Why the last connection attempt failed.
+    failure: Option<NetError>,
+}
+
+impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
+    async fn run(mut self, mut rx: mpsc::Receiver<(u64, Bytes)>) {
+        while let Some((id, frame)) = rx.recv().await {
+            if self.shared.closed.load(Ordering::Acquire) >= self.generation {
+                self.conn = None;
+            }
+            if self.conn.is_none() && Instant::now() >= self.next_attempt {
+                self.connect().await;
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                let failure = self
+                    .failure
+                    .clone()
+                    .unwrap_or_else(|| NetError::Unreachable {
+                        addr: self.shared.addr.clone(),
+                        reason: "not connected".to_string(),
+                    });
+                self.shared.resolve(id, Err(failure));
+                continue;
+            };
+            if let Some(p) = self.shared.pending().get_mut(&id) {
+                p.generation = Some(self.generation);
+            } else {
+                continue; // the caller gave up before it was written
+            }
+            if let Err(err) = wire::write_frame(conn, &frame).await {
+                tracing::debug!(peer = %self.peer, error = %err, "peer connection write failed");
+                self.conn = None;
+                self.shared
+                    .closed
+                    .fetch_max(self.generation, Ordering::AcqRel);
+                self.shared.fail_generation(self.generation);
+            }
+        }
+    }
+
+    async fn connect(&mut self) {
+        let attempt = tokio::time::timeout(self.config.connect_timeout, self.handshake()).await;
+        let result = attempt.unwrap_or_else(|_| {
+            Err(NetError::Unreachable {
+                addr: self.shared.addr.clone(),
+                reason: "connect timed out".to_string(),
+            })
+        });
+        match result {
+            Ok((reader, writer)) => {
+                self.generation += 1;
+                self.backoff = Duration::ZERO;
+                self.failure = None;
+                self.conn = Some(writer);
+                let shared = self.shared.clone();
+                let generation = self.generation;
+                tokio::spawn(read_responses(reader, shared, generation));
+                tracing::debug!(peer = %self.peer, addr = %self.shared.addr, "connected to peer");
+            }
+            Err(failure) => {
+                let (min, max) = self.config.backoff;
+                self.backoff = (self.backoff * 2).clamp(min, max);
+                self.next_attempt = Instant::now() + self.backoff;
+                tracing::debug!(peer = %self.peer, error = %failure, "cannot connect to peer");
+                self.failure = Some(failure);
+            }
+        }
+    }
+
+    async fn handshake(
+        &self,
+    ) -> Result<(FrameReader<tokio::net::tcp::OwnedReadHalf>, OwnedWriteHalf), NetError> {
+        let unreachable = |reason: String| NetError::Unreachable {
+            addr: self.shared.addr.clone(),
+            reason,
+        };
+        let stream = TcpStream::connect(&self.shared.addr)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (read, mut write) = stream.into_split();
+        let hello = Hello {
+            protocol: PROTOCOL,
+            cluster: self.config.cluster.clone(),
+            from: self.config.me,
+            to: self.peer,
+        };
+        let frame = wire::encode(&hello, self.config.max_frame)?;
+        wire::write_frame(&mut write, &frame)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut reader = FrameReader::new(read, self.config.max_frame);
+        match reader.next::<HelloReply>().await {
+            Ok(HelloReply::Welcome) => Ok((reader, write)),
+            Ok(HelloReply::Refused(reason)) => {
+                tracing::warn!(peer = %self.peer, addr = %self.shared.addr, %reason, "peer refused the connection");
+                Err(NetError::Refused {
+                    addr: self.shared.addr.clone(),
+                    reason,
+                })
+            }
+            Err(err) => Err(unreachable(err.to_string())),
+        }
+    }
+}
+
+async fn read_responses<Resp: DeserializeOwned>(
+    mut reader: FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    shared: Arc<Shared<Resp>>,
+    generation: u64,
+) {
+    loop {
+        match reader.next::<Tagged<Resp>>().await {
+            Ok(tagged) => shared.resolve(tagged.id, Ok(tagged.body)),
+            Err(err) => {
+                tracing::debug!(addr = %shared.addr, error = %err, "peer connection closed");
+                shared.closed.fetch_max(generation, Ordering::AcqRel);
+                shared.fail_generation(generation);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The transport against itself on loopback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::*;
+use crate::ids::NodeId;
+
+struct Echo;
+
+impl Handler<String, String> for Echo {
+    async fn handle(&self, from: NodeId, req: String) -> String {
+        format!("{from} said {req}")
+    }
+}
+
+async fn server(cluster: &str) -> (String, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (stop, stopped) = watch::channel(false);
+    let config = Arc::new(ServerConfig {
+        cluster: cluster.to_string(),
+        me: NodeId::new(2),
+        max_frame: 1 << 16,
+        concurrency: 8,
+        handshake_timeout: Duration::from_secs(5),
+    });
+    tokio::spawn(serve(listener, config, Arc::new(Echo), stopped));
+    (addr, stop)
+}
+
+fn client(cluster: &str, addr: &str) -> PeerClient<String, String> {
+    let config = Arc::new(ClientConfig {
+        cluster: cluster.to_string(),
+        me: NodeId::new(1),
+        max_frame: 1 << 16,
+        queue: 64,
+        connect_timeout: Duration::from_secs(5),
+        backoff: (Duration::from_millis(1), Duration::from_millis(10)),
+    });
+    PeerClient::start(config, NodeId::new(2), addr.to_string())
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn pipelined_requests_get_their_own_answers() {
+    let (addr, _stop) = server("prod").await;
+    let peer = client("prod", &addr);
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let peer = peer.clone();
+            tokio::spawn(async move { peer.call(&format!("m{i}"), WAIT).await })
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        let answer = call.await.expect("join").expect("call");
+        assert_eq!(answer, format!("node-1 said m{i}"));
+    }
+}
+
+#[tokio::test]
+async fn a_node_of_another_cluster_is_refused() {
+    let (addr, _stop) = server("prod").await;
+    let peer = client("staging", &addr);
+    let err = peer
+        .call(&"hello".to_string(), WAIT)
+        .await
+        .expect_err("must be refused");
+    assert!(err.not_sent(), "{err:?}");
+    assert!(err.to_string().contains("wrong cluster name"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_fails_fast_without_sending() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let peer = client("prod", &addr);
+    let err = peer
+        .call(&"hello".to_string(), WAIT)
+        .await
+        .expect_err("nobody listens");
+    assert!(matches!(err, NetError::Unreachable { .. }), "{err:?}");
+}

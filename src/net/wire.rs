@@ -1,0 +1,189 @@
+//! Framing and the handshake on a peer connection.
+
+use bytes::{Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::error::NetError;
+use crate::frame::{self, FrameError, FrameKind, HEADER_LEN};
+use crate::ids::NodeId;
+
+/// Version of the peer protocol spoken after the handshake.
+pub(crate) const PROTOCOL: u16 = 1;
+
+/// The first frame on every connection, from the connecting side.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Hello {
+    pub(crate) protocol: u16,
+    pub(crate) cluster: String,
+    pub(crate) from: NodeId,
+    pub(crate) to: NodeId,
+}
+
+/// The accepting side's answer to [`Hello`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum HelloReply {
+    Welcome,
+    Refused(String),
+}
+
+/// Every frame after the handshake: a request or the response with its id.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Tagged<M> {
+    pub(crate) id: u64,
+    pub(crate) body: M,
+}
+
+impl Hello {
+    /// Why the accepting node `me` of `cluster` must refuse this hello.
+    pub(crate) fn refusal(&self, cluster: &str, me: NodeId) -> Option<String> {
+        if self.protocol != PROTOCOL {
+            Some(format!(
+                "protocol {} is not supported (this node speaks {PROTOCOL})",
+                self.protocol
+            ))
+        } else if self.cluster != cluster {
+            Some(format!(
+                "wrong cluster name {:?} (this node belongs to {cluster:?})",
+                self.cluster
+            ))
+        } else if self.to != me {
+            Some(format!("this is {me}, not {}", self.to))
+        } else {
+            None
+        }
+    }
+}
+
+/// Encodes one peer frame.
+pub(crate) fn encode<T: Serialize>(value: &T, max: usize) -> Result<Bytes, NetError> {
+    Ok(frame::encode(FrameKind::Peer, value, max)?)
+}
+
+/// Writes one frame and flushes.
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    frame: &[u8],
+) -> std::io::Result<()> {
+    out.write_all(frame).await?;
+    out.flush().await
+}
+
+/// Reads frames of one connection, reusing one buffer.
+pub(crate) struct FrameReader<R> {
+    input: R,
+    buf: BytesMut,
+    max: usize,
+}
+
+/// What reading the next frame gave.
+pub(crate) enum ReadError {
+    /// The connection ended or failed.
+    Io(std::io::Error),
+    /// The bytes are not a valid peer frame; the stream cannot be resynchronised.
+    Frame(FrameError),
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub(crate) fn new(input: R, max: usize) -> Self {
+        FrameReader {
+            input,
+            buf: BytesMut::with_capacity(HEADER_LEN + 4096),
+            max,
+        }
+    }
+
+    /// The next frame's body, decoded.
+    pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Result<T, ReadError> {
+        self.buf.clear();
+        self.buf.resize(HEADER_LEN, 0);
+        self.input
+            .read_exact(&mut self.buf[..HEADER_LEN])
+            .await
+            .map_err(ReadError::Io)?;
+        let header = frame::peek_header(&self.buf, self.max)
+            .map_err(ReadError::Frame)?
+            .ok_or_else(|| {
+                ReadError::Io(std::io::Error::from(std::io::ErrorKind::UnexpectedEof))
+            })?;
+        if header.kind != FrameKind::Peer {
+            return Err(ReadError::Frame(FrameError::MalformedBody {
+                kind: header.kind,
+                reason: "not a peer message".to_string(),
+            }));
+        }
+        let len = header.frame_len();
+        self.buf.resize(len, 0);
+        self.input
+            .read_exact(&mut self.buf[HEADER_LEN..len])
+            .await
+            .map_err(ReadError::Io)?;
+        let (_, body) = frame::decode(&self.buf, self.max).map_err(ReadError::Frame)?;
+        frame::decode_body(FrameKind::Peer, body).map_err(ReadError::Frame)
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(err) => write!(f, "{err}"),
+            ReadError::Frame(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(cluster: &str, to: u64) -> Hello {
+        Hello {
+            protocol: PROTOCOL,
+            cluster: cluster.to_string(),
+            from: NodeId::new(1),
+            to: NodeId::new(to),
+        }
+    }
+
+    #[test]
+    fn hello_is_refused_for_another_cluster_or_node() {
+        assert_eq!(hello("prod", 2).refusal("prod", NodeId::new(2)), None);
+        let wrong_cluster = hello("staging", 2).refusal("prod", NodeId::new(2));
+        assert!(wrong_cluster.is_some_and(|r| r.contains("wrong cluster name")));
+        let wrong_node = hello("prod", 3).refusal("prod", NodeId::new(2));
+        assert!(wrong_node.is_some_and(|r| r.contains("not node-3")));
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip_and_corruption_is_refused() {
+        let first = encode(
+            &Tagged {
+                id: 7,
+                body: "hi".to_string(),
+            },
+            1024,
+        )
+        .expect("encode");
+        let mut second = encode(
+            &Tagged {
+                id: 8,
+                body: "yo".to_string(),
+            },
+            1024,
+        )
+        .expect("encode")
+        .to_vec();
+        let last = second.len() - 1;
+        second[last] ^= 0xff;
+        let stream: Vec<u8> = [first.to_vec(), second].concat();
+        let mut reader = FrameReader::new(&stream[..], 1024);
+        let got: Tagged<String> = reader.next().await.ok().expect("first frame");
+        assert_eq!((got.id, got.body.as_str()), (7, "hi"));
+        let bad = reader.next::<Tagged<String>>().await;
+        assert!(matches!(
+            bad,
+            Err(ReadError::Frame(FrameError::ChecksumMismatch { .. }))
+        ));
+    }
+}

@@ -1,0 +1,92 @@
+//! Settings of the networked ordering layer.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::log_store::SyncMode;
+use crate::ids::NodeId;
+
+/// How one node takes part in the networked ordering layer.
+/// [`RaftOrderConfig::new`] gives production defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RaftOrderConfig {
+    /// This node.
+    pub node_id: NodeId,
+    /// The cluster's name; peers naming another cluster are refused.
+    pub cluster: String,
+    /// The address peers use to reach this node.
+    pub advertise: String,
+    /// Where the log, vote and snapshot point are kept.
+    pub dir: PathBuf,
+    /// The members a new cluster starts with, and their addresses. A node
+    /// listed here that has never run bootstraps the cluster with exactly
+    /// this set (every listed node may do so; raft elects one leader).
+    /// Empty for a node that joins an existing cluster.
+    pub initial_members: BTreeMap<NodeId, String>,
+    /// When the log is forced to disk.
+    pub sync: SyncMode,
+    /// Leader heartbeat period.
+    pub heartbeat: Duration,
+    /// Election timeout range: a follower that hears no leader for a random
+    /// time in this range starts an election.
+    pub election_timeout: (Duration, Duration),
+    /// A node that has not heard from a quorum for this long leaves the
+    /// primary component (refuses writes and causal reads).
+    pub primary_lease: Duration,
+    /// Log entries kept behind the applied point, so a restarted node can
+    /// catch up incrementally (Galera's gcache). A node further behind
+    /// needs a full state transfer.
+    pub log_retention: u64,
+    /// How far the ordering layer may apply ahead of the node's delivery.
+    pub max_delivery_lag: u64,
+    /// Largest entry accepted, in bytes.
+    pub max_entry_bytes: usize,
+    /// How long a submission is retried (across leader changes) before its
+    /// outcome is declared unknown.
+    pub submit_timeout: Duration,
+    /// Write-sets sent to the leader in one forwarding request, at most.
+    pub forward_batch: usize,
+}
+
+impl RaftOrderConfig {
+    /// Defaults for node `node_id` of `cluster`, reachable at `advertise`,
+    /// keeping its log under `dir`.
+    #[must_use]
+    pub fn new(node_id: NodeId, cluster: &str, advertise: &str, dir: PathBuf) -> Self {
+        RaftOrderConfig {
+            node_id,
+            cluster: cluster.to_string(),
+            advertise: advertise.to_string(),
+            dir,
+            initial_members: BTreeMap::new(),
+            sync: SyncMode::Always,
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(600), Duration::from_millis(1200)),
+            primary_lease: Duration::from_millis(1000),
+            log_retention: 100_000,
+            max_delivery_lag: 8192,
+            max_entry_bytes: 64 << 20,
+            submit_timeout: Duration::from_secs(10),
+            forward_batch: 256,
+        }
+    }
+
+    pub(super) fn raft_config(&self) -> Result<openraft::Config, String> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let config = openraft::Config {
+            cluster_name: self.cluster.clone(),
+            heartbeat_interval: ms(self.heartbeat),
+            election_timeout_min: ms(self.election_timeout.0),
+            election_timeout_max: ms(self.election_timeout.1),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(
+                (self.log_retention / 4).max(1),
+            ),
+            max_in_snapshot_log_to_keep: self.log_retention,
+            enable_pre_vote: Some(true),
+            ..Default::default()
+        };
+        config.validate().map_err(|e| e.to_string())
+    }
+}

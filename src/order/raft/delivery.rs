@@ -1,0 +1,233 @@
+//! openraft's state machine, reduced to what an ordering layer needs: it
+//! publishes how far the log has been committed and applied, and lets the
+//! subscription read those entries from the log store.
+//!
+//! The replicated data lives in the node's engine, not here, so a raft
+//! snapshot carries no data: only its log id and membership. Installing one
+//! tells this node that the positions it lacks are gone from the log, which
+//! the subscription reports as [`OrderError::StateTransferRequired`].
+//!
+//! [`OrderError::StateTransferRequired`]: crate::order::OrderError::StateTransferRequired
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::{Stream, StreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use tokio::sync::{Notify, watch};
+
+use super::types::{LogId, Membership, SnapshotMeta, TypeConfig};
+use crate::frame::{self, FrameKind};
+
+const SNAPSHOT_FILE: &str = "raft-snapshot";
+
+pub(crate) type OrderSnapshot =
+    Snapshot<openraft::alias::CommittedLeaderIdOf<TypeConfig>, u64, openraft::BasicNode, ()>;
+
+struct Applied {
+    log_id: Option<LogId>,
+    membership: Membership,
+    snapshot: Option<SnapshotMeta>,
+}
+
+/// What the delivery state machine shares with the subscription.
+pub(crate) struct DeliveryShared {
+    dir: PathBuf,
+    applied: Mutex<Applied>,
+    /// The last applied raft index, watched by the subscription.
+    watermark: watch::Sender<u64>,
+    /// The last index the subscription handed to the node.
+    consumed: AtomicU64,
+    consumed_moved: Notify,
+    /// How far application may run ahead of the node's consumption.
+    max_lag: u64,
+}
+
+impl DeliveryShared {
+    fn applied(&self) -> MutexGuard<'_, Applied> {
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn watermark(&self) -> watch::Receiver<u64> {
+        self.watermark.subscribe()
+    }
+
+    /// The subscription handed everything up to `index` to the node.
+    pub(crate) fn consumed(&self, index: u64) {
+        self.consumed.fetch_max(index, Ordering::AcqRel);
+        self.consumed_moved.notify_waiters();
+    }
+
+    async fn wait_for_room(&self, index: u64) {
+        loop {
+            let notified = self.consumed_moved.notified();
+            if index
+                <= self
+                    .consumed
+                    .load(Ordering::Acquire)
+                    .saturating_add(self.max_lag)
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn persist(&self, meta: &SnapshotMeta) -> io::Result<()> {
+        let bytes = frame::encode(FrameKind::OrderState, meta, 1 << 24)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn load_snapshot(dir: &Path) -> io::Result<Option<SnapshotMeta>> {
+    let bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let invalid = |e: frame::FrameError| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("raft snapshot file: {e}"),
+        )
+    };
+    let (_, body) = frame::decode(&bytes, 1 << 24).map_err(invalid)?;
+    frame::decode_body(FrameKind::OrderState, body)
+        .map(Some)
+        .map_err(invalid)
+}
+
+/// The state machine handed to openraft.
+pub(crate) struct Delivery {
+    shared: Arc<DeliveryShared>,
+}
+
+impl Delivery {
+    /// Opens the state machine whose snapshot point is stored in `dir`.
+    pub(crate) fn open(dir: &Path, max_lag: u64) -> io::Result<(Self, Arc<DeliveryShared>)> {
+        let snapshot = load_snapshot(dir)?;
+        let (log_id, membership) = match &snapshot {
+            Some(meta) => (meta.last_log_id, meta.last_membership.clone()),
+            None => (None, Membership::default()),
+        };
+        let index = log_id.as_ref().map_or(0, |id| id.index);
+        let shared = Arc::new(DeliveryShared {
+            dir: dir.to_path_buf(),
+            applied: Mutex::new(Applied {
+                log_id,
+                membership,
+                snapshot,
+            }),
+            watermark: watch::channel(index).0,
+            consumed: AtomicU64::new(index),
+            consumed_moved: Notify::new(),
+            max_lag,
+        });
+        Ok((
+            Delivery {
+                shared: shared.clone(),
+            },
+            shared,
+        ))
+    }
+}
+
+/// Builds the data-less snapshot at the applied point.
+pub(crate) struct SnapshotBuilder {
+    shared: Arc<DeliveryShared>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = ();
+
+    async fn build_snapshot(&mut self) -> Result<OrderSnapshot, io::Error> {
+        let meta = {
+            let applied = self.shared.applied();
+            SnapshotMeta {
+                last_log_id: applied.log_id,
+                last_membership: applied.membership.clone(),
+            }
+        };
+        self.shared.persist(&meta)?;
+        self.shared.applied().snapshot = Some(meta.clone());
+        Ok(Snapshot { meta, snapshot: () })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for Delivery {
+    type SnapshotData = ();
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), io::Error> {
+        let applied = self.shared.applied();
+        Ok((applied.log_id, applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
+    {
+        let mut last = None;
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let index = entry.log_id.index;
+            self.shared.wait_for_room(index).await;
+            {
+                let mut applied = self.shared.applied();
+                if let EntryPayload::Membership(membership) = &entry.payload {
+                    applied.membership = Membership::new(Some(entry.log_id), membership.clone());
+                }
+                applied.log_id = Some(entry.log_id);
+            }
+            self.shared.watermark.send_replace(index);
+            last = Some(index);
+            if let Some(responder) = responder {
+                responder.send(());
+            }
+        }
+        if let Some(index) = last {
+            tracing::trace!(index, "ordering layer applied");
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, (): ()) -> Result<(), io::Error> {
+        self.shared.persist(meta)?;
+        let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
+        {
+            let mut applied = self.shared.applied();
+            applied.log_id = meta.last_log_id;
+            applied.membership = meta.last_membership.clone();
+            applied.snapshot = Some(meta.clone());
+        }
+        tracing::info!(
+            index,
+            "ordering layer installed a snapshot point; positions before it are gone from this node's log"
+        );
+        self.shared.watermark.send_replace(index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<OrderSnapshot>, io::Error> {
+        Ok(self
+            .shared
+            .applied()
+            .snapshot
+            .clone()
+            .map(|meta| Snapshot { meta, snapshot: () }))
+    }
+}

@@ -1,0 +1,83 @@
+//! Whether this node is in the primary component: a pure decision over a
+//! sample of raft's state, taken by the shell on every heartbeat tick.
+
+/// What the shell observed at one tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sample {
+    /// This node is the leader.
+    pub(crate) leader: bool,
+    /// This node votes in the current membership.
+    pub(crate) voter: bool,
+    /// A leader is known.
+    pub(crate) leader_known: bool,
+    /// Leader: time since a quorum last acknowledged it.
+    pub(crate) since_quorum_ack_ms: Option<u64>,
+    /// Follower: time since the leader last reached this node.
+    pub(crate) since_leader_contact_ms: Option<u64>,
+}
+
+/// A node is in the primary component while it is a voter and hears from a
+/// quorum within the lease: as leader, through acknowledgements; as
+/// follower, through the leader's appends and heartbeats. A learner that
+/// is still catching up is not yet part of it.
+#[must_use]
+pub(crate) fn is_primary(sample: &Sample, lease_ms: u64) -> bool {
+    let fresh = |ms: Option<u64>| ms.is_some_and(|ms| ms <= lease_ms);
+    if !sample.voter {
+        return false;
+    }
+    if sample.leader {
+        fresh(sample.since_quorum_ack_ms)
+    } else {
+        sample.leader_known && fresh(sample.since_leader_contact_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn follower(contact: Option<u64>) -> Sample {
+        Sample {
+            leader: false,
+            voter: true,
+            leader_known: true,
+            since_quorum_ack_ms: None,
+            since_leader_contact_ms: contact,
+        }
+    }
+
+    #[test]
+    fn follower_is_primary_only_while_the_leader_reaches_it() {
+        assert!(is_primary(&follower(Some(100)), 500));
+        assert!(!is_primary(&follower(Some(501)), 500));
+        assert!(!is_primary(&follower(None), 500));
+        let no_leader = Sample {
+            leader_known: false,
+            ..follower(Some(1))
+        };
+        assert!(!is_primary(&no_leader, 500));
+    }
+
+    #[test]
+    fn leader_needs_a_recent_quorum_and_learners_never_count() {
+        let leader = Sample {
+            leader: true,
+            voter: true,
+            leader_known: true,
+            since_quorum_ack_ms: Some(20),
+            since_leader_contact_ms: None,
+        };
+        assert!(is_primary(&leader, 500));
+        let stale = Sample {
+            since_quorum_ack_ms: Some(900),
+            ..leader
+        };
+        assert!(!is_primary(&stale, 500));
+        let learner = Sample {
+            voter: false,
+            ..follower(Some(1))
+        };
+        assert!(!is_primary(&learner, 500));
+    }
+}

@@ -1,0 +1,370 @@
+//! The ordering log on disk: checksummed records in numbered segment files,
+//! plus a small state file replaced atomically.
+//!
+//! Each record is one [`FrameKind::LogEntry`] frame holding one raft entry, so
+//! every record carries its length and a crc32. Segments are named by the
+//! index of their first record. On open, a damaged record at the end of the
+//! newest segment is a write torn by a crash and is cut off; damage anywhere
+//! else is corruption and refuses the open.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::types::{LogEntry, LogId, Vote};
+use crate::frame::{self, FrameKind, HEADER_LEN};
+
+const STATE_FILE: &str = "raft-state";
+const SEGMENT_SUFFIX: &str = ".seg";
+
+/// The small persistent state beside the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PersistentState {
+    pub(crate) vote: Option<Vote>,
+    pub(crate) purged: Option<LogId>,
+}
+
+struct Segment {
+    first: u64,
+    path: PathBuf,
+    len: u64,
+}
+
+/// The log's files; owned by the log's I/O thread.
+pub(crate) struct LogFiles {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    tail: Option<File>,
+    /// The index the next record on disk must have to continue the newest
+    /// segment; any other index starts a new segment.
+    next: Option<u64>,
+    max_segment: u64,
+    max_entry: usize,
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Encodes one entry as a log record.
+pub(crate) fn encode_record(entry: &LogEntry, max_entry: usize) -> io::Result<Bytes> {
+    frame::encode(FrameKind::LogEntry, entry, max_entry).map_err(|e| invalid(e.to_string()))
+}
+
+/// What opening the log found.
+pub(crate) struct Opened {
+    pub(crate) files: LogFiles,
+    pub(crate) entries: Vec<LogEntry>,
+    pub(crate) state: PersistentState,
+}
+
+impl LogFiles {
+    /// Opens (creating if needed) the log in `dir` and reads every entry
+    /// after the purge point.
+    pub(crate) fn open(dir: &Path, max_segment: u64, max_entry: usize) -> io::Result<Opened> {
+        fs::create_dir_all(dir)?;
+        let state = load_state(dir)?;
+        let mut firsts: Vec<u64> = Vec::new();
+        for item in fs::read_dir(dir)? {
+            let name = item?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
+                let first = stem
+                    .parse::<u64>()
+                    .map_err(|_| invalid(format!("unexpected log file {name}")))?;
+                firsts.push(first);
+            }
+        }
+        firsts.sort_unstable();
+        let mut files = LogFiles {
+            dir: dir.to_path_buf(),
+            segments: Vec::new(),
+            tail: None,
+            next: None,
+            max_segment,
+            max_entry,
+        };
+        let mut entries = Vec::new();
+        let count = firsts.len();
+        for (i, first) in firsts.into_iter().enumerate() {
+            let path = files.segment_path(first);
+            let len = read_segment(&path, first, max_entry, i + 1 == count, &mut entries)?;
+            files.segments.push(Segment { first, path, len });
+        }
+        files.next = entries.last().map(|e| e.log_id.index + 1);
+        let keep_from = state.purged.as_ref().map_or(0, |p| p.index + 1);
+        entries.retain(|e| e.log_id.index >= keep_from);
+        check_contiguous(&entries)?;
+        Ok(Opened {
+            files,
+            entries,
+            state,
+        })
+    }
+
+    fn segment_path(&self, first: u64) -> PathBuf {
+        self.dir.join(format!("{first:020}{SEGMENT_SUFFIX}"))
+    }
+
+    /// Appends records; `first` is the index of the first one. Not synced.
+    pub(crate) fn append(&mut self, first: u64, records: &[Bytes]) -> io::Result<()> {
+        for (i, record) in records.iter().enumerate() {
+            let index = first + i as u64;
+            let roll = self.next != Some(index)
+                || self
+                    .segments
+                    .last()
+                    .is_none_or(|s| s.len >= self.max_segment);
+            if roll {
+                self.roll(index)?;
+            }
+            let tail = match self.tail.as_mut() {
+                Some(tail) => tail,
+                None => self.reopen_tail()?,
+            };
+            tail.write_all(record)?;
+            if let Some(segment) = self.segments.last_mut() {
+                segment.len += record.len() as u64;
+            }
+            self.next = Some(index + 1);
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self, first: u64) -> io::Result<()> {
+        if let Some(tail) = self.tail.take() {
+            tail.sync_data()?;
+        }
+        let path = self.segment_path(first);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)?;
+        sync_dir(&self.dir)?;
+        if self.segments.last().is_some_and(|s| s.first == first) {
+            self.segments.pop();
+        }
+        self.segments.push(Segment {
+            first,
+            path,
+            len: 0,
+        });
+        self.tail = Some(file);
+        Ok(())
+    }
+
+    fn reopen_tail(&mut self) -> io::Result<&mut File> {
+        let segment = self
+            .segments
+            .last()
+            .ok_or_else(|| invalid("no segment to append to".to_string()))?;
+        let mut file = OpenOptions::new().write(true).open(&segment.path)?;
+        file.seek(SeekFrom::Start(segment.len))?;
+        Ok(self.tail.insert(file))
+    }
+
+    /// Makes everything appended so far durable.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        match self.tail.as_mut() {
+            Some(tail) => tail.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the record of index `from` and everything after it.
+    pub(crate) fn truncate_from(&mut self, from: u64) -> io::Result<()> {
+        self.tail = None;
+        while self
+            .segments
+            .last()
+            .is_some_and(|s| s.first >= from && s.first > 0)
+        {
+            if let Some(segment) = self.segments.pop() {
+                fs::remove_file(&segment.path)?;
+            }
+        }
+        // Unknown until proven: a new segment is always safe.
+        self.next = None;
+        if let Some(segment) = self.segments.last_mut() {
+            let offset = record_offset(&segment.path, segment.first, from, self.max_entry)?;
+            if let Some(offset) = offset {
+                let file = OpenOptions::new().write(true).open(&segment.path)?;
+                file.set_len(offset)?;
+                file.sync_all()?;
+                segment.len = offset;
+                self.next = Some(from);
+            }
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Deletes segments holding only records before `keep_from`.
+    pub(crate) fn purge_before(&mut self, keep_from: u64) -> io::Result<()> {
+        while self.segments.len() > 1 && self.segments[1].first <= keep_from {
+            let segment = self.segments.remove(0);
+            fs::remove_file(&segment.path)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the state file atomically and durably.
+    pub(crate) fn save_state(&self, state: &PersistentState) -> io::Result<()> {
+        let bytes = frame::encode(FrameKind::OrderState, state, 1 << 20)
+            .map_err(|e| invalid(e.to_string()))?;
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, self.dir.join(STATE_FILE))?;
+        sync_dir(&self.dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn load_state(dir: &Path) -> io::Result<PersistentState> {
+    let bytes = match fs::read(dir.join(STATE_FILE)) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(PersistentState::default()),
+        Err(err) => return Err(err),
+    };
+    let (header, body) =
+        frame::decode(&bytes, 1 << 20).map_err(|e| invalid(format!("ordering state file: {e}")))?;
+    if header.kind != FrameKind::OrderState {
+        return Err(invalid(
+            "ordering state file has the wrong kind".to_string(),
+        ));
+    }
+    frame::decode_body(FrameKind::OrderState, body)
+        .map_err(|e| invalid(format!("ordering state file: {e}")))
+}
+
+/// Reads one segment's records into `out`; returns the valid length. A
+/// damaged record ends the newest segment (cut off there) and is an error
+/// in any other.
+fn read_segment(
+    path: &Path,
+    first: u64,
+    max_entry: usize,
+    newest: bool,
+    out: &mut Vec<LogEntry>,
+) -> io::Result<u64> {
+    let mut input = BufReader::new(File::open(path)?);
+    let mut offset = 0u64;
+    let mut expected = first;
+    loop {
+        match read_record(&mut input, max_entry)? {
+            Record::End => return Ok(offset),
+            Record::Entry(entry, len) if entry.log_id.index == expected => {
+                out.push(*entry);
+                offset += len;
+                expected += 1;
+            }
+            damaged => {
+                let what = match damaged {
+                    Record::Entry(entry, _) => {
+                        format!("index {} where {expected} belongs", entry.log_id.index)
+                    }
+                    Record::Damaged(why) => why,
+                    Record::End => String::new(),
+                };
+                if !newest {
+                    return Err(invalid(format!(
+                        "{}: record at byte {offset}: {what}",
+                        path.display()
+                    )));
+                }
+                tracing::warn!(path = %path.display(), offset, %what, "cutting a torn record off the log's end");
+                let file = OpenOptions::new().write(true).open(path)?;
+                file.set_len(offset)?;
+                file.sync_all()?;
+                return Ok(offset);
+            }
+        }
+    }
+}
+
+enum Record {
+    End,
+    Entry(Box<LogEntry>, u64),
+    Damaged(String),
+}
+
+fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
+    let mut header = [0u8; HEADER_LEN];
+    let got = read_full(input, &mut header)?;
+    if got == 0 {
+        return Ok(Record::End);
+    }
+    if got < HEADER_LEN {
+        return Ok(Record::Damaged(format!("{got}-byte partial header")));
+    }
+    let parsed = match frame::peek_header(&header, max_entry) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(Record::Damaged("short header".to_string())),
+        Err(e) => return Ok(Record::Damaged(e.to_string())),
+    };
+    let mut record = vec![0u8; parsed.frame_len()];
+    record[..HEADER_LEN].copy_from_slice(&header);
+    let body_got = read_full(input, &mut record[HEADER_LEN..])?;
+    if body_got < parsed.frame_len() - HEADER_LEN {
+        return Ok(Record::Damaged("partial body".to_string()));
+    }
+    let decoded = frame::decode(&record, max_entry)
+        .and_then(|(_, body)| frame::decode_body::<LogEntry>(FrameKind::LogEntry, body));
+    Ok(match decoded {
+        Ok(entry) if parsed.kind == FrameKind::LogEntry => {
+            Record::Entry(Box::new(entry), record.len() as u64)
+        }
+        Ok(_) => Record::Damaged(format!("record of kind {:?}", parsed.kind)),
+        Err(e) => Record::Damaged(e.to_string()),
+    })
+}
+
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The byte offset of record `index` in a segment starting at `first`, or
+/// `None` when the segment ends before it.
+fn record_offset(path: &Path, first: u64, index: u64, max_entry: usize) -> io::Result<Option<u64>> {
+    let mut input = BufReader::new(File::open(path)?);
+    let mut offset = 0u64;
+    for _ in first..index {
+        match read_record(&mut input, max_entry)? {
+            Record::Entry(_, len) => offset += len,
+            Record::End => return Ok(None),
+            Record::Damaged(why) => {
+                return Err(invalid(format!("{}: {why}", path.display())));
+            }
+        }
+    }
+    Ok(Some(offset))
+}
+
+fn check_contiguous(entries: &[LogEntry]) -> io::Result<()> {
+    for pair in entries.windows(2) {
+        if pair[1].log_id.index != pair[0].log_id.index + 1 {
+            return Err(invalid(format!(
+                "log segments leave a gap between {} and {}",
+                pair[0].log_id.index, pair[1].log_id.index
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! The ordering log as openraft sees it: entries kept in memory for reads,
+//! written and synced to [`LogFiles`] by one I/O thread.
+//!
+//! Appends from openraft are queued to the thread in order and acknowledged
+//! (its `IOFlushed` callback) only once they are on disk: after an fsync
+//! with [`SyncMode::Always`], after the write with [`SyncMode::Batch`]. The
+//! thread drains every queued append before syncing, so one fsync covers
+//! every entry that arrived meanwhile (group commit). Votes are synced
+//! before `save_vote` returns, whatever the mode.
+
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use tokio::sync::oneshot;
+
+use super::log_files::{LogFiles, PersistentState, encode_record};
+use super::types::{LogEntry, LogId, TypeConfig, Vote};
+
+/// When the log is forced to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncMode {
+    /// fsync before an append is acknowledged: an acknowledged commit
+    /// survives any crash of any number of nodes.
+    Always,
+    /// fsync at most every `interval`; an append is acknowledged once
+    /// written. An acknowledged commit survives any minority crashing, but a
+    /// simultaneous power loss of a majority may lose the last `interval`.
+    Batch {
+        /// The longest time written entries stay unsynced.
+        interval: Duration,
+    },
+}
+
+struct Memory {
+    entries: VecDeque<LogEntry>,
+    /// Index of `entries[0]` (or of the next entry when empty).
+    first: u64,
+    state: PersistentState,
+}
+
+impl Memory {
+    fn last_log_id(&self) -> Option<LogId> {
+        self.entries.back().map(|e| e.log_id).or(self.state.purged)
+    }
+
+    fn range(&self, start: u64, end: u64) -> Vec<LogEntry> {
+        let from = start.max(self.first);
+        let to = end.min(self.first + self.entries.len() as u64);
+        if from >= to {
+            return Vec::new();
+        }
+        let skip = usize::try_from(from - self.first).unwrap_or(usize::MAX);
+        let take = usize::try_from(to - from).unwrap_or(usize::MAX);
+        self.entries.iter().skip(skip).take(take).cloned().collect()
+    }
+}
+
+enum Op {
+    Append {
+        first: u64,
+        records: Vec<Bytes>,
+        done: IOFlushed<TypeConfig>,
+    },
+    Truncate {
+        from: u64,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+    SaveState {
+        state: PersistentState,
+        keep_from: Option<u64>,
+        done: oneshot::Sender<io::Result<()>>,
+    },
+}
+
+struct Inner {
+    memory: Mutex<Memory>,
+    io: Mutex<std_mpsc::SyncSender<Op>>,
+    max_entry: usize,
+}
+
+/// The log store handle; clones share one log.
+#[derive(Clone)]
+pub(crate) struct LogStore {
+    inner: Arc<Inner>,
+}
+
+/// Where a read asked for entries that were purged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Purged {
+    /// The first index still held.
+    pub(crate) first_retained: u64,
+}
+
+impl LogStore {
+    /// Opens the log in `dir` and starts its I/O thread.
+    pub(crate) fn open(
+        dir: &Path,
+        sync: SyncMode,
+        max_segment: u64,
+        max_entry: usize,
+    ) -> io::Result<Self> {
+        let opened = LogFiles::open(dir, max_segment, max_entry)?;
+        let first = opened.entries.first().map_or_else(
+            || opened.state.purged.as_ref().map_or(0, |p| p.index + 1),
+            |e| e.log_id.index,
+        );
+        let memory = Memory {
+            entries: opened.entries.into(),
+            first,
+            state: opened.state,
+        };
+        let (tx, rx) = std_mpsc::sync_channel(1024);
+        std::thread::Builder::new()
+            .name("certus-log".to_string())
+            .spawn(move || io_thread(opened.files, rx, sync))?;
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                memory: Mutex::new(memory),
+                io: Mutex::new(tx),
+                max_entry,
+            }),
+        })
+    }
+
+    fn memory(&self) -> MutexGuard<'_, Memory> {
+        self.inner
+            .memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn send(&self, op: Op) -> io::Result<()> {
+        let tx = self
+            .inner
+            .io
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        tx.send(op)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "log I/O thread stopped"))
+    }
+
+    /// Entries `[start, end)` that are held, or where the held range begins
+    /// when `start` was purged.
+    pub(crate) fn read(&self, start: u64, end: u64) -> Result<Vec<LogEntry>, Purged> {
+        let memory = self.memory();
+        if start < memory.first {
+            return Err(Purged {
+                first_retained: memory.first,
+            });
+        }
+        Ok(memory.range(start, end))
+    }
+
+    async fn save_state(&self, keep_from: Option<u64>) -> io::Result<()> {
+        let state = self.memory().state.clone();
+        let (done, rx) = oneshot::channel();
+        self.send(Op::SaveState {
+            state,
+            keep_from,
+            done,
+        })?;
+        rx.await
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "log I/O thread stopped"))?
+    }
+}
+
+fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<LogEntry>, io::Error> {
+        let (start, end) = bounds(&range);
+        Ok(self.memory().range(start, end))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.memory().state.vote)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let memory = self.memory();
+        Ok(LogState {
+            last_purged_log_id: memory.state.purged,
+            last_log_id: memory.last_log_id(),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.memory().state.vote = Some(*vote);
+        self.save_state(None).await
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = LogEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut records = Vec::new();
+        let mut first = None;
+        {
+            let mut memory = self.memory();
+            for entry in entries {
+                let index = entry.log_id.index;
+                if memory.entries.is_empty() {
+                    // An empty log (new, or purged up to a snapshot) may
+                    // resume at any later index.
+                    assert!(
+                        index >= memory.first,
+                        "append at {index} behind the purge point {}",
+                        memory.first
+                    );
+                    memory.first = index;
+                }
+                let expected = memory.first + memory.entries.len() as u64;
+                assert_eq!(index, expected, "openraft appended out of order");
+                records.push(encode_record(&entry, self.inner.max_entry)?);
+                first.get_or_insert(index);
+                memory.entries.push_back(entry);
+            }
+        }
+        let Some(first) = first else {
+            callback.io_completed(Ok(()));
+            return Ok(());
+        };
+        self.send(Op::Append {
+            first,
+            records,
+            done: callback,
+        })
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let from = last_log_id.map_or(0, |id| id.index + 1);
+        {
+            let mut memory = self.memory();
+            let keep = usize::try_from(from.saturating_sub(memory.first)).unwrap_or(usize::MAX);
+            memory.entries.truncate(keep);
+        }
+        let (done, rx) = oneshot::channel();
+        self.send(Op::Truncate { from, done })?;
+        rx.await
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "log I/O thread stopped"))?
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let keep_from = log_id.index + 1;
+        {
+            let mut memory = self.memory();
+            while memory.first < keep_from && memory.entries.pop_front().is_some() {
+                memory.first += 1;
+            }
+            memory.first = memory.first.max(keep_from);
+            memory.state.purged = Some(log_id);
+        }
+        self.save_state(Some(keep_from)).await
+    }
+}
+
+/// Runs the log's file I/O until every handle is gone.
+fn io_thread(mut files: LogFiles, rx: std_mpsc::Receiver<Op>, sync: SyncMode) {
+    let mut unsynced = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let op = match sync {
+            SyncMode::Batch { interval } if unsynced => match rx.recv_timeout(interval) {
+                Ok(op) => Some(op),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+            _ => match rx.recv() {
+                Ok(op) => Some(op),
+                Err(_) => break,
+            },
+        };
+        let mut flushed = Vec::new();
+        let mut next = op;
+        while let Some(op) = next.take() {
+            match op {
+                Op::Append {
+                    first,
+                    records,
+                    done,
+                } => {
+                    let result = files.append(first, &records);
+                    unsynced = true;
+                    flushed.push((done, result));
+                }
+                Op::Truncate { from, done } => {
+                    let _ = done.send(files.truncate_from(from));
+                }
+                Op::SaveState {
+                    state,
+                    keep_from,
+                    done,
+                } => {
+                    let result = files.sync().and_then(|()| files.save_state(&state));
+                    let result = match keep_from {
+                        Some(keep) => result.and_then(|()| files.purge_before(keep)),
+                        None => result,
+                    };
+                    let _ = done.send(result);
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        let must_sync = match sync {
+            SyncMode::Always => !flushed.is_empty(),
+            SyncMode::Batch { interval } => unsynced && last_sync.elapsed() >= interval,
+        };
+        let sync_result = if must_sync {
+            last_sync = Instant::now();
+            unsynced = false;
+            files.sync()
+        } else {
+            Ok(())
+        };
+        for (done, result) in flushed {
+            let result = match (&result, &sync_result) {
+                (Ok(()), Ok(())) => Ok(()),
+                (Err(e), _) | (_, Err(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            done.io_completed(result);
+        }
+    }
+    let _ = files.sync();
+}

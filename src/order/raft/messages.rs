@@ -1,0 +1,56 @@
+//! What the ordering layer's nodes say to each other.
+
+use bytes::Bytes;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::types::{SnapshotMeta, TypeConfig, Vote};
+
+/// A request from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    /// A snapshot point (a raft snapshot carries no data here).
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+    },
+    /// Write-set frames a follower forwards to the leader, in submit order.
+    Forward(Vec<Bytes>),
+    /// A follower asks the leader for a sync point.
+    ReadIndex,
+}
+
+/// The answer to a [`PeerRequest`] of the same name. `Err` carries a
+/// remote failure as text; it is reported, never interpreted.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum PeerResponse {
+    Append(Result<AppendEntriesResponse<TypeConfig>, String>),
+    Vote(Result<VoteResponse<TypeConfig>, String>),
+    Snapshot(Result<SnapshotResponse<TypeConfig>, String>),
+    Forward(Vec<Forwarded>),
+    ReadIndex(Result<u64, Redirect>),
+}
+
+/// What became of one forwarded frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Forwarded {
+    /// Committed by the leader: every member will deliver it.
+    Ordered,
+    /// Not appended anywhere: the receiver is not the leader.
+    NotLeader(Redirect),
+    /// Appended, then discarded by a leader change: it may still commit.
+    Discarded(Redirect),
+    /// The leader failed; the frame may or may not be ordered.
+    Failed(String),
+}
+
+/// Where the leader is, as far as the answering node knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Redirect {
+    pub(crate) leader: Option<u64>,
+}

@@ -1,0 +1,192 @@
+//! openraft's network over the peer transport.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use openraft::error::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+
+use super::delivery::OrderSnapshot;
+use super::messages::{PeerRequest, PeerResponse};
+use super::types::{TypeConfig, Vote};
+use crate::net::{ClientConfig, NetError, PeerClient};
+
+pub(crate) type Client = PeerClient<PeerRequest, PeerResponse>;
+
+/// One client per peer, shared by raft replication, forwarding and reads.
+pub(crate) struct Peers {
+    config: Arc<ClientConfig>,
+    clients: Mutex<HashMap<u64, Client>>,
+}
+
+impl Peers {
+    pub(crate) fn new(config: ClientConfig) -> Self {
+        Peers {
+            config: Arc::new(config),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `id` at `addr`, replacing one made for another address.
+    pub(crate) fn client(&self, id: u64, addr: &str) -> Client {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&id).filter(|c| c.addr() == addr) {
+            return client.clone();
+        }
+        let client = PeerClient::start(
+            self.config.clone(),
+            crate::NodeId::new(id),
+            addr.to_string(),
+        );
+        clients.insert(id, client.clone());
+        client
+    }
+}
+
+/// Hands openraft a link per target.
+#[derive(Clone)]
+pub(crate) struct Network {
+    pub(crate) me: u64,
+    pub(crate) peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerLink;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerLink {
+        PeerLink {
+            me: self.me,
+            target,
+            client: self.peers.client(target, &node.addr),
+        }
+    }
+}
+
+/// openraft's connection to one peer.
+pub(crate) struct PeerLink {
+    me: u64,
+    target: u64,
+    client: Client,
+}
+
+impl PeerLink {
+    fn rpc_error(&self, err: NetError, action: RPCTypes, ttl: Duration) -> RPCError<TypeConfig> {
+        match err {
+            NetError::Timeout { .. } => RPCError::Timeout(Timeout {
+                action,
+                id: self.me,
+                target: self.target,
+                timeout: ttl,
+            }),
+            err if err.not_sent() => RPCError::Unreachable(Unreachable::from_string(err)),
+            err => RPCError::Network(NetworkError::from_string(err)),
+        }
+    }
+
+    async fn call(
+        &self,
+        req: PeerRequest,
+        action: RPCTypes,
+        ttl: Duration,
+    ) -> Result<PeerResponse, RPCError<TypeConfig>> {
+        self.client
+            .call(&req, ttl)
+            .await
+            .map_err(|e| self.rpc_error(e, action, ttl))
+    }
+}
+
+fn unexpected(what: &str) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(format!(
+        "peer answered a {what} request with another kind of response"
+    )))
+}
+
+fn remote(err: String) -> RPCError<TypeConfig> {
+    RPCError::Network(NetworkError::from_string(format!("peer failed: {err}")))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerLink {
+    type SnapshotData = ();
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.soft_ttl();
+        match self
+            .call(PeerRequest::Append(rpc), RPCTypes::AppendEntries, ttl)
+            .await?
+        {
+            PeerResponse::Append(result) => result.map_err(remote),
+            _ => Err(unexpected("append")),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.soft_ttl();
+        match self
+            .call(PeerRequest::Vote(rpc), RPCTypes::Vote, ttl)
+            .await?
+        {
+            PeerResponse::Vote(result) => result.map_err(remote),
+            _ => Err(unexpected("vote")),
+        }
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let ttl = option.soft_ttl();
+        match self
+            .call(PeerRequest::PreVote(rpc), RPCTypes::Vote, ttl)
+            .await?
+        {
+            PeerResponse::Vote(result) => result.map_err(remote),
+            _ => Err(unexpected("pre-vote")),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: OrderSnapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let ttl = option.soft_ttl();
+        let req = PeerRequest::Snapshot {
+            vote,
+            meta: snapshot.meta,
+        };
+        let response = tokio::select! {
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+            response = self.call(req, RPCTypes::InstallSnapshot, ttl) => response,
+        };
+        let into_streaming = |e: RPCError<TypeConfig>| match e {
+            RPCError::Timeout(t) => StreamingError::Timeout(t),
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            RPCError::Network(n) => StreamingError::Network(n),
+            RPCError::RemoteError(r) => StreamingError::Network(NetworkError::from_string(r)),
+        };
+        match response.map_err(into_streaming)? {
+            PeerResponse::Snapshot(result) => result.map_err(|e| into_streaming(remote(e))),
+            _ => Err(into_streaming(unexpected("snapshot"))),
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! [`RaftOrder`]: total order and membership on openraft, over TCP.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ReadPolicy, ServerState};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::config::RaftOrderConfig;
+use super::delivery::{Delivery, DeliveryShared};
+use super::forwarder::Forwarder;
+use super::liveness::{Sample, is_primary};
+use super::log_store::LogStore;
+use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
+use super::network::{Network, Peers};
+use super::service::{LeaderContact, Service};
+use super::stream::{RaftEventStream, Standing};
+use super::types::{Raft, Submission};
+use crate::ids::{NodeId, Seqno};
+use crate::net::{self, ClientConfig, ServerConfig};
+use crate::order::{EventStream, OrderError, OrderFuture, TotalOrder};
+
+/// Why the networked ordering layer could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting is unusable.
+    #[error("invalid ordering configuration: {0}")]
+    Config(String),
+    /// The log, vote or snapshot point could not be read or written.
+    #[error("ordering log at {path}: {source}")]
+    Storage {
+        /// The log directory.
+        path: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// Raft refused to start.
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// Total-order broadcast on openraft: one raft log whose index is the
+/// global seqno, replicated over TCP between the nodes of one cluster.
+///
+/// Write-sets submitted on a follower are forwarded to the leader in
+/// batches; a submission interrupted by a leader change is retried (the
+/// certifier drops a second copy by its transaction id) until
+/// [`RaftOrderConfig::submit_timeout`], then reported as
+/// [`OrderError::OutcomeUnknown`]. Sync points are raft read indexes taken
+/// by the leader. A node that cannot hear a quorum gets a non-primary view.
+pub struct RaftOrder {
+    config: RaftOrderConfig,
+    raft: Raft,
+    store: LogStore,
+    delivery: Arc<DeliveryShared>,
+    peers: Arc<Peers>,
+    forwarder: Forwarder,
+    standing: watch::Receiver<Standing>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    local_addr: std::net::SocketAddr,
+}
+
+impl RaftOrder {
+    /// Opens the log under `config.dir`, serves peers on `listener`, and
+    /// joins the cluster (bootstrapping it from `config.initial_members`
+    /// when this node has never run).
+    ///
+    /// # Errors
+    /// [`StartError`] for bad settings, an unreadable log, or a raft failure.
+    pub async fn start(config: RaftOrderConfig, listener: TcpListener) -> Result<Self, StartError> {
+        let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
+        let storage_err = |source| StartError::Storage {
+            path: config.dir.display().to_string(),
+            source,
+        };
+        let local_addr = listener.local_addr().map_err(storage_err)?;
+        let store = LogStore::open(&config.dir, config.sync, 64 << 20, config.max_entry_bytes)
+            .map_err(storage_err)?;
+        let (delivery, shared) =
+            Delivery::open(&config.dir, config.max_delivery_lag).map_err(storage_err)?;
+        let me = config.node_id.get();
+        let peers = Arc::new(Peers::new(ClientConfig {
+            cluster: config.cluster.clone(),
+            me: config.node_id,
+            max_frame: config.max_entry_bytes.saturating_mul(4),
+            queue: 1024,
+            connect_timeout: config.election_timeout.0,
+            backoff: (Duration::from_millis(20), Duration::from_secs(1)),
+        }));
+        let network = Network {
+            me,
+            peers: peers.clone(),
+        };
+        let raft = Raft::new(me, raft_config, network, store.clone(), delivery)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let contact = Arc::new(LeaderContact::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let server = tokio::spawn(net::serve(
+            listener,
+            Arc::new(ServerConfig {
+                cluster: config.cluster.clone(),
+                me: config.node_id,
+                max_frame: config.max_entry_bytes.saturating_mul(4),
+                concurrency: 256,
+                handshake_timeout: config.election_timeout.0,
+            }),
+            Arc::new(Service {
+                raft: raft.clone(),
+                contact: contact.clone(),
+            }),
+            shutdown_rx.clone(),
+        ));
+        bootstrap(&raft, &config).await?;
+        let (standing_tx, standing) = watch::channel(Standing::default());
+        let monitor = tokio::spawn(monitor(
+            raft.clone(),
+            contact,
+            standing_tx,
+            config.heartbeat,
+            config.primary_lease,
+            shutdown_rx,
+        ));
+        let forwarder = Forwarder::start(config.forward_batch, 4096, config.submit_timeout);
+        Ok(RaftOrder {
+            config,
+            raft,
+            store,
+            delivery: shared,
+            peers,
+            forwarder,
+            standing,
+            shutdown,
+            tasks: Mutex::new(vec![server, monitor]),
+            local_addr,
+        })
+    }
+
+    /// The address peers reach this node on.
+    #[must_use]
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
+    }
+
+    /// Whether this node currently leads the ordering layer.
+    #[must_use]
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// Stops raft, the peer server and every background task. The log
+    /// directory can be opened again once this returns.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        if let Err(err) = self.raft.shutdown().await {
+            tracing::warn!(error = %err, "raft shut down with an error");
+        }
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().await.drain(..).collect();
+        for task in tasks {
+            crate::task::join(task).await;
+        }
+    }
+
+    fn leader_client(&self, leader: u64) -> Option<super::network::Client> {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .clone();
+        Some(self.peers.client(leader, &node.addr))
+    }
+
+    async fn current_leader(&self) -> Option<u64> {
+        self.raft.current_leader().await
+    }
+
+    /// One attempt to get `frame` ordered. `Ok(true)`: ordered; `Ok(false)`:
+    /// certainly not ordered, retry; `Err(())`: it may have been ordered.
+    async fn submit_once(&self, frame: &Bytes) -> Result<bool, bool> {
+        if self.raft.is_leader() {
+            return match self.raft.client_write(Submission(frame.clone())).await {
+                Ok(_) => Ok(true),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Ok(false),
+                Err(_) => Err(true),
+            };
+        }
+        let Some(client) = self
+            .current_leader()
+            .await
+            .and_then(|l| self.leader_client(l))
+        else {
+            return Ok(false);
+        };
+        match self.forwarder.forward(client, frame.clone()).await {
+            Ok(Forwarded::Ordered) => Ok(true),
+            Ok(Forwarded::NotLeader(_)) => Ok(false),
+            Ok(Forwarded::Discarded(_) | Forwarded::Failed(_)) => Err(true),
+            Err(err) if err.not_sent() => Ok(false),
+            Err(_) => Err(true),
+        }
+    }
+
+    async fn submit_frame(&self, frame: Bytes) -> Result<(), OrderError> {
+        if frame.len() > self.config.max_entry_bytes {
+            return Err(OrderError::TooLarge {
+                len: frame.len(),
+                max: self.config.max_entry_bytes,
+            });
+        }
+        let deadline = Instant::now() + self.config.submit_timeout;
+        let mut maybe_ordered = false;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let unsent = if maybe_ordered {
+                OrderError::OutcomeUnknown
+            } else {
+                OrderError::NotPrimary
+            };
+            if !self.standing.borrow().primary {
+                return Err(unsent);
+            }
+            match self.submit_once(&frame).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(_) => maybe_ordered = true,
+            }
+            if *self.shutdown.borrow() {
+                return Err(OrderError::Closed);
+            }
+            if Instant::now() + pause >= deadline {
+                return Err(if maybe_ordered {
+                    OrderError::OutcomeUnknown
+                } else {
+                    OrderError::NotPrimary
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.config.heartbeat);
+        }
+    }
+
+    /// One attempt at a read index: `None` when the leader could not be
+    /// reached or could not confirm its leadership.
+    async fn read_index_once(&self) -> Option<Seqno> {
+        let timeout = self.config.primary_lease;
+        if self.raft.is_leader() {
+            let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
+            return match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(read)) => Some(Seqno::new(read.index())),
+                _ => None,
+            };
+        }
+        let leader = self.current_leader().await?;
+        let client = self.leader_client(leader)?;
+        match client.call(&PeerRequest::ReadIndex, timeout).await {
+            Ok(PeerResponse::ReadIndex(Ok(index))) => Some(Seqno::new(index)),
+            Ok(PeerResponse::ReadIndex(Err(Redirect { .. })) | _) | Err(_) => None,
+        }
+    }
+
+    /// A sync point, retried through a leader change for as long as this
+    /// node still counts itself in the primary component (at most twice the
+    /// primary lease).
+    async fn read_index(&self) -> Result<Seqno, OrderError> {
+        let deadline = Instant::now() + self.config.primary_lease * 2;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if !self.standing.borrow().primary || *self.shutdown.borrow() {
+                return Err(OrderError::NotPrimary);
+            }
+            if let Some(seqno) = self.read_index_once().await {
+                return Ok(seqno);
+            }
+            if Instant::now() + pause >= deadline {
+                return Err(OrderError::NotPrimary);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(self.config.heartbeat);
+        }
+    }
+}
+
+async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<(), StartError> {
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if initialized || !config.initial_members.contains_key(&config.node_id) {
+        return Ok(());
+    }
+    let members: BTreeMap<u64, BasicNode> = config
+        .initial_members
+        .iter()
+        .map(|(id, addr)| (id.get(), BasicNode { addr: addr.clone() }))
+        .collect();
+    tracing::info!(node = %config.node_id, ?members, "bootstrapping a new cluster");
+    match raft.initialize(members).await {
+        Ok(()) => Ok(()),
+        Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(err) => Err(StartError::Raft(err.to_string())),
+    }
+}
+
+/// Samples raft every heartbeat and publishes this node's standing.
+async fn monitor(
+    raft: Raft,
+    contact: Arc<LeaderContact>,
+    standing: watch::Sender<Standing>,
+    every: Duration,
+    lease: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let metrics = raft.metrics().borrow_watched().clone();
+        let voter = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == metrics.id);
+        let sample = Sample {
+            leader: metrics.state == ServerState::Leader,
+            voter,
+            leader_known: metrics.current_leader.is_some(),
+            since_quorum_ack_ms: metrics.last_quorum_acked.as_ref().map(|at| {
+                u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)
+            }),
+            since_leader_contact_ms: contact.since_ms(),
+        };
+        let mut voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        voters.sort_unstable();
+        let next = Standing {
+            primary: is_primary(&sample, lease_ms),
+            voters,
+            committed: metrics.cluster_committed.as_ref().map_or(0, |id| id.index),
+        };
+        standing.send_if_modified(|now| {
+            let changed = now.primary != next.primary || now.voters != next.voters;
+            now.committed = next.committed;
+            if changed {
+                now.primary = next.primary;
+                now.voters = next.voters;
+            }
+            changed
+        });
+    }
+}
+
+impl TotalOrder for RaftOrder {
+    fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    fn submit(&self, frame: Bytes) -> OrderFuture<'_, ()> {
+        Box::pin(self.submit_frame(frame))
+    }
+
+    fn sync_point(&self) -> OrderFuture<'_, Seqno> {
+        Box::pin(self.read_index())
+    }
+
+    fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError> {
+        let next = after.get() + 1;
+        if let Err(purged) = self.store.read(next, next) {
+            return Err(OrderError::StateTransferRequired {
+                requested: after,
+                first_retained: Seqno::new(purged.first_retained),
+            });
+        }
+        self.delivery.consumed(after.get());
+        Ok(Box::new(RaftEventStream {
+            store: self.store.clone(),
+            watermark: self.delivery.watermark(),
+            delivery: self.delivery.clone(),
+            standing: self.standing.clone(),
+            next,
+            pending: VecDeque::new(),
+            view_id: 0,
+            shown: None,
+        }))
+    }
+}

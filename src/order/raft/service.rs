@@ -1,0 +1,117 @@
+//! Answers peers' requests: raft RPCs, forwarded write-sets, read indexes.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use openraft::ReadPolicy;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::AppendEntriesResponse;
+use openraft::storage::Snapshot;
+
+use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
+use super::types::{Raft, Submission};
+use crate::ids::NodeId;
+use crate::net::Handler;
+
+/// When the leader last reached this node, read by the liveness tick.
+#[derive(Default)]
+pub(crate) struct LeaderContact {
+    last: Mutex<Option<Instant>>,
+}
+
+impl LeaderContact {
+    pub(crate) fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    pub(crate) fn since_ms(&self) -> Option<u64> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The inbound side of the ordering layer.
+pub(crate) struct Service {
+    pub(crate) raft: Raft,
+    pub(crate) contact: Arc<LeaderContact>,
+}
+
+impl Service {
+    async fn redirect(&self) -> Redirect {
+        Redirect {
+            leader: self.raft.current_leader().await,
+        }
+    }
+
+    async fn forward(&self, frames: Vec<bytes::Bytes>) -> Vec<Forwarded> {
+        if !self.raft.is_leader() {
+            let redirect = self.redirect().await;
+            return vec![Forwarded::NotLeader(redirect); frames.len()];
+        }
+        let writes = frames
+            .into_iter()
+            .map(|frame| self.raft.client_write(Submission(frame)));
+        let results = join_all(writes).await;
+        let mut out = Vec::with_capacity(results.len());
+        for result in results {
+            out.push(match result {
+                Ok(_) => Forwarded::Ordered,
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Forwarded::NotLeader(Redirect {
+                        leader: f.leader_id,
+                    })
+                }
+                Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
+                    Forwarded::Discarded(Redirect {
+                        leader: f.leader_id,
+                    })
+                }
+                Err(other) => Forwarded::Failed(other.to_string()),
+            });
+        }
+        out
+    }
+
+    async fn read_index(&self) -> Result<u64, Redirect> {
+        if !self.raft.is_leader() {
+            return Err(self.redirect().await);
+        }
+        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+            Ok(read) => Ok(read.index()),
+            Err(_) => Err(self.redirect().await),
+        }
+    }
+}
+
+impl Handler<PeerRequest, PeerResponse> for Service {
+    async fn handle(&self, _from: NodeId, req: PeerRequest) -> PeerResponse {
+        match req {
+            PeerRequest::Append(rpc) => {
+                let result = self.raft.append_entries(rpc).await;
+                if matches!(
+                    result,
+                    Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_))
+                ) {
+                    self.contact.touch();
+                }
+                PeerResponse::Append(result.map_err(|e| e.to_string()))
+            }
+            PeerRequest::Vote(rpc) => {
+                PeerResponse::Vote(self.raft.vote(rpc).await.map_err(|e| e.to_string()))
+            }
+            PeerRequest::PreVote(rpc) => {
+                PeerResponse::Vote(self.raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
+            }
+            PeerRequest::Snapshot { vote, meta } => {
+                let snapshot = Snapshot { meta, snapshot: () };
+                let result = self.raft.install_full_snapshot(vote, snapshot).await;
+                PeerResponse::Snapshot(result.map_err(|e| e.to_string()))
+            }
+            PeerRequest::Forward(frames) => PeerResponse::Forward(self.forward(frames).await),
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The openraft type configuration. Nothing here leaves the `raft` module.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// One submitted write-set frame: the application data of a log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Submission(pub(crate) Bytes);
+
+impl fmt::Display for Submission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "write-set({} bytes)", self.0.len())
+    }
+}
+
+openraft::declare_raft_types!(
+    pub(crate) TypeConfig:
+        D = Submission,
+        R = (),
+        NodeId = u64,
+        Node = openraft::BasicNode,
+);
+
+pub(crate) type LogEntry = openraft::alias::EntryOf<TypeConfig>;
+pub(crate) type LogId = openraft::alias::LogIdOf<TypeConfig>;
+pub(crate) type Vote = openraft::alias::VoteOf<TypeConfig>;
+pub(crate) type Membership = openraft::alias::StoredMembershipOf<TypeConfig>;
+pub(crate) type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+pub(crate) type Raft = openraft::Raft<TypeConfig, super::delivery::Delivery>;

@@ -1,0 +1,195 @@
+//! Three nodes ordering over openraft on real TCP (loopback): replication,
+//! restart with incremental catch-up, quorum loss and healing, and a full
+//! cluster restart without any bootstrap step.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+mod common;
+
+use certus::Seqno;
+use certus::kv::KvError;
+use certus::node::{self, CommitOutcome, NodeState};
+use common::net::{NetCluster, retry_failover};
+use common::{bounded, int, retry};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_each_node_is_read_on_the_others() {
+    bounded(async {
+        let cluster = NetCluster::start(3).await;
+        let mut last = Seqno::ZERO;
+        for writer in 0..3 {
+            let (seqno, (), _) = retry(cluster.store(writer), |txn| {
+                txn.put(format!("from-{writer}"), format!("{}", writer * 10))
+            })
+            .await;
+            last = last.max(seqno);
+            // Causal reads: every other node sees the write at once.
+            for reader in 0..3 {
+                let mut txn = cluster.store(reader).begin().await.unwrap();
+                let value = txn.get(format!("from-{writer}").as_bytes()).unwrap();
+                assert_eq!(
+                    int(value),
+                    (writer * 10) as i64,
+                    "node {reader} misses node {writer}'s write"
+                );
+            }
+        }
+        let data = cluster.assert_identical(last).await;
+        assert_eq!(data.len(), 3);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contended_increments_from_every_node_lose_nothing() {
+    bounded(async {
+        let cluster = NetCluster::start(3).await;
+        let mut tasks = Vec::new();
+        for client in 0..6 {
+            let store = cluster.store(client % 3).clone();
+            tasks.push(tokio::spawn(async move {
+                let mut last = Seqno::ZERO;
+                for _ in 0..15 {
+                    let (seqno, (), _) = retry(&store, |txn| {
+                        let now = int(txn.get(b"counter")?);
+                        txn.put("counter", (now + 1).to_string())
+                    })
+                    .await;
+                    last = last.max(seqno);
+                }
+                last
+            }));
+        }
+        let mut last = Seqno::ZERO;
+        for task in tasks {
+            last = last.max(task.await.unwrap());
+        }
+        let data = cluster.assert_identical(last).await;
+        assert_eq!(
+            data,
+            vec![(bytes::Bytes::from("counter"), bytes::Bytes::from("90"))]
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_from_its_peers_log() {
+    bounded(async {
+        let mut cluster = NetCluster::start(3).await;
+        for i in 0..20 {
+            retry(cluster.store(i % 3), |txn| {
+                txn.put(format!("k{i}"), "before")
+            })
+            .await;
+        }
+        let before = cluster.store(2).node().last_applied();
+        cluster.stop(2).await;
+        let mut last = Seqno::ZERO;
+        for i in 0..20 {
+            let (seqno, ()) = retry_failover(cluster.store(i % 2), |txn| {
+                txn.put(format!("k{i}"), "after")
+            })
+            .await;
+            last = last.max(seqno);
+        }
+        cluster.restart(2).await;
+        let status = cluster.store(2).node().status();
+        assert!(
+            status.last_applied >= before,
+            "restart lost applied state: {status:?}"
+        );
+        cluster.wait_state(2, NodeState::Synced).await;
+        let data = cluster.assert_identical(last).await;
+        assert_eq!(data.len(), 20);
+        assert!(data.iter().all(|(_, v)| v.as_ref() == b"after"));
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_refuses_writes_and_heals() {
+    bounded(async {
+        let mut cluster = NetCluster::start(3).await;
+        retry(cluster.store(0), |txn| txn.put("x", "1")).await;
+        cluster.stop(1).await;
+        cluster.stop(2).await;
+        cluster.wait_state(0, NodeState::NonPrimary).await;
+        match cluster.store(0).begin().await {
+            Err(KvError::Node(node::Error::NotPrimary)) => {}
+            other => panic!("a causal read in a minority must be refused, got {other:?}"),
+        }
+        let mut blind = cluster
+            .store(0)
+            .begin_with(certus::node::TxnOptions::default().causal(false))
+            .await
+            .unwrap();
+        blind.put("x", "2").unwrap();
+        match blind.commit().await {
+            Err(KvError::Node(node::Error::NotPrimary)) => {}
+            other => panic!("a write in a minority must be refused, got {other:?}"),
+        }
+        cluster.restart(1).await;
+        cluster.restart(2).await;
+        for index in 0..3 {
+            cluster.wait_state(index, NodeState::Synced).await;
+        }
+        let (seqno, ()) = retry_failover(cluster.store(0), |txn| txn.put("x", "3")).await;
+        let data = cluster.assert_identical(seqno).await;
+        assert_eq!(
+            data,
+            vec![(bytes::Bytes::from("x"), bytes::Bytes::from("3"))]
+        );
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_cluster_restarts_without_a_bootstrap_step() {
+    bounded(async {
+        let mut cluster = NetCluster::start(3).await;
+        let mut acknowledged = Vec::new();
+        for i in 0..15 {
+            let (seqno, (), _) = retry(cluster.store(i % 3), |txn| {
+                txn.put(format!("k{i}"), i.to_string())
+            })
+            .await;
+            acknowledged.push((format!("k{i}"), seqno));
+        }
+        for index in 0..3 {
+            cluster.stop(index).await;
+        }
+        for index in 0..3 {
+            cluster.restart(index).await;
+        }
+        for index in 0..3 {
+            cluster.wait_state(index, NodeState::Synced).await;
+        }
+        let (seqno, ()) = retry_failover(cluster.store(1), |txn| txn.put("after", "restart")).await;
+        let data = cluster.assert_identical(seqno).await;
+        for (key, _) in &acknowledged {
+            assert!(
+                data.iter().any(|(k, _)| k.as_ref() == key.as_bytes()),
+                "acknowledged {key} lost"
+            );
+        }
+        assert_eq!(data.len(), 16);
+        assert!(matches!(
+            cluster
+                .store(2)
+                .begin()
+                .await
+                .unwrap()
+                .commit()
+                .await
+                .unwrap(),
+            CommitOutcome::Committed { .. }
+        ));
+        cluster.shutdown().await;
+    })
+    .await;
+}
