@@ -50,6 +50,28 @@ fn entry(index: u64, data: &str) -> LogEntry {
     }
 }
 
+/// The segment files in `dir`, oldest first.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A log of entries 0..40 in tiny segments, so they span several files.
+async fn forty_entries(dir: &std::path::Path) -> LogStore {
+    let mut store = LogStore::open(dir, SyncMode::Always, 256, 1 << 20).expect("open");
+    append(
+        &mut store,
+        (0..40).map(|i| entry(i, &format!("value {i}"))).collect(),
+    )
+    .await;
+    store
+}
+
 async fn append(store: &mut LogStore, entries: Vec<LogEntry>) {
     let (tx, rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
     store
@@ -63,29 +85,15 @@ async fn append(store: &mut LogStore, entries: Vec<LogEntry>) {
 async fn entries_survive_reopening_across_segments_and_a_torn_tail_is_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        // Tiny segments, so the 40 entries span several files.
-        let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("open");
-        append(
-            &mut store,
-            (0..40).map(|i| entry(i, &format!("value {i}"))).collect(),
-        )
-        .await;
+        let mut store = forty_entries(dir.path()).await;
         store
             .truncate_after(Some(entry(34, "").log_id))
             .await
             .expect("truncate");
     }
-    let segments = std::fs::read_dir(dir.path()).expect("dir").count();
-    assert!(
-        segments > 3,
-        "expected several segments, found {segments} files"
-    );
-    let newest = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .max()
-        .expect("a segment");
+    let segments = segment_files(dir.path()).len();
+    assert!(segments > 3, "expected several segments, found {segments}");
+    let newest = segment_files(dir.path()).pop().expect("a segment");
     // A crash in the middle of writing one more record.
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -120,19 +128,9 @@ async fn entries_survive_reopening_across_segments_and_a_torn_tail_is_cut() {
 async fn corruption_before_the_newest_segment_refuses_to_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("open");
-        append(
-            &mut store,
-            (0..40).map(|i| entry(i, &format!("value {i}"))).collect(),
-        )
-        .await;
+        forty_entries(dir.path()).await;
     }
-    let oldest = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .min()
-        .expect("a segment");
+    let oldest = segment_files(dir.path()).remove(0);
     let mut bytes = std::fs::read(&oldest).expect("read");
     let at = bytes.len() / 2;
     bytes[at] ^= 0x5a;

@@ -104,6 +104,19 @@ impl PeerLink {
     }
 }
 
+impl PeerLink {
+    async fn vote_rpc(
+        &self,
+        req: PeerRequest,
+        ttl: Duration,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.call(req, RPCTypes::Vote, ttl).await? {
+            PeerResponse::Vote(result) => result.map_err(remote),
+            _ => Err(unexpected("vote")),
+        }
+    }
+}
+
 fn unexpected(what: &str) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::from_string(format!(
         "peer answered a {what} request with another kind of response"
@@ -137,14 +150,8 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.soft_ttl();
-        match self
-            .call(PeerRequest::Vote(rpc), RPCTypes::Vote, ttl)
-            .await?
-        {
-            PeerResponse::Vote(result) => result.map_err(remote),
-            _ => Err(unexpected("vote")),
-        }
+        self.vote_rpc(PeerRequest::Vote(rpc), option.soft_ttl())
+            .await
     }
 
     async fn pre_vote(
@@ -152,14 +159,8 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let ttl = option.soft_ttl();
-        match self
-            .call(PeerRequest::PreVote(rpc), RPCTypes::Vote, ttl)
-            .await?
-        {
-            PeerResponse::Vote(result) => result.map_err(remote),
-            _ => Err(unexpected("pre-vote")),
-        }
+        self.vote_rpc(PeerRequest::PreVote(rpc), option.soft_ttl())
+            .await
     }
 
     async fn full_snapshot(
