@@ -10,6 +10,7 @@ pub mod kv;
 pub mod net;
 pub mod node;
 pub mod order;
+pub mod server;
 mod task;
 pub mod writeset;
 

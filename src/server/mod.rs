@@ -1,0 +1,3 @@
+//! The Redis-protocol (RESP) front end of the reference store.
+
+pub mod resp;

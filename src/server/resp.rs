@@ -1,0 +1,290 @@
+//! RESP, the Redis serialization protocol (version 2), as a sans-IO codec.
+//!
+//! Clients send commands as arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
+//! or, from a terminal, as inline text lines (`GET k\r\n`). [`decode`]
+//! takes whatever bytes have arrived and returns one complete command, or
+//! `None` when more bytes are needed, consuming exactly that command's bytes.
+//! Every length is checked against [`Limits`] before anything is allocated.
+//! A malformed request is a [`RespError`]; as in Redis, the server answers it
+//! with an error reply and closes the connection, because the byte stream
+//! can no longer be split into commands.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+/// Upper bounds on what one request may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Arguments in one command.
+    pub max_args: usize,
+    /// Bytes in one argument.
+    pub max_bulk: usize,
+    /// Bytes in one inline command line.
+    pub max_inline: usize,
+}
+
+impl Default for Limits {
+    /// Redis's own defaults: 512 MiB per bulk string is far more than a
+    /// write-set may hold, so this store caps it at 32 MiB.
+    fn default() -> Self {
+        Limits {
+            max_args: 1 << 20,
+            max_bulk: 32 << 20,
+            max_inline: 64 << 10,
+        }
+    }
+}
+
+/// Why a request could not be parsed. The connection cannot continue.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RespError {
+    /// A length or count field is not a number in range.
+    #[error("Protocol error: invalid {what} length")]
+    BadLength {
+        /// Which length: "multibulk" or "bulk".
+        what: &'static str,
+    },
+    /// A byte where another was required.
+    #[error("Protocol error: expected '{expected}', got '{got}'")]
+    Unexpected {
+        /// The required byte.
+        expected: char,
+        /// The byte found.
+        got: char,
+    },
+    /// An inline command line is too long or its quoting is unbalanced.
+    #[error("Protocol error: {0}")]
+    Inline(&'static str),
+}
+
+/// One parsed command: its arguments, the name first.
+pub type Command = Vec<Bytes>;
+
+/// Parses one command from the front of `buf`, consuming its bytes.
+///
+/// # Errors
+/// [`RespError`] when the bytes cannot be a valid request.
+pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Command>, RespError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => decode_array(buf, limits),
+        Some(_) => decode_inline(buf, limits),
+    }
+}
+
+/// The position of the first `\r\n` at or after `from`.
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|at| from + at)
+}
+
+/// Parses `<prefix><number>\r\n` at `at`; returns the number and the index
+/// after the line, or `None` when the line is incomplete.
+fn read_number(
+    buf: &[u8],
+    at: usize,
+    what: &'static str,
+    max: usize,
+) -> Result<Option<(i64, usize)>, RespError> {
+    let Some(end) = find_crlf(buf, at + 1) else {
+        // A length line longer than any valid one is an error, not a wait.
+        return if buf.len() - at > 32 {
+            Err(RespError::BadLength { what })
+        } else {
+            Ok(None)
+        };
+    };
+    let digits =
+        std::str::from_utf8(&buf[at + 1..end]).map_err(|_| RespError::BadLength { what })?;
+    let n: i64 = digits.parse().map_err(|_| RespError::BadLength { what })?;
+    if n > i64::try_from(max).unwrap_or(i64::MAX) || n < -1 {
+        return Err(RespError::BadLength { what });
+    }
+    Ok(Some((n, end + 2)))
+}
+
+fn decode_array(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Command>, RespError> {
+    let Some((count, mut at)) = read_number(buf, 0, "multibulk", limits.max_args)? else {
+        return Ok(None);
+    };
+    if count <= 0 {
+        // `*0` and `*-1` are empty requests; Redis skips them.
+        buf.advance(at);
+        return Ok(Some(Vec::new()));
+    }
+    let count = usize::try_from(count).map_err(|_| RespError::BadLength { what: "multibulk" })?;
+    let mut spans = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let Some(&first) = buf.get(at) else {
+            return Ok(None);
+        };
+        if first != b'$' {
+            return Err(RespError::Unexpected {
+                expected: '$',
+                got: char::from(first),
+            });
+        }
+        let Some((len, start)) = read_number(buf, at, "bulk", limits.max_bulk)? else {
+            return Ok(None);
+        };
+        let len = usize::try_from(len).map_err(|_| RespError::BadLength { what: "bulk" })?;
+        let end = start + len;
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(RespError::Unexpected {
+                expected: '\r',
+                got: char::from(buf[end]),
+            });
+        }
+        spans.push((start, end));
+        at = end + 2;
+    }
+    let frame = buf.split_to(at).freeze();
+    Ok(Some(
+        spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
+    ))
+}
+
+fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Command>, RespError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() > limits.max_inline {
+            Err(RespError::Inline("too big inline request"))
+        } else {
+            Ok(None)
+        };
+    };
+    if newline > limits.max_inline {
+        return Err(RespError::Inline("too big inline request"));
+    }
+    let line = buf.split_to(newline + 1);
+    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    let args = split_inline(text).ok_or(RespError::Inline("unbalanced quotes in request"))?;
+    if args.len() > limits.max_args {
+        return Err(RespError::Inline("too many arguments in inline request"));
+    }
+    Ok(Some(args))
+}
+
+/// Splits an inline line into arguments: whitespace-separated, with
+/// double quotes (and `\"` escapes) or single quotes grouping.
+fn split_inline(text: &[u8]) -> Option<Command> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let mut arg = Vec::new();
+        let quote = match text[i] {
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        loop {
+            let Some(&c) = text.get(i) else {
+                if quote.is_some() {
+                    return None;
+                }
+                break;
+            };
+            match quote {
+                Some(q) if c == q => {
+                    i += 1;
+                    break;
+                }
+                Some(b'"') if c == b'\\' && i + 1 < text.len() => {
+                    arg.push(text[i + 1]);
+                    i += 2;
+                }
+                None if c.is_ascii_whitespace() => break,
+                _ => {
+                    arg.push(c);
+                    i += 1;
+                }
+            }
+        }
+        args.push(Bytes::from(arg));
+    }
+    Some(args)
+}
+
+/// A reply to a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// `+OK`: a short status line (no `\r` or `\n`).
+    Simple(&'static str),
+    /// `-ERR ...`: an error line; newlines in the text are replaced.
+    Error(String),
+    /// `:42`.
+    Integer(i64),
+    /// `$3\r\nabc` or `$-1` (nil).
+    Bulk(Option<Bytes>),
+    /// `*n` followed by the elements, or `*-1` (nil, as EXEC on a conflict).
+    Array(Option<Vec<Reply>>),
+}
+
+impl Reply {
+    /// A bulk string reply.
+    #[must_use]
+    pub fn bulk(value: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(Some(value.into()))
+    }
+
+    /// An error reply with the usual `ERR` prefix.
+    #[must_use]
+    pub fn err(message: impl std::fmt::Display) -> Reply {
+        Reply::Error(format!("ERR {message}"))
+    }
+
+    /// Appends the wire form to `out`.
+    pub fn encode(&self, out: &mut BytesMut) {
+        match self {
+            Reply::Simple(text) => {
+                out.put_u8(b'+');
+                out.put_slice(text.as_bytes());
+            }
+            Reply::Error(text) => {
+                out.put_u8(b'-');
+                for &b in text.as_bytes() {
+                    out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+                }
+            }
+            Reply::Integer(n) => {
+                out.put_u8(b':');
+                out.put_slice(n.to_string().as_bytes());
+            }
+            Reply::Bulk(None) => out.put_slice(b"$-1"),
+            Reply::Bulk(Some(value)) => {
+                out.put_u8(b'$');
+                out.put_slice(value.len().to_string().as_bytes());
+                out.put_slice(b"\r\n");
+                out.put_slice(value);
+            }
+            Reply::Array(None) => out.put_slice(b"*-1"),
+            Reply::Array(Some(items)) => {
+                out.put_u8(b'*');
+                out.put_slice(items.len().to_string().as_bytes());
+                out.put_slice(b"\r\n");
+                // Each element is a complete reply with its own line end.
+                for item in items {
+                    item.encode(out);
+                }
+                return;
+            }
+        }
+        out.put_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests;
