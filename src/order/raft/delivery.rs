@@ -19,10 +19,11 @@ use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::{Notify, watch};
 
+use super::log_files::{read_state_file, write_state_file};
 use super::types::{LogId, Membership, SnapshotMeta, TypeConfig};
-use crate::frame::{self, FrameKind};
 
 const SNAPSHOT_FILE: &str = "raft-snapshot";
+const SNAPSHOT_MAX: usize = 1 << 24;
 
 pub(crate) type OrderSnapshot =
     Snapshot<openraft::alias::CommittedLeaderIdOf<TypeConfig>, u64, openraft::BasicNode, ()>;
@@ -77,32 +78,12 @@ impl DeliveryShared {
     }
 
     fn persist(&self, meta: &SnapshotMeta) -> io::Result<()> {
-        let bytes = frame::encode(FrameKind::OrderState, meta, 1 << 24)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
-        std::fs::File::open(&self.dir)?.sync_all()
+        write_state_file(&self.dir, SNAPSHOT_FILE, meta, SNAPSHOT_MAX)
     }
 }
 
 fn load_snapshot(dir: &Path) -> io::Result<Option<SnapshotMeta>> {
-    let bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let invalid = |e: frame::FrameError| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("raft snapshot file: {e}"),
-        )
-    };
-    let (_, body) = frame::decode(&bytes, 1 << 24).map_err(invalid)?;
-    frame::decode_body(FrameKind::OrderState, body)
-        .map(Some)
-        .map_err(invalid)
+    read_state_file(dir, SNAPSHOT_FILE, SNAPSHOT_MAX)
 }
 
 /// The state machine handed to openraft.

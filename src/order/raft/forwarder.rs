@@ -47,14 +47,23 @@ impl Forwarder {
 
 async fn run(mut rx: mpsc::Receiver<(Client, Item)>, batch: usize, timeout: Duration) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some((client, first)) = rx.recv().await {
+    // A submission for another leader than the batch being gathered starts
+    // the next batch.
+    let mut carried = None;
+    loop {
+        let next = match carried.take() {
+            Some(next) => Some(next),
+            None => rx.recv().await,
+        };
+        let Some((client, first)) = next else {
+            return;
+        };
         let mut items = vec![first];
-        let mut other = Vec::new();
         while items.len() < batch {
             match rx.try_recv() {
                 Ok((c, item)) if c.addr() == client.addr() => items.push(item),
-                Ok(pair) => {
-                    other.push(pair);
+                Ok(other) => {
+                    carried = Some(other);
                     break;
                 }
                 Err(_) => break,
@@ -67,15 +76,6 @@ async fn run(mut rx: mpsc::Receiver<(Client, Item)>, batch: usize, timeout: Dura
             send_batch(client, items, timeout).await;
             drop(permit);
         });
-        for (client, item) in other {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                send_batch(client, vec![item], timeout).await;
-                drop(permit);
-            });
-        }
     }
 }
 

@@ -12,12 +12,14 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::types::{LogEntry, LogId, Vote};
 use crate::frame::{self, FrameKind, HEADER_LEN};
 
 const STATE_FILE: &str = "raft-state";
+const STATE_MAX: usize = 1 << 20;
 const SEGMENT_SUFFIX: &str = ".seg";
 
 /// The small persistent state beside the log.
@@ -213,14 +215,7 @@ impl LogFiles {
 
     /// Replaces the state file atomically and durably.
     pub(crate) fn save_state(&self, state: &PersistentState) -> io::Result<()> {
-        let bytes = frame::encode(FrameKind::OrderState, state, 1 << 20)
-            .map_err(|e| invalid(e.to_string()))?;
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.dir.join(STATE_FILE))?;
-        sync_dir(&self.dir)
+        write_state_file(&self.dir, STATE_FILE, state, STATE_MAX)
     }
 }
 
@@ -229,20 +224,46 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn load_state(dir: &Path) -> io::Result<PersistentState> {
-    let bytes = match fs::read(dir.join(STATE_FILE)) {
+    Ok(read_state_file(dir, STATE_FILE, STATE_MAX)?.unwrap_or_default())
+}
+
+/// Replaces `dir/name` with `value` as one [`FrameKind::OrderState`] frame:
+/// written to a temporary file, synced, renamed over the old one, and the
+/// directory synced, so a crash leaves either the old or the new state.
+pub(crate) fn write_state_file<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+    max: usize,
+) -> io::Result<()> {
+    let bytes =
+        frame::encode(FrameKind::OrderState, value, max).map_err(|e| invalid(e.to_string()))?;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+/// Reads a file written by [`write_state_file`]; `None` when there is none.
+pub(crate) fn read_state_file<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    max: usize,
+) -> io::Result<Option<T>> {
+    let bytes = match fs::read(dir.join(name)) {
         Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(PersistentState::default()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
     };
-    let (header, body) =
-        frame::decode(&bytes, 1 << 20).map_err(|e| invalid(format!("ordering state file: {e}")))?;
+    let (header, body) = frame::decode(&bytes, max).map_err(|e| invalid(format!("{name}: {e}")))?;
     if header.kind != FrameKind::OrderState {
-        return Err(invalid(
-            "ordering state file has the wrong kind".to_string(),
-        ));
+        return Err(invalid(format!("{name} holds a frame of the wrong kind")));
     }
     frame::decode_body(FrameKind::OrderState, body)
-        .map_err(|e| invalid(format!("ordering state file: {e}")))
+        .map(Some)
+        .map_err(|e| invalid(format!("{name}: {e}")))
 }
 
 /// Reads one segment's records into `out`; returns the valid length. A

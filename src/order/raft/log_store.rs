@@ -232,29 +232,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut records = Vec::new();
-        let mut first = None;
-        {
-            let mut memory = self.memory();
-            for entry in entries {
-                let index = entry.log_id.index;
-                if memory.entries.is_empty() {
-                    // An empty log (new, or purged up to a snapshot) may
-                    // resume at any later index.
-                    assert!(
-                        index >= memory.first,
-                        "append at {index} behind the purge point {}",
-                        memory.first
-                    );
-                    memory.first = index;
-                }
-                let expected = memory.first + memory.entries.len() as u64;
-                assert_eq!(index, expected, "openraft appended out of order");
-                records.push(encode_record(&entry, self.inner.max_entry)?);
-                first.get_or_insert(index);
-                memory.entries.push_back(entry);
+        // Encode before taking the lock: readers are not held up by it, and
+        // an entry that cannot be encoded leaves the log untouched.
+        let entries: Vec<LogEntry> = entries.into_iter().collect();
+        let records = entries
+            .iter()
+            .map(|entry| encode_record(entry, self.inner.max_entry))
+            .collect::<io::Result<Vec<Bytes>>>()?;
+        let first = entries.first().map(|entry| entry.log_id.index);
+        let mut memory = self.memory();
+        for entry in entries {
+            let index = entry.log_id.index;
+            if memory.entries.is_empty() {
+                // An empty log (new, or purged up to a snapshot) may resume
+                // at any later index.
+                assert!(
+                    index >= memory.first,
+                    "append at {index} behind the purge point {}",
+                    memory.first
+                );
+                memory.first = index;
             }
+            let expected = memory.first + memory.entries.len() as u64;
+            assert_eq!(index, expected, "openraft appended out of order");
+            memory.entries.push_back(entry);
         }
+        drop(memory);
         let Some(first) = first else {
             callback.io_completed(Ok(()));
             return Ok(());

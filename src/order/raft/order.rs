@@ -18,7 +18,7 @@ use super::delivery::{Delivery, DeliveryShared};
 use super::forwarder::Forwarder;
 use super::liveness::{Sample, is_primary};
 use super::log_store::LogStore;
-use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
+use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::network::{Network, Peers};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
@@ -45,6 +45,17 @@ pub enum StartError {
     /// Raft refused to start.
     #[error("raft failed to start: {0}")]
     Raft(String),
+}
+
+/// What one submission attempt came to.
+enum Attempt {
+    /// Committed: every member will deliver it.
+    Ordered,
+    /// Certainly not appended anywhere; safe to retry.
+    NotOrdered,
+    /// Possibly appended; a retry is safe only because certification drops
+    /// a second copy of the same transaction.
+    MaybeOrdered,
 }
 
 /// Total-order broadcast on openraft: one raft log whose index is the
@@ -170,43 +181,39 @@ impl RaftOrder {
         }
     }
 
-    fn leader_client(&self, leader: u64) -> Option<super::network::Client> {
-        let metrics = self.raft.metrics().borrow_watched().clone();
-        let node = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)?
-            .clone();
-        Some(self.peers.client(leader, &node.addr))
+    /// The connection to the leader this node knows of, read from one look
+    /// at raft's metrics (no copy of them).
+    fn leader_client(&self) -> Option<super::network::Client> {
+        let metrics = self.raft.metrics();
+        let (leader, addr) = {
+            let metrics = metrics.borrow_watched();
+            let leader = metrics.current_leader?;
+            let node = metrics.membership_config.membership().get_node(&leader)?;
+            (leader, node.addr.clone())
+        };
+        Some(self.peers.client(leader, &addr))
     }
 
-    async fn current_leader(&self) -> Option<u64> {
-        self.raft.current_leader().await
-    }
-
-    /// One attempt to get `frame` ordered. `Ok(true)`: ordered; `Ok(false)`:
-    /// certainly not ordered, retry; `Err(())`: it may have been ordered.
-    async fn submit_once(&self, frame: &Bytes) -> Result<bool, bool> {
+    /// One attempt to get `frame` ordered.
+    async fn submit_once(&self, frame: &Bytes) -> Attempt {
         if self.raft.is_leader() {
             return match self.raft.client_write(Submission(frame.clone())).await {
-                Ok(_) => Ok(true),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Ok(false),
-                Err(_) => Err(true),
+                Ok(_) => Attempt::Ordered,
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    Attempt::NotOrdered
+                }
+                Err(_) => Attempt::MaybeOrdered,
             };
         }
-        let Some(client) = self
-            .current_leader()
-            .await
-            .and_then(|l| self.leader_client(l))
-        else {
-            return Ok(false);
+        let Some(client) = self.leader_client() else {
+            return Attempt::NotOrdered;
         };
         match self.forwarder.forward(client, frame.clone()).await {
-            Ok(Forwarded::Ordered) => Ok(true),
-            Ok(Forwarded::NotLeader(_)) => Ok(false),
-            Ok(Forwarded::Discarded(_) | Forwarded::Failed(_)) => Err(true),
-            Err(err) if err.not_sent() => Ok(false),
-            Err(_) => Err(true),
+            Ok(Forwarded::Ordered) => Attempt::Ordered,
+            Ok(Forwarded::NotLeader(_)) => Attempt::NotOrdered,
+            Ok(Forwarded::Discarded(_) | Forwarded::Failed(_)) => Attempt::MaybeOrdered,
+            Err(err) if err.not_sent() => Attempt::NotOrdered,
+            Err(_) => Attempt::MaybeOrdered,
         }
     }
 
@@ -219,30 +226,28 @@ impl RaftOrder {
         }
         let deadline = Instant::now() + self.config.submit_timeout;
         let mut maybe_ordered = false;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let unsent = if maybe_ordered {
+        let gave_up = |maybe_ordered: bool| {
+            if maybe_ordered {
                 OrderError::OutcomeUnknown
             } else {
                 OrderError::NotPrimary
-            };
+            }
+        };
+        let mut pause = Duration::from_millis(5);
+        loop {
             if !self.standing.borrow().primary {
-                return Err(unsent);
+                return Err(gave_up(maybe_ordered));
             }
             match self.submit_once(&frame).await {
-                Ok(true) => return Ok(()),
-                Ok(false) => {}
-                Err(_) => maybe_ordered = true,
+                Attempt::Ordered => return Ok(()),
+                Attempt::NotOrdered => {}
+                Attempt::MaybeOrdered => maybe_ordered = true,
             }
             if *self.shutdown.borrow() {
                 return Err(OrderError::Closed);
             }
             if Instant::now() + pause >= deadline {
-                return Err(if maybe_ordered {
-                    OrderError::OutcomeUnknown
-                } else {
-                    OrderError::NotPrimary
-                });
+                return Err(gave_up(maybe_ordered));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(self.config.heartbeat);
@@ -260,11 +265,10 @@ impl RaftOrder {
                 _ => None,
             };
         }
-        let leader = self.current_leader().await?;
-        let client = self.leader_client(leader)?;
+        let client = self.leader_client()?;
         match client.call(&PeerRequest::ReadIndex, timeout).await {
             Ok(PeerResponse::ReadIndex(Ok(index))) => Some(Seqno::new(index)),
-            Ok(PeerResponse::ReadIndex(Err(Redirect { .. })) | _) | Err(_) => None,
+            _ => None,
         }
     }
 

@@ -41,14 +41,20 @@ pub(crate) struct RaftEventStream {
 impl RaftEventStream {
     /// Queues a view when this node's standing or the voters changed.
     fn check_standing(&mut self) {
-        let now = self.standing.borrow_and_update().clone();
-        let changed = self
-            .shown
-            .as_ref()
-            .is_none_or(|s| s.primary != now.primary || s.voters != now.voters);
-        if !changed {
-            return;
-        }
+        // Compared in place: this runs once per event, and cloning the
+        // standing is only worth it when a view is due. (The watch's own
+        // change flag cannot tell, because waiting on it clears it.)
+        let now = {
+            let now = self.standing.borrow_and_update();
+            let unchanged = self
+                .shown
+                .as_ref()
+                .is_some_and(|s| s.primary == now.primary && s.voters == now.voters);
+            if unchanged {
+                return;
+            }
+            now.clone()
+        };
         self.view_id += 1;
         let delivered = self.next.saturating_sub(1);
         let view = View {
