@@ -5,9 +5,13 @@ CARGO ?= cargo
 # do not need it, so the release build never compiles it.
 FEATURES ?= --features rocksdb
 
-.PHONY: test fmt-check clippy unit example-smoke fuzz-build bench-build fix bench cluster
+.PHONY: test deps fmt-check clippy unit example-smoke fuzz-build bench-build fix bench cluster
 
-test: fmt-check clippy unit example-smoke fuzz-build bench-build
+test: deps fmt-check clippy unit example-smoke fuzz-build bench-build
+
+# A C++ compiler and libclang for RocksDB, from Debian, when missing.
+deps:
+	bash scripts/build-deps.sh
 
 fmt-check:
 	$(CARGO) fmt --all --check
@@ -19,10 +23,14 @@ clippy:
 unit:
 	$(CARGO) test $(FEATURES) --locked
 
-# The README's cluster under load for two seconds; it exits non-zero unless
-# every node ends identical and the money adds up.
+# The README's cluster under load for two seconds, then again on the same
+# data: each run exits non-zero unless every node ends identical and the
+# money adds up, so the second also proves the cluster resumed its data.
 example-smoke:
-	$(CARGO) run $(FEATURES) --locked --example cluster -- --seconds 2
+	dir=$$(mktemp -d) && \
+	$(CARGO) run $(FEATURES) --locked --example cluster -- --seconds 2 --load --dir $$dir && \
+	$(CARGO) run $(FEATURES) --locked --example cluster -- --seconds 2 --load --dir $$dir; \
+	status=$$?; rm -rf $$dir; exit $$status
 
 # Stable toolchains build the target without coverage instrumentation; run it
 # with `cargo +nightly fuzz run writeset_decode` from fuzz/.

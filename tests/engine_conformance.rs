@@ -1,13 +1,15 @@
 //! What every [`Engine`] must do for the store to be correct, run against
-//! the in-memory engine and, with the `rocksdb` feature, against RocksDB:
+//! the in-memory engine, redb and, with the `rocksdb` feature, RocksDB:
 //! byte-ordered half-open scans with limits, atomic batches where a later
-//! change to a key wins, arbitrary binary keys and values, and (RocksDB)
-//! data that survives reopening.
+//! change to a key wins, arbitrary binary keys and values, and (durable
+//! engines) data that survives reopening and a refused second opener.
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use bytes::Bytes;
-use certus::kv::{Engine, MemoryEngine, WriteBatch};
+use std::path::Path;
+
+use certus::kv::{Engine, EngineError, MemoryEngine, WriteBatch};
 
 fn b(raw: &[u8]) -> Bytes {
     Bytes::copy_from_slice(raw)
@@ -88,44 +90,96 @@ fn the_memory_engine_conforms() {
     conformance(&mut || Box::new(MemoryEngine::new()));
 }
 
+/// Opens a durable engine at a path (which may not exist yet).
+type Open = fn(&Path) -> Result<Box<dyn Engine>, EngineError>;
+
+/// Every engine made by `open` conforms, each in a fresh path.
+fn durable_conformance(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut count = 0;
+    conformance(&mut || {
+        count += 1;
+        open(&dir.path().join(count.to_string())).unwrap()
+    });
+}
+
+/// A batch written before a durable one is durable with it: both survive
+/// closing and reopening.
+fn data_survives_reopening(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    {
+        let engine = open(&path).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(b(b"k"), b(b"v"));
+        engine.write(batch).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(b(b"w"), b(b"x"));
+        batch.set_durable();
+        engine.write(batch).unwrap();
+    }
+    let engine = open(&path).unwrap();
+    assert_eq!(engine.get(b"k").unwrap(), Some(b(b"v")));
+    assert_eq!(engine.get(b"w").unwrap(), Some(b(b"x")));
+}
+
+/// A second opener while the first holds the data gets an error.
+fn data_in_use_is_refused(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let _first = open(&path).unwrap();
+    let second = open(&path);
+    assert!(
+        matches!(second, Err(EngineError::Io(_))),
+        "in use, yet opened"
+    );
+}
+
+mod redb {
+    use super::*;
+    use certus::kv::RedbEngine;
+
+    fn open(path: &Path) -> Result<Box<dyn Engine>, EngineError> {
+        Ok(Box::new(RedbEngine::open(path)?))
+    }
+
+    #[test]
+    fn the_redb_engine_conforms() {
+        durable_conformance(open);
+    }
+
+    #[test]
+    fn redb_data_survives_reopening() {
+        data_survives_reopening(open);
+    }
+
+    #[test]
+    fn a_redb_file_in_use_is_refused_with_an_error() {
+        data_in_use_is_refused(open);
+    }
+}
+
 #[cfg(feature = "rocksdb")]
 mod rocks {
     use super::*;
     use certus::kv::RocksEngine;
 
+    fn open(path: &Path) -> Result<Box<dyn Engine>, EngineError> {
+        Ok(Box::new(RocksEngine::open(path)?))
+    }
+
     #[test]
     fn the_rocksdb_engine_conforms() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut count = 0;
-        conformance(&mut || {
-            count += 1;
-            Box::new(RocksEngine::open(dir.path().join(count.to_string())).unwrap())
-        });
+        durable_conformance(open);
     }
 
     #[test]
     fn rocksdb_data_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let engine = RocksEngine::open(dir.path()).unwrap();
-            let mut batch = WriteBatch::new();
-            batch.put(b(b"k"), b(b"v"));
-            batch.set_durable();
-            engine.write(batch).unwrap();
-        }
-        let engine = RocksEngine::open(dir.path()).unwrap();
-        assert_eq!(engine.get(b"k").unwrap(), Some(b(b"v")));
-        assert_eq!(engine.path(), dir.path());
+        data_survives_reopening(open);
     }
 
     #[test]
     fn a_database_in_use_is_refused_with_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = RocksEngine::open(dir.path()).unwrap();
-        let second = RocksEngine::open(dir.path());
-        assert!(
-            matches!(second, Err(certus::kv::EngineError::Io(_))),
-            "{second:?}"
-        );
+        data_in_use_is_refused(open);
     }
 }

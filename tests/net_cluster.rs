@@ -6,10 +6,14 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use certus::Seqno;
-use certus::kv::KvError;
+use certus::kv::{Engine, EngineError, KvError, MemoryEngine, WriteBatch};
 use certus::node::{self, CommitOutcome, NodeState};
-use common::net::{NetCluster, retry_failover};
+use common::net::{NetCluster, Tune, retry_failover};
 use common::{bounded, int, retry};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,6 +193,85 @@ async fn the_whole_cluster_restarts_without_a_bootstrap_step() {
                 .unwrap(),
             CommitOutcome::Committed { .. }
         ));
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+/// A memory engine on a slow disk: every write takes `delay`.
+struct SlowEngine {
+    inner: MemoryEngine,
+    delay: Duration,
+}
+
+impl Engine for SlowEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<bytes::Bytes>, EngineError> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(bytes::Bytes, bytes::Bytes)>, EngineError> {
+        self.inner.scan(start, end, limit)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        std::thread::sleep(self.delay);
+        self.inner.write(batch)
+    }
+}
+
+/// Node 3 applies slowly. Flow control pauses admission whenever it lags
+/// more than `fc_limit` committed positions, so it never falls further
+/// behind than the limit plus what was admitted before the pause took
+/// effect; it counts the pauses it asked for, and the leader the paused time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_control_keeps_a_slow_node_close() {
+    bounded(async {
+        let fast = || Arc::new(MemoryEngine::new()) as Arc<dyn Engine>;
+        let slow = Arc::new(SlowEngine {
+            inner: MemoryEngine::new(),
+            delay: Duration::from_millis(10),
+        });
+        let tune = Tune {
+            fc_limit: 16,
+            apply_queue: 4,
+            apply_workers: 1,
+        };
+        let cluster = NetCluster::start_with(vec![fast(), fast(), slow], tune).await;
+        let max_lag = Arc::new(AtomicU64::new(0));
+        let mut clients = Vec::new();
+        for client in 0..8 {
+            let store = cluster.store(client % 2).clone();
+            let slow = cluster.store(2).clone();
+            let max_lag = max_lag.clone();
+            clients.push(tokio::spawn(async move {
+                for n in 0..40 {
+                    let key = format!("c{client}:{n}");
+                    let (seqno, (), _) = retry(&store, |txn| txn.put(key.clone(), "v")).await;
+                    let lag = seqno.get().saturating_sub(slow.node().last_applied().get());
+                    max_lag.fetch_max(lag, Ordering::Relaxed);
+                }
+            }));
+        }
+        for client in clients {
+            client.await.unwrap();
+        }
+        let max_lag = max_lag.load(Ordering::Relaxed);
+        // fc_limit + the slow node's queue + what one heartbeat admits.
+        assert!(
+            max_lag <= 16 + 4 + 64,
+            "the slow node fell {max_lag} behind"
+        );
+        let sent = cluster.store(2).node().flow_control().pauses_sent;
+        assert!(sent >= 1, "the slow node never asked for a pause");
+        let paused: Duration = (0..3)
+            .map(|i| cluster.store(i).node().flow_control().paused)
+            .sum();
+        assert!(paused > Duration::ZERO, "no node counted paused time");
         cluster.shutdown().await;
     })
     .await;

@@ -89,7 +89,11 @@ async fn worker(
     loop {
         let job = jobs.lock().await.recv().await;
         let Some(job) = job else { return };
-        let result = applier.apply(job.seqno, &job.ws);
+        let (seqno, ws, applier) = (job.seqno, job.ws, applier.clone());
+        // Engines block on I/O: apply off the async threads.
+        let Some(result) = crate::task::blocking(move || applier.apply(seqno, &ws)).await else {
+            return;
+        };
         if done
             .send(ApplyDone {
                 seqno: job.seqno,

@@ -15,6 +15,7 @@ mod gc;
 mod layout;
 mod memory;
 mod mvcc;
+mod redb_engine;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 mod store;
@@ -25,6 +26,7 @@ pub use error::{EngineError, KvError};
 pub use gc::GcStats;
 pub use memory::MemoryEngine;
 pub use mvcc::MvccStore;
+pub use redb_engine::RedbEngine;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;
 pub use store::{KvStore, StoreConfig};

@@ -42,6 +42,16 @@ impl KvTransaction {
         Ok(self.mvcc.read_at(key, self.txn.read_view())?)
     }
 
+    /// Declares `key` as read without reading it (Redis's `WATCH`): a
+    /// serializable transaction then aborts when `key` was written after
+    /// its read view. Snapshot transactions ignore it.
+    ///
+    /// # Errors
+    /// A write-set over the size limit.
+    pub fn watch(&mut self, key: impl Into<Bytes>) -> Result<(), KvError> {
+        Ok(self.txn.record_read(key)?)
+    }
+
     /// Sets `key` to `value`: an update when the row exists in this
     /// transaction's view, an insert (an exclusive key) when it does not.
     ///

@@ -150,6 +150,13 @@ impl Node {
         self.shared.published.status.borrow().clone()
     }
 
+    /// Flow-control counters from the ordering layer (Galera's
+    /// `wsrep_flow_control_paused` and `_sent`).
+    #[must_use]
+    pub fn flow_control(&self) -> crate::order::FlowControlStats {
+        self.shared.order.flow_control()
+    }
+
     /// A receiver that sees every status change.
     #[must_use]
     pub fn watch_status(&self) -> watch::Receiver<Status> {

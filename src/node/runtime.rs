@@ -37,7 +37,7 @@ impl Runtime {
     /// Runs until shutdown is signalled or every node handle is dropped.
     pub(crate) async fn run(mut self) {
         loop {
-            self.execute();
+            self.execute().await;
             self.publish();
             tokio::select! {
                 biased;
@@ -59,12 +59,19 @@ impl Runtime {
         pool.close(done).await;
     }
 
-    fn execute(&mut self) {
+    async fn execute(&mut self) {
         while let Some(command) = self.core.poll_command() {
             match command {
                 Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
                 Command::Commit { upto, checkpoint } => {
-                    match self.applier.commit(upto, checkpoint.as_ref()) {
+                    // The engine may fsync here: off the async threads.
+                    let applier = self.applier.clone();
+                    let commit = move || applier.commit(upto, checkpoint.as_ref());
+                    match crate::task::blocking(commit).await.unwrap_or(Err(
+                        crate::apply::ApplyError::Storage(
+                            "the runtime shut down during a commit".into(),
+                        ),
+                    )) {
                         Ok(()) => {
                             self.published.read_views.set_last_applied(upto);
                             self.core.handle_committed(upto);

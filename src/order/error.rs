@@ -42,6 +42,15 @@ pub enum OrderError {
         /// The cluster's last position.
         last: Seqno,
     },
+    /// Flow control held the submission back for its whole allowed time
+    /// while a lagging node caught up. Nothing was ordered.
+    #[error(
+        "flow control paused admission for {waited:?} while a node caught up; nothing was ordered"
+    )]
+    Paused {
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// The node is not a member of this cluster.
     #[error("{node} is not a member of this cluster")]
     UnknownMember {

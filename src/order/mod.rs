@@ -13,5 +13,5 @@ mod view;
 pub use error::OrderError;
 pub use in_process::{InProcessConfig, InProcessEndpoint, InProcessOrder};
 pub use raft::{RaftOrder, RaftOrderConfig, StartError, SyncMode};
-pub use total_order::{Entry, Event, EventStream, OrderFuture, TotalOrder};
+pub use total_order::{Entry, Event, EventStream, FlowControlStats, OrderFuture, TotalOrder};
 pub use view::View;

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -79,6 +80,25 @@ pub trait TotalOrder: Send + Sync + 'static {
     /// longer retained; [`OrderError::UnknownPosition`] when `after` is
     /// beyond the cluster's last position.
     fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError>;
+
+    /// Flow-control counters for this node. Layers without flow control
+    /// report zeros.
+    fn flow_control(&self) -> FlowControlStats {
+        FlowControlStats::default()
+    }
+}
+
+/// Flow control as one node sees it (Galera's `wsrep_flow_control_%`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlowControlStats {
+    /// How long this node has held back new submissions because some member
+    /// lagged too far behind, in total since it started.
+    pub paused: Duration,
+    /// Times this node asked the cluster to pause because it lagged.
+    pub pauses_sent: u64,
+    /// Whether admission is paused right now.
+    pub active: bool,
 }
 
 /// The ordered event feed for one node.

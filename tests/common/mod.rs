@@ -13,6 +13,7 @@ use certus::order::{InProcessConfig, InProcessOrder};
 use certus::{NodeId, Seqno};
 
 pub(crate) mod net;
+pub(crate) mod resp;
 
 /// Every cluster test runs under this bound; it guards against hangs and is
 /// never used to wait for something to happen.

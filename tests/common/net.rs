@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use certus::kv::{KvStore, MemoryEngine, StoreConfig};
+use certus::kv::{Engine, KvStore, MemoryEngine, StoreConfig};
 use certus::node::NodeState;
 use certus::order::{RaftOrder, RaftOrderConfig};
 use certus::{NodeId, Seqno};
@@ -15,9 +15,30 @@ pub(crate) struct NetCluster {
     dir: tempfile::TempDir,
     pub(crate) ids: Vec<NodeId>,
     addrs: Vec<String>,
-    engines: Vec<Arc<MemoryEngine>>,
+    engines: Vec<Arc<dyn Engine>>,
+    tune: Tune,
     orders: Vec<Option<Arc<RaftOrder>>>,
     stores: Vec<Option<KvStore>>,
+}
+
+/// Settings a test may change from the defaults.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tune {
+    pub(crate) fc_limit: u64,
+    pub(crate) apply_queue: usize,
+    pub(crate) apply_workers: usize,
+}
+
+impl Default for Tune {
+    fn default() -> Self {
+        let order = RaftOrderConfig::new(NodeId::new(1), "x", "x", "x".into());
+        let store = StoreConfig::new(NodeId::new(1));
+        Tune {
+            fc_limit: order.fc_limit,
+            apply_queue: store.node.apply_queue,
+            apply_workers: store.node.apply_workers,
+        }
+    }
 }
 
 /// Timeouts short enough for tests, long enough for a loaded 2-core machine.
@@ -40,6 +61,15 @@ impl NetCluster {
     /// Starts `nodes` nodes that bootstrap one cluster, and waits until every
     /// one is synced.
     pub(crate) async fn start(nodes: u64) -> NetCluster {
+        let engines = (0..nodes)
+            .map(|_| Arc::new(MemoryEngine::new()) as Arc<dyn Engine>)
+            .collect();
+        NetCluster::start_with(engines, Tune::default()).await
+    }
+
+    /// One node per engine, with `tune` applied to every node.
+    pub(crate) async fn start_with(engines: Vec<Arc<dyn Engine>>, tune: Tune) -> NetCluster {
+        let nodes = engines.len() as u64;
         let mut listeners = Vec::new();
         for _ in 0..nodes {
             listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -52,7 +82,8 @@ impl NetCluster {
             dir: tempfile::tempdir().unwrap(),
             ids: (1..=nodes).map(NodeId::new).collect(),
             addrs,
-            engines: (0..nodes).map(|_| Arc::new(MemoryEngine::new())).collect(),
+            engines,
+            tune,
             orders: (0..nodes).map(|_| None).collect(),
             stores: (0..nodes).map(|_| None).collect(),
         };
@@ -75,15 +106,15 @@ impl NetCluster {
 
     async fn open(&mut self, index: usize, listener: TcpListener) {
         let dir = self.dir.path().join(format!("node-{}", index + 1));
-        let config = config(self.ids[index], &self.addrs[index], dir, &self.members());
+        let mut config = config(self.ids[index], &self.addrs[index], dir, &self.members());
+        config.fc_limit = self.tune.fc_limit;
         let order = Arc::new(RaftOrder::start(config, listener).await.unwrap());
-        let store = KvStore::open(
-            StoreConfig::new(self.ids[index]),
-            self.engines[index].clone(),
-            order.clone(),
-        )
-        .await
-        .unwrap();
+        let mut store_config = StoreConfig::new(self.ids[index]);
+        store_config.node.apply_queue = self.tune.apply_queue;
+        store_config.node.apply_workers = self.tune.apply_workers;
+        let store = KvStore::open(store_config, self.engines[index].clone(), order.clone())
+            .await
+            .unwrap();
         self.orders[index] = Some(order);
         self.stores[index] = Some(store);
     }

@@ -48,6 +48,10 @@ pub struct RaftOrderConfig {
     pub submit_timeout: Duration,
     /// Write-sets sent to the leader in one forwarding request, at most.
     pub forward_batch: usize,
+    /// Flow control (Galera's `gcs.fc_limit`): when this node has more than
+    /// this many committed positions it has not yet consumed, it asks the
+    /// leader to pause admitting new write-sets until it is back under half.
+    pub fc_limit: u64,
 }
 
 impl RaftOrderConfig {
@@ -70,6 +74,7 @@ impl RaftOrderConfig {
             max_entry_bytes: 64 << 20,
             submit_timeout: Duration::from_secs(10),
             forward_batch: 256,
+            fc_limit: 1024,
         }
     }
 

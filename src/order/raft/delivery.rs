@@ -62,6 +62,11 @@ impl DeliveryShared {
         self.consumed_moved.notify_waiters();
     }
 
+    /// The last index the subscription handed to the node.
+    pub(crate) fn consumed_index(&self) -> u64 {
+        self.consumed.load(Ordering::Acquire)
+    }
+
     async fn wait_for_room(&self, index: u64) {
         loop {
             let notified = self.consumed_moved.notified();

@@ -23,6 +23,10 @@ pub(crate) enum PeerRequest {
     Forward(Vec<Bytes>),
     /// A follower asks the leader for a sync point.
     ReadIndex,
+    /// Flow control: the sender lags too far (`pause`) or caught up.
+    FlowControl {
+        pause: bool,
+    },
 }
 
 /// The answer to a [`PeerRequest`] of the same name. `Err` carries a
@@ -34,6 +38,7 @@ pub(crate) enum PeerResponse {
     Snapshot(Result<SnapshotResponse<TypeConfig>, String>),
     Forward(Vec<Forwarded>),
     ReadIndex(Result<u64, Redirect>),
+    FlowControl,
 }
 
 /// What became of one forwarded frame.
@@ -47,6 +52,8 @@ pub(crate) enum Forwarded {
     Discarded(Redirect),
     /// The leader failed; the frame may or may not be ordered.
     Failed(String),
+    /// Flow control held it back while a node caught up: not appended.
+    Paused,
 }
 
 /// Where the leader is, as far as the answering node knows.

@@ -11,6 +11,8 @@
 
 mod config;
 mod delivery;
+mod flow;
+mod flow_control;
 mod forwarder;
 mod liveness;
 mod log_files;

@@ -15,6 +15,8 @@ use tokio::time::Instant;
 
 use super::config::RaftOrderConfig;
 use super::delivery::{Delivery, DeliveryShared};
+use super::flow::Request as FlowRequest;
+use super::flow_control::FlowControl;
 use super::forwarder::Forwarder;
 use super::liveness::{Sample, is_primary};
 use super::log_store::LogStore;
@@ -22,10 +24,10 @@ use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::network::{Network, Peers};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
-use super::types::{Raft, Submission};
+use super::types::{Raft, Submission, TypeConfig};
 use crate::ids::{NodeId, Seqno};
 use crate::net::{self, ClientConfig, ServerConfig};
-use crate::order::{EventStream, OrderError, OrderFuture, TotalOrder};
+use crate::order::{EventStream, FlowControlStats, OrderError, OrderFuture, TotalOrder};
 
 /// Why the networked ordering layer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,8 @@ enum Attempt {
     /// Possibly appended; a retry is safe only because certification drops
     /// a second copy of the same transaction.
     MaybeOrdered,
+    /// Held back by flow control; not appended.
+    Paused,
 }
 
 /// Total-order broadcast on openraft: one raft log whose index is the
@@ -75,6 +79,7 @@ pub struct RaftOrder {
     peers: Arc<Peers>,
     forwarder: Forwarder,
     standing: watch::Receiver<Standing>,
+    flow: Arc<FlowControl>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     local_addr: std::net::SocketAddr,
@@ -99,14 +104,7 @@ impl RaftOrder {
         let (delivery, shared) =
             Delivery::open(&config.dir, config.max_delivery_lag).map_err(storage_err)?;
         let me = config.node_id.get();
-        let peers = Arc::new(Peers::new(ClientConfig {
-            cluster: config.cluster.clone(),
-            me: config.node_id,
-            max_frame: config.max_entry_bytes.saturating_mul(4),
-            queue: 1024,
-            connect_timeout: config.election_timeout.0,
-            backoff: (Duration::from_millis(20), Duration::from_secs(1)),
-        }));
+        let peers = Arc::new(Peers::new(client_config(&config)));
         let network = Network {
             me,
             peers: peers.clone(),
@@ -115,32 +113,32 @@ impl RaftOrder {
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
         let contact = Arc::new(LeaderContact::default());
+        let flow = Arc::new(FlowControl::new(config.fc_limit, config.primary_lease));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(net::serve(
             listener,
-            Arc::new(ServerConfig {
-                cluster: config.cluster.clone(),
-                me: config.node_id,
-                max_frame: config.max_entry_bytes.saturating_mul(4),
-                concurrency: 256,
-                handshake_timeout: config.election_timeout.0,
-            }),
+            Arc::new(server_config(&config)),
             Arc::new(Service {
                 raft: raft.clone(),
                 contact: contact.clone(),
+                flow: flow.clone(),
+                admit_wait: config.primary_lease,
             }),
             shutdown_rx.clone(),
         ));
         bootstrap(&raft, &config).await?;
         let (standing_tx, standing) = watch::channel(Standing::default());
-        let monitor = tokio::spawn(monitor(
-            raft.clone(),
+        let monitor = Monitor {
+            raft: raft.clone(),
             contact,
-            standing_tx,
-            config.heartbeat,
-            config.primary_lease,
-            shutdown_rx,
-        ));
+            standing: standing_tx,
+            flow: flow.clone(),
+            delivery: shared.clone(),
+            peers: peers.clone(),
+            every: config.heartbeat,
+            lease: config.primary_lease,
+        };
+        let monitor = tokio::spawn(monitor.run(shutdown_rx));
         let forwarder = Forwarder::start(config.forward_batch, 4096, config.submit_timeout);
         Ok(RaftOrder {
             config,
@@ -150,6 +148,7 @@ impl RaftOrder {
             peers,
             forwarder,
             standing,
+            flow,
             shutdown,
             tasks: Mutex::new(vec![server, monitor]),
             local_addr,
@@ -197,6 +196,9 @@ impl RaftOrder {
     /// One attempt to get `frame` ordered.
     async fn submit_once(&self, frame: &Bytes) -> Attempt {
         if self.raft.is_leader() {
+            if !self.flow.admit(self.config.primary_lease).await {
+                return Attempt::Paused;
+            }
             return match self.raft.client_write(Submission(frame.clone())).await {
                 Ok(_) => Attempt::Ordered,
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
@@ -212,6 +214,7 @@ impl RaftOrder {
             Ok(Forwarded::Ordered) => Attempt::Ordered,
             Ok(Forwarded::NotLeader(_)) => Attempt::NotOrdered,
             Ok(Forwarded::Discarded(_) | Forwarded::Failed(_)) => Attempt::MaybeOrdered,
+            Ok(Forwarded::Paused) => Attempt::Paused,
             Err(err) if err.not_sent() => Attempt::NotOrdered,
             Err(_) => Attempt::MaybeOrdered,
         }
@@ -226,9 +229,14 @@ impl RaftOrder {
         }
         let deadline = Instant::now() + self.config.submit_timeout;
         let mut maybe_ordered = false;
-        let gave_up = |maybe_ordered: bool| {
+        let mut paused = false;
+        let gave_up = |maybe_ordered: bool, paused: bool| {
             if maybe_ordered {
                 OrderError::OutcomeUnknown
+            } else if paused {
+                OrderError::Paused {
+                    waited: self.config.submit_timeout,
+                }
             } else {
                 OrderError::NotPrimary
             }
@@ -236,18 +244,19 @@ impl RaftOrder {
         let mut pause = Duration::from_millis(5);
         loop {
             if !self.standing.borrow().primary {
-                return Err(gave_up(maybe_ordered));
+                return Err(gave_up(maybe_ordered, false));
             }
             match self.submit_once(&frame).await {
                 Attempt::Ordered => return Ok(()),
                 Attempt::NotOrdered => {}
                 Attempt::MaybeOrdered => maybe_ordered = true,
+                Attempt::Paused => paused = true,
             }
             if *self.shutdown.borrow() {
                 return Err(OrderError::Closed);
             }
             if Instant::now() + pause >= deadline {
-                return Err(gave_up(maybe_ordered));
+                return Err(gave_up(maybe_ordered, paused));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(self.config.heartbeat);
@@ -294,6 +303,29 @@ impl RaftOrder {
     }
 }
 
+/// How this node's connections to its peers behave.
+fn client_config(config: &RaftOrderConfig) -> ClientConfig {
+    ClientConfig {
+        cluster: config.cluster.clone(),
+        me: config.node_id,
+        max_frame: config.max_entry_bytes.saturating_mul(4),
+        queue: 1024,
+        connect_timeout: config.election_timeout.0,
+        backoff: (Duration::from_millis(20), Duration::from_secs(1)),
+    }
+}
+
+/// How this node serves its peers.
+fn server_config(config: &RaftOrderConfig) -> ServerConfig {
+    ServerConfig {
+        cluster: config.cluster.clone(),
+        me: config.node_id,
+        max_frame: config.max_entry_bytes.saturating_mul(4),
+        concurrency: 256,
+        handshake_timeout: config.election_timeout.0,
+    }
+}
+
 async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<(), StartError> {
     let initialized = raft
         .is_initialized()
@@ -315,29 +347,43 @@ async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<(), StartErr
     }
 }
 
-/// Samples raft every heartbeat and publishes this node's standing.
-async fn monitor(
+/// Samples raft every heartbeat: publishes this node's standing and asks
+/// for flow control when this node lags.
+struct Monitor {
     raft: Raft,
     contact: Arc<LeaderContact>,
     standing: watch::Sender<Standing>,
+    flow: Arc<FlowControl>,
+    delivery: Arc<DeliveryShared>,
+    peers: Arc<Peers>,
     every: Duration,
     lease: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+}
+
+impl Monitor {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            let voter = metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id == metrics.id);
+            self.publish_standing(&metrics, voter);
+            if voter {
+                self.flow_tick(&metrics);
+            }
         }
-        let metrics = raft.metrics().borrow_watched().clone();
-        let voter = metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|id| id == metrics.id);
+    }
+
+    fn publish_standing(&self, metrics: &openraft::RaftMetrics<TypeConfig>, voter: bool) {
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let sample = Sample {
             leader: metrics.state == ServerState::Leader,
             voter,
@@ -345,7 +391,7 @@ async fn monitor(
             since_quorum_ack_ms: metrics.last_quorum_acked.as_ref().map(|at| {
                 u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)
             }),
-            since_leader_contact_ms: contact.since_ms(),
+            since_leader_contact_ms: self.contact.since_ms(),
         };
         let mut voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
         voters.sort_unstable();
@@ -354,7 +400,7 @@ async fn monitor(
             voters,
             committed: metrics.cluster_committed.as_ref().map_or(0, |id| id.index),
         };
-        standing.send_if_modified(|now| {
+        self.standing.send_if_modified(|now| {
             let changed = now.primary != next.primary || now.voters != next.voters;
             now.committed = next.committed;
             if changed {
@@ -362,6 +408,38 @@ async fn monitor(
                 now.voters = next.voters;
             }
             changed
+        });
+    }
+
+    /// Measures how far this node's consumption trails the commit index and
+    /// tells the leader when flow control should hold or release.
+    fn flow_tick(&self, metrics: &openraft::RaftMetrics<TypeConfig>) {
+        let committed = metrics.cluster_committed.as_ref().map_or(0, |id| id.index);
+        let lag = committed.saturating_sub(self.delivery.consumed_index());
+        let Some(request) = self.flow.on_lag(lag) else {
+            return;
+        };
+        let me = NodeId::new(metrics.id);
+        let Some(leader) = metrics.current_leader else {
+            return;
+        };
+        if leader == metrics.id {
+            self.flow.on_request(me, request);
+            return;
+        }
+        let Some(node) = metrics.membership_config.membership().get_node(&leader) else {
+            return;
+        };
+        let client = self.peers.client(leader, &node.addr);
+        let message = PeerRequest::FlowControl {
+            pause: request == FlowRequest::Pause,
+        };
+        let timeout = self.every;
+        // Refreshed every tick while pausing, so a lost message only delays.
+        tokio::spawn(async move {
+            if let Err(err) = client.call(&message, timeout).await {
+                tracing::debug!(error = %err, "flow-control message not delivered");
+            }
         });
     }
 }
@@ -377,6 +455,10 @@ impl TotalOrder for RaftOrder {
 
     fn sync_point(&self) -> OrderFuture<'_, Seqno> {
         Box::pin(self.read_index())
+    }
+
+    fn flow_control(&self) -> FlowControlStats {
+        self.flow.stats()
     }
 
     fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError> {

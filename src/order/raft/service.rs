@@ -1,7 +1,7 @@
 //! Answers peers' requests: raft RPCs, forwarded write-sets, read indexes.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use openraft::ReadPolicy;
@@ -9,6 +9,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
 use openraft::storage::Snapshot;
 
+use super::flow::Request;
+use super::flow_control::FlowControl;
 use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
 use super::types::{Raft, Submission};
 use crate::ids::NodeId;
@@ -37,6 +39,9 @@ impl LeaderContact {
 pub(crate) struct Service {
     pub(crate) raft: Raft,
     pub(crate) contact: Arc<LeaderContact>,
+    pub(crate) flow: Arc<FlowControl>,
+    /// How long a forwarded batch waits for flow control to reopen.
+    pub(crate) admit_wait: Duration,
 }
 
 impl Service {
@@ -50,6 +55,9 @@ impl Service {
         if !self.raft.is_leader() {
             let redirect = self.redirect().await;
             return vec![Forwarded::NotLeader(redirect); frames.len()];
+        }
+        if !self.flow.admit(self.admit_wait).await {
+            return vec![Forwarded::Paused; frames.len()];
         }
         let writes = frames
             .into_iter()
@@ -87,7 +95,7 @@ impl Service {
 }
 
 impl Handler<PeerRequest, PeerResponse> for Service {
-    async fn handle(&self, _from: NodeId, req: PeerRequest) -> PeerResponse {
+    async fn handle(&self, from: NodeId, req: PeerRequest) -> PeerResponse {
         match req {
             PeerRequest::Append(rpc) => {
                 let result = self.raft.append_entries(rpc).await;
@@ -112,6 +120,15 @@ impl Handler<PeerRequest, PeerResponse> for Service {
             }
             PeerRequest::Forward(frames) => PeerResponse::Forward(self.forward(frames).await),
             PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
+            PeerRequest::FlowControl { pause } => {
+                let request = if pause {
+                    Request::Pause
+                } else {
+                    Request::Resume
+                };
+                self.flow.on_request(from, request);
+                PeerResponse::FlowControl
+            }
         }
     }
 }

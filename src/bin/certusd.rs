@@ -1,0 +1,158 @@
+//! `certusd`: one node of the certus replicated key-value store, serving the
+//! Redis protocol.
+//!
+//! ```text
+//! certusd --config node1.toml
+//! certusd --node-id 1 --data-dir /var/lib/certus \
+//!         --peer-listen 10.0.0.1:7001 --client-listen 10.0.0.1:6379 \
+//!         --health-listen 10.0.0.1:9200 \
+//!         --member 1=10.0.0.1:7001 --member 2=10.0.0.2:7001 --member 3=10.0.0.3:7001
+//! ```
+//!
+//! Flags override the file. Logs go to standard error; `RUST_LOG` filters
+//! them (default `info`). SIGINT or SIGTERM stops the node cleanly.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use certus::server::{Daemon, DaemonConfig};
+use clap::Parser;
+use serde::Deserialize as _;
+
+/// One certus node: synchronous multi-master replication, Redis protocol.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (keys as in `certus::server::DaemonConfig`).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// This node's id (unique, never reused).
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Cluster name; peers of other clusters are refused.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Directory for the log and the data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Peer (replication) address to bind.
+    #[arg(long)]
+    peer_listen: Option<String>,
+    /// Redis-protocol address to bind.
+    #[arg(long)]
+    client_listen: Option<String>,
+    /// HTTP health-check address to bind.
+    #[arg(long)]
+    health_listen: Option<String>,
+    /// An initial member as ID=PEER_ADDRESS (repeat for each member).
+    #[arg(long = "member", value_name = "ID=ADDR")]
+    members: Vec<String>,
+    /// Storage engine: rocksdb, redb or memory.
+    #[arg(long)]
+    engine: Option<String>,
+}
+
+impl Args {
+    /// The file's table with the flags laid over it.
+    fn table(&self) -> Result<toml::Table, String> {
+        let mut table = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut set = |key: &str, value: Option<toml::Value>| {
+            if let Some(value) = value {
+                table.insert(key.to_string(), value);
+            }
+        };
+        let int = |v: u64| i64::try_from(v).map(toml::Value::Integer).ok();
+        set("node_id", self.node_id.and_then(int));
+        set("cluster", self.cluster.clone().map(toml::Value::String));
+        let dir = self.data_dir.as_ref().map(|d| d.display().to_string());
+        set("data_dir", dir.map(toml::Value::String));
+        set(
+            "peer_listen",
+            self.peer_listen.clone().map(toml::Value::String),
+        );
+        set(
+            "client_listen",
+            self.client_listen.clone().map(toml::Value::String),
+        );
+        set(
+            "health_listen",
+            self.health_listen.clone().map(toml::Value::String),
+        );
+        set("engine", self.engine.clone().map(toml::Value::String));
+        if !self.members.is_empty() {
+            let mut members = toml::Table::new();
+            for member in &self.members {
+                let (id, addr) = member
+                    .split_once('=')
+                    .ok_or_else(|| format!("--member {member}: expected ID=ADDR"))?;
+                members.insert(id.to_string(), toml::Value::String(addr.to_string()));
+            }
+            table.insert("initial_members".into(), toml::Value::Table(members));
+        }
+        Ok(table)
+    }
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = match args.table().and_then(|table| {
+        DaemonConfig::deserialize(table).map_err(|e| format!("configuration: {e}"))
+    }) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("certusd: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("certusd: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(config))
+}
+
+async fn run(config: DaemonConfig) -> ExitCode {
+    let daemon = match Daemon::start(config).await {
+        Ok(daemon) => daemon,
+        Err(err) => {
+            tracing::error!(error = %err, "certusd did not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    match wait_for_signal().await {
+        Ok(signal) => tracing::info!(signal, "stopping"),
+        Err(err) => tracing::error!(error = %err, "cannot wait for signals; stopping"),
+    }
+    daemon.shutdown().await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT"),
+        _ = terminate.recv() => Ok("SIGTERM"),
+    }
+}

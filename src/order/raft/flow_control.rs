@@ -1,0 +1,90 @@
+//! The shell around flow control's rules ([`super::flow`]): the clock, the
+//! lock, and waking submitters when admission reopens.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::flow::{Gate, Request, Requester};
+use crate::ids::NodeId;
+use crate::order::FlowControlStats;
+
+/// Flow-control state shared by the monitor, the peer service and submit.
+pub(crate) struct FlowControl {
+    gate: Mutex<Gate>,
+    requester: Mutex<Requester>,
+    reopened: Notify,
+    /// How long a pause request stays in force unless refreshed.
+    expiry: Duration,
+}
+
+impl FlowControl {
+    pub(crate) fn new(limit: u64, expiry: Duration) -> Self {
+        FlowControl {
+            gate: Mutex::new(Gate::default()),
+            requester: Mutex::new(Requester::new(limit)),
+            reopened: Notify::new(),
+            expiry,
+        }
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn requester(&self) -> MutexGuard<'_, Requester> {
+        self.requester
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This node lags `lag` positions; the request to send, if any.
+    pub(crate) fn on_lag(&self, lag: u64) -> Option<Request> {
+        self.requester().on_lag(lag)
+    }
+
+    /// A node's request arrived (or this node's own, on the leader).
+    pub(crate) fn on_request(&self, from: NodeId, request: Request) {
+        let now = Instant::now();
+        match request {
+            Request::Pause => self.gate().hold(from, now + self.expiry, now),
+            Request::Resume => {
+                self.gate().release(from, now);
+                self.reopened.notify_waiters();
+            }
+        }
+    }
+
+    /// Waits until admission is open, for at most `max_wait`. Returns
+    /// whether it is open.
+    pub(crate) async fn admit(&self, max_wait: Duration) -> bool {
+        let deadline = Instant::now() + max_wait;
+        loop {
+            let reopened = self.reopened.notified();
+            let now = Instant::now();
+            let wake = {
+                let mut gate = self.gate();
+                if !gate.is_closed(now) {
+                    return true;
+                }
+                gate.next_expiry().unwrap_or(deadline).min(deadline)
+            };
+            if now >= deadline {
+                return false;
+            }
+            let _ = tokio::time::timeout_at(wake.into(), reopened).await;
+        }
+    }
+
+    pub(crate) fn stats(&self) -> FlowControlStats {
+        let now = Instant::now();
+        let mut gate = self.gate();
+        let requester = self.requester();
+        FlowControlStats {
+            active: gate.is_closed(now) || requester.is_pausing(),
+            paused: gate.paused(now),
+            pauses_sent: requester.pauses_sent(),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! [`DaemonConfig`]: everything one `certusd` node needs, as read from its
+//! TOML file (every field name below is a key of that file).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ids::NodeId;
+use crate::kv::StoreConfig;
+use crate::order::{RaftOrderConfig, SyncMode};
+use crate::writeset::Isolation;
+
+/// Where a node keeps its data.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum EngineKind {
+    /// RocksDB (needs the `rocksdb` cargo feature).
+    Rocksdb,
+    /// redb: durable, pure Rust.
+    Redb,
+    /// Memory only: everything is lost when the process stops. For tests.
+    Memory,
+}
+
+impl Default for EngineKind {
+    /// RocksDB when this build has it, else redb.
+    fn default() -> Self {
+        if cfg!(feature = "rocksdb") {
+            EngineKind::Rocksdb
+        } else {
+            EngineKind::Redb
+        }
+    }
+}
+
+/// When the ordering log is forced to disk.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SyncSetting {
+    /// fsync before a commit is acknowledged.
+    #[default]
+    Always,
+    /// fsync every `sync_interval_ms`.
+    Batch,
+}
+
+/// Isolation of client transactions.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum IsolationSetting {
+    /// Snapshot isolation, first committer wins.
+    #[default]
+    Snapshot,
+    /// Serializable: reads are certified too.
+    Serializable,
+}
+
+/// One node's settings. Durations are in milliseconds.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DaemonConfig {
+    /// This node's id, unique in the cluster and never reused.
+    pub node_id: u64,
+    /// The cluster's name; nodes of other clusters are refused.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// Where the log and the data live.
+    pub data_dir: PathBuf,
+    /// Address the peer (replication) port binds.
+    pub peer_listen: String,
+    /// Address peers reach this node at, when not `peer_listen`.
+    #[serde(default)]
+    pub peer_advertise: Option<String>,
+    /// Address the Redis-protocol port binds.
+    pub client_listen: String,
+    /// Address the HTTP health check binds, if any.
+    #[serde(default)]
+    pub health_listen: Option<String>,
+    /// The members a new cluster starts with: node id (as a string, TOML
+    /// keys are strings) to peer address. Empty for a node that joins.
+    #[serde(default)]
+    pub initial_members: BTreeMap<String, String>,
+    /// Storage engine.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// When the log is fsynced.
+    #[serde(default)]
+    pub sync: SyncSetting,
+    /// fsync period for `sync = "batch"`.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_ms: u64,
+    /// Isolation of transactions without `WATCH`.
+    #[serde(default)]
+    pub isolation: IsolationSetting,
+    /// Whether transactions first wait for every commit made anywhere.
+    #[serde(default = "default_true")]
+    pub causal_reads: bool,
+    /// Client connections at most.
+    #[serde(default = "default_max_clients")]
+    pub max_clients: usize,
+    /// Leader heartbeat period.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Election timeout range.
+    #[serde(default = "default_election")]
+    pub election_timeout_ms: [u64; 2],
+    /// Quorum silence after which the node leaves the primary component.
+    #[serde(default = "default_lease")]
+    pub primary_lease_ms: u64,
+    /// How long a commit may take before its outcome is declared unknown.
+    #[serde(default = "default_wait")]
+    pub commit_timeout_ms: u64,
+    /// Log entries kept for incremental state transfer.
+    #[serde(default = "default_retention")]
+    pub log_retention: u64,
+    /// Apply lag (positions) at which this node asks the cluster to pause
+    /// (Galera's `gcs.fc_limit`).
+    #[serde(default = "default_fc_limit")]
+    pub fc_limit: u64,
+}
+
+fn default_cluster() -> String {
+    "certus".to_string()
+}
+fn default_sync_interval() -> u64 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_clients() -> usize {
+    10_000
+}
+fn default_heartbeat() -> u64 {
+    100
+}
+fn default_election() -> [u64; 2] {
+    [600, 1200]
+}
+fn default_lease() -> u64 {
+    1000
+}
+fn default_wait() -> u64 {
+    30_000
+}
+fn default_retention() -> u64 {
+    100_000
+}
+fn default_fc_limit() -> u64 {
+    1024
+}
+
+impl DaemonConfig {
+    /// Settings for node `node_id` with every default, for programs that
+    /// build a configuration in code.
+    #[must_use]
+    pub fn new(node_id: u64, data_dir: PathBuf, peer_listen: &str, client_listen: &str) -> Self {
+        DaemonConfig {
+            node_id,
+            cluster: default_cluster(),
+            data_dir,
+            peer_listen: peer_listen.to_string(),
+            peer_advertise: None,
+            client_listen: client_listen.to_string(),
+            health_listen: None,
+            initial_members: BTreeMap::new(),
+            engine: EngineKind::default(),
+            sync: SyncSetting::default(),
+            sync_interval_ms: default_sync_interval(),
+            isolation: IsolationSetting::default(),
+            causal_reads: true,
+            max_clients: default_max_clients(),
+            heartbeat_ms: default_heartbeat(),
+            election_timeout_ms: default_election(),
+            primary_lease_ms: default_lease(),
+            commit_timeout_ms: default_wait(),
+            log_retention: default_retention(),
+            fc_limit: default_fc_limit(),
+        }
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn id(&self) -> NodeId {
+        NodeId::new(self.node_id)
+    }
+
+    /// The ordering layer's settings; `advertise` is the bound peer address
+    /// when no `peer_advertise` is set.
+    ///
+    /// # Errors
+    /// A message naming the bad setting.
+    pub fn order_config(&self, bound_peer: &str) -> Result<RaftOrderConfig, String> {
+        if self.node_id == 0 {
+            return Err("node_id must be positive".into());
+        }
+        let advertise = self.peer_advertise.as_deref().unwrap_or(bound_peer);
+        let mut config = RaftOrderConfig::new(
+            self.id(),
+            &self.cluster,
+            advertise,
+            self.data_dir.join("log"),
+        );
+        for (id, addr) in &self.initial_members {
+            let id: u64 = id
+                .parse()
+                .map_err(|_| format!("initial_members: {id:?} is not a node id"))?;
+            config.initial_members.insert(NodeId::new(id), addr.clone());
+        }
+        if !config.initial_members.is_empty() && !config.initial_members.contains_key(&self.id()) {
+            return Err(format!(
+                "initial_members must include this node ({})",
+                self.node_id
+            ));
+        }
+        config.sync = match self.sync {
+            SyncSetting::Always => SyncMode::Always,
+            SyncSetting::Batch => SyncMode::Batch {
+                interval: Duration::from_millis(self.sync_interval_ms.max(1)),
+            },
+        };
+        let [min, max] = self.election_timeout_ms;
+        config.heartbeat = Duration::from_millis(self.heartbeat_ms);
+        config.election_timeout = (Duration::from_millis(min), Duration::from_millis(max));
+        config.primary_lease = Duration::from_millis(self.primary_lease_ms);
+        config.submit_timeout = Duration::from_millis(self.commit_timeout_ms);
+        config.log_retention = self.log_retention;
+        config.fc_limit = self.fc_limit;
+        Ok(config)
+    }
+
+    /// The store's settings.
+    #[must_use]
+    pub fn store_config(&self) -> StoreConfig {
+        let mut config = StoreConfig::new(self.id());
+        config.node.causal_reads = self.causal_reads;
+        config.node.wait_timeout = Duration::from_millis(self.commit_timeout_ms);
+        config
+    }
+
+    /// Isolation of transactions without `WATCH`.
+    #[must_use]
+    pub fn isolation(&self) -> Isolation {
+        match self.isolation {
+            IsolationSetting::Snapshot => Isolation::Snapshot,
+            IsolationSetting::Serializable => Isolation::Serializable,
+        }
+    }
+}
+
+#[cfg(all(test, feature = "cli"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_file_parses_to_the_defaults_it_claims() {
+        let text = include_str!("../../examples/certusd.toml");
+        let config: DaemonConfig = toml::from_str(text).unwrap();
+        let mut expected = DaemonConfig::new(
+            1,
+            PathBuf::from("/var/lib/certus"),
+            "10.0.0.1:7001",
+            "10.0.0.1:6379",
+        );
+        expected.health_listen = Some("10.0.0.1:9200".into());
+        expected.engine = EngineKind::Rocksdb;
+        for id in 1..=3 {
+            let addr = format!("10.0.0.{id}:7001");
+            expected.initial_members.insert(id.to_string(), addr);
+        }
+        assert_eq!(config, expected);
+        let order = config.order_config("10.0.0.1:7001").unwrap();
+        assert_eq!(order.initial_members.len(), 3);
+        assert_eq!(order.sync, SyncMode::Always);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let mut config = DaemonConfig::new(2, PathBuf::from("d"), "a:1", "a:2");
+        config.initial_members.insert("x".into(), "a:1".into());
+        let err = config.order_config("a:1").unwrap_err();
+        assert!(err.contains("\"x\" is not a node id"), "{err}");
+        config.initial_members.clear();
+        config.initial_members.insert("1".into(), "a:1".into());
+        let err = config.order_config("a:1").unwrap_err();
+        assert!(err.contains("must include this node"), "{err}");
+        let unknown = toml::from_str::<DaemonConfig>("node_id = 1\nnode = 2");
+        assert!(unknown.unwrap_err().to_string().contains("unknown field"));
+    }
+}

@@ -1,0 +1,127 @@
+//! Serving RESP clients: the accept loop and one task per connection.
+//!
+//! Commands are decoded from whatever bytes arrived and answered in order;
+//! replies to pipelined commands are written together. Everything is
+//! bounded: connections by `max_clients`, one request by the codec's
+//! [`Limits`] and `max_request_bytes`. A malformed request is answered with
+//! an error and the connection is closed, as Redis does: the stream can no
+//! longer be split into commands.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::resp::{self, Limits, Reply};
+use super::session::{After, Session, SessionSettings};
+use crate::kv::KvStore;
+
+/// Settings of the RESP listener.
+#[derive(Clone, Debug)]
+pub(crate) struct RespSettings {
+    pub(crate) limits: Limits,
+    /// Bytes buffered for one request before the connection is refused.
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_clients: usize,
+    pub(crate) session: Arc<SessionSettings>,
+}
+
+/// Accepts clients until `shutdown` turns true.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    store: KvStore,
+    settings: Arc<RespSettings>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(settings.max_clients));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of descriptors and the like: the listener stays usable.
+                tracing::warn!(error = %err, "accepting a client failed");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                let mut out = BytesMut::new();
+                Reply::err("max number of clients reached").encode(&mut out);
+                let _ = stream.write_all(&out).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let session = Session::new(store.clone(), settings.session.clone());
+        let settings = settings.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = serve(stream, session, &settings, shutdown).await {
+                tracing::debug!(%peer, error = %err, "client connection ended");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Serves one client until it leaves, errs, or the server stops.
+async fn serve(
+    mut stream: TcpStream,
+    mut session: Session,
+    settings: &RespSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut input = BytesMut::with_capacity(16 << 10);
+    let mut output = BytesMut::with_capacity(16 << 10);
+    loop {
+        let read = tokio::select! {
+            read = stream.read_buf(&mut input) => read?,
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        let after = answer_all(&mut input, &mut output, &mut session, settings).await;
+        stream.write_all(&output).await?;
+        output.clear();
+        if after == After::Close {
+            return Ok(());
+        }
+    }
+}
+
+/// Answers every complete command in `input`, appending replies to `output`.
+async fn answer_all(
+    input: &mut BytesMut,
+    output: &mut BytesMut,
+    session: &mut Session,
+    settings: &RespSettings,
+) -> After {
+    loop {
+        match resp::decode(input, &settings.limits) {
+            Ok(Some(command)) => {
+                let (reply, after) = session.handle(&command).await;
+                reply.encode(output);
+                if after == After::Close {
+                    return After::Close;
+                }
+            }
+            Ok(None) if input.len() > settings.max_request_bytes => {
+                Reply::err("Protocol error: request too large").encode(output);
+                return After::Close;
+            }
+            Ok(None) => return After::Continue,
+            Err(err) => {
+                Reply::Error(format!("ERR {err}")).encode(output);
+                return After::Close;
+            }
+        }
+    }
+}

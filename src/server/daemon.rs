@@ -1,0 +1,270 @@
+//! [`Daemon`]: one complete node of the reference store, as `certusd` runs
+//! it: the ordering layer on its peer port, the store on its engine, the
+//! Redis-protocol port and the health check.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::config::{DaemonConfig, EngineKind};
+use super::connection::{self, RespSettings};
+use super::health;
+use super::resp::Limits;
+use super::session::SessionSettings;
+use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
+use crate::order::{RaftOrder, StartError};
+
+/// Why a daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// A setting is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The data directory or the engine could not be opened.
+    #[error("storage at {path}: {message}")]
+    Storage {
+        /// The path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The ordering layer did not start.
+    #[error(transparent)]
+    Order(#[from] StartError),
+    /// The store did not start.
+    #[error(transparent)]
+    Store(#[from] KvError),
+}
+
+/// A running node with its client and health ports.
+pub struct Daemon {
+    store: KvStore,
+    order: Arc<RaftOrder>,
+    client_addr: SocketAddr,
+    health_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("node", &self.store.node().id())
+            .field("client_addr", &self.client_addr)
+            .field("health_addr", &self.health_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+fn storage_error(path: &std::path::Path, message: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Storage {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Opens the configured engine under the data directory.
+fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, DaemonError> {
+    match config.engine {
+        EngineKind::Memory => Ok(Arc::new(MemoryEngine::new())),
+        EngineKind::Redb => {
+            let path = config.data_dir.join("data.redb");
+            let engine = RedbEngine::open(&path).map_err(|e| storage_error(&path, e))?;
+            Ok(Arc::new(engine))
+        }
+        #[cfg(feature = "rocksdb")]
+        EngineKind::Rocksdb => {
+            let path = config.data_dir.join("data");
+            let engine =
+                crate::kv::RocksEngine::open(&path).map_err(|e| storage_error(&path, e))?;
+            Ok(Arc::new(engine))
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        EngineKind::Rocksdb => Err(DaemonError::Config(
+            "engine = \"rocksdb\" needs a build with the rocksdb feature; use \"redb\"".into(),
+        )),
+    }
+}
+
+/// Ports already bound, for [`Daemon::start_on`].
+#[derive(Debug)]
+pub struct Listeners {
+    /// The peer (replication) port.
+    pub peer: TcpListener,
+    /// The Redis-protocol port.
+    pub client: TcpListener,
+    /// The health-check port.
+    pub health: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` names.
+    ///
+    /// # Errors
+    /// [`DaemonError::Listen`].
+    pub async fn bind(config: &DaemonConfig) -> Result<Listeners, DaemonError> {
+        Ok(Listeners {
+            peer: bind(&config.peer_listen).await?,
+            client: bind(&config.client_listen).await?,
+            health: match &config.health_listen {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
+        })
+    }
+}
+
+impl Daemon {
+    /// Binds the ports, opens the log and the engine, joins the cluster and
+    /// starts serving clients.
+    ///
+    /// # Errors
+    /// [`DaemonError`] naming what could not start.
+    pub async fn start(config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        let listeners = Listeners::bind(&config).await?;
+        Daemon::start_on(config, listeners).await
+    }
+
+    /// As [`Daemon::start`], on ports the caller bound (the `*_listen`
+    /// addresses of `config` are then not used).
+    ///
+    /// # Errors
+    /// [`DaemonError`] naming what could not start.
+    pub async fn start_on(
+        config: DaemonConfig,
+        listeners: Listeners,
+    ) -> Result<Daemon, DaemonError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| storage_error(&config.data_dir, e))?;
+        let Listeners {
+            peer: peer_listener,
+            client: client_listener,
+            health: health_listener,
+        } = listeners;
+        let peer_addr = peer_listener
+            .local_addr()
+            .map_err(|source| DaemonError::Listen {
+                addr: config.peer_listen.clone(),
+                source,
+            })?;
+        let order_config = config
+            .order_config(&peer_addr.to_string())
+            .map_err(DaemonError::Config)?;
+        let engine = open_engine(&config)?;
+        let order = Arc::new(RaftOrder::start(order_config, peer_listener).await?);
+        let store = match KvStore::open(config.store_config(), engine, order.clone()).await {
+            Ok(store) => store,
+            Err(err) => {
+                order.shutdown().await;
+                return Err(err.into());
+            }
+        };
+        let client_addr = local_addr(&client_listener, &config.client_listen)?;
+        let health_addr = match &health_listener {
+            Some(listener) => Some(local_addr(listener, "health")?),
+            None => None,
+        };
+        let (shutdown, stop) = watch::channel(false);
+        let settings = Arc::new(resp_settings(&config));
+        let mut tasks = vec![tokio::spawn(connection::accept_loop(
+            client_listener,
+            store.clone(),
+            settings,
+            stop.clone(),
+        ))];
+        if let Some(listener) = health_listener {
+            let status = store.node().watch_status();
+            tasks.push(tokio::spawn(health::accept_loop(listener, status, stop)));
+        }
+        tracing::info!(node = config.node_id, %client_addr, ?health_addr, %peer_addr, "certusd serving");
+        Ok(Daemon {
+            store,
+            order,
+            client_addr,
+            health_addr,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// The Redis-protocol address.
+    #[must_use]
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The health-check address, when configured.
+    #[must_use]
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
+    }
+
+    /// The peer address the ordering layer listens on.
+    #[must_use]
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.order.local_addr()
+    }
+
+    /// The store this daemon serves.
+    #[must_use]
+    pub fn store(&self) -> &KvStore {
+        &self.store
+    }
+
+    /// Stops serving clients, then stops the store and the ordering layer
+    /// (the log is closed cleanly).
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        for task in tasks {
+            crate::task::join(task).await;
+        }
+        self.store.shutdown().await;
+        self.order.shutdown().await;
+    }
+}
+
+fn local_addr(listener: &TcpListener, what: &str) -> Result<SocketAddr, DaemonError> {
+    listener.local_addr().map_err(|source| DaemonError::Listen {
+        addr: what.to_string(),
+        source,
+    })
+}
+
+fn resp_settings(config: &DaemonConfig) -> RespSettings {
+    let limits = Limits::default();
+    RespSettings {
+        limits,
+        max_request_bytes: limits.max_bulk + (1 << 20),
+        max_clients: config.max_clients,
+        session: Arc::new(SessionSettings {
+            isolation: config.isolation(),
+            max_attempts: 100,
+            max_queued: 100_000,
+            // A transaction's write-set is capped anyway; keep its queue
+            // within twice that.
+            max_queued_bytes: 2 * config.store_config().node.max_write_set_bytes,
+        }),
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP health check for load balancers (what Galera's `clustercheck`
+//! does for HAProxy): `200 OK` when the node is synced and in the primary
+//! component, `503 Service Unavailable` otherwise.
+//!
+//! Any request on any path gets the answer (HAProxy's `option httpchk`
+//! sends `OPTIONS /`), so this is a few lines over TCP rather than an HTTP
+//! framework: it reads at most one request head, bounded in size and time.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::info::state_comment;
+use crate::node::{NodeState, Status};
+
+/// Bytes of request head read at most.
+const MAX_HEAD: usize = 8 << 10;
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the node should receive traffic, and the body that says why.
+pub(crate) fn verdict(status: &Status) -> (bool, String) {
+    let primary = status.view.as_ref().is_some_and(|v| v.primary);
+    let healthy = status.state == NodeState::Synced && primary;
+    let body = format!(
+        "node {} is {} ({}), last applied {}\n",
+        status.node_id.get(),
+        state_comment(status.state),
+        if primary { "primary" } else { "not primary" },
+        status.last_applied.get()
+    );
+    (healthy, body)
+}
+
+/// Answers health checks until `shutdown` turns true.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    status: watch::Receiver<Status>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let status = status.clone();
+                tokio::spawn(async move {
+                    let _ = answer(stream, &status).await;
+                });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "accepting a health check failed");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+async fn answer(mut stream: TcpStream, status: &watch::Receiver<Status>) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let read_head = async {
+        let mut chunk = [0_u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    // A client that sends nothing still gets its answer after the timeout.
+    let _ = tokio::time::timeout(READ_TIMEOUT, read_head).await;
+    let (healthy, body) = verdict(&status.borrow());
+    let line = if healthy {
+        "200 OK"
+    } else {
+        "503 Service Unavailable"
+    };
+    let response = format!(
+        "HTTP/1.1 {line}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,104 @@
+//! The `INFO` reply: Redis's `field:value` lines, with a replication section
+//! named after Galera's `wsrep_%` status variables so operators find the
+//! fields they know.
+
+use std::fmt::Write as _;
+
+use crate::kv::KvStore;
+use crate::node::{NodeState, Status};
+use crate::order::FlowControlStats;
+
+/// The `INFO` text for `section` (`None`, `all`, `everything` or `default`
+/// for every section).
+pub(crate) fn render(store: &KvStore, section: Option<&str>) -> String {
+    let status = store.node().status();
+    let want = |name: &str| {
+        matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
+    };
+    let mut out = String::new();
+    if want("server") {
+        server(&mut out, &status);
+    }
+    if want("replication") {
+        replication(&mut out, &status, store.node().flow_control());
+    }
+    out
+}
+
+fn server(out: &mut String, status: &Status) {
+    let _ = write!(
+        out,
+        "# Server\r\ncertus_version:{}\r\nnode_id:{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        status.node_id.get()
+    );
+}
+
+/// Galera's name for a node state (`wsrep_local_state_comment`).
+pub(crate) fn state_comment(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Joining => "Joining",
+        NodeState::Joined => "Joined",
+        NodeState::Synced => "Synced",
+        NodeState::NonPrimary => "Non-primary",
+        NodeState::Failed => "Failed",
+        NodeState::Closed => "Closed",
+    }
+}
+
+fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
+    let primary = status.view.as_ref().is_some_and(|v| v.primary);
+    let cluster_size = status.view.as_ref().map_or(0, |v| v.members.len());
+    let ready = status.state.accepts_writes();
+    let fields: [(&str, String); 16] = [
+        ("wsrep_cluster_size", cluster_size.to_string()),
+        (
+            "wsrep_cluster_status",
+            if primary { "Primary" } else { "non-Primary" }.into(),
+        ),
+        (
+            "wsrep_local_state_comment",
+            state_comment(status.state).into(),
+        ),
+        ("wsrep_ready", if ready { "ON" } else { "OFF" }.into()),
+        (
+            "wsrep_last_delivered",
+            status.last_delivered.get().to_string(),
+        ),
+        (
+            "wsrep_last_committed",
+            status.last_committed.get().to_string(),
+        ),
+        ("wsrep_last_applied", status.last_applied.get().to_string()),
+        ("wsrep_apply_queue", status.apply_queue.to_string()),
+        ("wsrep_local_commits", status.local_commits.to_string()),
+        (
+            "wsrep_local_cert_failures",
+            status.local_cert_failures.to_string(),
+        ),
+        ("wsrep_cert_index_size", status.cert_index_keys.to_string()),
+        (
+            "wsrep_flow_control_paused_ns",
+            flow.paused.as_nanos().to_string(),
+        ),
+        ("wsrep_flow_control_sent", flow.pauses_sent.to_string()),
+        (
+            "wsrep_flow_control_active",
+            if flow.active { "true" } else { "false" }.into(),
+        ),
+        ("wsrep_malformed_write_sets", status.malformed.to_string()),
+        (
+            "wsrep_failure",
+            status
+                .failure
+                .clone()
+                .unwrap_or_default()
+                .replace(['\r', '\n'], " "),
+        ),
+    ];
+    out.push_str("# Replication\r\n");
+    for (name, value) in fields {
+        let _ = write!(out, "{name}:{value}\r\n");
+    }
+    out.push_str("\r\n");
+}

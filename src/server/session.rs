@@ -1,0 +1,272 @@
+//! One client connection's state: `MULTI` queues and `WATCH`ed keys, mapped
+//! onto certification.
+//!
+//! - A command outside `MULTI` is its own transaction: it begins (a causal
+//!   read by default), runs, commits, and is run again from a fresh snapshot
+//!   when certification aborts it. Retrying is safe because nothing of an
+//!   aborted attempt was applied anywhere, and it gives `INCR` and `APPEND`
+//!   Redis's atomicity.
+//! - `MULTI` ... `EXEC` without `WATCH` runs every queued command in one
+//!   transaction begun at `EXEC`, retried the same way.
+//! - `WATCH` begins a serializable transaction at once and declares the
+//!   watched keys as read. `EXEC` runs the queued commands in it, so
+//!   certification aborts it when any watched key (or a key read inside)
+//!   was written after the `WATCH`: `EXEC` then answers nil, exactly what
+//!   Redis clients expect from optimistic locking, and nothing is retried.
+
+use std::sync::Arc;
+
+use super::command::{Op, Request, parse};
+use super::exec;
+use super::info;
+use super::resp::{Command, Reply};
+use crate::kv::{KvError, KvStore, KvTransaction};
+use crate::node::{CommitOutcome, Conflict, Error, TxnOptions};
+use crate::writeset::Isolation;
+
+/// Settings shared by every session of a server.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionSettings {
+    /// Isolation of transactions without `WATCH`.
+    pub(crate) isolation: Isolation,
+    /// Attempts for a transaction that certification keeps aborting.
+    pub(crate) max_attempts: u32,
+    /// Commands queued in one `MULTI`, at most.
+    pub(crate) max_queued: usize,
+    /// Bytes of arguments queued in one `MULTI`, at most.
+    pub(crate) max_queued_bytes: usize,
+}
+
+/// What the connection does after a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    Continue,
+    Close,
+}
+
+/// A queued `MULTI` command.
+#[derive(Debug)]
+enum Queued {
+    Op(Op),
+    /// A command whose reply does not depend on data (`PING`).
+    Fixed(Reply),
+}
+
+#[derive(Debug, Default)]
+struct Multi {
+    queued: Vec<Queued>,
+    /// Bytes of the queued commands' arguments.
+    bytes: usize,
+    /// A command was refused while queueing: `EXEC` discards everything.
+    refused: bool,
+}
+
+/// One connection's session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    store: KvStore,
+    settings: Arc<SessionSettings>,
+    multi: Option<Multi>,
+    watch: Option<KvTransaction>,
+}
+
+impl Session {
+    pub(crate) fn new(store: KvStore, settings: Arc<SessionSettings>) -> Self {
+        Session {
+            store,
+            settings,
+            multi: None,
+            watch: None,
+        }
+    }
+
+    /// Handles one command and returns its reply.
+    pub(crate) async fn handle(&mut self, command: &Command) -> (Reply, After) {
+        let request = match parse(command) {
+            Ok(request) => request,
+            Err(reply) => {
+                if let Some(multi) = &mut self.multi {
+                    multi.refused = true;
+                }
+                return (reply, After::Continue);
+            }
+        };
+        let reply = match (request, self.multi.is_some()) {
+            (Request::Quit, _) => return (Reply::Simple("OK"), After::Close),
+            (Request::Exec, true) => self.exec().await,
+            (Request::Discard, true) => {
+                self.multi = None;
+                self.watch = None;
+                Reply::Simple("OK")
+            }
+            (request, true) => {
+                let size = command.iter().map(bytes::Bytes::len).sum();
+                self.queue(request, size)
+            }
+            (request, false) => self.run(request).await,
+        };
+        (reply, After::Continue)
+    }
+
+    /// Inside `MULTI`: queues data commands and those whose reply is fixed.
+    fn queue(&mut self, request: Request, size: usize) -> Reply {
+        let queued = match request {
+            Request::Multi => return Reply::err("MULTI calls can not be nested"),
+            Request::Watch(_) => return Reply::err("WATCH inside MULTI is not allowed"),
+            Request::Data(op) => Queued::Op(op),
+            Request::Ping(None) => Queued::Fixed(Reply::Simple("PONG")),
+            Request::Ping(Some(text)) | Request::Echo(text) => Queued::Fixed(Reply::bulk(text)),
+            Request::Info(section) => Queued::Fixed(self.info(section.as_deref())),
+            Request::Fixed(reply) => Queued::Fixed(reply),
+            Request::Unwatch | Request::Exec | Request::Discard | Request::Quit => {
+                Queued::Fixed(Reply::Simple("OK"))
+            }
+        };
+        let settings = &self.settings;
+        let Some(multi) = self.multi.as_mut() else {
+            return Reply::err("not in MULTI");
+        };
+        if multi.queued.len() >= settings.max_queued
+            || multi.bytes + size > settings.max_queued_bytes
+        {
+            multi.refused = true;
+            return Reply::err("too much queued in MULTI");
+        }
+        multi.bytes += size;
+        multi.queued.push(queued);
+        Reply::Simple("QUEUED")
+    }
+
+    async fn run(&mut self, request: Request) -> Reply {
+        match request {
+            Request::Data(op) => match self.atomic(&[Queued::Op(op)]).await {
+                Ok(mut replies) => replies.pop().unwrap_or(Reply::Bulk(None)),
+                Err(reply) => reply,
+            },
+            Request::Ping(None) => Reply::Simple("PONG"),
+            Request::Ping(Some(text)) | Request::Echo(text) => Reply::bulk(text),
+            Request::Info(section) => self.info(section.as_deref()),
+            Request::Multi => {
+                self.multi = Some(Multi::default());
+                Reply::Simple("OK")
+            }
+            Request::Exec => Reply::err("EXEC without MULTI"),
+            Request::Discard => Reply::err("DISCARD without MULTI"),
+            Request::Watch(keys) => self.watch(keys).await,
+            Request::Unwatch => {
+                self.watch = None;
+                Reply::Simple("OK")
+            }
+            Request::Fixed(reply) => reply,
+            Request::Quit => Reply::Simple("OK"),
+        }
+    }
+
+    async fn watch(&mut self, keys: Vec<bytes::Bytes>) -> Reply {
+        if self.watch.is_none() {
+            let options = TxnOptions::isolation(Isolation::Serializable);
+            match self.store.begin_with(options).await {
+                Ok(txn) => self.watch = Some(txn),
+                Err(err) => return error_reply(&err),
+            }
+        }
+        let Some(txn) = self.watch.as_mut() else {
+            return Reply::err("WATCH failed");
+        };
+        for key in keys {
+            if let Err(err) = txn.watch(key) {
+                self.watch = None;
+                return error_reply(&err);
+            }
+        }
+        Reply::Simple("OK")
+    }
+
+    async fn exec(&mut self) -> Reply {
+        let multi = self.multi.take().unwrap_or_default();
+        let watched = self.watch.take();
+        if multi.refused {
+            return Reply::Error(
+                "EXECABORT Transaction discarded because of previous errors.".to_string(),
+            );
+        }
+        let result = match watched {
+            // A conflict of a watching transaction is EXEC's nil reply.
+            Some(txn) => match Self::attempt(txn, &multi.queued).await {
+                Ok(Attempt::Committed(replies)) => Ok(Some(replies)),
+                Ok(Attempt::Conflict(_)) => Ok(None),
+                Err(reply) => Err(reply),
+            },
+            None => self.atomic(&multi.queued).await.map(Some),
+        };
+        match result {
+            Ok(replies) => Reply::Array(replies),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Runs `queued` in one transaction begun now, again from a fresh
+    /// snapshot while certification aborts it.
+    async fn atomic(&self, queued: &[Queued]) -> Result<Vec<Reply>, Reply> {
+        let options = TxnOptions::isolation(self.settings.isolation);
+        for _ in 0..self.settings.max_attempts {
+            let txn = self
+                .store
+                .begin_with(options)
+                .await
+                .map_err(|e| error_reply(&e))?;
+            match Self::attempt(txn, queued).await? {
+                Attempt::Committed(replies) => return Ok(replies),
+                Attempt::Conflict(conflict) if conflict.is_retryable() => {}
+                Attempt::Conflict(conflict) => return Err(conflict_reply(&conflict)),
+            }
+        }
+        Err(Reply::Error(format!(
+            "CONFLICT certification aborted all {} attempts; nothing was committed",
+            self.settings.max_attempts
+        )))
+    }
+
+    async fn attempt(mut txn: KvTransaction, queued: &[Queued]) -> Result<Attempt, Reply> {
+        let mut replies = Vec::with_capacity(queued.len());
+        for item in queued {
+            replies.push(match item {
+                Queued::Op(op) => exec::run(op, &mut txn).map_err(|e| error_reply(&e))?,
+                Queued::Fixed(reply) => reply.clone(),
+            });
+        }
+        match txn.commit().await.map_err(|e| error_reply(&e))? {
+            CommitOutcome::Committed { .. } => Ok(Attempt::Committed(replies)),
+            CommitOutcome::Conflict(conflict) => Ok(Attempt::Conflict(conflict)),
+        }
+    }
+
+    fn info(&self, section: Option<&str>) -> Reply {
+        Reply::bulk(info::render(&self.store, section))
+    }
+}
+
+enum Attempt {
+    Committed(Vec<Reply>),
+    Conflict(Conflict),
+}
+
+fn conflict_reply(conflict: &Conflict) -> Reply {
+    Reply::Error(format!(
+        "CONFLICT certification aborted the transaction: {:?}",
+        conflict.reason
+    ))
+}
+
+/// The error reply for a failed store operation. The first word is a code a
+/// client can match on.
+pub(crate) fn error_reply(err: &KvError) -> Reply {
+    let code = match err {
+        KvError::Node(Error::NotPrimary) => "NOTPRIMARY",
+        KvError::Node(Error::OutcomeUnknown) => "UNKNOWN",
+        KvError::Node(Error::Timeout { .. }) => "TIMEOUT",
+        KvError::Node(Error::ShutDown) => "SHUTDOWN",
+        _ => "ERR",
+    };
+    Reply::Error(format!("{code} {err}"))
+}

@@ -1,0 +1,290 @@
+//! Real `certusd` processes on loopback, killed with SIGKILL: no
+//! acknowledged write is lost when one node dies under load, the node
+//! catches up when it restarts, and after all three die at once the cluster
+//! comes back with no bootstrap step and every acknowledged write present.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, cmd};
+
+/// The longest any wait may take.
+const BOUND: Duration = Duration::from_secs(90);
+
+struct Node {
+    args: Vec<String>,
+    client: SocketAddr,
+    health: SocketAddr,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// Free loopback ports, found by binding port 0 and releasing it.
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Node {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_certusd"))
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no clean shutdown, nothing flushed beyond what was synced.
+    fn kill(&mut self) {
+        let mut child = self.child.take().expect("node is not running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// The health check's HTTP status, or `None` while nothing answers.
+    fn health(&self) -> Option<u16> {
+        let mut stream = TcpStream::connect_timeout(&self.health, Duration::from_secs(1)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split(' ').nth(1)?.parse().ok()
+    }
+
+    /// Polls the health check until it answers 200 (bounded).
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + BOUND;
+        while self.health() != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "node never became healthy; see {}",
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn connect(&self) -> redis::RedisResult<Connection> {
+        redis::Client::open(format!("redis://{}/", self.client))?.get_connection()
+    }
+}
+
+struct ProcessCluster {
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    fn start(count: u64) -> ProcessCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let peers: Vec<SocketAddr> = (0..count).map(|_| free_addr()).collect();
+        let members: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| format!("--member={}={addr}", i + 1))
+            .collect();
+        let mut nodes = Vec::new();
+        for (index, peer) in peers.iter().enumerate() {
+            let id = index + 1;
+            let (client, health) = (free_addr(), free_addr());
+            let config = write_config(dir.path(), id);
+            let mut args = vec![
+                format!("--config={}", config.display()),
+                format!("--node-id={id}"),
+                format!(
+                    "--data-dir={}",
+                    dir.path().join(format!("node-{id}")).display()
+                ),
+                format!("--peer-listen={peer}"),
+                format!("--client-listen={client}"),
+                format!("--health-listen={health}"),
+            ];
+            args.extend(members.iter().cloned());
+            let log = dir.path().join(format!("node-{id}.log"));
+            nodes.push(Node {
+                args,
+                client,
+                health,
+                child: None,
+                log,
+            });
+        }
+        for node in &mut nodes {
+            node.spawn();
+        }
+        for node in &nodes {
+            node.wait_healthy();
+        }
+        ProcessCluster { nodes, _dir: dir }
+    }
+}
+
+/// Short timeouts for a loaded 2-core machine; everything else default.
+fn write_config(dir: &Path, id: usize) -> PathBuf {
+    let path = dir.join(format!("node-{id}.toml"));
+    let text = "cluster = \"certus-process-test\"\nheartbeat_ms = 50\n\
+                election_timeout_ms = [400, 800]\nprimary_lease_ms = 800\n\
+                commit_timeout_ms = 20000\n";
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// What a writer learned: keys whose SET was acknowledged, with values.
+type Acked = Arc<Mutex<BTreeMap<String, String>>>;
+
+/// Writes `w{writer}:{n}` keys round-robin over the nodes until `stop`,
+/// recording each acknowledged write. A failed write (node dead, outcome
+/// unknown) is never recorded and never retried under the same key.
+fn writer(nodes: Vec<SocketAddr>, writer: usize, acked: Acked, stop: Arc<AtomicBool>) {
+    let mut n = 0_u64;
+    let mut target = writer;
+    let mut con: Option<Connection> = None;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let (key, value) = (format!("w{writer}:{n}"), format!("v{n}"));
+        if con.is_none() {
+            let addr = nodes[target % nodes.len()];
+            con = redis::Client::open(format!("redis://{addr}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+                .ok();
+        }
+        let Some(c) = con.as_mut() else {
+            target += 1;
+            continue;
+        };
+        let reply: redis::RedisResult<String> = cmd("SET").arg(&key).arg(&value).query(c);
+        match reply {
+            Ok(_) => {
+                acked.lock().unwrap().insert(key, value);
+            }
+            Err(_) => {
+                con = None;
+                target += 1;
+            }
+        }
+    }
+}
+
+/// Runs three writers for as long as `during` takes.
+fn under_load(
+    cluster: &mut ProcessCluster,
+    acked: &Acked,
+    during: impl FnOnce(&mut ProcessCluster),
+) {
+    let addrs: Vec<SocketAddr> = cluster.nodes.iter().map(|n| n.client).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (addrs, acked, stop) = (addrs.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || writer(addrs, w, acked, stop))
+        })
+        .collect();
+    during(cluster);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+}
+
+/// Waits until at least `count` writes are acknowledged (bounded).
+fn wait_acked(acked: &Acked, count: usize) {
+    let deadline = Instant::now() + BOUND;
+    while acked.lock().unwrap().len() < count {
+        assert!(Instant::now() < deadline, "writes stalled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every acknowledged write is readable, with its value, on every node.
+fn assert_all_present(cluster: &ProcessCluster, acked: &Acked) {
+    let acked = acked.lock().unwrap().clone();
+    let keys: Vec<&String> = acked.keys().collect();
+    for node in &cluster.nodes {
+        let mut con = node.connect().unwrap();
+        for chunk in keys.chunks(500) {
+            let values: Vec<Option<String>> = cmd("MGET").arg(chunk).query(&mut con).unwrap();
+            for (key, value) in chunk.iter().zip(values) {
+                assert_eq!(
+                    value.as_ref(),
+                    Some(&acked[*key]),
+                    "acknowledged write {key} missing on {}",
+                    node.client
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sigkill_loses_no_acknowledged_write() {
+    let mut cluster = ProcessCluster::start(3);
+    let acked: Acked = Arc::default();
+
+    // One node dies under load, then comes back and catches up.
+    under_load(&mut cluster, &acked, |cluster| {
+        wait_acked(&acked, 200);
+        cluster.nodes[2].kill();
+        let after_kill = acked.lock().unwrap().len();
+        wait_acked(&acked, after_kill + 300);
+        cluster.nodes[2].spawn();
+        cluster.nodes[2].wait_healthy();
+        let after_restart = acked.lock().unwrap().len();
+        wait_acked(&acked, after_restart + 100);
+    });
+    assert_all_present(&cluster, &acked);
+
+    // Every node dies at once, then all restart with no bootstrap step.
+    let before = acked.lock().unwrap().len();
+    under_load(&mut cluster, &acked, |cluster| {
+        wait_acked(&acked, before + 200);
+        for node in &mut cluster.nodes {
+            node.kill();
+        }
+    });
+    for node in &mut cluster.nodes {
+        node.spawn();
+    }
+    for node in &cluster.nodes {
+        node.wait_healthy();
+    }
+    assert_all_present(&cluster, &acked);
+    let mut con = cluster.nodes[0].connect().unwrap();
+    let reply: String = cmd("SET")
+        .arg("after")
+        .arg("restart")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(reply, "OK");
+}

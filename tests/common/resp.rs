@@ -1,0 +1,154 @@
+//! A cluster of `Daemon`s in one process (memory engines, real TCP on
+//! loopback), driven from the test thread with the `redis` crate's
+//! blocking client while the nodes run on a tokio runtime of their own.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use certus::node::{NodeState, Status};
+use certus::server::{Daemon, DaemonConfig, EngineKind, Listeners};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+
+/// The longest any wait in these tests may take.
+const BOUND: Duration = Duration::from_secs(60);
+
+pub(crate) struct RespCluster {
+    rt: Runtime,
+    _dir: tempfile::TempDir,
+    configs: Vec<DaemonConfig>,
+    daemons: Vec<Option<Daemon>>,
+}
+
+async fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+impl RespCluster {
+    /// Starts `nodes` nodes of one new cluster and waits until all are synced.
+    pub(crate) fn start(nodes: u64) -> RespCluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut listeners = Vec::new();
+        for _ in 0..nodes {
+            listeners.push(rt.block_on(async {
+                Listeners {
+                    peer: bind().await,
+                    client: bind().await,
+                    health: Some(bind().await),
+                }
+            }));
+        }
+        let addr = |l: &TcpListener| l.local_addr().unwrap().to_string();
+        let mut configs = Vec::new();
+        for (index, l) in listeners.iter().enumerate() {
+            let id = index as u64 + 1;
+            let mut config = DaemonConfig::new(
+                id,
+                dir.path().join(format!("node-{id}")),
+                &addr(&l.peer),
+                &addr(&l.client),
+            );
+            config.cluster = "certus-resp-test".into();
+            config.health_listen = l.health.as_ref().map(addr);
+            config.engine = EngineKind::Memory;
+            config.heartbeat_ms = 50;
+            config.election_timeout_ms = [400, 800];
+            config.primary_lease_ms = 800;
+            config.commit_timeout_ms = 20_000;
+            for (other, ol) in listeners.iter().enumerate() {
+                let other = (other as u64 + 1).to_string();
+                config.initial_members.insert(other, addr(&ol.peer));
+            }
+            configs.push(config);
+        }
+        let mut cluster = RespCluster {
+            rt,
+            _dir: dir,
+            configs,
+            daemons: Vec::new(),
+        };
+        for (index, listeners) in listeners.into_iter().enumerate() {
+            let config = cluster.configs[index].clone();
+            let daemon = cluster.rt.block_on(Daemon::start_on(config, listeners));
+            cluster.daemons.push(Some(daemon.unwrap()));
+        }
+        for index in 0..cluster.daemons.len() {
+            cluster.wait_state(index, NodeState::Synced);
+        }
+        cluster
+    }
+
+    fn daemon(&self, index: usize) -> &Daemon {
+        self.daemons[index].as_ref().expect("node is stopped")
+    }
+
+    /// A new client connection to node `index`.
+    pub(crate) fn client(&self, index: usize) -> redis::Connection {
+        let url = format!("redis://{}/", self.daemon(index).client_addr());
+        redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+
+    pub(crate) fn client_addr(&self, index: usize) -> std::net::SocketAddr {
+        self.daemon(index).client_addr()
+    }
+
+    pub(crate) fn status(&self, index: usize) -> Status {
+        self.daemon(index).store().node().status()
+    }
+
+    /// Waits until node `index` is in `state`.
+    pub(crate) fn wait_state(&self, index: usize, state: NodeState) {
+        let mut status = self.daemon(index).store().node().watch_status();
+        self.rt.block_on(async {
+            let reached = status.wait_for(|s| s.state == state);
+            tokio::time::timeout(BOUND, reached)
+                .await
+                .unwrap_or_else(|_| panic!("node {index} never reached {state:?}"))
+                .unwrap();
+        });
+    }
+
+    /// Stops node `index` cleanly.
+    pub(crate) fn stop(&mut self, index: usize) {
+        let daemon = self.daemons[index].take().expect("node already stopped");
+        self.rt.block_on(daemon.shutdown());
+    }
+
+    /// Restarts a stopped node on its old addresses and log.
+    pub(crate) fn restart(&mut self, index: usize) {
+        let config = self.configs[index].clone();
+        let daemon = self.rt.block_on(Daemon::start(config)).unwrap();
+        self.daemons[index] = Some(daemon);
+    }
+
+    /// The HTTP status code node `index`'s health check answers.
+    pub(crate) fn health(&self, index: usize) -> u16 {
+        let addr = self.daemon(index).health_addr().unwrap();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(BOUND)).unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+    }
+
+    pub(crate) fn shutdown(mut self) {
+        for index in 0..self.daemons.len() {
+            if self.daemons[index].is_some() {
+                self.stop(index);
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The Redis-protocol server over real TCP: three daemons on loopback,
+//! driven by the `redis` crate's client (and raw sockets for malformed
+//! input). Commands behave as in Redis, writes are read on every node,
+//! `WATCH` conflicts surface as a nil `EXEC`, and a node outside the primary
+//! component refuses work and reports it to its health check.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use certus::node::NodeState;
+use common::resp::RespCluster;
+use redis::{Connection, RedisResult, Value, cmd};
+
+fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
+    let mut command = cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query(con)
+}
+
+fn ok(con: &mut Connection, args: &[&str]) -> String {
+    query(con, args).unwrap()
+}
+
+fn error(con: &mut Connection, args: &[&str]) -> redis::RedisError {
+    match query::<Value>(con, args) {
+        Err(err) => err,
+        Ok(value) => panic!("{args:?} succeeded with {value:?}"),
+    }
+}
+
+#[test]
+fn commands_behave_as_in_redis() {
+    let cluster = RespCluster::start(3);
+    let mut con = cluster.client(0);
+    assert_eq!(ok(&mut con, &["PING"]), "PONG");
+    assert_eq!(ok(&mut con, &["SET", "k", "v"]), "OK");
+    assert_eq!(ok(&mut con, &["GET", "k"]), "v");
+    assert_eq!(
+        query::<Option<String>>(&mut con, &["GET", "nope"]).unwrap(),
+        None
+    );
+    assert_eq!(
+        query::<Option<String>>(&mut con, &["SET", "k", "w", "NX"]).unwrap(),
+        None
+    );
+    assert_eq!(ok(&mut con, &["SET", "k", "w", "XX"]), "OK");
+    assert_eq!(query::<i64>(&mut con, &["INCR", "n"]).unwrap(), 1);
+    assert_eq!(query::<i64>(&mut con, &["INCRBY", "n", "41"]).unwrap(), 42);
+    assert_eq!(query::<i64>(&mut con, &["DECR", "n"]).unwrap(), 41);
+    assert_eq!(query::<i64>(&mut con, &["APPEND", "s", "ab"]).unwrap(), 2);
+    assert_eq!(query::<i64>(&mut con, &["APPEND", "s", "cd"]).unwrap(), 4);
+    assert_eq!(query::<i64>(&mut con, &["STRLEN", "s"]).unwrap(), 4);
+    assert_eq!(ok(&mut con, &["MSET", "a", "1", "b", "2"]), "OK");
+    let values: Vec<Option<String>> = query(&mut con, &["MGET", "a", "zz", "b"]).unwrap();
+    assert_eq!(values, vec![Some("1".into()), None, Some("2".into())]);
+    assert_eq!(
+        query::<i64>(&mut con, &["EXISTS", "a", "b", "zz"]).unwrap(),
+        2
+    );
+    assert_eq!(query::<i64>(&mut con, &["DEL", "a", "zz"]).unwrap(), 1);
+    assert_eq!(query::<i64>(&mut con, &["EXISTS", "a"]).unwrap(), 0);
+
+    let err = error(&mut con, &["INCR", "s"]);
+    assert!(err.to_string().contains("not an integer"), "{err}");
+    let err = error(&mut con, &["GET"]);
+    assert!(
+        err.to_string().contains("wrong number of arguments"),
+        "{err}"
+    );
+    let err = error(&mut con, &["FLUSHALL"]);
+    assert!(err.to_string().contains("unknown command"), "{err}");
+    // The connection stays usable after command errors.
+    assert_eq!(ok(&mut con, &["GET", "s"]), "abcd");
+    cluster.shutdown();
+}
+
+#[test]
+fn a_write_on_each_node_is_read_on_the_others() {
+    let cluster = RespCluster::start(3);
+    let mut clients: Vec<Connection> = (0..3).map(|i| cluster.client(i)).collect();
+    for writer in 0..3 {
+        let key = format!("from-{writer}");
+        for round in 0..5 {
+            let value = format!("{writer}.{round}");
+            assert_eq!(ok(&mut clients[writer], &["SET", &key, &value]), "OK");
+            // Causal reads: every node sees the write as soon as it is
+            // acknowledged, with no waiting in the test.
+            for reader in &mut clients {
+                assert_eq!(ok(reader, &["GET", &key]), value);
+            }
+        }
+    }
+    cluster.shutdown();
+}
+
+#[test]
+fn exec_is_nil_when_a_watched_key_changed_elsewhere() {
+    let cluster = RespCluster::start(3);
+    let (mut a, mut b) = (cluster.client(0), cluster.client(1));
+    assert_eq!(ok(&mut a, &["SET", "balance", "100"]), "OK");
+
+    assert_eq!(ok(&mut a, &["WATCH", "balance"]), "OK");
+    assert_eq!(ok(&mut a, &["GET", "balance"]), "100");
+    assert_eq!(ok(&mut b, &["SET", "balance", "50"]), "OK");
+    assert_eq!(ok(&mut a, &["MULTI"]), "OK");
+    assert_eq!(ok(&mut a, &["SET", "balance", "90"]), "QUEUED");
+    assert_eq!(ok(&mut a, &["SET", "audit", "a"]), "QUEUED");
+    let exec: Option<Vec<String>> = query(&mut a, &["EXEC"]).unwrap();
+    assert_eq!(exec, None, "EXEC must be nil after a conflicting write");
+    assert_eq!(ok(&mut b, &["GET", "balance"]), "50");
+    assert_eq!(
+        query::<Option<String>>(&mut b, &["GET", "audit"]).unwrap(),
+        None
+    );
+
+    // Unchanged watched keys: EXEC runs every queued command atomically.
+    assert_eq!(ok(&mut a, &["WATCH", "balance"]), "OK");
+    assert_eq!(ok(&mut a, &["MULTI"]), "OK");
+    assert_eq!(ok(&mut a, &["DECRBY", "balance", "10"]), "QUEUED");
+    assert_eq!(ok(&mut a, &["GET", "balance"]), "QUEUED");
+    let exec: Option<(i64, String)> = query(&mut a, &["EXEC"]).unwrap();
+    assert_eq!(exec, Some((40, "40".into())));
+    assert_eq!(ok(&mut b, &["GET", "balance"]), "40");
+
+    // DISCARD drops the queue; a bad command aborts the whole EXEC.
+    assert_eq!(ok(&mut a, &["MULTI"]), "OK");
+    assert_eq!(ok(&mut a, &["SET", "balance", "0"]), "QUEUED");
+    assert_eq!(ok(&mut a, &["DISCARD"]), "OK");
+    assert_eq!(ok(&mut a, &["MULTI"]), "OK");
+    assert_eq!(ok(&mut a, &["SET", "balance", "0"]), "QUEUED");
+    error(&mut a, &["GET"]);
+    let err = error(&mut a, &["EXEC"]);
+    assert_eq!(err.code(), Some("EXECABORT"), "{err}");
+    assert_eq!(ok(&mut b, &["GET", "balance"]), "40");
+    cluster.shutdown();
+}
+
+#[test]
+fn contended_increments_are_exact() {
+    let cluster = RespCluster::start(3);
+    let rounds = 15;
+    std::thread::scope(|scope| {
+        for client in 0..6 {
+            let mut con = cluster.client(client % 3);
+            scope.spawn(move || {
+                for _ in 0..rounds {
+                    // Plain INCR: the server retries certification conflicts.
+                    query::<i64>(&mut con, &["INCR", "plain"]).unwrap();
+                    // Optimistic locking: the client retries a nil EXEC.
+                    loop {
+                        assert_eq!(ok(&mut con, &["WATCH", "locked"]), "OK");
+                        let value: Option<i64> = query(&mut con, &["GET", "locked"]).unwrap();
+                        let next = (value.unwrap_or(0) + 1).to_string();
+                        assert_eq!(ok(&mut con, &["MULTI"]), "OK");
+                        assert_eq!(ok(&mut con, &["SET", "locked", &next]), "QUEUED");
+                        let exec: Option<Vec<String>> = query(&mut con, &["EXEC"]).unwrap();
+                        if exec.is_some() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut con = cluster.client(2);
+    assert_eq!(
+        query::<i64>(&mut con, &["GET", "plain"]).unwrap(),
+        6 * rounds
+    );
+    assert_eq!(
+        query::<i64>(&mut con, &["GET", "locked"]).unwrap(),
+        6 * rounds
+    );
+    let info: String = query(&mut con, &["INFO", "replication"]).unwrap();
+    assert!(info.contains("wsrep_local_commits:"), "{info}");
+    cluster.shutdown();
+}
+
+/// Sends raw bytes and returns everything the server answers before it
+/// closes the connection.
+fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn malformed_requests_get_an_error_and_the_connection_closes() {
+    let cluster = RespCluster::start(3);
+    let addr = cluster.client_addr(0);
+    let answer = raw_exchange(addr, b"PING\r\n*1\r\n$x\r\nGET\r\n");
+    assert_eq!(
+        answer,
+        "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
+    let answer = raw_exchange(addr, b"*2\r\n$3\r\nGET\r\n:5\r\n");
+    assert!(
+        answer.starts_with("-ERR Protocol error: expected '$'"),
+        "{answer:?}"
+    );
+    let answer = raw_exchange(addr, b"SET k \"unterminated\r\n");
+    assert!(answer.starts_with("-ERR Protocol error"), "{answer:?}");
+    // Pipelined commands are answered in order, then QUIT closes.
+    let answer = raw_exchange(addr, b"SET p 1\r\nINCR p\r\nGET p\r\nQUIT\r\nGET p\r\n");
+    assert_eq!(answer, "+OK\r\n:2\r\n$1\r\n2\r\n+OK\r\n");
+    // The server still serves everyone else.
+    let mut con = cluster.client(0);
+    assert_eq!(ok(&mut con, &["GET", "p"]), "2");
+    cluster.shutdown();
+}
+
+#[test]
+fn a_minority_node_refuses_work_and_heals() {
+    let mut cluster = RespCluster::start(3);
+    let mut con = cluster.client(0);
+    let info: String = query(&mut con, &["INFO"]).unwrap();
+    for field in [
+        "wsrep_cluster_size:3",
+        "wsrep_cluster_status:Primary",
+        "wsrep_local_state_comment:Synced",
+        "wsrep_ready:ON",
+    ] {
+        assert!(info.contains(field), "{field} missing from {info}");
+    }
+    assert_eq!(cluster.health(0), 200);
+    assert_eq!(ok(&mut con, &["SET", "k", "before"]), "OK");
+
+    cluster.stop(1);
+    cluster.stop(2);
+    cluster.wait_state(0, NodeState::NonPrimary);
+    assert_eq!(cluster.health(0), 503);
+    let err = error(&mut con, &["SET", "k", "lost"]);
+    assert_eq!(err.code(), Some("NOTPRIMARY"), "{err}");
+    assert!(
+        err.to_string().contains("not in primary component"),
+        "{err}"
+    );
+    let err = error(&mut con, &["GET", "k"]);
+    assert_eq!(err.code(), Some("NOTPRIMARY"), "{err}");
+    let info: String = query(&mut con, &["INFO", "replication"]).unwrap();
+    assert!(info.contains("wsrep_ready:OFF"), "{info}");
+
+    cluster.restart(1);
+    cluster.restart(2);
+    cluster.wait_state(0, NodeState::Synced);
+    assert_eq!(cluster.status(0).state, NodeState::Synced);
+    assert_eq!(ok(&mut con, &["GET", "k"]), "before");
+    assert_eq!(ok(&mut con, &["SET", "k", "after"]), "OK");
+    let mut other = cluster.client(2);
+    assert_eq!(ok(&mut other, &["GET", "k"]), "after");
+    assert_eq!(cluster.health(0), 200);
+    cluster.shutdown();
+}
