@@ -121,12 +121,15 @@ async fn run(options: Options) -> Result<(), String> {
             .unwrap_or_default();
         println!(
             "  {}: redis-cli -p {}   health: curl http://{health}/",
-            daemon.store().node().id(),
+            daemon.order().config().node_id,
             daemon.client_addr().port(),
         );
     }
-    let stores: Vec<KvStore> = daemons.iter().map(|d| d.store().clone()).collect();
-    let result = serve(&stores, &options).await;
+    let stores: Option<Vec<KvStore>> = daemons.iter().map(Daemon::store).collect();
+    let result = match stores {
+        Some(stores) => serve(&stores, &options).await,
+        None => Err("a node is receiving a full state transfer".into()),
+    };
     for daemon in &daemons {
         daemon.shutdown().await;
     }

@@ -44,6 +44,8 @@ pub enum FrameKind {
     LogEntry,
     /// The ordering layer's persistent state (vote, snapshot point).
     OrderState,
+    /// A message of a full state transfer (SST).
+    Transfer,
 }
 
 impl FrameKind {
@@ -54,6 +56,7 @@ impl FrameKind {
             FrameKind::Peer => 3,
             FrameKind::LogEntry => 4,
             FrameKind::OrderState => 5,
+            FrameKind::Transfer => 6,
         }
     }
 
@@ -64,6 +67,7 @@ impl FrameKind {
             3 => Some(FrameKind::Peer),
             4 => Some(FrameKind::LogEntry),
             5 => Some(FrameKind::OrderState),
+            6 => Some(FrameKind::Transfer),
             _ => None,
         }
     }
@@ -76,7 +80,8 @@ impl FrameKind {
             | FrameKind::CertCheckpoint
             | FrameKind::Peer
             | FrameKind::LogEntry
-            | FrameKind::OrderState => 1,
+            | FrameKind::OrderState
+            | FrameKind::Transfer => 1,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod node;
 pub mod order;
 pub mod server;
 mod task;
+pub mod transfer;
 pub mod writeset;
 
 pub use ids::{NodeId, Seqno, TxnId};

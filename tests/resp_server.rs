@@ -34,6 +34,27 @@ fn error(con: &mut Connection, args: &[&str]) -> redis::RedisError {
     }
 }
 
+/// SET on node `index`, sent again while the node is between leaders: a
+/// write refused with NOTPRIMARY certainly did not commit.
+fn set_through_failover(
+    cluster: &RespCluster,
+    index: usize,
+    con: &mut Connection,
+    key: &str,
+    value: &str,
+) {
+    for _ in 0..100 {
+        match query::<String>(con, &["SET", key, value]) {
+            Ok(reply) => return assert_eq!(reply, "OK"),
+            Err(err) if err.code() == Some("NOTPRIMARY") => {
+                cluster.wait_state(index, NodeState::Synced);
+            }
+            Err(err) => panic!("SET {key}: {err}"),
+        }
+    }
+    panic!("SET {key} was refused 100 times");
+}
+
 #[test]
 fn commands_behave_as_in_redis() {
     let cluster = RespCluster::start(3);
@@ -253,12 +274,78 @@ fn a_minority_node_refuses_work_and_heals() {
 
     cluster.restart(1);
     cluster.restart(2);
-    cluster.wait_state(0, NodeState::Synced);
-    assert_eq!(cluster.status(0).state, NodeState::Synced);
+    for index in 0..3 {
+        cluster.wait_state(index, NodeState::Synced);
+    }
     assert_eq!(ok(&mut con, &["GET", "k"]), "before");
     assert_eq!(ok(&mut con, &["SET", "k", "after"]), "OK");
     let mut other = cluster.client(2);
     assert_eq!(ok(&mut other, &["GET", "k"]), "after");
     assert_eq!(cluster.health(0), 200);
+    cluster.shutdown();
+}
+
+#[test]
+fn a_new_node_joins_with_a_full_state_transfer_and_leaves() {
+    // A short log: by the time node 4 joins, the writes it needs are gone
+    // from every log, so only a full state transfer can give them to it.
+    let mut cluster = RespCluster::start_with(3, |config| config.log_retention = 40);
+    let mut con = cluster.client(0);
+    for n in 0..300 {
+        let reply: String = query(&mut con, &["SET", &format!("k{n}"), &n.to_string()]).unwrap();
+        assert_eq!(reply, "OK");
+    }
+    let joiner = cluster.join();
+    cluster.wait_store(joiner);
+    cluster.wait_state(joiner, NodeState::Synced);
+    let transferred = cluster.store(joiner).node().status();
+    assert!(!transferred.needs_state_transfer);
+
+    let mut new = cluster.client(joiner);
+    let values: Vec<String> = query(&mut new, &["MGET", "k0", "k150", "k299"]).unwrap();
+    assert_eq!(values, vec!["0", "150", "299"]);
+    assert_eq!(ok(&mut new, &["SET", "from-4", "hello"]), "OK");
+    assert_eq!(ok(&mut con, &["GET", "from-4"]), "hello");
+    // The joiner is promoted to voter once its log caught up.
+    cluster.wait_members(0, |m| m.len() == 4 && m.iter().all(|m| m.voter));
+    let info: String = query(&mut new, &["INFO", "replication"]).unwrap();
+    assert!(info.contains("wsrep_cluster_size:4"), "{info}");
+    assert_eq!(cluster.health(joiner), 200);
+
+    // Node 2 leaves: the other three carry on, and it refuses writes.
+    cluster.leave(1);
+    let members = cluster.wait_members(0, |m| m.len() == 3);
+    assert!(
+        members.iter().all(|m| m.id.get() != 2 && m.voter),
+        "{members:?}"
+    );
+    set_through_failover(&cluster, joiner, &mut new, "after-leave", "x");
+    cluster.wait_state(1, NodeState::NonPrimary);
+    let mut left = cluster.client(1);
+    let err = error(&mut left, &["SET", "k", "v"]);
+    assert_eq!(err.code(), Some("NOTPRIMARY"), "{err}");
+    cluster.shutdown();
+}
+
+#[test]
+fn a_node_whose_gap_left_every_log_gets_a_full_state_transfer() {
+    let mut cluster = RespCluster::start_with(3, |config| config.log_retention = 40);
+    let mut con = cluster.client(0);
+    assert_eq!(ok(&mut con, &["SET", "before", "1"]), "OK");
+    cluster.stop(2);
+    for n in 0..300 {
+        // Stopping the leader refuses writes until a new one is elected.
+        set_through_failover(&cluster, 0, &mut con, &format!("k{n}"), &n.to_string());
+    }
+    assert_eq!(query::<i64>(&mut con, &["DEL", "before"]).unwrap(), 1);
+    // Its memory engine restarts empty and its log ends long before what
+    // the others retain: it must get everything from a donor.
+    cluster.restart(2);
+    cluster.wait_state(2, NodeState::Synced);
+    let mut back = cluster.client(2);
+    let values: Vec<Option<String>> = query(&mut back, &["MGET", "k0", "k299", "before"]).unwrap();
+    assert_eq!(values, vec![Some("0".into()), Some("299".into()), None]);
+    assert_eq!(ok(&mut back, &["SET", "k0", "again"]), "OK");
+    assert_eq!(ok(&mut con, &["GET", "k0"]), "again");
     cluster.shutdown();
 }

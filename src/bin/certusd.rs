@@ -47,6 +47,10 @@ struct Args {
     /// An initial member as ID=PEER_ADDRESS (repeat for each member).
     #[arg(long = "member", value_name = "ID=ADDR")]
     members: Vec<String>,
+    /// Join a running cluster through this member's peer address (repeat
+    /// for more seeds).
+    #[arg(long = "join", value_name = "ADDR")]
+    join: Vec<String>,
     /// Storage engine: rocksdb, redb or memory.
     #[arg(long)]
     engine: Option<String>,
@@ -87,6 +91,10 @@ impl Args {
             self.health_listen.clone().map(toml::Value::String),
         );
         set("engine", self.engine.clone().map(toml::Value::String));
+        if !self.join.is_empty() {
+            let seeds = self.join.iter().cloned().map(toml::Value::String).collect();
+            table.insert("join".into(), toml::Value::Array(seeds));
+        }
         if !self.members.is_empty() {
             let mut members = toml::Table::new();
             for member in &self.members {

@@ -25,6 +25,12 @@ pub(crate) const DATA_END: &[u8] = b"e";
 pub(crate) const META_APPLIED: &[u8] = b"mapplied";
 /// Metadata: the last certification checkpoint frame.
 pub(crate) const META_CHECKPOINT: &[u8] = b"mcheckpoint";
+/// Metadata: present while a state transfer fills the store; a store that
+/// still has it on start holds an incomplete copy and is wiped.
+pub(crate) const META_TRANSFER: &[u8] = b"mtransfer";
+/// Start and end (exclusive) of the metadata key space.
+pub(crate) const META_START: &[u8] = b"m";
+pub(crate) const META_END: &[u8] = b"n";
 
 const TERMINATOR: [u8; 2] = [0x00, 0x01];
 const TAG_TOMBSTONE: u8 = 0x00;

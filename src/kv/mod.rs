@@ -25,7 +25,7 @@ pub use engine::{BatchOp, Engine, WriteBatch};
 pub use error::{EngineError, KvError};
 pub use gc::GcStats;
 pub use memory::MemoryEngine;
-pub use mvcc::MvccStore;
+pub use mvcc::{ExportChunk, MvccStore};
 pub use redb_engine::RedbEngine;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;

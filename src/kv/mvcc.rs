@@ -9,11 +9,23 @@ use bytes::Bytes;
 use super::engine::{Engine, WriteBatch};
 use super::error::EngineError;
 use super::gc::{GcQueue, GcStats};
-use super::layout::{self, DATA_END, META_APPLIED, META_CHECKPOINT};
+use super::layout::{
+    self, DATA_END, DATA_START, META_APPLIED, META_CHECKPOINT, META_END, META_START, META_TRANSFER,
+};
 use crate::apply::{Applier, ApplyError, Recovered};
 use crate::certify::CertCheckpoint;
 use crate::ids::Seqno;
 use crate::writeset::{RowOp, WriteSet};
+
+/// Live rows read for a state transfer, and where to continue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportChunk {
+    /// Keys and values, in key order.
+    pub entries: Vec<(Bytes, Bytes)>,
+    /// The key to continue after, while keys remain.
+    pub next: Option<Bytes>,
+}
 
 /// Versions of every key, tagged with the seqno that wrote them.
 #[derive(Debug)]
@@ -59,16 +71,121 @@ impl MvccStore {
     /// [`EngineError`] from the engine or for damaged versions.
     pub fn snapshot(&self, read_view: Seqno) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
         let mut live = Vec::new();
-        let mut cursor = Bytes::from_static(layout::DATA_START);
+        let mut after = None;
         loop {
+            let chunk = self.export_chunk(read_view, after.as_deref(), 4096, usize::MAX)?;
+            live.extend(chunk.entries);
+            match chunk.next {
+                Some(key) => after = Some(key),
+                None => return Ok(live),
+            }
+        }
+    }
+
+    /// The live keys as of `read_view` that sort after `after` (from the
+    /// first key when `None`), in key order: at most `max_keys`, and no more
+    /// once `max_bytes` of keys and values are collected. Also returns the
+    /// key to continue after, while keys remain.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine or for damaged versions.
+    pub fn export_chunk(
+        &self,
+        read_view: Seqno,
+        after: Option<&[u8]>,
+        max_keys: usize,
+        max_bytes: usize,
+    ) -> Result<ExportChunk, EngineError> {
+        let mut cursor = match after {
+            Some(key) => layout::key_prefix_end(key),
+            None => Bytes::from_static(layout::DATA_START),
+        };
+        let (mut live, mut bytes) = (Vec::new(), 0);
+        while live.len() < max_keys && bytes < max_bytes {
             let Some((key, _)) = self.engine.scan(&cursor, DATA_END, 1)?.into_iter().next() else {
-                return Ok(live);
+                return Ok(ExportChunk {
+                    entries: live,
+                    next: None,
+                });
             };
             let (user_key, _) = layout::parse_version_key(&key)?;
             if let Some(value) = self.read_at(&user_key, read_view)? {
+                bytes += user_key.len() + value.len();
                 live.push((Bytes::from(user_key.clone()), value));
             }
             cursor = layout::key_prefix_end(&user_key);
+        }
+        let next = live.last().map(|(key, _)| key.clone());
+        Ok(ExportChunk {
+            entries: live,
+            next,
+        })
+    }
+
+    /// Starts filling the store from a state transfer: marks it incomplete
+    /// (durably) and discards everything it held.
+    ///
+    /// # Errors
+    /// [`EngineError`]; the store is then still marked incomplete.
+    pub fn begin_import(&self) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::new();
+        batch.put(META_TRANSFER, Bytes::from_static(b"1"));
+        batch.set_durable();
+        self.engine.write(batch)?;
+        self.wipe(DATA_START, DATA_END)?;
+        for key in [META_APPLIED, META_CHECKPOINT] {
+            let mut batch = WriteBatch::new();
+            batch.delete(Bytes::from_static(key));
+            self.engine.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Stores transferred live keys as versions at `seqno`.
+    ///
+    /// # Errors
+    /// [`EngineError`].
+    pub fn import(&self, seqno: Seqno, entries: &[(Bytes, Bytes)]) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in entries {
+            batch.put(
+                layout::version_key(key, seqno),
+                layout::encode_value(Some(value)),
+            );
+        }
+        self.engine.write(batch)
+    }
+
+    /// Completes a state transfer: the data imported is applied up to the
+    /// checkpoint's position, the certifier resumes from the checkpoint,
+    /// and the store is no longer marked incomplete (one durable batch).
+    ///
+    /// # Errors
+    /// [`EngineError`]; the store then stays marked incomplete.
+    pub fn finish_import(&self, checkpoint: &CertCheckpoint) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            META_APPLIED,
+            Bytes::copy_from_slice(&checkpoint.seqno().get().to_be_bytes()),
+        );
+        batch.put(META_CHECKPOINT, checkpoint.as_bytes().clone());
+        batch.delete(Bytes::from_static(META_TRANSFER));
+        batch.set_durable();
+        self.engine.write(batch)
+    }
+
+    /// Deletes every key in `start..end`.
+    fn wipe(&self, start: &[u8], end: &[u8]) -> Result<(), EngineError> {
+        loop {
+            let keys = self.engine.scan(start, end, 4096)?;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let mut batch = WriteBatch::new();
+            for (key, _) in keys {
+                batch.delete(key);
+            }
+            self.engine.write(batch)?;
         }
     }
 
@@ -148,6 +265,12 @@ fn storage(err: EngineError) -> ApplyError {
 
 impl Applier for MvccStore {
     fn recover(&self) -> Result<Recovered, ApplyError> {
+        if self.engine.get(META_TRANSFER).map_err(storage)?.is_some() {
+            // An interrupted state transfer: what is here is incomplete.
+            tracing::warn!("discarding the incomplete copy an interrupted state transfer left");
+            self.wipe(DATA_START, DATA_END).map_err(storage)?;
+            self.wipe(META_START, META_END).map_err(storage)?;
+        }
         let last_applied = match self.engine.get(META_APPLIED).map_err(storage)? {
             None => Seqno::ZERO,
             Some(raw) => {

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use super::engine::Engine;
 use super::error::KvError;
 use super::gc::GcStats;
-use super::mvcc::MvccStore;
+use super::mvcc::{ExportChunk, MvccStore};
 use super::transaction::KvTransaction;
 use crate::ids::{NodeId, Seqno};
 use crate::node::{Node, NodeConfig, TxnOptions};
@@ -147,6 +147,25 @@ impl KvStore {
         let entries = self.inner.mvcc.snapshot(read_view)?;
         drop(txn);
         Ok((read_view, entries))
+    }
+
+    /// Live keys as of `read_view` after `after`, for a state transfer; see
+    /// [`MvccStore::export_chunk`]. Hold a transaction whose read view is at
+    /// or below `read_view` meanwhile, so garbage collection keeps them.
+    ///
+    /// # Errors
+    /// [`KvError::Engine`].
+    pub fn export_chunk(
+        &self,
+        read_view: Seqno,
+        after: Option<&[u8]>,
+        max_keys: usize,
+        max_bytes: usize,
+    ) -> Result<ExportChunk, KvError> {
+        Ok(self
+            .inner
+            .mvcc
+            .export_chunk(read_view, after, max_keys, max_bytes)?)
     }
 
     /// Runs one garbage-collection step now, at the node's read horizon.

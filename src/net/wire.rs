@@ -48,7 +48,7 @@ impl Hello {
                 "wrong cluster name {:?} (this node belongs to {cluster:?})",
                 self.cluster
             ))
-        } else if self.to != me {
+        } else if self.to != me && self.to.get() != 0 {
             Some(format!("this is {me}, not {}", self.to))
         } else {
             None

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::outcome::{CommitOutcome, Conflict};
-use super::state::Membership;
+use super::state::{Membership, NodeState};
 use super::status::Status;
 use crate::apply::{ApplyError, ApplyScheduler, Job};
 use crate::certify::{CertCheckpoint, Certifier, FirstOutcome, Verdict};
@@ -85,6 +85,7 @@ pub(crate) struct NodeCore {
     local_cert_failures: u64,
     malformed: u64,
     failure: Option<String>,
+    needs_state_transfer: bool,
 }
 
 impl NodeCore {
@@ -110,6 +111,7 @@ impl NodeCore {
             local_cert_failures: 0,
             malformed: 0,
             failure: None,
+            needs_state_transfer: false,
             certifier,
             config,
         }
@@ -262,8 +264,28 @@ impl NodeCore {
                     failure: Abandon::Failed(reason),
                 });
             }
+            OrderError::StateTransferRequired { .. } => {
+                self.needs_state_transfer = true;
+                self.fail(format!("ordering layer: {err}"));
+            }
             other => self.fail(format!("ordering layer: {other}")),
         }
+    }
+
+    /// The certification state after the last certified position, for a
+    /// full state transfer whose data is read at that same position. Only a
+    /// synced node (or one already donating) can provide it.
+    pub(crate) fn transfer_checkpoint(&self) -> Result<CertCheckpoint, String> {
+        let state = self.membership.state();
+        if !matches!(state, NodeState::Synced | NodeState::Donor) || self.is_recovering() {
+            return Err(format!("this node is {state:?}, not synced"));
+        }
+        self.certifier.checkpoint().map_err(|e| e.to_string())
+    }
+
+    /// How many state transfers this node is providing now.
+    pub(crate) fn set_donating(&mut self, transfers: usize) {
+        self.membership.set_donating(transfers);
     }
 
     fn fail(&mut self, reason: String) {
@@ -327,6 +349,7 @@ impl NodeCore {
             cert_index_keys: self.certifier.sizes().0,
             recovering: self.is_recovering(),
             failure: self.failure.clone(),
+            needs_state_transfer: self.needs_state_transfer,
         }
     }
 

@@ -4,21 +4,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::config::NodeConfig;
 use super::core::{CoreConfig, NodeCore};
 use super::error::Error;
 use super::read_views::ReadViews;
-use super::runtime::{Published, Runtime};
+use super::runtime::{NodeRequest, Published, Runtime};
 use super::state::NodeState;
 use super::status::Status;
 use super::transaction::{Transaction, TxnOptions};
 use super::waiters::Waiters;
 use crate::apply::Applier;
 use crate::apply::pool::ApplyPool;
-use crate::certify::Certifier;
+use crate::certify::{CertCheckpoint, Certifier};
 use crate::ids::{NodeId, Seqno, TxnId};
 use crate::order::TotalOrder;
 
@@ -35,6 +35,7 @@ pub(super) struct Shared {
     next_txn: AtomicU64,
     pub(super) order: Arc<dyn TotalOrder>,
     pub(super) published: Arc<Published>,
+    requests: mpsc::Sender<NodeRequest>,
     pub(super) inflight: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -78,18 +79,9 @@ impl Node {
             )));
         }
         let recovered = applier.recover()?;
-        let certifier = match &recovered.checkpoint {
-            Some(checkpoint) if checkpoint.seqno() > recovered.last_applied => {
-                return Err(Error::Apply(crate::apply::ApplyError::Corrupt(format!(
-                    "checkpoint at {} is ahead of the applied data at {}",
-                    checkpoint.seqno(),
-                    recovered.last_applied
-                ))));
-            }
-            Some(checkpoint) => Certifier::restore(config.cert, checkpoint)?,
-            None => Certifier::new(config.cert),
-        };
+        let certifier = restore_certifier(&config, &recovered)?;
         let events = order.subscribe(certifier.last_seqno())?;
+        order.release(certifier.last_seqno());
         let core_config = CoreConfig {
             node_id: config.node_id,
             apply_workers: config.apply_workers,
@@ -98,11 +90,14 @@ impl Node {
             checkpoint_interval: config.checkpoint_interval,
         };
         let core = NodeCore::new(core_config, certifier, recovered.last_applied);
+        let (donating, donating_rx) = watch::channel(0);
         let published = Arc::new(Published {
             status: watch::channel(core.status()).0,
             read_views: Arc::new(ReadViews::new(recovered.last_applied)),
             waiters: Waiters::default(),
+            donating,
         });
+        let (requests, requests_rx) = mpsc::channel(16);
         let (pool, done) = ApplyPool::start(config.apply_workers, applier.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let runtime = Runtime {
@@ -113,6 +108,9 @@ impl Node {
             done,
             published: published.clone(),
             shutdown: shutdown_rx,
+            requests: requests_rx,
+            order: order.clone(),
+            donating: donating_rx,
         };
         let task = tokio::spawn(runtime.run());
         let epoch = config.epoch.unwrap_or_else(epoch_from_clock);
@@ -124,6 +122,7 @@ impl Node {
             next_txn: AtomicU64::new(1),
             order,
             published,
+            requests,
             shutdown,
             task: Mutex::new(Some(task)),
         };
@@ -230,6 +229,28 @@ impl Node {
         self.shared.wait_applied(seqno, false).await
     }
 
+    /// Starts providing a full state transfer: the node reports itself as
+    /// [`NodeState::Donor`] until the returned guard is dropped, and returns
+    /// the certification state after its last certified position `P` (the
+    /// checkpoint's seqno). The joiner needs the data as of `P` with it;
+    /// read it at `P` once [`Node::wait_applied`] reached it. Open a read
+    /// view before calling this, so the versions visible at `P` are kept.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] when this node is not synced; [`Error::ShutDown`].
+    pub async fn begin_donation(&self) -> Result<(CertCheckpoint, DonorGuard), Error> {
+        let guard = DonorGuard::new(self.shared.published.clone());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = NodeRequest::TransferCheckpoint(reply);
+        self.shared
+            .requests
+            .send(request)
+            .await
+            .map_err(|_| Error::ShutDown)?;
+        let checkpoint = answer.await.map_err(|_| Error::ShutDown)?;
+        Ok((checkpoint.map_err(Error::Failed)?, guard))
+    }
+
     /// Stops the node: waiting clients get [`Error::ShutDown`], and the
     /// runtime finishes before this returns.
     pub async fn shutdown(&self) {
@@ -294,6 +315,46 @@ impl Shared {
             NodeState::Failed => Err(Error::Failed(status.failure.unwrap_or_default())),
             _ => Err(Error::ShutDown),
         }
+    }
+}
+
+/// The certifier as of the engine's last checkpoint.
+fn restore_certifier(
+    config: &NodeConfig,
+    recovered: &crate::apply::Recovered,
+) -> Result<Certifier, Error> {
+    match &recovered.checkpoint {
+        Some(checkpoint) if checkpoint.seqno() > recovered.last_applied => {
+            Err(Error::Apply(crate::apply::ApplyError::Corrupt(format!(
+                "checkpoint at {} is ahead of the applied data at {}",
+                checkpoint.seqno(),
+                recovered.last_applied
+            ))))
+        }
+        Some(checkpoint) => Ok(Certifier::restore(config.cert, checkpoint)?),
+        None => Ok(Certifier::new(config.cert)),
+    }
+}
+
+/// Keeps a node in the donor state while a state transfer it provides
+/// runs; dropping it ends that.
+#[derive(Debug)]
+pub struct DonorGuard {
+    published: Arc<Published>,
+}
+
+impl DonorGuard {
+    fn new(published: Arc<Published>) -> Self {
+        published.donating.send_modify(|n| *n += 1);
+        DonorGuard { published }
+    }
+}
+
+impl Drop for DonorGuard {
+    fn drop(&mut self) {
+        self.published
+            .donating
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

@@ -21,7 +21,7 @@ mod waiters;
 
 pub use config::NodeConfig;
 pub use error::Error;
-pub use handle::Node;
+pub use handle::{DonorGuard, Node};
 pub use outcome::{CommitOutcome, Conflict};
 pub use state::NodeState;
 pub use status::Status;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::core::{Abandon, Command, NodeCore};
 use super::error::Error;
@@ -12,7 +12,15 @@ use super::status::Status;
 use super::waiters::Waiters;
 use crate::apply::Applier;
 use crate::apply::pool::{ApplyDone, ApplyJob, ApplyPool};
-use crate::order::EventStream;
+use crate::certify::CertCheckpoint;
+use crate::order::{EventStream, TotalOrder};
+
+/// A request from the node's handles to its runtime.
+#[derive(Debug)]
+pub(crate) enum NodeRequest {
+    /// The certification state now, for a state transfer.
+    TransferCheckpoint(oneshot::Sender<Result<CertCheckpoint, String>>),
+}
 
 /// What the runtime shares with the node's client-facing handles.
 #[derive(Debug)]
@@ -20,6 +28,8 @@ pub(crate) struct Published {
     pub(crate) status: watch::Sender<Status>,
     pub(crate) read_views: Arc<ReadViews>,
     pub(crate) waiters: Waiters,
+    /// State transfers this node is providing (changed by donor guards).
+    pub(crate) donating: watch::Sender<usize>,
 }
 
 /// Owns the core and everything that performs its commands.
@@ -31,6 +41,10 @@ pub(crate) struct Runtime {
     pub(crate) done: mpsc::Receiver<ApplyDone>,
     pub(crate) published: Arc<Published>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) requests: mpsc::Receiver<NodeRequest>,
+    /// Told when a checkpoint is stored, so it may drop older positions.
+    pub(crate) order: Arc<dyn TotalOrder>,
+    pub(crate) donating: watch::Receiver<usize>,
 }
 
 impl Runtime {
@@ -47,6 +61,15 @@ impl Runtime {
                     }
                 }
                 Some(done) = self.done.recv() => self.core.handle_applied(done.seqno, done.result),
+                Some(request) = self.requests.recv() => match request {
+                    NodeRequest::TransferCheckpoint(reply) => {
+                        let _ = reply.send(self.core.transfer_checkpoint());
+                    }
+                },
+                Ok(()) = self.donating.changed() => {
+                    let transfers = *self.donating.borrow_and_update();
+                    self.core.set_donating(transfers);
+                }
                 event = self.events.next(), if self.core.wants_delivery() => match event {
                     Ok(event) => self.core.handle_event(event),
                     Err(err) => self.core.handle_order_error(&err),
@@ -65,6 +88,7 @@ impl Runtime {
                 Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
                 Command::Commit { upto, checkpoint } => {
                     // The engine may fsync here: off the async threads.
+                    let stored = checkpoint.as_ref().map(CertCheckpoint::seqno);
                     let applier = self.applier.clone();
                     let commit = move || applier.commit(upto, checkpoint.as_ref());
                     match crate::task::blocking(commit).await.unwrap_or(Err(
@@ -73,6 +97,9 @@ impl Runtime {
                         ),
                     )) {
                         Ok(()) => {
+                            if let Some(seqno) = stored {
+                                self.order.release(seqno);
+                            }
                             self.published.read_views.set_last_applied(upto);
                             self.core.handle_committed(upto);
                         }

@@ -13,6 +13,9 @@ pub enum NodeState {
     Joined,
     /// In the primary component and caught up to the point it joined.
     Synced,
+    /// Synced, and providing a full state transfer to a joining node. It
+    /// keeps serving clients meanwhile.
+    Donor,
     /// Outside the primary component: refuses commits and causal reads.
     NonPrimary,
     /// Stopped applying after a fatal error; refuses all work.
@@ -25,7 +28,10 @@ impl NodeState {
     /// Whether the node accepts commits in this state.
     #[must_use]
     pub fn accepts_writes(self) -> bool {
-        matches!(self, NodeState::Joined | NodeState::Synced)
+        matches!(
+            self,
+            NodeState::Joined | NodeState::Synced | NodeState::Donor
+        )
     }
 
     /// Whether the state can never change again.
@@ -43,6 +49,8 @@ pub(crate) struct Membership {
     view: Option<View>,
     /// The position of the primary view this node joined.
     join_point: Seqno,
+    /// State transfers this node is providing.
+    donating: usize,
 }
 
 impl Membership {
@@ -52,11 +60,22 @@ impl Membership {
             state: NodeState::Joining,
             view: None,
             join_point: Seqno::ZERO,
+            donating: 0,
         }
     }
 
+    /// The node's state; a synced node providing a transfer is a donor.
     pub(crate) fn state(&self) -> NodeState {
-        self.state
+        if self.state == NodeState::Synced && self.donating > 0 {
+            NodeState::Donor
+        } else {
+            self.state
+        }
+    }
+
+    /// How many state transfers this node is providing now.
+    pub(crate) fn set_donating(&mut self, transfers: usize) {
+        self.donating = transfers;
     }
 
     pub(crate) fn view(&self) -> Option<&View> {
@@ -69,7 +88,7 @@ impl Membership {
         if self.state.is_terminal() {
             return false;
         }
-        let was_writable = self.state.accepts_writes();
+        let was_writable = self.state().accepts_writes();
         if view.primary && view.contains(self.node_id) {
             self.join_point = view.seqno;
             self.state = if last_applied >= view.seqno {
@@ -81,7 +100,7 @@ impl Membership {
             self.state = NodeState::NonPrimary;
         }
         self.view = Some(view);
-        was_writable && !self.state.accepts_writes()
+        was_writable && !self.state().accepts_writes()
     }
 
     /// The commit watermark moved.
@@ -137,6 +156,18 @@ mod tests {
         // A primary view that does not include this node is not membership.
         assert!(!m.on_view(view(4, &[1, 3], true, 6), Seqno::new(5)));
         assert_eq!(m.state(), NodeState::NonPrimary);
+    }
+
+    #[test]
+    fn a_synced_node_providing_a_transfer_is_a_donor() {
+        let mut m = Membership::new(NodeId::new(1));
+        m.set_donating(1);
+        assert_eq!(m.state(), NodeState::Joining, "only a synced node donates");
+        m.on_view(view(1, &[1, 2], true, 1), Seqno::new(1));
+        assert_eq!(m.state(), NodeState::Donor);
+        assert!(m.state().accepts_writes());
+        m.set_donating(0);
+        assert_eq!(m.state(), NodeState::Synced);
     }
 
     #[test]

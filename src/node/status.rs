@@ -41,4 +41,7 @@ pub struct Status {
     pub recovering: bool,
     /// Why the node failed, when it did.
     pub failure: Option<String>,
+    /// The node failed because the positions it lacks are gone from every
+    /// log: only a full state transfer (SST) can bring it back.
+    pub needs_state_transfer: bool,
 }

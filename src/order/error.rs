@@ -51,6 +51,12 @@ pub enum OrderError {
         /// How long it waited.
         waited: std::time::Duration,
     },
+    /// A request to another node's peer service failed.
+    #[error("peer request failed: {0}")]
+    Peer(String),
+    /// A membership change (join, leave) could not be made.
+    #[error("membership change failed: {0}")]
+    Membership(String),
     /// The node is not a member of this cluster.
     #[error("{node} is not a member of this cluster")]
     UnknownMember {

@@ -12,6 +12,8 @@ mod view;
 
 pub use error::OrderError;
 pub use in_process::{InProcessConfig, InProcessEndpoint, InProcessOrder};
-pub use raft::{RaftOrder, RaftOrderConfig, StartError, SyncMode};
-pub use total_order::{Entry, Event, EventStream, FlowControlStats, OrderFuture, TotalOrder};
+pub use raft::{Member, RaftOrder, RaftOrderConfig, StartError, SyncMode};
+pub use total_order::{
+    Entry, Event, EventStream, FlowControlStats, OrderFuture, PeerFuture, PeerService, TotalOrder,
+};
 pub use view::View;

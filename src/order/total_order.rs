@@ -81,12 +81,32 @@ pub trait TotalOrder: Send + Sync + 'static {
     /// beyond the cluster's last position.
     fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError>;
 
+    /// The node stored a checkpoint at `upto`: after a restart it rebuilds
+    /// its state from the positions after it, so this node's copy of the
+    /// positions at or below `upto` may be dropped. Until then the layer
+    /// keeps them, whatever its own retention says.
+    fn release(&self, upto: Seqno) {
+        let _ = upto;
+    }
+
     /// Flow-control counters for this node. Layers without flow control
     /// report zeros.
     fn flow_control(&self) -> FlowControlStats {
         FlowControlStats::default()
     }
 }
+
+/// Requests the embedding program's nodes send each other over the ordering
+/// layer's connections, as opaque bytes (the reference store's state
+/// transfer rides on it). Register one with the ordering layer.
+pub trait PeerService: Send + Sync + 'static {
+    /// Answers `request` from node `from`. `Err` is reported to the caller
+    /// as text.
+    fn handle(&self, from: NodeId, request: Bytes) -> PeerFuture<'_>;
+}
+
+/// The boxed answer of a [`PeerService`].
+pub type PeerFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>>;
 
 /// Flow control as one node sees it (Galera's `wsrep_flow_control_%`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -86,6 +86,10 @@ pub struct DaemonConfig {
     /// keys are strings) to peer address. Empty for a node that joins.
     #[serde(default)]
     pub initial_members: BTreeMap<String, String>,
+    /// Peer addresses of members of a running cluster, for a new node that
+    /// joins it (as a learner, promoted to voter once caught up).
+    #[serde(default)]
+    pub join: Vec<String>,
     /// Storage engine.
     #[serde(default)]
     pub engine: EngineKind,
@@ -170,6 +174,7 @@ impl DaemonConfig {
             client_listen: client_listen.to_string(),
             health_listen: None,
             initial_members: BTreeMap::new(),
+            join: Vec::new(),
             engine: EngineKind::default(),
             sync: SyncSetting::default(),
             sync_interval_ms: default_sync_interval(),
@@ -219,6 +224,7 @@ impl DaemonConfig {
                 self.node_id
             ));
         }
+        config.join = self.join.clone();
         config.sync = match self.sync {
             SyncSetting::Always => SyncMode::Always,
             SyncSetting::Batch => SyncMode::Batch {

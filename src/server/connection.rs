@@ -31,7 +31,7 @@ pub(crate) struct RespSettings {
 /// Accepts clients until `shutdown` turns true.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    store: KvStore,
+    store: watch::Receiver<Option<KvStore>>,
     settings: Arc<RespSettings>,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -14,8 +14,10 @@ use super::connection::{self, RespSettings};
 use super::health;
 use super::resp::Limits;
 use super::session::SessionSettings;
+use super::supervisor::{StoreSlot, open_store, supervise};
 use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
 use crate::order::{RaftOrder, StartError};
+use crate::transfer::{Donor, TransferError};
 
 /// Why a daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +48,14 @@ pub enum DaemonError {
     /// The store did not start.
     #[error(transparent)]
     Store(#[from] KvError),
+    /// A full state transfer failed.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
 }
 
 /// A running node with its client and health ports.
 pub struct Daemon {
-    store: KvStore,
+    slot: Arc<StoreSlot>,
     order: Arc<RaftOrder>,
     client_addr: SocketAddr,
     health_addr: Option<SocketAddr>,
@@ -61,7 +66,7 @@ pub struct Daemon {
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Daemon")
-            .field("node", &self.store.node().id())
+            .field("node", &self.order.config().node_id)
             .field("client_addr", &self.client_addr)
             .field("health_addr", &self.health_addr)
             .finish_non_exhaustive()
@@ -173,13 +178,16 @@ impl Daemon {
             .map_err(DaemonError::Config)?;
         let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener).await?);
-        let store = match KvStore::open(config.store_config(), engine, order.clone()).await {
+        let slot = Arc::new(watch::channel(None).0);
+        order.set_peer_service(Donor::start(slot.subscribe()));
+        let store = match open_store(&config.store_config(), &engine, &order).await {
             Ok(store) => store,
             Err(err) => {
                 order.shutdown().await;
-                return Err(err.into());
+                return Err(err);
             }
         };
+        slot.send_replace(Some(store));
         let client_addr = local_addr(&client_listener, &config.client_listen)?;
         let health_addr = match &health_listener {
             Some(listener) => Some(local_addr(listener, "health")?),
@@ -187,19 +195,28 @@ impl Daemon {
         };
         let (shutdown, stop) = watch::channel(false);
         let settings = Arc::new(resp_settings(&config));
-        let mut tasks = vec![tokio::spawn(connection::accept_loop(
-            client_listener,
-            store.clone(),
-            settings,
-            stop.clone(),
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(connection::accept_loop(
+                client_listener,
+                slot.subscribe(),
+                settings,
+                stop.clone(),
+            )),
+            tokio::spawn(supervise(
+                slot.clone(),
+                config.store_config(),
+                engine,
+                order.clone(),
+                stop.clone(),
+            )),
+        ];
         if let Some(listener) = health_listener {
-            let status = store.node().watch_status();
-            tasks.push(tokio::spawn(health::accept_loop(listener, status, stop)));
+            let stores = slot.subscribe();
+            tasks.push(tokio::spawn(health::accept_loop(listener, stores, stop)));
         }
         tracing::info!(node = config.node_id, %client_addr, ?health_addr, %peer_addr, "certusd serving");
         Ok(Daemon {
-            store,
+            slot,
             order,
             client_addr,
             health_addr,
@@ -226,10 +243,23 @@ impl Daemon {
         self.order.local_addr()
     }
 
-    /// The store this daemon serves.
+    /// The store this daemon serves; `None` while a full state transfer
+    /// replaces it.
     #[must_use]
-    pub fn store(&self) -> &KvStore {
-        &self.store
+    pub fn store(&self) -> Option<KvStore> {
+        self.slot.borrow().clone()
+    }
+
+    /// A receiver that sees the store replaced.
+    #[must_use]
+    pub fn watch_store(&self) -> watch::Receiver<Option<KvStore>> {
+        self.slot.subscribe()
+    }
+
+    /// The ordering layer (membership, leave).
+    #[must_use]
+    pub fn order(&self) -> &Arc<RaftOrder> {
+        &self.order
     }
 
     /// Stops serving clients, then stops the store and the ordering layer
@@ -240,7 +270,9 @@ impl Daemon {
         for task in tasks {
             crate::task::join(task).await;
         }
-        self.store.shutdown().await;
+        if let Some(store) = self.slot.send_replace(None) {
+            store.shutdown().await;
+        }
         self.order.shutdown().await;
     }
 }

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::info::state_comment;
+use crate::kv::KvStore;
 use crate::node::{NodeState, Status};
 
 /// Bytes of request head read at most.
@@ -21,9 +22,13 @@ const MAX_HEAD: usize = 8 << 10;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether the node should receive traffic, and the body that says why.
-pub(crate) fn verdict(status: &Status) -> (bool, String) {
+pub(crate) fn verdict(status: Option<&Status>) -> (bool, String) {
+    let Some(status) = status else {
+        return (false, "receiving a full state transfer\n".to_string());
+    };
     let primary = status.view.as_ref().is_some_and(|v| v.primary);
-    let healthy = status.state == NodeState::Synced && primary;
+    // A donor keeps serving clients (the transfer reads a snapshot).
+    let healthy = matches!(status.state, NodeState::Synced | NodeState::Donor) && primary;
     let body = format!(
         "node {} is {} ({}), last applied {}\n",
         status.node_id.get(),
@@ -37,7 +42,7 @@ pub(crate) fn verdict(status: &Status) -> (bool, String) {
 /// Answers health checks until `shutdown` turns true.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    status: watch::Receiver<Status>,
+    stores: watch::Receiver<Option<KvStore>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -47,9 +52,9 @@ pub(crate) async fn accept_loop(
         };
         match accepted {
             Ok((stream, _)) => {
-                let status = status.clone();
+                let status = stores.borrow().as_ref().map(|s| s.node().status());
                 tokio::spawn(async move {
-                    let _ = answer(stream, &status).await;
+                    let _ = answer(stream, status).await;
                 });
             }
             Err(err) => {
@@ -60,7 +65,7 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn answer(mut stream: TcpStream, status: &watch::Receiver<Status>) -> std::io::Result<()> {
+async fn answer(mut stream: TcpStream, status: Option<Status>) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let read_head = async {
         let mut chunk = [0_u8; 1024];
@@ -75,7 +80,7 @@ async fn answer(mut stream: TcpStream, status: &watch::Receiver<Status>) -> std:
     };
     // A client that sends nothing still gets its answer after the timeout.
     let _ = tokio::time::timeout(READ_TIMEOUT, read_head).await;
-    let (healthy, body) = verdict(&status.borrow());
+    let (healthy, body) = verdict(status.as_ref());
     let line = if healthy {
         "200 OK"
     } else {

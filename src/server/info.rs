@@ -40,6 +40,7 @@ pub(crate) fn state_comment(state: NodeState) -> &'static str {
         NodeState::Joining => "Joining",
         NodeState::Joined => "Joined",
         NodeState::Synced => "Synced",
+        NodeState::Donor => "Donor/Desynced",
         NodeState::NonPrimary => "Non-primary",
         NodeState::Failed => "Failed",
         NodeState::Closed => "Closed",

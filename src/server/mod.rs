@@ -16,6 +16,7 @@ mod health;
 mod info;
 pub mod resp;
 mod session;
+mod supervisor;
 
 pub use config::{DaemonConfig, EngineKind, IsolationSetting, SyncSetting};
 pub use daemon::{Daemon, DaemonError, Listeners};

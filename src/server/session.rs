@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use super::command::{Op, Request, parse};
 use super::exec;
 use super::info;
@@ -64,16 +66,20 @@ struct Multi {
 /// One connection's session.
 #[derive(Debug)]
 pub(crate) struct Session {
-    store: KvStore,
+    /// The daemon's current store (none during a full state transfer).
+    stores: watch::Receiver<Option<KvStore>>,
     settings: Arc<SessionSettings>,
     multi: Option<Multi>,
     watch: Option<KvTransaction>,
 }
 
 impl Session {
-    pub(crate) fn new(store: KvStore, settings: Arc<SessionSettings>) -> Self {
+    pub(crate) fn new(
+        stores: watch::Receiver<Option<KvStore>>,
+        settings: Arc<SessionSettings>,
+    ) -> Self {
         Session {
-            store,
+            stores,
             settings,
             multi: None,
             watch: None,
@@ -162,10 +168,21 @@ impl Session {
         }
     }
 
+    /// The store to run on, or the error for a node between stores.
+    fn store(&self) -> Result<KvStore, Reply> {
+        self.stores.borrow().clone().ok_or_else(|| {
+            Reply::Error("LOADING this node is receiving a full state transfer".into())
+        })
+    }
+
     async fn watch(&mut self, keys: Vec<bytes::Bytes>) -> Reply {
         if self.watch.is_none() {
             let options = TxnOptions::isolation(Isolation::Serializable);
-            match self.store.begin_with(options).await {
+            let store = match self.store() {
+                Ok(store) => store,
+                Err(reply) => return reply,
+            };
+            match store.begin_with(options).await {
                 Ok(txn) => self.watch = Some(txn),
                 Err(err) => return error_reply(&err),
             }
@@ -209,9 +226,9 @@ impl Session {
     /// snapshot while certification aborts it.
     async fn atomic(&self, queued: &[Queued]) -> Result<Vec<Reply>, Reply> {
         let options = TxnOptions::isolation(self.settings.isolation);
+        let store = self.store()?;
         for _ in 0..self.settings.max_attempts {
-            let txn = self
-                .store
+            let txn = store
                 .begin_with(options)
                 .await
                 .map_err(|e| error_reply(&e))?;
@@ -242,7 +259,10 @@ impl Session {
     }
 
     fn info(&self, section: Option<&str>) -> Reply {
-        Reply::bulk(info::render(&self.store, section))
+        match self.store() {
+            Ok(store) => Reply::bulk(info::render(&store, section)),
+            Err(reply) => reply,
+        }
     }
 }
 

@@ -15,6 +15,32 @@ use certus::{NodeId, Seqno};
 pub(crate) mod net;
 pub(crate) mod resp;
 
+/// A listener on a loopback port below the kernel's ephemeral range
+/// (32768 and up), so no outgoing connection ever takes the port and a node
+/// restarted on it can bind it again. Ports are tried from a per-process
+/// offset upwards until one is free.
+pub(crate) fn stable_listener() -> std::net::TcpListener {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let offset = (std::process::id() * 97) % SPAN;
+    for _ in 0..SPAN {
+        let port = FIRST + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let port = u16::try_from(port).expect("ports fit in 16 bits");
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            listener.set_nonblocking(true).unwrap();
+            return listener;
+        }
+    }
+    panic!("no free loopback port below the ephemeral range");
+}
+
+/// [`stable_listener`] for tokio.
+pub(crate) fn stable_tokio_listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::from_std(stable_listener()).unwrap()
+}
+
 /// Every cluster test runs under this bound; it guards against hangs and is
 /// never used to wait for something to happen.
 pub(crate) const TEST_BOUND: Duration = Duration::from_secs(120);

@@ -72,7 +72,7 @@ impl NetCluster {
         let nodes = engines.len() as u64;
         let mut listeners = Vec::new();
         for _ in 0..nodes {
-            listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+            listeners.push(super::stable_tokio_listener());
         }
         let addrs: Vec<String> = listeners
             .iter()

@@ -22,12 +22,18 @@ pub(crate) struct RespCluster {
 }
 
 async fn bind() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
+    super::stable_tokio_listener()
 }
 
 impl RespCluster {
     /// Starts `nodes` nodes of one new cluster and waits until all are synced.
     pub(crate) fn start(nodes: u64) -> RespCluster {
+        RespCluster::start_with(nodes, |_| {})
+    }
+
+    /// As [`RespCluster::start`], with `tweak` applied to every node's
+    /// settings.
+    pub(crate) fn start_with(nodes: u64, tweak: fn(&mut DaemonConfig)) -> RespCluster {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -61,6 +67,7 @@ impl RespCluster {
             config.election_timeout_ms = [400, 800];
             config.primary_lease_ms = 800;
             config.commit_timeout_ms = 20_000;
+            tweak(&mut config);
             for (other, ol) in listeners.iter().enumerate() {
                 let other = (other as u64 + 1).to_string();
                 config.initial_members.insert(other, addr(&ol.peer));
@@ -94,24 +101,113 @@ impl RespCluster {
         redis::Client::open(url).unwrap().get_connection().unwrap()
     }
 
+    /// The store node `index` serves now.
+    pub(crate) fn store(&self, index: usize) -> certus::kv::KvStore {
+        self.daemon(index).store().expect("node is between stores")
+    }
+
     pub(crate) fn client_addr(&self, index: usize) -> std::net::SocketAddr {
         self.daemon(index).client_addr()
     }
 
     pub(crate) fn status(&self, index: usize) -> Status {
-        self.daemon(index).store().node().status()
+        self.store(index).node().status()
     }
 
-    /// Waits until node `index` is in `state`.
+    /// Waits until node `index` is in `state`, across replacements of its
+    /// store by full state transfers.
     pub(crate) fn wait_state(&self, index: usize, state: NodeState) {
-        let mut status = self.daemon(index).store().node().watch_status();
+        let mut stores = self.daemon(index).watch_store();
+        let reached = async move {
+            loop {
+                let store = stores.wait_for(Option::is_some).await.unwrap().clone();
+                let mut status = store.unwrap().node().watch_status();
+                if status.wait_for(|s| s.state == state).await.is_ok() {
+                    return;
+                }
+                // That store was shut down: wait for its replacement.
+            }
+        };
         self.rt.block_on(async {
-            let reached = status.wait_for(|s| s.state == state);
             tokio::time::timeout(BOUND, reached)
                 .await
-                .unwrap_or_else(|_| panic!("node {index} never reached {state:?}"))
+                .unwrap_or_else(|_| panic!("node {index} never reached {state:?}"));
+        });
+    }
+
+    /// Starts a new node that joins the running cluster through node 0, with
+    /// the settings of node 0 otherwise; returns its index. It is not waited
+    /// for.
+    pub(crate) fn join(&mut self) -> usize {
+        let index = self.daemons.len();
+        let id = index as u64 + 1;
+        let listeners = self.rt.block_on(async {
+            Listeners {
+                peer: bind().await,
+                client: bind().await,
+                health: Some(bind().await),
+            }
+        });
+        let addr = |l: &TcpListener| l.local_addr().unwrap().to_string();
+        let mut config = self.configs[0].clone();
+        config.node_id = id;
+        config.data_dir = self._dir.path().join(format!("node-{id}"));
+        config.peer_listen = addr(&listeners.peer);
+        config.client_listen = addr(&listeners.client);
+        config.health_listen = listeners.health.as_ref().map(addr);
+        config.initial_members.clear();
+        config.join = vec![self.configs[0].peer_listen.clone()];
+        let daemon = self
+            .rt
+            .block_on(Daemon::start_on(config.clone(), listeners));
+        self.configs.push(config);
+        self.daemons.push(Some(daemon.unwrap()));
+        index
+    }
+
+    /// Waits until node `index` serves a store (after a state transfer).
+    pub(crate) fn wait_store(&self, index: usize) {
+        let mut stores = self.daemon(index).watch_store();
+        self.rt.block_on(async {
+            let served = stores.wait_for(|s| s.is_some());
+            tokio::time::timeout(BOUND, served)
+                .await
+                .unwrap_or_else(|_| panic!("node {index} never served a store"))
                 .unwrap();
         });
+    }
+
+    /// The voters and learners node `index` knows of.
+    pub(crate) fn members(&self, index: usize) -> Vec<certus::order::Member> {
+        self.daemon(index).order().members()
+    }
+
+    /// Polls node `index`'s view of the membership until `done` holds (it
+    /// learns changes with the leader's next append), bounded.
+    pub(crate) fn wait_members(
+        &self,
+        index: usize,
+        done: impl Fn(&[certus::order::Member]) -> bool,
+    ) -> Vec<certus::order::Member> {
+        let deadline = std::time::Instant::now() + BOUND;
+        loop {
+            let members = self.members(index);
+            if done(&members) {
+                return members;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "membership never settled: {members:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Node `index` leaves the cluster.
+    pub(crate) fn leave(&self, index: usize) {
+        self.rt
+            .block_on(self.daemon(index).order().leave())
+            .unwrap();
     }
 
     /// Stops node `index` cleanly.

@@ -25,6 +25,10 @@ pub struct RaftOrderConfig {
     /// this set (every listed node may do so; raft elects one leader).
     /// Empty for a node that joins an existing cluster.
     pub initial_members: BTreeMap<NodeId, String>,
+    /// Peer addresses of members of an existing cluster. A node that has
+    /// never run and is not in `initial_members` asks them to add it; it
+    /// joins as a learner and is promoted to voter once its log caught up.
+    pub join: Vec<String>,
     /// When the log is forced to disk.
     pub sync: SyncMode,
     /// Leader heartbeat period.
@@ -65,6 +69,7 @@ impl RaftOrderConfig {
             advertise: advertise.to_string(),
             dir,
             initial_members: BTreeMap::new(),
+            join: Vec::new(),
             sync: SyncMode::Always,
             heartbeat: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(600), Duration::from_millis(1200)),

@@ -140,3 +140,34 @@ async fn corruption_before_the_newest_segment_refuses_to_open() {
         .expect("must refuse");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
+
+/// Raft's purge hides entries from raft, but the node's own reads keep
+/// them (on disk too) until the node releases them with a checkpoint; a
+/// purge past the end of the log (a snapshot point) drops them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_entries_stay_for_the_node_until_released() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = forty_entries(dir.path()).await;
+        store.release(9);
+        store.purge(entry(29, "").log_id).await.expect("purge");
+        let raft_view = store.try_get_log_entries(0..100).await.expect("read");
+        assert_eq!(raft_view.first().map(|e| e.log_id.index), Some(30));
+        let node_view = store.read(10, 40).expect("released entries only are gone");
+        assert_eq!(node_view.len(), 30);
+        assert!(store.read(5, 40).is_err(), "entries 0..=9 were released");
+    }
+    let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    assert_eq!(store.read(10, 40).expect("kept on disk").len(), 30);
+    let state = store.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(29));
+    // A snapshot point beyond the log: nothing before it can be used.
+    store.release(0);
+    store.purge(entry(100, "").log_id).await.expect("purge");
+    assert!(store.read(10, 40).is_err());
+    append(&mut store, vec![entry(101, "after the snapshot point")]).await;
+    drop(store);
+    let store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    let kept = store.read(101, 102).expect("the new entry");
+    assert_eq!(kept.len(), 1);
+}

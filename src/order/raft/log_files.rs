@@ -98,8 +98,8 @@ impl LogFiles {
         }
         files.next = entries.last().map(|e| e.log_id.index + 1);
         let keep_from = state.purged.as_ref().map_or(0, |p| p.index + 1);
-        entries.retain(|e| e.log_id.index >= keep_from);
-        check_contiguous(&entries)?;
+        let kept = physically_kept(&entries, keep_from)?;
+        entries.drain(..kept);
         Ok(Opened {
             files,
             entries,
@@ -376,6 +376,27 @@ fn record_offset(path: &Path, first: u64, index: u64, max_entry: usize) -> io::R
         }
     }
     Ok(Some(offset))
+}
+
+/// Where the entries a reopened log keeps begin. Entries from `keep_from`
+/// (after raft's purge point) must be contiguous. Entries before it are
+/// kept while they run contiguously into the rest: raft no longer needs
+/// them, but the node keeps them until its engine's checkpoint covers them
+/// (see `LogStore::release`).
+fn physically_kept(entries: &[LogEntry], keep_from: u64) -> io::Result<usize> {
+    let required = entries
+        .iter()
+        .position(|e| e.log_id.index >= keep_from)
+        .unwrap_or(entries.len());
+    check_contiguous(&entries[required..])?;
+    // Walk back while each older entry leads into the next one kept.
+    let mut start = required;
+    let mut next = entries.get(required).map_or(keep_from, |e| e.log_id.index);
+    while start > 0 && entries[start - 1].log_id.index + 1 == next {
+        start -= 1;
+        next = entries[start].log_id.index;
+    }
+    Ok(start)
 }
 
 fn check_contiguous(entries: &[LogEntry]) -> io::Result<()> {

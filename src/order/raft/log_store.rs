@@ -13,6 +13,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -86,6 +87,9 @@ struct Inner {
     memory: Mutex<Memory>,
     io: Mutex<std_mpsc::SyncSender<Op>>,
     max_entry: usize,
+    /// Entries at or below this may be dropped from disk once raft purged
+    /// them: the node's engine holds a checkpoint covering them.
+    released: AtomicU64,
 }
 
 /// The log store handle; clones share one log.
@@ -128,6 +132,7 @@ impl LogStore {
                 memory: Mutex::new(memory),
                 io: Mutex::new(tx),
                 max_entry,
+                released: AtomicU64::new(0),
             }),
         })
     }
@@ -148,6 +153,15 @@ impl LogStore {
             .clone();
         tx.send(op)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "log I/O thread stopped"))
+    }
+
+    /// The node can rebuild its state without the entries at or below
+    /// `upto` (its engine stored a checkpoint there): they may leave the
+    /// disk once raft has purged them too. Until then a purge by raft only
+    /// hides them from raft, so a restarted node always finds the entries
+    /// after its own checkpoint in its own log.
+    pub(crate) fn release(&self, upto: u64) {
+        self.inner.released.fetch_max(upto, AtomicOrdering::AcqRel);
     }
 
     /// Entries `[start, end)` that are held, or where the held range begins
@@ -195,7 +209,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<LogEntry>, io::Error> {
         let (start, end) = bounds(&range);
-        Ok(self.memory().range(start, end))
+        let memory = self.memory();
+        // Entries kept past raft's purge point are not raft's any more.
+        let purged = memory.state.purged.as_ref().map_or(0, |p| p.index + 1);
+        Ok(memory.range(start.max(purged), end))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -283,15 +300,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        let keep_from = log_id.index + 1;
-        {
+        let released = self.inner.released.load(AtomicOrdering::Acquire);
+        let keep_from = {
             let mut memory = self.memory();
+            let last = memory.entries.back().map(|e| e.log_id.index);
+            // Entries that end before the purge point (a snapshot point
+            // installed past them) can never be read again: drop them all.
+            let keep_from = if last.is_some_and(|last| last < log_id.index) {
+                log_id.index + 1
+            } else {
+                (log_id.index + 1).min(released + 1)
+            };
             while memory.first < keep_from && memory.entries.pop_front().is_some() {
                 memory.first += 1;
             }
-            memory.first = memory.first.max(keep_from);
+            if memory.entries.is_empty() {
+                memory.first = memory.first.max(log_id.index + 1);
+            }
             memory.state.purged = Some(log_id);
-        }
+            keep_from
+        };
         self.save_state(Some(keep_from)).await
     }
 }

@@ -27,6 +27,18 @@ pub(crate) enum PeerRequest {
     FlowControl {
         pause: bool,
     },
+    /// Add `node`, reachable at `addr`, as a learner (sent to any member,
+    /// which passes it to the leader).
+    Join {
+        node: u64,
+        addr: String,
+    },
+    /// Remove `node` from the cluster (passed to the leader likewise).
+    Leave {
+        node: u64,
+    },
+    /// A request for the embedding program's peer service.
+    Service(Bytes),
 }
 
 /// The answer to a [`PeerRequest`] of the same name. `Err` carries a
@@ -39,6 +51,8 @@ pub(crate) enum PeerResponse {
     Forward(Vec<Forwarded>),
     ReadIndex(Result<u64, Redirect>),
     FlowControl,
+    Membership(Result<(), String>),
+    Service(Result<Bytes, String>),
 }
 
 /// What became of one forwarded frame.

@@ -17,7 +17,9 @@ mod forwarder;
 mod liveness;
 mod log_files;
 mod log_store;
+mod membership;
 mod messages;
+mod monitor;
 mod network;
 mod order;
 mod service;
@@ -26,6 +28,7 @@ mod types;
 
 pub use config::RaftOrderConfig;
 pub use log_store::SyncMode;
+pub use membership::Member;
 pub use order::{RaftOrder, StartError};
 
 #[cfg(test)]

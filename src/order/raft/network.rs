@@ -49,6 +49,12 @@ impl Peers {
         clients.insert(id, client.clone());
         client
     }
+
+    /// A one-off client for whichever node listens at `addr` (node id 0 in
+    /// the hello), for a joining node that knows only addresses.
+    pub(crate) fn seed(&self, addr: &str) -> Client {
+        PeerClient::start(self.config.clone(), crate::NodeId::new(0), addr.to_string())
+    }
 }
 
 /// Hands openraft a link per target.

@@ -1,13 +1,13 @@
 //! [`RaftOrder`]: total order and membership on openraft, over TCP.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ReadPolicy, ServerState};
+use openraft::{BasicNode, ReadPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -15,19 +15,21 @@ use tokio::time::Instant;
 
 use super::config::RaftOrderConfig;
 use super::delivery::{Delivery, DeliveryShared};
-use super::flow::Request as FlowRequest;
 use super::flow_control::FlowControl;
 use super::forwarder::Forwarder;
-use super::liveness::{Sample, is_primary};
 use super::log_store::LogStore;
+use super::membership::{self, Member};
 use super::messages::{Forwarded, PeerRequest, PeerResponse};
+use super::monitor::Monitor;
 use super::network::{Network, Peers};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
-use super::types::{Raft, Submission, TypeConfig};
+use super::types::{Raft, Submission};
 use crate::ids::{NodeId, Seqno};
 use crate::net::{self, ClientConfig, ServerConfig};
-use crate::order::{EventStream, FlowControlStats, OrderError, OrderFuture, TotalOrder};
+use crate::order::{
+    EventStream, FlowControlStats, OrderError, OrderFuture, PeerService, TotalOrder,
+};
 
 /// Why the networked ordering layer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,7 @@ pub struct RaftOrder {
     forwarder: Forwarder,
     standing: watch::Receiver<Standing>,
     flow: Arc<FlowControl>,
+    app: Arc<OnceLock<Arc<dyn PeerService>>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     local_addr: std::net::SocketAddr,
@@ -114,6 +117,7 @@ impl RaftOrder {
             .map_err(|e| StartError::Raft(e.to_string()))?;
         let contact = Arc::new(LeaderContact::default());
         let flow = Arc::new(FlowControl::new(config.fc_limit, config.primary_lease));
+        let app: Arc<OnceLock<Arc<dyn PeerService>>> = Arc::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(net::serve(
             listener,
@@ -123,22 +127,25 @@ impl RaftOrder {
                 contact: contact.clone(),
                 flow: flow.clone(),
                 admit_wait: config.primary_lease,
+                peers: peers.clone(),
+                app: app.clone(),
             }),
             shutdown_rx.clone(),
         ));
-        bootstrap(&raft, &config).await?;
-        let (standing_tx, standing) = watch::channel(Standing::default());
-        let monitor = Monitor {
-            raft: raft.clone(),
+        let mut tasks = vec![server];
+        if bootstrap(&raft, &config).await? {
+            let join = membership::join(&config, peers.clone(), shutdown_rx.clone());
+            tasks.push(tokio::spawn(join));
+        }
+        let (monitor, standing) = Monitor::new(
+            &config,
+            raft.clone(),
             contact,
-            standing: standing_tx,
-            flow: flow.clone(),
-            delivery: shared.clone(),
-            peers: peers.clone(),
-            every: config.heartbeat,
-            lease: config.primary_lease,
-        };
-        let monitor = tokio::spawn(monitor.run(shutdown_rx));
+            flow.clone(),
+            shared.clone(),
+            peers.clone(),
+        );
+        tasks.push(tokio::spawn(monitor.run(shutdown_rx)));
         let forwarder = Forwarder::start(config.forward_batch, 4096, config.submit_timeout);
         Ok(RaftOrder {
             config,
@@ -149,8 +156,9 @@ impl RaftOrder {
             forwarder,
             standing,
             flow,
+            app,
             shutdown,
-            tasks: Mutex::new(vec![server, monitor]),
+            tasks: Mutex::new(tasks),
             local_addr,
         })
     }
@@ -159,6 +167,78 @@ impl RaftOrder {
     #[must_use]
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.local_addr
+    }
+
+    /// The settings this node runs with.
+    #[must_use]
+    pub fn config(&self) -> &RaftOrderConfig {
+        &self.config
+    }
+
+    /// The leader this node knows of.
+    #[must_use]
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .current_leader
+            .map(NodeId::new)
+    }
+
+    /// The cluster's members as this node knows them.
+    #[must_use]
+    pub fn members(&self) -> Vec<Member> {
+        membership::members(&self.raft)
+    }
+
+    /// Removes this node from the cluster (Galera's graceful leave): the
+    /// leader commits a membership without it, after which this node is
+    /// outside the primary component for good. Stop it afterwards.
+    ///
+    /// # Errors
+    /// [`OrderError::Membership`] when the leader could not be reached or
+    /// refused the change.
+    pub async fn leave(&self) -> Result<(), OrderError> {
+        let me = self.config.node_id.get();
+        let result = if self.raft.is_leader() {
+            membership::remove(&self.raft, me).await
+        } else {
+            let request = PeerRequest::Leave { node: me };
+            let timeout = self.config.submit_timeout;
+            membership::to_leader(&self.raft, &self.peers, &request, timeout).await
+        };
+        result.map_err(OrderError::Membership)
+    }
+
+    /// Registers the service that answers other nodes' [`RaftOrder::call_peer`]
+    /// requests. Returns false when one was registered already.
+    pub fn set_peer_service(&self, service: Arc<dyn PeerService>) -> bool {
+        self.app.set(service).is_ok()
+    }
+
+    /// Sends `request` to node `node`'s peer service and returns its answer.
+    ///
+    /// # Errors
+    /// [`OrderError::UnknownMember`] for a node not in the membership;
+    /// [`OrderError::Peer`] when it could not be reached or answered an error.
+    pub async fn call_peer(
+        &self,
+        node: NodeId,
+        request: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, OrderError> {
+        let addr = self
+            .members()
+            .into_iter()
+            .find(|m| m.id == node)
+            .ok_or(OrderError::UnknownMember { node })?
+            .addr;
+        let client = self.peers.client(node.get(), &addr);
+        match client.call(&PeerRequest::Service(request), timeout).await {
+            Ok(PeerResponse::Service(answer)) => answer.map_err(OrderError::Peer),
+            Ok(_) => Err(OrderError::Peer("malformed response".into())),
+            Err(err) => Err(OrderError::Peer(err.to_string())),
+        }
     }
 
     /// Whether this node currently leads the ordering layer.
@@ -326,13 +406,19 @@ fn server_config(config: &RaftOrderConfig) -> ServerConfig {
     }
 }
 
-async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<(), StartError> {
+/// Bootstraps a new cluster when this node is one of its initial members
+/// and has never run. Returns whether the node must instead join an
+/// existing cluster through `config.join`.
+async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<bool, StartError> {
     let initialized = raft
         .is_initialized()
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    if initialized || !config.initial_members.contains_key(&config.node_id) {
-        return Ok(());
+    if initialized {
+        return Ok(false);
+    }
+    if !config.initial_members.contains_key(&config.node_id) {
+        return Ok(!config.join.is_empty());
     }
     let members: BTreeMap<u64, BasicNode> = config
         .initial_members
@@ -341,106 +427,9 @@ async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<(), StartErr
         .collect();
     tracing::info!(node = %config.node_id, ?members, "bootstrapping a new cluster");
     match raft.initialize(members).await {
-        Ok(()) => Ok(()),
-        Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Ok(()) => Ok(false),
+        Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(false),
         Err(err) => Err(StartError::Raft(err.to_string())),
-    }
-}
-
-/// Samples raft every heartbeat: publishes this node's standing and asks
-/// for flow control when this node lags.
-struct Monitor {
-    raft: Raft,
-    contact: Arc<LeaderContact>,
-    standing: watch::Sender<Standing>,
-    flow: Arc<FlowControl>,
-    delivery: Arc<DeliveryShared>,
-    peers: Arc<Peers>,
-    every: Duration,
-    lease: Duration,
-}
-
-impl Monitor {
-    async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
-            let metrics = self.raft.metrics().borrow_watched().clone();
-            let voter = metrics
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|id| id == metrics.id);
-            self.publish_standing(&metrics, voter);
-            if voter {
-                self.flow_tick(&metrics);
-            }
-        }
-    }
-
-    fn publish_standing(&self, metrics: &openraft::RaftMetrics<TypeConfig>, voter: bool) {
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let sample = Sample {
-            leader: metrics.state == ServerState::Leader,
-            voter,
-            leader_known: metrics.current_leader.is_some(),
-            since_quorum_ack_ms: metrics.last_quorum_acked.as_ref().map(|at| {
-                u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)
-            }),
-            since_leader_contact_ms: self.contact.since_ms(),
-        };
-        let mut voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
-        voters.sort_unstable();
-        let next = Standing {
-            primary: is_primary(&sample, lease_ms),
-            voters,
-            committed: metrics.cluster_committed.as_ref().map_or(0, |id| id.index),
-        };
-        self.standing.send_if_modified(|now| {
-            let changed = now.primary != next.primary || now.voters != next.voters;
-            now.committed = next.committed;
-            if changed {
-                now.primary = next.primary;
-                now.voters = next.voters;
-            }
-            changed
-        });
-    }
-
-    /// Measures how far this node's consumption trails the commit index and
-    /// tells the leader when flow control should hold or release.
-    fn flow_tick(&self, metrics: &openraft::RaftMetrics<TypeConfig>) {
-        let committed = metrics.cluster_committed.as_ref().map_or(0, |id| id.index);
-        let lag = committed.saturating_sub(self.delivery.consumed_index());
-        let Some(request) = self.flow.on_lag(lag) else {
-            return;
-        };
-        let me = NodeId::new(metrics.id);
-        let Some(leader) = metrics.current_leader else {
-            return;
-        };
-        if leader == metrics.id {
-            self.flow.on_request(me, request);
-            return;
-        }
-        let Some(node) = metrics.membership_config.membership().get_node(&leader) else {
-            return;
-        };
-        let client = self.peers.client(leader, &node.addr);
-        let message = PeerRequest::FlowControl {
-            pause: request == FlowRequest::Pause,
-        };
-        let timeout = self.every;
-        // Refreshed every tick while pausing, so a lost message only delays.
-        tokio::spawn(async move {
-            if let Err(err) = client.call(&message, timeout).await {
-                tracing::debug!(error = %err, "flow-control message not delivered");
-            }
-        });
     }
 }
 
@@ -459,6 +448,10 @@ impl TotalOrder for RaftOrder {
 
     fn flow_control(&self) -> FlowControlStats {
         self.flow.stats()
+    }
+
+    fn release(&self, upto: Seqno) {
+        self.store.release(upto.get());
     }
 
     fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError> {

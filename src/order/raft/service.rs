@@ -1,6 +1,6 @@
 //! Answers peers' requests: raft RPCs, forwarded write-sets, read indexes.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -11,10 +11,13 @@ use openraft::storage::Snapshot;
 
 use super::flow::Request;
 use super::flow_control::FlowControl;
+use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
+use super::network::Peers;
 use super::types::{Raft, Submission};
 use crate::ids::NodeId;
 use crate::net::Handler;
+use crate::order::PeerService;
 
 /// When the leader last reached this node, read by the liveness tick.
 #[derive(Default)]
@@ -42,6 +45,8 @@ pub(crate) struct Service {
     pub(crate) flow: Arc<FlowControl>,
     /// How long a forwarded batch waits for flow control to reopen.
     pub(crate) admit_wait: Duration,
+    pub(crate) peers: Arc<Peers>,
+    pub(crate) app: Arc<OnceLock<Arc<dyn PeerService>>>,
 }
 
 impl Service {
@@ -81,6 +86,21 @@ impl Service {
             });
         }
         out
+    }
+
+    /// A membership change: made here on the leader, else passed on to it.
+    async fn membership(&self, request: PeerRequest) -> Result<(), String> {
+        if !self.raft.is_leader() {
+            let timeout = self.admit_wait;
+            return membership::to_leader(&self.raft, &self.peers, &request, timeout).await;
+        }
+        match request {
+            PeerRequest::Join { node, addr } => {
+                membership::add_learner(&self.raft, node, addr).await
+            }
+            PeerRequest::Leave { node } => membership::remove(&self.raft, node).await,
+            _ => Err("not a membership request".into()),
+        }
     }
 
     async fn read_index(&self) -> Result<u64, Redirect> {
@@ -128,6 +148,13 @@ impl Handler<PeerRequest, PeerResponse> for Service {
                 };
                 self.flow.on_request(from, request);
                 PeerResponse::FlowControl
+            }
+            PeerRequest::Service(body) => PeerResponse::Service(match self.app.get() {
+                Some(app) => app.handle(from, body).await,
+                None => Err("this node serves no peer requests yet".into()),
+            }),
+            request @ (PeerRequest::Join { .. } | PeerRequest::Leave { .. }) => {
+                PeerResponse::Membership(self.membership(request).await)
             }
         }
     }

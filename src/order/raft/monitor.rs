@@ -1,0 +1,171 @@
+//! The heartbeat task of the ordering layer: every tick it samples raft,
+//! publishes whether this node is in the primary component, asks for flow
+//! control when this node lags, and (on the leader) promotes learners that
+//! caught up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use openraft::ServerState;
+use openraft::async_runtime::WatchReceiver;
+use tokio::sync::watch;
+
+use super::config::RaftOrderConfig;
+use super::delivery::DeliveryShared;
+use super::flow::Request as FlowRequest;
+use super::flow_control::FlowControl;
+use super::liveness::{Sample, is_primary};
+use super::membership;
+use super::messages::PeerRequest;
+use super::network::Peers;
+use super::service::LeaderContact;
+use super::stream::Standing;
+use super::types::{Raft, TypeConfig};
+use crate::ids::NodeId;
+
+/// Samples raft every heartbeat: publishes this node's standing and asks
+/// for flow control when this node lags.
+pub(crate) struct Monitor {
+    raft: Raft,
+    contact: Arc<LeaderContact>,
+    standing: watch::Sender<Standing>,
+    flow: Arc<FlowControl>,
+    delivery: Arc<DeliveryShared>,
+    peers: Arc<Peers>,
+    every: Duration,
+    lease: Duration,
+    /// Learners within this many entries of the log's end are promoted.
+    promotion_lag: u64,
+    /// A promotion is being committed.
+    promoting: Arc<AtomicBool>,
+}
+
+impl Monitor {
+    /// A monitor for this node, and the standing it will publish.
+    pub(crate) fn new(
+        config: &RaftOrderConfig,
+        raft: Raft,
+        contact: Arc<LeaderContact>,
+        flow: Arc<FlowControl>,
+        delivery: Arc<DeliveryShared>,
+        peers: Arc<Peers>,
+    ) -> (Monitor, watch::Receiver<Standing>) {
+        let (standing, receiver) = watch::channel(Standing::default());
+        let monitor = Monitor {
+            raft,
+            contact,
+            standing,
+            flow,
+            delivery,
+            peers,
+            every: config.heartbeat,
+            lease: config.primary_lease,
+            promotion_lag: config.fc_limit,
+            promoting: Arc::new(AtomicBool::new(false)),
+        };
+        (monitor, receiver)
+    }
+
+    pub(crate) async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            let metrics = self.raft.metrics().borrow_watched().clone();
+            let voter = metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id == metrics.id);
+            self.publish_standing(&metrics, voter);
+            if voter {
+                self.flow_tick(&metrics);
+            }
+            if metrics.state == ServerState::Leader {
+                self.promotion_tick();
+            }
+        }
+    }
+
+    fn publish_standing(&self, metrics: &openraft::RaftMetrics<TypeConfig>, voter: bool) {
+        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
+        let sample = Sample {
+            leader: metrics.state == ServerState::Leader,
+            voter,
+            leader_known: metrics.current_leader.is_some(),
+            since_quorum_ack_ms: metrics.last_quorum_acked.as_ref().map(|at| {
+                u64::try_from(openraft::Instant::elapsed(&**at).as_millis()).unwrap_or(u64::MAX)
+            }),
+            since_leader_contact_ms: self.contact.since_ms(),
+        };
+        let mut voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        voters.sort_unstable();
+        let next = Standing {
+            primary: is_primary(&sample, lease_ms),
+            voters,
+            committed: metrics.cluster_committed.as_ref().map_or(0, |id| id.index),
+        };
+        self.standing.send_if_modified(|now| {
+            let changed = now.primary != next.primary || now.voters != next.voters;
+            now.committed = next.committed;
+            if changed {
+                now.primary = next.primary;
+                now.voters = next.voters;
+            }
+            changed
+        });
+    }
+
+    /// On the leader: promotes the learners that caught up, one change at a
+    /// time.
+    fn promotion_tick(&self) {
+        let (learners, last_log) = membership::learner_progress(&self.raft);
+        let ready = membership::ready_to_promote(&learners, last_log, self.promotion_lag);
+        if ready.is_empty() || self.promoting.swap(true, AtomicOrdering::AcqRel) {
+            return;
+        }
+        let (raft, promoting) = (self.raft.clone(), self.promoting.clone());
+        tokio::spawn(async move {
+            if let Err(err) = membership::promote(&raft, ready).await {
+                tracing::warn!(error = %err, "promotion failed; retrying next tick");
+            }
+            promoting.store(false, AtomicOrdering::Release);
+        });
+    }
+
+    /// Measures how far this node's consumption trails the commit index and
+    /// tells the leader when flow control should hold or release.
+    fn flow_tick(&self, metrics: &openraft::RaftMetrics<TypeConfig>) {
+        let committed = metrics.cluster_committed.as_ref().map_or(0, |id| id.index);
+        let lag = committed.saturating_sub(self.delivery.consumed_index());
+        let Some(request) = self.flow.on_lag(lag) else {
+            return;
+        };
+        let me = NodeId::new(metrics.id);
+        let Some(leader) = metrics.current_leader else {
+            return;
+        };
+        if leader == metrics.id {
+            self.flow.on_request(me, request);
+            return;
+        }
+        let Some(node) = metrics.membership_config.membership().get_node(&leader) else {
+            return;
+        };
+        let client = self.peers.client(leader, &node.addr);
+        let message = PeerRequest::FlowControl {
+            pause: request == FlowRequest::Pause,
+        };
+        let timeout = self.every;
+        // Refreshed every tick while pausing, so a lost message only delays.
+        tokio::spawn(async move {
+            if let Err(err) = client.call(&message, timeout).await {
+                tracing::debug!(error = %err, "flow-control message not delivered");
+            }
+        });
+    }
+}

@@ -1,0 +1,178 @@
+//! [`Donor`]: serves full state transfers to joining nodes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::messages::{self, Digest, TransferRequest, TransferResponse};
+use crate::ids::{NodeId, Seqno};
+use crate::kv::{KvStore, KvTransaction};
+use crate::node::{DonorGuard, TxnOptions};
+use crate::order::{PeerFuture, PeerService};
+
+/// Transfers one donor serves at once; a joiner beyond that tries another.
+const MAX_ACTIVE: usize = 2;
+/// A transfer whose joiner asked nothing for this long is abandoned.
+const IDLE: Duration = Duration::from_secs(60);
+/// Rows and bytes per chunk, at most (a single larger row is sent alone).
+const CHUNK_KEYS: usize = 10_000;
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// One transfer in progress.
+struct Active {
+    store: KvStore,
+    seqno: Seqno,
+    digest: Digest,
+    last_used: Instant,
+    /// Keeps garbage collection from removing versions visible at `seqno`.
+    _view: KvTransaction,
+    /// Keeps the node in the donor state.
+    _guard: DonorGuard,
+}
+
+/// Answers state-transfer requests with the data of whatever store the
+/// daemon currently serves. Register it as the ordering layer's
+/// [`PeerService`].
+pub struct Donor {
+    store: watch::Receiver<Option<KvStore>>,
+    active: Mutex<HashMap<u64, Active>>,
+    next_id: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Donor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Donor")
+            .field("active", &self.active().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Donor {
+    /// A donor for the store `store` holds (none while it is replaced), with
+    /// a task that abandons transfers whose joiner went silent.
+    #[must_use]
+    pub fn start(store: watch::Receiver<Option<KvStore>>) -> Arc<Donor> {
+        let donor = Arc::new(Donor {
+            store,
+            active: Mutex::new(HashMap::new()),
+            next_id: Mutex::new(1),
+        });
+        tokio::spawn(reap(Arc::downgrade(&donor)));
+        donor
+    }
+
+    fn active(&self) -> MutexGuard<'_, HashMap<u64, Active>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn answer(
+        &self,
+        from: NodeId,
+        request: TransferRequest,
+    ) -> Result<TransferResponse, String> {
+        match request {
+            TransferRequest::Begin => self.begin(from).await,
+            TransferRequest::Chunk { id, after } => self.chunk(id, after).await,
+            TransferRequest::End { id } => {
+                let active = self.active().remove(&id).ok_or("no such transfer")?;
+                let (keys, crc32) = active.digest.finish();
+                tracing::info!(joiner = %from, keys, "state transfer served");
+                Ok(TransferResponse::Ended { keys, crc32 })
+            }
+        }
+    }
+
+    async fn begin(&self, from: NodeId) -> Result<TransferResponse, String> {
+        if self.active().len() >= MAX_ACTIVE {
+            return Err("this donor is busy with other transfers".into());
+        }
+        let store = self
+            .store
+            .borrow()
+            .clone()
+            .ok_or("this node has no store right now")?;
+        let options = TxnOptions::default().causal(false);
+        let view = store.begin_with(options).await.map_err(|e| e.to_string())?;
+        let (checkpoint, guard) = store
+            .node()
+            .begin_donation()
+            .await
+            .map_err(|e| e.to_string())?;
+        let seqno = checkpoint.seqno();
+        store
+            .node()
+            .wait_applied(seqno)
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = {
+            let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
+            *next += 1;
+            *next
+        };
+        tracing::info!(joiner = %from, %seqno, "providing a state transfer");
+        let active = Active {
+            store,
+            seqno,
+            digest: Digest::default(),
+            last_used: Instant::now(),
+            _view: view,
+            _guard: guard,
+        };
+        self.active().insert(id, active);
+        Ok(TransferResponse::Begun {
+            id,
+            seqno: seqno.get(),
+            checkpoint: checkpoint.as_bytes().clone(),
+        })
+    }
+
+    async fn chunk(&self, id: u64, after: Option<Bytes>) -> Result<TransferResponse, String> {
+        let (store, seqno) = {
+            let active = self.active();
+            let active = active.get(&id).ok_or("no such transfer (abandoned?)")?;
+            (active.store.clone(), active.seqno)
+        };
+        let read = move || store.export_chunk(seqno, after.as_deref(), CHUNK_KEYS, CHUNK_BYTES);
+        let chunk = crate::task::blocking(read)
+            .await
+            .ok_or("the node is shutting down")?
+            .map_err(|e| e.to_string())?;
+        let mut active = self.active();
+        let active = active.get_mut(&id).ok_or("transfer abandoned")?;
+        active.digest.add(&chunk.entries);
+        active.last_used = Instant::now();
+        Ok(TransferResponse::Chunk {
+            entries: chunk.entries,
+            next: chunk.next,
+        })
+    }
+}
+
+impl PeerService for Donor {
+    fn handle(&self, from: NodeId, request: Bytes) -> PeerFuture<'_> {
+        Box::pin(async move {
+            let request = messages::decode(&request).map_err(|e| e.to_string())?;
+            let response = self.answer(from, request).await?;
+            messages::encode(&response).map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Drops transfers idle for longer than [`IDLE`], until the donor is gone.
+async fn reap(donor: Weak<Donor>) {
+    let mut tick = tokio::time::interval(IDLE / 4);
+    loop {
+        tick.tick().await;
+        let Some(donor) = donor.upgrade() else { return };
+        donor.active().retain(|id, active| {
+            let keep = active.last_used.elapsed() < IDLE;
+            if !keep {
+                tracing::warn!(transfer = id, "abandoning an idle state transfer");
+            }
+            keep
+        });
+    }
+}
