@@ -312,8 +312,16 @@ fn a_new_node_joins_with_a_full_state_transfer_and_leaves() {
     assert!(info.contains("wsrep_cluster_size:4"), "{info}");
     assert_eq!(cluster.health(joiner), 200);
 
+    let listed: Vec<String> = query(&mut new, &["CERTUS", "MEMBERS"]).unwrap();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(
+        listed.iter().all(|line| line.ends_with(" voter")),
+        "{listed:?}"
+    );
+
     // Node 2 leaves: the other three carry on, and it refuses writes.
-    cluster.leave(1);
+    let mut leaving = cluster.client(1);
+    assert_eq!(ok(&mut leaving, &["CERTUS", "LEAVE"]), "OK");
     let members = cluster.wait_members(0, |m| m.len() == 3);
     assert!(
         members.iter().all(|m| m.id.get() != 2 && m.voter),

@@ -51,6 +51,10 @@ pub(crate) enum Request {
     /// A command a client library sends on connect that needs no action
     /// (`CLIENT SETNAME`, `SELECT 0`, `COMMAND DOCS`, ...): the fixed reply.
     Fixed(Reply),
+    /// `CERTUS MEMBERS`: the cluster's members as this node knows them.
+    Members,
+    /// `CERTUS LEAVE`: remove this node from the cluster.
+    Leave,
 }
 
 /// Parses one command. An `Err` is the error reply to send.
@@ -164,6 +168,21 @@ fn parse_control(lower: &str, args: &[Bytes]) -> Result<Request, Reply> {
         // redis-cli asks for command documentation on start; an empty list
         // makes it fall back to plain completion.
         "command" => Request::Fixed(Reply::Array(Some(Vec::new()))),
+        "certus" => {
+            arity(args.len() == 1)?;
+            match String::from_utf8_lossy(&args[0])
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "members" => Request::Members,
+                "leave" => Request::Leave,
+                other => {
+                    return Err(Reply::err(format_args!(
+                        "unknown subcommand '{other}' for 'certus' (MEMBERS, LEAVE)"
+                    )));
+                }
+            }
+        }
         "hello" => {
             return Err(Reply::Error(
                 "NOPROTO this server speaks RESP2 only".to_string(),
@@ -295,6 +314,9 @@ mod tests {
         assert!(error("INCRBY k x").contains("not an integer"));
         assert!(error("DECRBY k -9223372036854775808").contains("not an integer"));
         assert!(error("SELECT 1").contains("out of range"));
+        assert!(error("CERTUS REBOOT").contains("unknown subcommand 'reboot'"));
+        assert_eq!(parse(&cmd("certus Members")), Ok(Request::Members));
+        assert_eq!(parse(&cmd("CERTUS LEAVE")), Ok(Request::Leave));
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl Daemon {
             None => None,
         };
         let (shutdown, stop) = watch::channel(false);
-        let settings = Arc::new(resp_settings(&config));
+        let settings = Arc::new(resp_settings(&config, order.clone()));
         let mut tasks = vec![
             tokio::spawn(connection::accept_loop(
                 client_listener,
@@ -284,7 +284,7 @@ fn local_addr(listener: &TcpListener, what: &str) -> Result<SocketAddr, DaemonEr
     })
 }
 
-fn resp_settings(config: &DaemonConfig) -> RespSettings {
+fn resp_settings(config: &DaemonConfig, order: Arc<RaftOrder>) -> RespSettings {
     let limits = Limits::default();
     RespSettings {
         limits,
@@ -297,6 +297,7 @@ fn resp_settings(config: &DaemonConfig) -> RespSettings {
             // A transaction's write-set is capped anyway; keep its queue
             // within twice that.
             max_queued_bytes: 2 * config.store_config().node.max_write_set_bytes,
+            order: Some(order),
         }),
     }
 }

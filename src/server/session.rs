@@ -24,6 +24,7 @@ use super::info;
 use super::resp::{Command, Reply};
 use crate::kv::{KvError, KvStore, KvTransaction};
 use crate::node::{CommitOutcome, Conflict, Error, TxnOptions};
+use crate::order::RaftOrder;
 use crate::writeset::Isolation;
 
 /// Settings shared by every session of a server.
@@ -37,6 +38,8 @@ pub(crate) struct SessionSettings {
     pub(crate) max_queued: usize,
     /// Bytes of arguments queued in one `MULTI`, at most.
     pub(crate) max_queued_bytes: usize,
+    /// The ordering layer, for `CERTUS MEMBERS` and `CERTUS LEAVE`.
+    pub(crate) order: Option<Arc<RaftOrder>>,
 }
 
 /// What the connection does after a reply.
@@ -124,6 +127,9 @@ impl Session {
             Request::Ping(Some(text)) | Request::Echo(text) => Queued::Fixed(Reply::bulk(text)),
             Request::Info(section) => Queued::Fixed(self.info(section.as_deref())),
             Request::Fixed(reply) => Queued::Fixed(reply),
+            Request::Members | Request::Leave => {
+                return Reply::err("CERTUS commands cannot be queued in MULTI");
+            }
             Request::Unwatch | Request::Exec | Request::Discard | Request::Quit => {
                 Queued::Fixed(Reply::Simple("OK"))
             }
@@ -164,6 +170,8 @@ impl Session {
                 Reply::Simple("OK")
             }
             Request::Fixed(reply) => reply,
+            Request::Members => self.members(),
+            Request::Leave => self.leave().await,
             Request::Quit => Reply::Simple("OK"),
         }
     }
@@ -255,6 +263,29 @@ impl Session {
         match txn.commit().await.map_err(|e| error_reply(&e))? {
             CommitOutcome::Committed { .. } => Ok(Attempt::Committed(replies)),
             CommitOutcome::Conflict(conflict) => Ok(Attempt::Conflict(conflict)),
+        }
+    }
+
+    /// One line per member: id, peer address, voter or learner.
+    fn members(&self) -> Reply {
+        let Some(order) = &self.settings.order else {
+            return Reply::err("this server has no cluster membership");
+        };
+        let lines = order.members().into_iter().map(|m| {
+            let role = if m.voter { "voter" } else { "learner" };
+            Reply::bulk(format!("{} {} {role}", m.id.get(), m.addr))
+        });
+        Reply::Array(Some(lines.collect()))
+    }
+
+    /// Removes this node from the cluster; it stops taking writes.
+    async fn leave(&self) -> Reply {
+        let Some(order) = &self.settings.order else {
+            return Reply::err("this server has no cluster membership");
+        };
+        match order.leave().await {
+            Ok(()) => Reply::Simple("OK"),
+            Err(err) => Reply::err(err),
         }
     }
 

@@ -203,13 +203,6 @@ impl RespCluster {
         }
     }
 
-    /// Node `index` leaves the cluster.
-    pub(crate) fn leave(&self, index: usize) {
-        self.rt
-            .block_on(self.daemon(index).order().leave())
-            .unwrap();
-    }
-
     /// Stops node `index` cleanly.
     pub(crate) fn stop(&mut self, index: usize) {
         let daemon = self.daemons[index].take().expect("node already stopped");

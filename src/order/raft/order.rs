@@ -88,6 +88,15 @@ pub struct RaftOrder {
     local_addr: std::net::SocketAddr,
 }
 
+impl std::fmt::Debug for RaftOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftOrder")
+            .field("node_id", &self.config.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RaftOrder {
     /// Opens the log under `config.dir`, serves peers on `listener`, and
     /// joins the cluster (bootstrapping it from `config.initial_members`
