@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod certify;
+pub mod check;
 pub mod frame;
 mod ids;
 pub mod kv;

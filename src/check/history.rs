@@ -1,0 +1,193 @@
+//! Histories as Jepsen records them: invocations and completions of
+//! transactions, each a list of micro-operations (sans-IO).
+
+use std::collections::BTreeMap;
+
+/// A key. Elle's histories use integers or strings; both are kept as text.
+pub type Key = String;
+
+/// One micro-operation of a list-append transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mop {
+    /// `[:append k e]`: append element `e` to the list at `k`.
+    Append {
+        /// The key.
+        key: Key,
+        /// The element; unique per key across the history.
+        element: i64,
+    },
+    /// `[:r k v]`: read the list at `k`; `None` in an invocation or when
+    /// the value is unknown.
+    Read {
+        /// The key.
+        key: Key,
+        /// The elements read, in order.
+        elements: Option<Vec<i64>>,
+    },
+}
+
+/// What an event says about its operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventType {
+    /// The client began the operation.
+    Invoke,
+    /// It committed; its reads are trustworthy.
+    Ok,
+    /// It certainly had no effect (a certification abort).
+    Fail,
+    /// Its outcome is unknown: it may take effect at any later point.
+    Info,
+}
+
+/// One event of a history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Event {
+    /// Position in the history.
+    pub index: usize,
+    /// Monotonic time in nanoseconds.
+    pub time: u64,
+    /// The single-threaded client that issued it.
+    pub process: u64,
+    /// Invocation or completion.
+    pub kind: EventType,
+    /// The transaction's micro-operations.
+    pub value: Vec<Mop>,
+}
+
+impl Event {
+    /// An event; `index` is assigned by [`History::new`].
+    #[must_use]
+    pub fn new(process: u64, kind: EventType, time: u64, value: Vec<Mop>) -> Self {
+        Event {
+            index: 0,
+            time,
+            process,
+            kind,
+            value,
+        }
+    }
+}
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Fail,
+    Info,
+}
+
+/// A transaction: an invocation and its completion.
+#[derive(Clone, Debug)]
+pub(crate) struct Txn {
+    pub(crate) process: u64,
+    /// Index of the invocation event.
+    pub(crate) invoked: usize,
+    /// Index of the completion event; `None` when it never completed.
+    pub(crate) completed: Option<usize>,
+    pub(crate) outcome: Outcome,
+    /// The completion's micro-operations for `ok`, else the invocation's.
+    pub(crate) mops: Vec<Mop>,
+}
+
+/// A history, checked to be well formed: every completion follows an
+/// invocation of the same process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    events: Vec<Event>,
+}
+
+/// Why events do not form a history.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// A completion with no invocation open for its process.
+    #[error("event {index}: process {process} completes an operation it never invoked")]
+    Unmatched {
+        /// The event.
+        index: usize,
+        /// Its process.
+        process: u64,
+    },
+    /// An invocation while the process's previous operation is still open.
+    #[error("event {index}: process {process} invokes while an operation is open")]
+    Overlapping {
+        /// The event.
+        index: usize,
+        /// Its process.
+        process: u64,
+    },
+    /// The same element appended twice to one key.
+    #[error("element {element} was appended to key {key} twice")]
+    DuplicateAppend {
+        /// The key.
+        key: Key,
+        /// The element.
+        element: i64,
+    },
+    /// Input that is not a history.
+    #[error("malformed history: {0}")]
+    Malformed(String),
+}
+
+impl History {
+    /// A history of `events`, numbered in order.
+    ///
+    /// # Errors
+    /// [`HistoryError`] when processes overlap or complete what they never
+    /// invoked.
+    pub fn new(mut events: Vec<Event>) -> Result<History, HistoryError> {
+        for (index, event) in events.iter_mut().enumerate() {
+            event.index = index;
+        }
+        let history = History { events };
+        history.transactions()?;
+        Ok(history)
+    }
+
+    /// The events, in order.
+    #[must_use]
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Pairs invocations with completions. An operation never completed is
+    /// indeterminate (`info`).
+    pub(crate) fn transactions(&self) -> Result<Vec<Txn>, HistoryError> {
+        let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut txns: Vec<Txn> = Vec::new();
+        for event in &self.events {
+            let (index, process) = (event.index, event.process);
+            if event.kind == EventType::Invoke {
+                if open.contains_key(&process) {
+                    return Err(HistoryError::Overlapping { index, process });
+                }
+                open.insert(process, txns.len());
+                txns.push(Txn {
+                    process,
+                    invoked: index,
+                    completed: None,
+                    outcome: Outcome::Info,
+                    mops: event.value.clone(),
+                });
+                continue;
+            }
+            let txn = open
+                .remove(&process)
+                .ok_or(HistoryError::Unmatched { index, process })?;
+            let txn = &mut txns[txn];
+            txn.completed = Some(index);
+            txn.outcome = match event.kind {
+                EventType::Ok => Outcome::Ok,
+                EventType::Fail => Outcome::Fail,
+                _ => Outcome::Info,
+            };
+            if txn.outcome == Outcome::Ok {
+                txn.mops = event.value.clone();
+            }
+        }
+        Ok(txns)
+    }
+}
