@@ -374,3 +374,70 @@ fn a_lost_append_in_a_generated_history_is_found() {
     let report = check_list_append(&History::new(events).unwrap()).unwrap();
     assert!(!report.anomalies.is_empty(), "a lost append went unnoticed");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any text: a history or an error, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = read_json(&text);
+        }
+
+        /// Corrupted reads (elements dropped, repeated or swapped) in a
+        /// generated history: the checker never panics, and a repeated
+        /// element is always reported. (A dropped or swapped element can
+        /// leave a history that some serial order explains, so those only
+        /// have to be checked without panicking.)
+        #[test]
+        fn corrupted_reads_are_checked_without_panicking(
+            seed in 0_u64..1000,
+            edits in proptest::collection::vec((0_usize..10_000, 0_u8..3), 1..6),
+        ) {
+            let history = generate::serializable(generate::Shape::new(200, seed));
+            let mut events = history.events().to_vec();
+            let reads: Vec<(usize, usize)> = events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.kind == EventType::Ok)
+                .flat_map(|(i, e)| {
+                    e.value.iter().enumerate().filter_map(move |(j, m)| match m {
+                        Mop::Read { elements: Some(list), .. } if list.len() >= 2 => Some((i, j)),
+                        _ => None,
+                    })
+                })
+                .collect();
+            prop_assume!(!reads.is_empty());
+            for (pick, how) in edits {
+                let (i, j) = reads[pick % reads.len()];
+                if let Mop::Read { elements: Some(list), .. } = &mut events[i].value[j] {
+                    match how {
+                        0 => {
+                            list.pop();
+                        }
+                        1 if !list.is_empty() => list.push(list[0]),
+                        _ if list.len() >= 2 => list.swap(0, 1),
+                        _ => {}
+                    }
+                }
+            }
+            let repeated = events.iter().filter(|e| e.kind == EventType::Ok).any(|e| {
+                e.value.iter().any(|m| match m {
+                    Mop::Read { elements: Some(list), .. } => {
+                        list.iter().collect::<std::collections::BTreeSet<_>>().len() != list.len()
+                    }
+                    _ => false,
+                })
+            });
+            let report = check_list_append(&History::new(events).unwrap()).unwrap();
+            if repeated {
+                prop_assert!(report.names().contains(&"duplicate-elements".to_string()));
+            }
+        }
+    }
+}
