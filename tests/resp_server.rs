@@ -34,8 +34,45 @@ fn error(con: &mut Connection, args: &[&str]) -> redis::RedisError {
     }
 }
 
-/// SET on node `index`, sent again while the node is between leaders: a
-/// write refused with NOTPRIMARY certainly did not commit.
+/// A command on node `index`, sent again while the node is between
+/// leaders (a loaded machine can delay heartbeats past the lease): a
+/// command refused with NOTPRIMARY certainly did not commit.
+fn through_failover<T: redis::FromRedisValue>(
+    cluster: &RespCluster,
+    index: usize,
+    con: &mut Connection,
+    args: &[&str],
+) -> T {
+    for _ in 0..100 {
+        match query::<T>(con, args) {
+            Ok(reply) => return reply,
+            Err(err) if err.code() == Some("NOTPRIMARY") => {
+                cluster.wait_state(index, NodeState::Synced);
+            }
+            Err(err) => panic!("{args:?}: {err}"),
+        }
+    }
+    panic!("{args:?} was refused 100 times");
+}
+
+/// Polls `INFO` on node `index` until it shows every one of `fields`
+/// (bounded): views and states follow the leader's heartbeats.
+fn wait_info(con: &mut Connection, fields: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let info: String = query(con, &["INFO"]).unwrap();
+        if fields.iter().all(|f| info.contains(f)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{fields:?} never all in {info}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// SET through a failover; see [`through_failover`].
 fn set_through_failover(
     cluster: &RespCluster,
     index: usize,
@@ -43,16 +80,8 @@ fn set_through_failover(
     key: &str,
     value: &str,
 ) {
-    for _ in 0..100 {
-        match query::<String>(con, &["SET", key, value]) {
-            Ok(reply) => return assert_eq!(reply, "OK"),
-            Err(err) if err.code() == Some("NOTPRIMARY") => {
-                cluster.wait_state(index, NodeState::Synced);
-            }
-            Err(err) => panic!("SET {key}: {err}"),
-        }
-    }
-    panic!("SET {key} was refused 100 times");
+    let reply: String = through_failover(cluster, index, con, &["SET", key, value]);
+    assert_eq!(reply, "OK");
 }
 
 #[test]
@@ -245,17 +274,17 @@ fn malformed_requests_get_an_error_and_the_connection_closes() {
 fn a_minority_node_refuses_work_and_heals() {
     let mut cluster = RespCluster::start(3);
     let mut con = cluster.client(0);
-    let info: String = query(&mut con, &["INFO"]).unwrap();
-    for field in [
-        "wsrep_cluster_size:3",
-        "wsrep_cluster_status:Primary",
-        "wsrep_local_state_comment:Synced",
-        "wsrep_ready:ON",
-    ] {
-        assert!(info.contains(field), "{field} missing from {info}");
-    }
-    assert_eq!(cluster.health(0), 200);
-    assert_eq!(ok(&mut con, &["SET", "k", "before"]), "OK");
+    wait_info(
+        &mut con,
+        &[
+            "wsrep_cluster_size:3",
+            "wsrep_cluster_status:Primary",
+            "wsrep_local_state_comment:Synced",
+            "wsrep_ready:ON",
+        ],
+    );
+    cluster.wait_health(0, 200);
+    set_through_failover(&cluster, 0, &mut con, "k", "before");
 
     cluster.stop(1);
     cluster.stop(2);
@@ -277,11 +306,12 @@ fn a_minority_node_refuses_work_and_heals() {
     for index in 0..3 {
         cluster.wait_state(index, NodeState::Synced);
     }
-    assert_eq!(ok(&mut con, &["GET", "k"]), "before");
-    assert_eq!(ok(&mut con, &["SET", "k", "after"]), "OK");
+    let before: String = through_failover(&cluster, 0, &mut con, &["GET", "k"]);
+    assert_eq!(before, "before");
+    set_through_failover(&cluster, 0, &mut con, "k", "after");
     let mut other = cluster.client(2);
-    assert_eq!(ok(&mut other, &["GET", "k"]), "after");
-    assert_eq!(cluster.health(0), 200);
+    let after: String = through_failover(&cluster, 2, &mut other, &["GET", "k"]);
+    assert_eq!(after, "after");
     cluster.shutdown();
 }
 
@@ -302,15 +332,17 @@ fn a_new_node_joins_with_a_full_state_transfer_and_leaves() {
     assert!(!transferred.needs_state_transfer);
 
     let mut new = cluster.client(joiner);
-    let values: Vec<String> = query(&mut new, &["MGET", "k0", "k150", "k299"]).unwrap();
+    let values: Vec<String> =
+        through_failover(&cluster, joiner, &mut new, &["MGET", "k0", "k150", "k299"]);
     assert_eq!(values, vec!["0", "150", "299"]);
-    assert_eq!(ok(&mut new, &["SET", "from-4", "hello"]), "OK");
-    assert_eq!(ok(&mut con, &["GET", "from-4"]), "hello");
-    // The joiner is promoted to voter once its log caught up.
+    set_through_failover(&cluster, joiner, &mut new, "from-4", "hello");
+    let seen: String = through_failover(&cluster, 0, &mut con, &["GET", "from-4"]);
+    assert_eq!(seen, "hello");
+    // The joiner is promoted to voter once its log caught up, and its view
+    // then counts four members.
     cluster.wait_members(0, |m| m.len() == 4 && m.iter().all(|m| m.voter));
-    let info: String = query(&mut new, &["INFO", "replication"]).unwrap();
-    assert!(info.contains("wsrep_cluster_size:4"), "{info}");
-    assert_eq!(cluster.health(joiner), 200);
+    wait_info(&mut new, &["wsrep_cluster_size:4", "wsrep_ready:ON"]);
+    cluster.wait_health(joiner, 200);
 
     let listed: Vec<String> = query(&mut new, &["CERTUS", "MEMBERS"]).unwrap();
     assert_eq!(listed.len(), 4, "{listed:?}");
@@ -351,9 +383,11 @@ fn a_node_whose_gap_left_every_log_gets_a_full_state_transfer() {
     cluster.restart(2);
     cluster.wait_state(2, NodeState::Synced);
     let mut back = cluster.client(2);
-    let values: Vec<Option<String>> = query(&mut back, &["MGET", "k0", "k299", "before"]).unwrap();
+    let values: Vec<Option<String>> =
+        through_failover(&cluster, 2, &mut back, &["MGET", "k0", "k299", "before"]);
     assert_eq!(values, vec![Some("0".into()), Some("299".into()), None]);
-    assert_eq!(ok(&mut back, &["SET", "k0", "again"]), "OK");
-    assert_eq!(ok(&mut con, &["GET", "k0"]), "again");
+    set_through_failover(&cluster, 2, &mut back, "k0", "again");
+    let seen: String = through_failover(&cluster, 0, &mut con, &["GET", "k0"]);
+    assert_eq!(seen, "again");
     cluster.shutdown();
 }

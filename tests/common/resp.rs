@@ -233,6 +233,23 @@ impl RespCluster {
             .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
     }
 
+    /// Polls node `index`'s health check until it answers `code` (bounded):
+    /// a loaded machine can delay the heartbeats that keep a node primary.
+    pub(crate) fn wait_health(&self, index: usize, code: u16) {
+        let deadline = std::time::Instant::now() + BOUND;
+        loop {
+            let got = self.health(index);
+            if got == code {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "health stayed {got}, not {code}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn shutdown(mut self) {
         for index in 0..self.daemons.len() {
             if self.daemons[index].is_some() {
