@@ -55,17 +55,16 @@ fn search(
     class: AnomalyKind,
     allowed: Kinds,
 ) -> Option<Vec<Step>> {
-    // The edge every cycle of the class must contain, and the edges the
-    // rest of it may use.
-    let (anchor, rest) = match class {
-        AnomalyKind::G0 => (EdgeKind::Ww, allowed),
-        AnomalyKind::G1c => (EdgeKind::Wr, allowed),
-        AnomalyKind::GSingle => (EdgeKind::Rw, allowed),
-        _ => (EdgeKind::Rw, allowed),
+    // The edge every cycle of the class must contain; the way back from it
+    // may use the `allowed` edges.
+    let anchor = match class {
+        AnomalyKind::G0 => EdgeKind::Ww,
+        AnomalyKind::G1c => EdgeKind::Wr,
+        _ => EdgeKind::Rw,
     };
     for &from in component {
         for to in graph.edges_of(from, anchor, within) {
-            let Some(mut path) = graph.path(to, from, rest, within) else {
+            let Some(mut path) = graph.path(to, from, allowed, within) else {
                 continue;
             };
             path.insert(

@@ -133,12 +133,10 @@ impl MvccStore {
         batch.set_durable();
         self.engine.write(batch)?;
         self.wipe(DATA_START, DATA_END)?;
-        for key in [META_APPLIED, META_CHECKPOINT] {
-            let mut batch = WriteBatch::new();
-            batch.delete(Bytes::from_static(key));
-            self.engine.write(batch)?;
-        }
-        Ok(())
+        let mut batch = WriteBatch::new();
+        batch.delete(Bytes::from_static(META_APPLIED));
+        batch.delete(Bytes::from_static(META_CHECKPOINT));
+        self.engine.write(batch)
     }
 
     /// Stores transferred live keys as versions at `seqno`.

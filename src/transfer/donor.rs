@@ -1,6 +1,7 @@
 //! [`Donor`]: serves full state transfers to joining nodes.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ struct Active {
 pub struct Donor {
     store: watch::Receiver<Option<KvStore>>,
     active: Mutex<HashMap<u64, Active>>,
-    next_id: Mutex<u64>,
+    next_id: AtomicU64,
 }
 
 impl std::fmt::Debug for Donor {
@@ -58,7 +59,7 @@ impl Donor {
         let donor = Arc::new(Donor {
             store,
             active: Mutex::new(HashMap::new()),
-            next_id: Mutex::new(1),
+            next_id: AtomicU64::new(1),
         });
         tokio::spawn(reap(Arc::downgrade(&donor)));
         donor
@@ -107,11 +108,7 @@ impl Donor {
             .wait_applied(seqno)
             .await
             .map_err(|e| e.to_string())?;
-        let id = {
-            let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next
-        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         tracing::info!(joiner = %from, %seqno, "providing a state transfer");
         let active = Active {
             store,

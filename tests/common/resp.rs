@@ -16,7 +16,7 @@ const BOUND: Duration = Duration::from_secs(60);
 
 pub(crate) struct RespCluster {
     rt: Runtime,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     configs: Vec<DaemonConfig>,
     daemons: Vec<Option<Daemon>>,
 }
@@ -76,7 +76,7 @@ impl RespCluster {
         }
         let mut cluster = RespCluster {
             rt,
-            _dir: dir,
+            dir,
             configs,
             daemons: Vec::new(),
         };
@@ -151,7 +151,7 @@ impl RespCluster {
         let addr = |l: &TcpListener| l.local_addr().unwrap().to_string();
         let mut config = self.configs[0].clone();
         config.node_id = id;
-        config.data_dir = self._dir.path().join(format!("node-{id}"));
+        config.data_dir = self.dir.path().join(format!("node-{id}"));
         config.peer_listen = addr(&listeners.peer);
         config.client_listen = addr(&listeners.client);
         config.health_listen = listeners.health.as_ref().map(addr);

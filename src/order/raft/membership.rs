@@ -138,18 +138,8 @@ pub(crate) async fn to_leader(
     request: &PeerRequest,
     timeout: Duration,
 ) -> Result<(), String> {
-    let (leader, addr) = {
-        let metrics = raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let leader = metrics.current_leader.ok_or("no leader is known")?;
-        let node = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned();
-        (leader, node.ok_or("the leader's address is unknown")?.addr)
-    };
-    match peers.client(leader, &addr).call(request, timeout).await {
+    let client = peers.leader(raft)?;
+    match client.call(request, timeout).await {
         Ok(PeerResponse::Membership(result)) => result,
         Ok(_) => Err("the leader answered with a malformed response".into()),
         Err(err) => Err(format!("the leader is unreachable: {err}")),

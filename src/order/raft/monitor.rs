@@ -18,7 +18,7 @@ use super::flow_control::FlowControl;
 use super::liveness::{Sample, is_primary};
 use super::membership;
 use super::messages::PeerRequest;
-use super::network::Peers;
+use super::network::{Peers, leader_addr};
 use super::service::LeaderContact;
 use super::stream::Standing;
 use super::types::{Raft, TypeConfig};
@@ -145,18 +145,14 @@ impl Monitor {
         let Some(request) = self.flow.on_lag(lag) else {
             return;
         };
-        let me = NodeId::new(metrics.id);
-        let Some(leader) = metrics.current_leader else {
-            return;
-        };
-        if leader == metrics.id {
-            self.flow.on_request(me, request);
+        if metrics.current_leader == Some(metrics.id) {
+            self.flow.on_request(NodeId::new(metrics.id), request);
             return;
         }
-        let Some(node) = metrics.membership_config.membership().get_node(&leader) else {
+        let Ok((leader, addr)) = leader_addr(metrics) else {
             return;
         };
-        let client = self.peers.client(leader, &node.addr);
+        let client = self.peers.client(leader, &addr);
         let message = PeerRequest::FlowControl {
             pause: request == FlowRequest::Pause,
         };

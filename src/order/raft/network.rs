@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use openraft::async_runtime::WatchReceiver;
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -16,7 +17,7 @@ use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
 
 use super::delivery::OrderSnapshot;
 use super::messages::{PeerRequest, PeerResponse};
-use super::types::{TypeConfig, Vote};
+use super::types::{Raft, TypeConfig, Vote};
 use crate::net::{ClientConfig, NetError, PeerClient};
 
 pub(crate) type Client = PeerClient<PeerRequest, PeerResponse>;
@@ -50,11 +51,28 @@ impl Peers {
         client
     }
 
+    /// The connection to the leader `raft` knows of, or why there is none.
+    /// The metrics are borrowed only while the address is looked up.
+    pub(crate) fn leader(&self, raft: &Raft) -> Result<Client, &'static str> {
+        let (leader, addr) = leader_addr(&raft.metrics().borrow_watched())?;
+        Ok(self.client(leader, &addr))
+    }
+
     /// A one-off client for whichever node listens at `addr` (node id 0 in
     /// the hello), for a joining node that knows only addresses.
     pub(crate) fn seed(&self, addr: &str) -> Client {
         PeerClient::start(self.config.clone(), crate::NodeId::new(0), addr.to_string())
     }
+}
+
+/// The leader `metrics` names and its peer address, or why it has none.
+pub(crate) fn leader_addr(
+    metrics: &openraft::RaftMetrics<TypeConfig>,
+) -> Result<(u64, String), &'static str> {
+    let leader = metrics.current_leader.ok_or("no leader is known")?;
+    let node = metrics.membership_config.membership().get_node(&leader);
+    let addr = node.ok_or("the leader's address is unknown")?.addr.clone();
+    Ok((leader, addr))
 }
 
 /// Hands openraft a link per target.

@@ -272,14 +272,7 @@ impl RaftOrder {
     /// The connection to the leader this node knows of, read from one look
     /// at raft's metrics (no copy of them).
     fn leader_client(&self) -> Option<super::network::Client> {
-        let metrics = self.raft.metrics();
-        let (leader, addr) = {
-            let metrics = metrics.borrow_watched();
-            let leader = metrics.current_leader?;
-            let node = metrics.membership_config.membership().get_node(&leader)?;
-            (leader, node.addr.clone())
-        };
-        Some(self.peers.client(leader, &addr))
+        self.peers.leader(&self.raft).ok()
     }
 
     /// One attempt to get `frame` ordered.
