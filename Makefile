@@ -5,9 +5,9 @@ CARGO ?= cargo
 # do not need it, so the release build never compiles it.
 FEATURES ?= --features rocksdb
 
-.PHONY: test deps fmt-check clippy unit example-smoke fuzz-build bench-build fix bench cluster
+.PHONY: test deps fmt-check clippy unit example-smoke jepsen-smoke fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix
 
-test: deps fmt-check clippy unit example-smoke fuzz-build bench-build
+test: deps fmt-check clippy unit example-smoke jepsen-smoke fuzz-build bench-build
 
 # A C++ compiler and libclang for RocksDB, from Debian, when missing.
 deps:
@@ -31,6 +31,34 @@ example-smoke:
 	$(CARGO) run $(FEATURES) --locked --example cluster -- --seconds 2 --load --dir $$dir && \
 	$(CARGO) run $(FEATURES) --locked --example cluster -- --seconds 2 --load --dir $$dir; \
 	status=$$?; rm -rf $$dir; exit $$status
+
+# The Jepsen-style suite (examples/jepsen) runs real certusd processes.
+WORKLOAD ?= append
+NEMESIS ?= partition,kill
+TIME ?= 60
+ISOLATION ?= snapshot
+ENGINE ?= redb
+JEPSEN = $${CARGO_TARGET_DIR:-target}/debug/examples/jepsen
+
+jepsen-build:
+	$(CARGO) build $(FEATURES) --locked --bins --examples
+
+# One combination: make jepsen WORKLOAD=bank NEMESIS=pause,member TIME=30
+jepsen: jepsen-build
+	$(JEPSEN) --workload $(WORKLOAD) --nemesis $(NEMESIS) --time $(TIME) \
+		--isolation $(ISOLATION) --engine $(ENGINE) $(if $(OUT),--out $(OUT))
+
+# Every workload with every nemesis, TIME seconds each.
+jepsen-matrix: jepsen-build
+	TIME=$(TIME) ENGINE=$(ENGINE) bash scripts/jepsen-matrix.sh
+
+# CI: four short runs covering every workload and nemesis, both isolation
+# modes and both durable engines (about two minutes).
+jepsen-smoke: jepsen-build
+	$(JEPSEN) --workload append --nemesis partition,kill --time 15 --seed 1
+	$(JEPSEN) --workload register --nemesis kill-all,pause --isolation serializable --time 15 --seed 2
+	$(JEPSEN) --workload bank --nemesis member,kill-majority --engine rocksdb --time 15 --seed 3
+	$(JEPSEN) --workload set --nemesis partition,pause --time 15 --seed 4
 
 # Stable toolchains build the target without coverage instrumentation; run it
 # with `cargo +nightly fuzz run writeset_decode` from fuzz/.

@@ -1,6 +1,6 @@
-//! `certus-check`: checks a list-append history in Elle's JSON form (an
-//! array of events, or one per line) and prints every anomaly with its
-//! evidence.
+//! `certus-check`: checks a list-append or rw-register history in Elle's
+//! JSON form (an array of events, or one per line) and prints every anomaly
+//! with its evidence.
 //!
 //! ```text
 //! certus-check history.json                  # exit 1 on any anomaly
@@ -13,10 +13,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use certus::check::{check_list_append, read_json};
+use certus::check::{check, read_json};
 use clap::Parser;
 
-/// Checks a list-append history for consistency anomalies (after Elle).
+/// Checks a list-append or rw-register history for consistency anomalies
+/// (after Elle).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match read_json(&text).and_then(|history| check_list_append(&history)) {
+    let report = match read_json(&text).and_then(|history| check(&history)) {
         Ok(report) => report,
         Err(err) => {
             eprintln!("certus-check: {}: {err}", args.history.display());

@@ -28,6 +28,9 @@ pub enum AnomalyKind {
     DuplicateElements,
     /// Two reads of one key, neither a prefix of the other.
     IncompatibleOrder,
+    /// Register versions whose inferred order is cyclic (a version both
+    /// before and after another).
+    CyclicVersions,
 }
 
 /// Which orders a cycle needed besides the data dependencies.
@@ -70,6 +73,7 @@ impl Anomaly {
             AnomalyKind::Internal => "internal",
             AnomalyKind::DuplicateElements => "duplicate-elements",
             AnomalyKind::IncompatibleOrder => "incompatible-order",
+            AnomalyKind::CyclicVersions => "cyclic-versions",
         };
         match self.via {
             Via::Data => base.to_string(),
@@ -85,7 +89,9 @@ impl Anomaly {
         match (self.kind, self.via) {
             (_, Via::Realtime) => "strict serializable / strong snapshot isolation",
             (_, Via::Process) => "strong session serializable / strong session SI",
-            (AnomalyKind::G0 | AnomalyKind::DuplicateElements, _) => "read uncommitted",
+            (AnomalyKind::G0 | AnomalyKind::DuplicateElements | AnomalyKind::CyclicVersions, _) => {
+                "read uncommitted"
+            }
             (
                 AnomalyKind::G1a
                 | AnomalyKind::G1b
@@ -125,5 +131,15 @@ impl Report {
     #[must_use]
     pub fn is_valid_except(&self, allowed: &[&str]) -> bool {
         self.names().iter().all(|n| allowed.contains(&n.as_str()))
+    }
+}
+
+/// An anomaly found in the data itself (not through process or realtime
+/// order).
+pub(crate) fn anomaly(kind: AnomalyKind, explanation: String) -> Anomaly {
+    Anomaly {
+        kind,
+        via: Via::Data,
+        explanation,
     }
 }

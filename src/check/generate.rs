@@ -85,6 +85,7 @@ pub fn serializable(shape: Shape) -> History {
                         let elements = Some(state.get(&key).cloned().unwrap_or_default());
                         Mop::Read { key, elements }
                     }
+                    other => other,
                 })
                 .collect();
             events.push(Event::new(process, EventType::Ok, time, done));

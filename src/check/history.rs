@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 /// A key. Elle's histories use integers or strings; both are kept as text.
 pub type Key = String;
 
-/// One micro-operation of a list-append transaction.
+/// One micro-operation of a transaction: list-append (`Append`, `Read`) or
+/// rw-register (`Write`, `ReadRegister`). A history uses one family only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Mop {
@@ -25,6 +26,40 @@ pub enum Mop {
         /// The elements read, in order.
         elements: Option<Vec<i64>>,
     },
+    /// `[:w k v]`: set the register at `k` to `v`.
+    Write {
+        /// The key.
+        key: Key,
+        /// The value; unique per key across the history.
+        value: i64,
+    },
+    /// `[:r k v]` of a register: in a completion, `None` is nil (the key
+    /// had no value); an invocation's read values mean nothing.
+    ReadRegister {
+        /// The key.
+        key: Key,
+        /// The value read.
+        value: Option<i64>,
+    },
+}
+
+impl Mop {
+    /// The key it touches.
+    #[must_use]
+    pub fn key(&self) -> &Key {
+        match self {
+            Mop::Append { key, .. }
+            | Mop::Read { key, .. }
+            | Mop::Write { key, .. }
+            | Mop::ReadRegister { key, .. } => key,
+        }
+    }
+
+    /// Whether it belongs to the rw-register family.
+    #[must_use]
+    pub fn is_register(&self) -> bool {
+        matches!(self, Mop::Write { .. } | Mop::ReadRegister { .. })
+    }
 }
 
 /// What an event says about its operation.
@@ -127,6 +162,15 @@ pub enum HistoryError {
         /// The element.
         element: i64,
     },
+    /// The same value was written to a register twice; values must be
+    /// unique per key for versions to be told apart.
+    #[error("value {value} was written to key {key} twice")]
+    DuplicateWrite {
+        /// The key.
+        key: Key,
+        /// The value written twice.
+        value: i64,
+    },
     /// Input that is not a history.
     #[error("malformed history: {0}")]
     Malformed(String),
@@ -137,14 +181,30 @@ impl History {
     ///
     /// # Errors
     /// [`HistoryError`] when processes overlap or complete what they never
-    /// invoked.
+    /// invoked, or when list-append and rw-register micro-ops are mixed.
     pub fn new(mut events: Vec<Event>) -> Result<History, HistoryError> {
         for (index, event) in events.iter_mut().enumerate() {
             event.index = index;
         }
+        let mut mops = events.iter().flat_map(|e| e.value.iter());
+        let register = mops.clone().any(Mop::is_register);
+        if register && mops.any(|m| !m.is_register()) {
+            return Err(HistoryError::Malformed(
+                "the history mixes list-append and rw-register micro-ops".into(),
+            ));
+        }
         let history = History { events };
         history.transactions()?;
         Ok(history)
+    }
+
+    /// Whether this is an rw-register history (else list-append).
+    #[must_use]
+    pub fn is_register(&self) -> bool {
+        self.events
+            .iter()
+            .flat_map(|e| e.value.iter())
+            .any(Mop::is_register)
     }
 
     /// The events, in order.
@@ -190,4 +250,15 @@ impl History {
         }
         Ok(txns)
     }
+}
+
+/// A transaction's name in explanations.
+pub(crate) fn name(txns: &[Txn], id: usize) -> String {
+    let txn = &txns[id];
+    let outcome = match txn.outcome {
+        Outcome::Ok => "ok",
+        Outcome::Fail => "fail",
+        Outcome::Info => "info",
+    };
+    format!("T{id} (process {}, {outcome})", txn.process)
 }

@@ -7,6 +7,8 @@
 //! ```
 //!
 //! Keys may be integers or strings; they are written back as they were.
+//! rw-register micro-ops are `["w", k, v]` and `["r", k, v]`; a history with
+//! any of them is a register history, where a nil read is a read of nil.
 
 use serde_json::{Value, json};
 
@@ -35,11 +37,23 @@ pub fn read_json(text: &str) -> Result<History, HistoryError> {
             })
             .collect::<Result<_, _>>()?
     };
-    let events = values
+    let mut events = values
         .iter()
         .enumerate()
         .map(|(n, value)| event(value).map_err(|e| malformed(format!("event {n}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    if events.iter().flat_map(|e| &e.value).any(Mop::is_register) {
+        for mop in events.iter_mut().flat_map(|e| e.value.iter_mut()) {
+            if let Mop::Read {
+                key,
+                elements: None,
+            } = mop
+            {
+                let key = std::mem::take(key);
+                *mop = Mop::ReadRegister { key, value: None };
+            }
+        }
+    }
     History::new(events)
 }
 
@@ -94,15 +108,27 @@ fn mop(value: &Value) -> Result<Mop, String> {
             key,
             element: element(v)?,
         }),
+        Some("w") => Ok(Mop::Write {
+            key,
+            value: element(v)?,
+        }),
         Some("r") => {
             let elements = match v {
                 Value::Null => None,
                 Value::Array(items) => Some(items.iter().map(element).collect::<Result<_, _>>()?),
-                other => return Err(format!("read value {other} is not a list or null")),
+                Value::Number(_) => {
+                    let value = Some(element(v)?);
+                    return Ok(Mop::ReadRegister { key, value });
+                }
+                other => {
+                    return Err(format!(
+                        "read value {other} is not a list, an integer or null"
+                    ));
+                }
             };
             Ok(Mop::Read { key, elements })
         }
-        _ => Err(format!("micro-op {value} is neither append nor r")),
+        _ => Err(format!("micro-op {value} is not append, w or r")),
     }
 }
 
@@ -141,5 +167,7 @@ fn mop_json(mop: &Mop) -> Value {
     match mop {
         Mop::Append { key, element } => json!(["append", key_json(key), element]),
         Mop::Read { key, elements } => json!(["r", key_json(key), elements]),
+        Mop::Write { key, value } => json!(["w", key_json(key), value]),
+        Mop::ReadRegister { key, value } => json!(["r", key_json(key), value]),
     }
 }

@@ -5,33 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::anomaly::{Anomaly, AnomalyKind, Via};
+use super::anomaly::{Anomaly, AnomalyKind, anomaly};
 use super::graph::{EdgeKind, Graph};
-use super::history::{HistoryError, Key, Mop, Outcome, Txn};
+use super::history::{HistoryError, Key, Mop, Outcome, Txn, name};
 
 /// What list-append inference produces.
 pub(crate) struct Inferred {
     pub(crate) graph: Graph,
     pub(crate) anomalies: Vec<Anomaly>,
-}
-
-/// A transaction's name in explanations.
-pub(crate) fn name(txns: &[Txn], id: usize) -> String {
-    let txn = &txns[id];
-    let outcome = match txn.outcome {
-        Outcome::Ok => "ok",
-        Outcome::Fail => "fail",
-        Outcome::Info => "info",
-    };
-    format!("T{id} (process {}, {outcome})", txn.process)
-}
-
-fn anomaly(kind: AnomalyKind, explanation: String) -> Anomaly {
-    Anomaly {
-        kind,
-        via: Via::Data,
-        explanation,
-    }
 }
 
 /// The read of `key` a transaction made before appending to it, if any.
@@ -85,13 +66,13 @@ fn index(txns: &[Txn], anomalies: &mut Vec<Anomaly>) -> Result<Indexes, HistoryE
     for (id, txn) in txns.iter().enumerate() {
         for mop in &txn.mops {
             match mop {
-                Mop::Append { key, element } => {
-                    if writer.insert((key.clone(), *element), id).is_some() {
-                        return Err(HistoryError::DuplicateAppend {
-                            key: key.clone(),
-                            element: *element,
-                        });
-                    }
+                Mop::Append { key, element }
+                    if writer.insert((key.clone(), *element), id).is_some() =>
+                {
+                    return Err(HistoryError::DuplicateAppend {
+                        key: key.clone(),
+                        element: *element,
+                    });
                 }
                 Mop::Read {
                     key,
@@ -110,7 +91,7 @@ fn index(txns: &[Txn], anomalies: &mut Vec<Anomaly>) -> Result<Indexes, HistoryE
                         .or_default()
                         .push((id, elements.clone()));
                 }
-                Mop::Read { .. } => {}
+                _ => {}
             }
         }
     }
@@ -146,13 +127,7 @@ fn readers(txns: &[Txn]) -> BTreeMap<(Key, Option<i64>), Vec<usize>> {
         if txn.outcome != Outcome::Ok {
             continue;
         }
-        let keys: BTreeSet<&Key> = txn
-            .mops
-            .iter()
-            .map(|m| match m {
-                Mop::Append { key, .. } | Mop::Read { key, .. } => key,
-            })
-            .collect();
+        let keys: BTreeSet<&Key> = txn.mops.iter().map(Mop::key).collect();
         for key in keys {
             if let Some(read) = external_read(txn, key) {
                 readers
@@ -298,7 +273,7 @@ fn internal(txns: &[Txn], id: usize, anomalies: &mut Vec<Anomaly>) {
                 *base = Some(elements.clone());
                 own.clear();
             }
-            Mop::Read { .. } => {}
+            _ => {}
         }
     }
 }

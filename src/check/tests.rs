@@ -2,7 +2,8 @@
 
 use super::*;
 
-/// Parses `append x 1` and `r x [1 2]`.
+/// Parses `append x 1` and `r x [1 2]`; for registers, `w x 1`, `r x 1`
+/// and `r x nil`.
 fn mop(text: &str) -> Mop {
     let mut parts = text.splitn(3, ' ');
     let (f, key, rest) = (
@@ -15,6 +16,14 @@ fn mop(text: &str) -> Mop {
         "append" => Mop::Append {
             key,
             element: rest.parse().unwrap(),
+        },
+        "w" => Mop::Write {
+            key,
+            value: rest.parse().unwrap(),
+        },
+        "r" if !rest.starts_with('[') => Mop::ReadRegister {
+            key,
+            value: (rest != "nil").then(|| rest.parse().unwrap()),
         },
         "r" => {
             let inner = rest.trim_start_matches('[').trim_end_matches(']');
@@ -38,6 +47,10 @@ fn invocation(mops: &[Mop]) -> Vec<Mop> {
             Mop::Read { key, .. } => Mop::Read {
                 key: key.clone(),
                 elements: None,
+            },
+            Mop::ReadRegister { key, .. } => Mop::ReadRegister {
+                key: key.clone(),
+                value: None,
             },
             other => other.clone(),
         })
@@ -91,7 +104,7 @@ fn sequential(txns: &[Txn<'_>]) -> History {
 }
 
 fn names(history: &History) -> Vec<String> {
-    let report = check_list_append(history).unwrap();
+    let report = check(history).unwrap();
     for anomaly in &report.anomalies {
         assert!(!anomaly.explanation.is_empty());
     }
@@ -326,7 +339,7 @@ fn malformed_json_names_the_bad_event() {
         read_json(bad)
             .unwrap_err()
             .to_string()
-            .contains("neither append nor r")
+            .contains("not append, w or r")
     );
     assert!(read_json("{not json").is_err());
 }
@@ -356,7 +369,7 @@ fn a_lost_append_in_a_generated_history_is_found() {
         .flat_map(|e| e.value.iter())
         .find_map(|m| match m {
             Mop::Append { key, element } => Some((key.clone(), *element)),
-            Mop::Read { .. } => None,
+            _ => None,
         })
         .unwrap();
     for event in &mut events {
@@ -440,4 +453,121 @@ mod properties {
             }
         }
     }
+}
+
+// rw-register: the fixtures of jepsen.md, and one per anomaly the register
+// inference reports without a cycle.
+
+#[test]
+fn register_g1c_circular_information_flow() {
+    let h = concurrent(&[ok(&["w x 1", "r y 1"]), ok(&["w y 1", "r x 1"])]);
+    assert!(h.is_register());
+    assert_eq!(names(&h), ["G1c"]);
+}
+
+#[test]
+fn register_g2_item_write_skew() {
+    let h = concurrent(&[
+        ok(&["r x nil", "r y nil", "w x 1"]),
+        ok(&["r x nil", "r y nil", "w y 1"]),
+    ]);
+    let report = check_rw_register(&h).unwrap();
+    assert_eq!(report.names(), ["G2-item"]);
+    assert!(report.anomalies[0].explanation.contains("read x = nil"));
+}
+
+#[test]
+fn register_g1a_aborted_read() {
+    let h = concurrent(&[failed(&["w x 1"]), ok(&["r x 1"])]);
+    assert_eq!(names(&h), ["G1a"]);
+}
+
+#[test]
+fn register_g1b_intermediate_read() {
+    let h = concurrent(&[ok(&["w x 1", "w x 2"]), ok(&["r x 1"])]);
+    assert_eq!(names(&h), ["G1b"]);
+}
+
+#[test]
+fn register_g_single_read_skew() {
+    let h = concurrent(&[ok(&["w x 1", "w y 1"]), ok(&["r x 1", "r y nil"])]);
+    assert_eq!(names(&h), ["G-single"]);
+}
+
+#[test]
+fn register_lost_update() {
+    let h = concurrent(&[
+        ok(&["w x 0"]),
+        ok(&["r x 0", "w x 1"]),
+        ok(&["r x 0", "w x 2"]),
+    ]);
+    assert_eq!(names(&h), ["G2-item", "lost-update"]);
+}
+
+#[test]
+fn register_cyclic_versions() {
+    let h = concurrent(&[ok(&["r x 1", "w x 2"]), ok(&["r x 2", "w x 1"])]);
+    assert_eq!(names(&h), ["G1c", "cyclic-versions"]);
+}
+
+#[test]
+fn register_internal_inconsistency() {
+    let h = concurrent(&[ok(&["w x 2"]), ok(&["w x 1", "r x 2"])]);
+    assert!(names(&h).contains(&"internal".to_string()));
+}
+
+#[test]
+fn register_stale_read_is_a_realtime_cycle_only() {
+    let h = sequential(&[ok(&["r x nil", "w x 1"]), ok(&["r x nil"])]);
+    assert_eq!(names(&h), ["G-single-realtime"]);
+}
+
+#[test]
+fn register_serial_history_is_clean() {
+    let h = sequential(&[
+        ok(&["r x nil", "w x 1"]),
+        ok(&["r x 1", "w x 2", "r y nil"]),
+        ok(&["r x 2", "w y 3"]),
+        ok(&["r y 3", "r x 2"]),
+    ]);
+    assert!(names(&h).is_empty());
+}
+
+#[test]
+fn register_history_round_trips_through_json() {
+    let h = sequential(&[
+        ok(&["r x nil", "w x 1"]),
+        failed(&["w y 2"]),
+        ok(&["r x 1"]),
+    ]);
+    let text = write_json_lines(&h);
+    assert!(text.contains(r#"["w","x",1]"#), "{text}");
+    let back = read_json(&text).unwrap();
+    assert_eq!(back, h);
+    // A nil read in an invocation of a register history is a register read.
+    let first = &back.events()[0].value[0];
+    assert_eq!(
+        *first,
+        Mop::ReadRegister {
+            key: "x".into(),
+            value: None
+        }
+    );
+}
+
+#[test]
+fn register_histories_reject_duplicates_and_mixing() {
+    let dup = concurrent(&[ok(&["w x 1"]), ok(&["w x 1"])]);
+    assert_eq!(
+        check(&dup).unwrap_err(),
+        HistoryError::DuplicateWrite {
+            key: "x".into(),
+            value: 1
+        }
+    );
+    let mixed = r#"{"type":"invoke","process":0,"value":[["w","x",1],["append","y",2]]}"#;
+    assert!(matches!(
+        read_json(mixed),
+        Err(HistoryError::Malformed(m)) if m.contains("mixes")
+    ));
 }

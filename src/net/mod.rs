@@ -21,6 +21,7 @@ mod wire;
 pub(crate) use client::{ClientConfig, PeerClient};
 pub use error::NetError;
 pub(crate) use server::{Handler, ServerConfig, serve};
+pub use wire::connection_origin;
 
 #[cfg(test)]
 mod tests;

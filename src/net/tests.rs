@@ -86,3 +86,20 @@ async fn an_unreachable_peer_fails_fast_without_sending() {
         .expect_err("nobody listens");
     assert!(matches!(err, NetError::Unreachable { .. }), "{err:?}");
 }
+
+#[test]
+fn connection_origin_reads_the_hello_and_nothing_else() {
+    let hello = wire::Hello {
+        protocol: wire::PROTOCOL,
+        cluster: "c".into(),
+        from: NodeId::new(7),
+        to: NodeId::new(2),
+    };
+    let frame = wire::encode(&hello, 1 << 16).expect("encode");
+    assert_eq!(connection_origin(&frame), Some(NodeId::new(7)));
+    // A truncated hello, a reply, and bytes that are no frame at all.
+    assert_eq!(connection_origin(&frame[..frame.len() - 1]), None);
+    let reply = wire::encode(&wire::HelloReply::Welcome, 1 << 16).expect("encode");
+    assert_eq!(connection_origin(&reply), None);
+    assert_eq!(connection_origin(b"GET / HTTP/1.0\r\n\r\n"), None);
+}

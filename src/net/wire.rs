@@ -56,6 +56,20 @@ impl Hello {
     }
 }
 
+/// Which node opened a peer connection, read from the first frame it sent:
+/// its hello. For tools that sit on peer links, such as the consistency
+/// suite's fault-injecting proxy. `None` when `frame` is not one complete,
+/// valid hello.
+pub fn connection_origin(frame: &[u8]) -> Option<NodeId> {
+    let (header, body) = frame::decode(frame, frame.len()).ok()?;
+    if header.kind != FrameKind::Peer || header.frame_len() != frame.len() {
+        return None;
+    }
+    frame::decode_body::<Hello>(FrameKind::Peer, body)
+        .ok()
+        .map(|hello| hello.from)
+}
+
 /// Encodes one peer frame.
 pub(crate) fn encode<T: Serialize>(value: &T, max: usize) -> Result<Bytes, NetError> {
     Ok(frame::encode(FrameKind::Peer, value, max)?)

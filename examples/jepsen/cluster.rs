@@ -1,0 +1,314 @@
+//! Real `certusd` processes on loopback, each behind its peer proxy, and
+//! the faults a nemesis can apply to them: SIGKILL and restart, SIGSTOP and
+//! SIGCONT, leaving the cluster and a new node joining.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::proxy::{Net, Proxy};
+
+/// What every node of the cluster shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// The `certusd` binary.
+    pub(crate) certusd: PathBuf,
+    /// Where the nodes keep their data and logs.
+    pub(crate) dir: PathBuf,
+    /// rocksdb, redb or memory.
+    pub(crate) engine: String,
+    /// snapshot or serializable.
+    pub(crate) isolation: String,
+}
+
+/// One certusd process and its addresses.
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    pub(crate) client: SocketAddr,
+    health: SocketAddr,
+    proxy: Proxy,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Node {
+    /// The health check's HTTP status, or `None` while nothing answers.
+    pub(crate) fn health(&self) -> Option<u16> {
+        let mut stream = TcpStream::connect_timeout(&self.health, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split(' ').nth(1)?.parse().ok()
+    }
+
+    fn spawn(&mut self, certusd: &Path) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("{}: {e}", self.log.display()))?;
+        let child = Command::new(certusd)
+            .arg(format!("--config={}", self.config.display()))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", certusd.display()))?;
+        self.child = Some(child);
+        self.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+}
+
+/// The cluster under test.
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) net: Arc<Net>,
+    settings: Settings,
+    next_id: u64,
+}
+
+impl Cluster {
+    /// Starts `count` nodes and waits until all are healthy.
+    pub(crate) fn start(settings: Settings, count: u64) -> Result<Cluster, String> {
+        let net = Arc::new(Net::default());
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            net,
+            settings,
+            next_id: 1,
+        };
+        let mut prepared = Vec::new();
+        for _ in 0..count {
+            prepared.push(cluster.prepare()?);
+        }
+        let members: Vec<(u64, SocketAddr)> = prepared
+            .iter()
+            .map(|(n, _)| (n.id, n.proxy.addr()))
+            .collect();
+        for (mut node, peer) in prepared {
+            write_config(&cluster.settings, &node, peer, Start::Members(&members))?;
+            node.spawn(&cluster.settings.certusd)?;
+            cluster.nodes.push(node);
+        }
+        for node in &cluster.nodes {
+            wait_healthy(node, Duration::from_secs(60))?;
+        }
+        Ok(cluster)
+    }
+
+    /// A new node's ports, proxy and files; not yet started.
+    fn prepare(&mut self) -> Result<(Node, SocketAddr), String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let peer = free_addr()?;
+        let proxy_listener =
+            TcpListener::bind("127.0.0.1:0").map_err(|e| format!("proxy bind: {e}"))?;
+        let proxy = Proxy::start(proxy_listener, id, peer, self.net.clone());
+        let node = Node {
+            id,
+            client: free_addr()?,
+            health: free_addr()?,
+            proxy,
+            config: self.settings.dir.join(format!("node-{id}.toml")),
+            log: self.settings.dir.join(format!("node-{id}.log")),
+            child: None,
+            paused: false,
+        };
+        Ok((node, peer))
+    }
+
+    pub(crate) fn node(&mut self, id: u64) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("no such node")
+    }
+
+    pub(crate) fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Client addresses of every member, running or not.
+    pub(crate) fn clients(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|n| n.client).collect()
+    }
+
+    /// SIGKILL: nothing flushed beyond what was synced.
+    pub(crate) fn kill(&mut self, id: u64) {
+        let node = self.node(id);
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed node again on its data.
+    pub(crate) fn restart(&mut self, id: u64) -> Result<(), String> {
+        let certusd = self.settings.certusd.clone();
+        let node = self.node(id);
+        if node.child.is_none() {
+            node.spawn(&certusd)?;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP.
+    pub(crate) fn pause(&mut self, id: u64) {
+        let node = self.node(id);
+        node.signal("STOP");
+        node.paused = node.child.is_some();
+    }
+
+    /// SIGCONT.
+    pub(crate) fn resume(&mut self, id: u64) {
+        let node = self.node(id);
+        if node.paused {
+            node.signal("CONT");
+            node.paused = false;
+        }
+    }
+
+    /// Node `id` leaves the cluster (`CERTUS LEAVE` on itself), then its
+    /// process is stopped and its data discarded.
+    pub(crate) fn leave(&mut self, id: u64) -> Result<(), String> {
+        let node = self.node(id);
+        let addr = node.client;
+        let reply = redis::Client::open(format!("redis://{addr}/"))
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut con| {
+                con.set_read_timeout(Some(Duration::from_secs(20)))?;
+                redis::cmd("CERTUS").arg("LEAVE").query::<String>(&mut con)
+            })
+            .map_err(|e| format!("node {id} could not leave: {e}"))?;
+        if reply != "OK" {
+            return Err(format!("node {id} answered {reply} to CERTUS LEAVE"));
+        }
+        self.kill(id);
+        self.nodes.retain(|n| n.id != id);
+        Ok(())
+    }
+
+    /// A new node joins through the live members and becomes healthy.
+    pub(crate) fn join(&mut self) -> Result<u64, String> {
+        let seeds: Vec<SocketAddr> = self.nodes.iter().map(|n| n.proxy.addr()).collect();
+        let (mut node, peer) = self.prepare()?;
+        write_config(&self.settings, &node, peer, Start::Join(&seeds))?;
+        node.spawn(&self.settings.certusd)?;
+        let id = node.id;
+        self.nodes.push(node);
+        Ok(id)
+    }
+
+    /// Undoes every fault: heals the network, resumes and restarts every
+    /// node; then waits (bounded) until all are healthy.
+    pub(crate) fn recover(&mut self, bound: Duration) -> Result<(), String> {
+        self.net.heal();
+        for id in self.ids() {
+            self.resume(id);
+            self.restart(id)?;
+        }
+        for node in &self.nodes {
+            wait_healthy(node, bound)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.net.stop();
+        for id in self.ids() {
+            self.resume(id);
+            self.kill(id);
+        }
+    }
+}
+
+/// Polls the health check until it answers 200, for at most `bound`.
+pub(crate) fn wait_healthy(node: &Node, bound: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + bound;
+    while node.health() != Some(200) {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "node {} not healthy after {bound:?}; see {}",
+                node.id,
+                node.log.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+enum Start<'a> {
+    Members(&'a [(u64, SocketAddr)]),
+    Join(&'a [SocketAddr]),
+}
+
+/// Short timeouts, so faults show within a short run; a short log, so
+/// restarted and new nodes also get full state transfers.
+fn write_config(
+    settings: &Settings,
+    node: &Node,
+    peer: SocketAddr,
+    start: Start<'_>,
+) -> Result<(), String> {
+    let id = node.id;
+    let mut text = format!(
+        "node_id = {id}\ncluster = \"jepsen\"\ndata_dir = \"{}\"\n\
+         peer_listen = \"{peer}\"\npeer_advertise = \"{}\"\n\
+         client_listen = \"{}\"\nhealth_listen = \"{}\"\n\
+         engine = \"{}\"\nisolation = \"{}\"\n\
+         heartbeat_ms = 50\nelection_timeout_ms = [400, 800]\nprimary_lease_ms = 800\n\
+         commit_timeout_ms = 5000\nlog_retention = 2000\n",
+        settings.dir.join(format!("node-{id}")).display(),
+        node.proxy.addr(),
+        node.client,
+        node.health,
+        settings.engine,
+        settings.isolation,
+    );
+    match start {
+        Start::Join(seeds) => {
+            let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+            text.push_str(&format!("join = [{}]\n", seeds.join(", ")));
+        }
+        Start::Members(members) => {
+            text.push_str("[initial_members]\n");
+            for (id, addr) in members {
+                text.push_str(&format!("\"{id}\" = \"{addr}\"\n"));
+            }
+        }
+    }
+    std::fs::write(&node.config, text).map_err(|e| format!("{}: {e}", node.config.display()))
+}
+
+/// A free loopback address below the ephemeral port range, released for a
+/// certusd process to bind (and bind again when it restarts): the nodes'
+/// own outgoing connections never take it meanwhile.
+fn free_addr() -> Result<SocketAddr, String> {
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().map_err(|e| e.to_string());
+        }
+    }
+    Err("no free port in 20000..32000".into())
+}
