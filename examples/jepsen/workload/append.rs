@@ -9,7 +9,8 @@ use std::sync::{Mutex, PoisonError};
 use redis::Connection;
 use serde_json::{Value, json};
 
-use super::{Exec, Verdict, Workload, check_transactions, multi_exec, parse_list};
+use super::keys::{KeyPool, mget};
+use super::{Verdict, Workload, check_transactions, multi_exec, parse_list, settle};
 use crate::client::{Outcome, Recorder};
 
 /// Keys written at once.
@@ -17,15 +18,9 @@ const ACTIVE_KEYS: usize = 5;
 /// Appends per key before it is retired.
 const APPENDS_PER_KEY: u32 = 32;
 
-struct Keys {
-    active: Vec<(u64, u32)>,
-    next_key: u64,
-    next_element: i64,
-}
-
 /// The list-append workload.
 pub(crate) struct Append {
-    keys: Mutex<Keys>,
+    keys: Mutex<KeyPool>,
     garbage: AtomicU64,
     /// Anomalies the isolation level under test permits.
     allowed: Vec<&'static str>,
@@ -41,43 +36,21 @@ impl Append {
     /// `serializable`: whether the cluster runs serializable transactions
     /// (else snapshot isolation, which permits write skew: G2-item).
     pub(crate) fn new(serializable: bool) -> Append {
-        let allowed = if serializable {
-            Vec::new()
-        } else {
-            vec!["G2-item", "G2-item-process", "G2-item-realtime"]
-        };
         Append {
-            keys: Mutex::new(Keys {
-                active: (0..ACTIVE_KEYS as u64).map(|k| (k, 0)).collect(),
-                next_key: ACTIVE_KEYS as u64,
-                next_element: 1,
-            }),
+            keys: Mutex::new(KeyPool::new(ACTIVE_KEYS, APPENDS_PER_KEY)),
             garbage: AtomicU64::new(0),
-            allowed,
+            allowed: super::allowed(serializable),
         }
     }
 
     fn generate(&self, rng: &mut fastrand::Rng) -> Vec<Mop> {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        let len = rng.usize(1..=4);
-        let mut mops = Vec::with_capacity(len);
-        for _ in 0..len {
-            let slot = rng.usize(..keys.active.len());
-            let key = keys.active[slot].0;
-            if rng.bool() {
-                mops.push(Mop::Read(key));
-                continue;
-            }
-            let element = keys.next_element;
-            keys.next_element += 1;
-            mops.push(Mop::Append(key, element));
-            keys.active[slot].1 += 1;
-            if keys.active[slot].1 >= APPENDS_PER_KEY {
-                keys.active[slot] = (keys.next_key, 0);
-                keys.next_key += 1;
-            }
-        }
-        mops
+        (0..rng.usize(1..=4))
+            .map(|_| match keys.pick(rng) {
+                (key, Some(element)) => Mop::Append(key, element),
+                (key, None) => Mop::Read(key),
+            })
+            .collect()
     }
 }
 
@@ -119,26 +92,10 @@ impl Workload for Append {
                 };
             }
         });
-        let replies = match reply {
-            Ok(Exec::Done(replies)) if replies.len() == mops.len() => replies,
-            Ok(Exec::Done(_)) => {
-                let err = "EXEC answered a different number of replies";
-                recorder.errored(process, Outcome::Info, "txn", mops_json(&mops, None), &err);
-                return Outcome::Info;
-            }
-            Ok(Exec::Aborted) => {
-                recorder.complete(process, Outcome::Fail, "txn", mops_json(&mops, None));
-                return Outcome::Fail;
-            }
-            Ok(Exec::Failed(outcome, err)) => {
-                recorder.errored(process, outcome, "txn", mops_json(&mops, None), &err);
-                return outcome;
-            }
-            Err(err) => {
-                let outcome = Outcome::of(&err);
-                recorder.errored(process, outcome, "txn", mops_json(&mops, None), &err);
-                return outcome;
-            }
+        let invoked = mops_json(&mops, None);
+        let replies = match settle(reply, mops.len(), recorder, process, "txn", &invoked) {
+            Ok(replies) => replies,
+            Err(outcome) => return outcome,
         };
         let mut reads = Vec::new();
         for (mop, reply) in mops.iter().zip(&replies) {
@@ -159,24 +116,18 @@ impl Workload for Append {
         process: u64,
         recorder: &Recorder,
     ) -> Result<Value, String> {
-        let next_key = self
+        let used = self
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .next_key;
-        let mops: Vec<Mop> = (0..next_key).map(Mop::Read).collect();
+            .used();
+        let mops: Vec<Mop> = (0..used).map(Mop::Read).collect();
         recorder.invoke(process, "txn", mops_json(&mops, None));
-        let keys: Vec<String> = (0..next_key).map(redis_key).collect();
-        let mut reads = Vec::new();
-        for chunk in keys.chunks(500) {
-            let values: Vec<redis::Value> = redis::cmd("MGET")
-                .arg(chunk)
-                .query(con)
-                .map_err(|e| format!("final read: {e}"))?;
-            for value in &values {
-                reads.push(parse_list(value).ok_or("final read: not a list")?);
-            }
-        }
+        let keys: Vec<String> = (0..used).map(redis_key).collect();
+        let reads = mget(con, &keys)?
+            .iter()
+            .map(|value| parse_list(value).ok_or("final read: not a list"))
+            .collect::<Result<Vec<_>, _>>()?;
         recorder.complete(process, Outcome::Ok, "txn", mops_json(&mops, Some(&reads)));
         Ok(json!(reads))
     }

@@ -5,7 +5,7 @@
 use redis::Connection;
 use serde_json::{Value, json};
 
-use super::{Exec, Verdict, Workload, before_commit, multi_exec, outcome_counts};
+use super::{Verdict, Workload, before_commit, multi_exec, outcome_counts, record_read, settle};
 use crate::client::{Outcome, Recorder};
 
 const ACCOUNTS: u64 = 5;
@@ -64,21 +64,11 @@ impl Bank {
             pipe.cmd("SET").arg(&a).arg(have - amount);
             pipe.cmd("SET").arg(&b).arg(other + amount);
         });
-        let outcome = match reply {
-            Ok(Exec::Done(_)) => Outcome::Ok,
-            Ok(Exec::Aborted) => Outcome::Fail,
-            Ok(Exec::Failed(outcome, err)) => {
-                recorder.errored(process, outcome, "transfer", value, &err);
-                return outcome;
-            }
-            Err(err) => {
-                let outcome = Outcome::of(&err);
-                recorder.errored(process, outcome, "transfer", value, &err);
-                return outcome;
-            }
-        };
-        recorder.complete(process, outcome, "transfer", value);
-        outcome
+        if let Err(outcome) = settle(reply, 2, recorder, process, "transfer", &value) {
+            return outcome;
+        }
+        recorder.complete(process, Outcome::Ok, "transfer", value);
+        Outcome::Ok
     }
 }
 
@@ -106,17 +96,7 @@ impl Workload for Bank {
             return self.transfer(con, process, recorder, rng);
         }
         recorder.invoke(process, "read", Value::Null);
-        match read_all(con) {
-            Ok(balances) => {
-                recorder.complete(process, Outcome::Ok, "read", balances_json(&balances));
-                Outcome::Ok
-            }
-            Err(err) => {
-                let outcome = before_commit(&err);
-                recorder.errored(process, outcome, "read", Value::Null, &err);
-                outcome
-            }
-        }
+        record_read(recorder, process, read_all(con).map(|b| balances_json(&b)))
     }
 
     fn final_read(

@@ -2,6 +2,7 @@
 
 mod append;
 mod bank;
+mod keys;
 mod register;
 mod set;
 
@@ -165,5 +166,63 @@ pub(crate) fn check_transactions(events: &[Value], allowed: &[&str], extra: Valu
     Verdict {
         valid: report.is_valid_except(allowed),
         summary,
+    }
+}
+
+/// Settles a `MULTI`/`EXEC` exchange: anything but a commit of `expected`
+/// commands is recorded as the operation's completion and returned as
+/// `Err`; a commit returns EXEC's replies, for the caller to record.
+pub(crate) fn settle(
+    reply: redis::RedisResult<Exec>,
+    expected: usize,
+    recorder: &Recorder,
+    process: u64,
+    f: &str,
+    invoked: &Value,
+) -> Result<Vec<redis::Value>, Outcome> {
+    let (outcome, err) = match reply {
+        Ok(Exec::Done(replies)) if replies.len() == expected => return Ok(replies),
+        Ok(Exec::Done(_)) => (
+            Outcome::Info,
+            "EXEC answered a different number of replies".into(),
+        ),
+        Ok(Exec::Aborted) => {
+            recorder.complete(process, Outcome::Fail, f, invoked.clone());
+            return Err(Outcome::Fail);
+        }
+        Ok(Exec::Failed(outcome, err)) => (outcome, err),
+        Err(err) => (Outcome::of(&err), err.to_string()),
+    };
+    recorder.errored(process, outcome, f, invoked.clone(), &err);
+    Err(outcome)
+}
+
+/// Records a read with no effect on the data: ok with what it saw, else
+/// failed (nothing to be unsure about) with its error.
+pub(crate) fn record_read(
+    recorder: &Recorder,
+    process: u64,
+    read: redis::RedisResult<Value>,
+) -> Outcome {
+    match read {
+        Ok(value) => {
+            recorder.complete(process, Outcome::Ok, "read", value);
+            Outcome::Ok
+        }
+        Err(err) => {
+            let outcome = before_commit(&err);
+            recorder.errored(process, outcome, "read", Value::Null, &err);
+            outcome
+        }
+    }
+}
+
+/// Anomalies the isolation level permits: snapshot isolation allows write
+/// skew (G2-item, with any order); serializable allows nothing.
+pub(crate) fn allowed(serializable: bool) -> Vec<&'static str> {
+    if serializable {
+        Vec::new()
+    } else {
+        vec!["G2-item", "G2-item-process", "G2-item-realtime"]
     }
 }

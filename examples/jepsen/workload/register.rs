@@ -7,7 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use redis::Connection;
 use serde_json::{Value, json};
 
-use super::{Exec, Verdict, Workload, multi_exec};
+use super::keys::{KeyPool, mget};
+use super::{Verdict, Workload, multi_exec, settle};
 use crate::client::{Outcome, Recorder};
 
 /// Keys written at once.
@@ -15,15 +16,9 @@ const ACTIVE_KEYS: usize = 4;
 /// Writes per key before it is retired.
 const WRITES_PER_KEY: u32 = 32;
 
-struct Keys {
-    active: Vec<(u64, u32)>,
-    next_key: u64,
-    next_value: i64,
-}
-
 /// The rw-register workload.
 pub(crate) struct Register {
-    keys: Mutex<Keys>,
+    keys: Mutex<KeyPool>,
     garbage: AtomicU64,
     allowed: Vec<&'static str>,
 }
@@ -37,42 +32,21 @@ impl Register {
     /// `serializable`: as for list-append, snapshot isolation permits
     /// write skew (G2-item).
     pub(crate) fn new(serializable: bool) -> Register {
-        let allowed = if serializable {
-            Vec::new()
-        } else {
-            vec!["G2-item", "G2-item-process", "G2-item-realtime"]
-        };
         Register {
-            keys: Mutex::new(Keys {
-                active: (0..ACTIVE_KEYS as u64).map(|k| (k, 0)).collect(),
-                next_key: ACTIVE_KEYS as u64,
-                next_value: 1,
-            }),
+            keys: Mutex::new(KeyPool::new(ACTIVE_KEYS, WRITES_PER_KEY)),
             garbage: AtomicU64::new(0),
-            allowed,
+            allowed: super::allowed(serializable),
         }
     }
 
     fn generate(&self, rng: &mut fastrand::Rng) -> Vec<Mop> {
         let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut mops = Vec::new();
-        for _ in 0..rng.usize(1..=3) {
-            let slot = rng.usize(..keys.active.len());
-            let key = keys.active[slot].0;
-            if rng.bool() {
-                mops.push(Mop::Read(key));
-                continue;
-            }
-            let value = keys.next_value;
-            keys.next_value += 1;
-            mops.push(Mop::Write(key, value));
-            keys.active[slot].1 += 1;
-            if keys.active[slot].1 >= WRITES_PER_KEY {
-                keys.active[slot] = (keys.next_key, 0);
-                keys.next_key += 1;
-            }
-        }
-        mops
+        (0..rng.usize(1..=3))
+            .map(|_| match keys.pick(rng) {
+                (key, Some(value)) => Mop::Write(key, value),
+                (key, None) => Mop::Read(key),
+            })
+            .collect()
     }
 }
 
@@ -128,26 +102,9 @@ impl Workload for Register {
                 };
             }
         });
-        let replies = match reply {
-            Ok(Exec::Done(replies)) if replies.len() == mops.len() => replies,
-            Ok(Exec::Aborted) => {
-                recorder.complete(process, Outcome::Fail, "txn", invoked);
-                return Outcome::Fail;
-            }
-            Ok(Exec::Done(_)) => {
-                let err = "EXEC answered a different number of replies";
-                recorder.errored(process, Outcome::Info, "txn", invoked, &err);
-                return Outcome::Info;
-            }
-            Ok(Exec::Failed(outcome, err)) => {
-                recorder.errored(process, outcome, "txn", invoked, &err);
-                return outcome;
-            }
-            Err(err) => {
-                let outcome = Outcome::of(&err);
-                recorder.errored(process, outcome, "txn", invoked, &err);
-                return outcome;
-            }
+        let replies = match settle(reply, mops.len(), recorder, process, "txn", &invoked) {
+            Ok(replies) => replies,
+            Err(outcome) => return outcome,
         };
         let mut reads = Vec::new();
         for (mop, reply) in mops.iter().zip(&replies) {
@@ -173,24 +130,18 @@ impl Workload for Register {
         process: u64,
         recorder: &Recorder,
     ) -> Result<Value, String> {
-        let next_key = self
+        let used = self
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .next_key;
-        let mops: Vec<Mop> = (0..next_key).map(Mop::Read).collect();
+            .used();
+        let mops: Vec<Mop> = (0..used).map(Mop::Read).collect();
         recorder.invoke(process, "txn", mops_json(&mops, None));
-        let keys: Vec<String> = (0..next_key).map(redis_key).collect();
-        let mut reads = Vec::new();
-        for chunk in keys.chunks(500) {
-            let values: Vec<redis::Value> = redis::cmd("MGET")
-                .arg(chunk)
-                .query(con)
-                .map_err(|e| format!("final read: {e}"))?;
-            for value in &values {
-                reads.push(parse_value(value)?);
-            }
-        }
+        let keys: Vec<String> = (0..used).map(redis_key).collect();
+        let reads = mget(con, &keys)?
+            .iter()
+            .map(parse_value)
+            .collect::<Result<Vec<_>, _>>()?;
         recorder.complete(process, Outcome::Ok, "txn", mops_json(&mops, Some(&reads)));
         Ok(json!(reads))
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use redis::Connection;
 use serde_json::{Value, json};
 
-use super::{Verdict, Workload, before_commit, outcome_counts};
+use super::{Verdict, Workload, outcome_counts, record_read};
 use crate::client::{Outcome, Recorder};
 
 const SHARDS: i64 = 8;
@@ -73,17 +73,7 @@ impl Workload for SetFull {
             };
         }
         recorder.invoke(process, "read", Value::Null);
-        match self.read(con) {
-            Ok(set) => {
-                recorder.complete(process, Outcome::Ok, "read", json!(set));
-                Outcome::Ok
-            }
-            Err(err) => {
-                let outcome = before_commit(&err);
-                recorder.errored(process, outcome, "read", Value::Null, &err);
-                outcome
-            }
-        }
+        record_read(recorder, process, self.read(con).map(|set| json!(set)))
     }
 
     fn final_read(
