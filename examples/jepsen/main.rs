@@ -87,8 +87,14 @@ fn make_workload(args: &Args) -> Result<Arc<dyn Workload>, String> {
         other => return Err(format!("unknown isolation {other:?}")),
     };
     Ok(match args.workload.as_str() {
-        "append" => Arc::new(workload::Append::new(serializable)),
-        "register" => Arc::new(workload::Register::new(serializable)),
+        "append" => Arc::new(workload::Transactions::new(
+            workload::Family::Append,
+            serializable,
+        )),
+        "register" => Arc::new(workload::Transactions::new(
+            workload::Family::Register,
+            serializable,
+        )),
         "bank" => Arc::new(workload::Bank),
         "set" => Arc::new(workload::SetFull::new()),
         other => return Err(format!("unknown workload {other:?}")),

@@ -1,20 +1,18 @@
 //! The workloads: what clients do, and how their history is checked.
 
-mod append;
 mod bank;
 mod keys;
-mod register;
 mod set;
+mod txn;
 
 use redis::Connection;
 use serde_json::Value;
 
 use crate::client::{Outcome, Recorder};
 
-pub(crate) use append::Append;
 pub(crate) use bank::Bank;
-pub(crate) use register::Register;
 pub(crate) use set::SetFull;
+pub(crate) use txn::{Family, Transactions};
 
 /// One workload.
 pub(crate) trait Workload: Send + Sync {
