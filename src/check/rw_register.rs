@@ -17,7 +17,7 @@ type Version = Option<i64>;
 
 /// A transaction's external reads (its first read of a key, when that
 /// precedes its writes to the key) and external writes (its last write).
-fn externals(txn: &Txn) -> (BTreeMap<&Key, Version>, BTreeMap<&Key, i64>) {
+fn externals(txn: &Txn) -> Externals<'_> {
     let mut reads = BTreeMap::new();
     let mut writes: BTreeMap<&Key, i64> = BTreeMap::new();
     for mop in &txn.mops {
@@ -31,10 +31,18 @@ fn externals(txn: &Txn) -> (BTreeMap<&Key, Version>, BTreeMap<&Key, i64>) {
             _ => {}
         }
     }
-    (reads, writes)
+    Externals { reads, writes }
 }
 
-struct Indexes {
+/// One transaction's external reads and writes, per key.
+struct Externals<'a> {
+    reads: BTreeMap<&'a Key, Version>,
+    writes: BTreeMap<&'a Key, i64>,
+}
+
+struct Indexes<'a> {
+    /// Each transaction's externals, computed once.
+    ext: Vec<Externals<'a>>,
     /// (key, value) → the transaction that wrote it.
     writer: BTreeMap<(Key, i64), usize>,
     /// (key, version) → committed transactions that externally read it.
@@ -63,8 +71,9 @@ pub(crate) fn infer(txns: &[Txn]) -> Result<Inferred, HistoryError> {
     Ok(Inferred { graph, anomalies })
 }
 
-fn index(txns: &[Txn]) -> Result<Indexes, HistoryError> {
+fn index(txns: &[Txn]) -> Result<Indexes<'_>, HistoryError> {
     let mut ix = Indexes {
+        ext: txns.iter().map(externals).collect(),
         writer: BTreeMap::new(),
         readers: BTreeMap::new(),
         versions: BTreeMap::new(),
@@ -80,8 +89,8 @@ fn index(txns: &[Txn]) -> Result<Indexes, HistoryError> {
                 });
             }
         }
-        let (reads, writes) = externals(txn);
-        for (&key, &value) in &writes {
+        let Externals { reads, writes } = &ix.ext[id];
+        for (&key, &value) in writes {
             // nil comes before every value written.
             let edges = ix.versions.entry(key.clone()).or_default();
             edges.insert((None, value));
@@ -94,7 +103,7 @@ fn index(txns: &[Txn]) -> Result<Indexes, HistoryError> {
             }
         }
         if txn.outcome == Outcome::Ok {
-            for (key, version) in reads {
+            for (&key, &version) in reads {
                 ix.readers
                     .entry((key.clone(), version))
                     .or_default()
@@ -164,8 +173,7 @@ fn read_edges(
     graph: &mut Graph,
     anomalies: &mut Vec<Anomaly>,
 ) {
-    let (reads, _) = externals(&txns[id]);
-    for (key, version) in reads {
+    for (&key, &version) in &ix.ext[id].reads {
         let Some(value) = version else { continue };
         let Some(&w) = ix.writer.get(&(key.clone(), value)) else {
             continue;
@@ -182,7 +190,7 @@ fn read_edges(
             anomalies.push(anomaly(AnomalyKind::G1a, text));
             continue;
         }
-        if externals(&txns[w]).1.get(key) != Some(&value) {
+        if ix.ext[w].writes.get(key) != Some(&value) {
             let text = format!(
                 "{} read {key} = {value}, an intermediate write of {}",
                 name(txns, id),
@@ -275,7 +283,7 @@ fn lost_updates(txns: &[Txn], ix: &Indexes, anomalies: &mut Vec<Anomaly>) {
         let writers: Vec<usize> = readers
             .iter()
             .copied()
-            .filter(|&id| externals(&txns[id]).1.contains_key(key))
+            .filter(|&id| ix.ext[id].writes.contains_key(key))
             .collect();
         if writers.len() > 1 {
             let names: Vec<String> = writers.iter().map(|id| name(txns, *id)).collect();
