@@ -5,9 +5,9 @@ CARGO ?= cargo
 # do not need it, so the release build never compiles it.
 FEATURES ?= --features rocksdb
 
-.PHONY: test deps fmt-check clippy unit example-smoke jepsen-smoke fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix
+.PHONY: test deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix
 
-test: deps fmt-check clippy unit example-smoke jepsen-smoke fuzz-build bench-build
+test: deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build
 
 # A C++ compiler and libclang for RocksDB, from Debian, when missing.
 deps:
@@ -59,6 +59,18 @@ jepsen-smoke: jepsen-build
 	$(JEPSEN) --workload register --nemesis kill-all,pause --isolation serializable --time 15 --seed 2
 	$(JEPSEN) --workload bank --nemesis member,kill-majority --engine rocksdb --time 15 --seed 3
 	$(JEPSEN) --workload set --nemesis partition,pause --time 15 --seed 4
+
+# Deterministic simulation (tests/simulation): SEEDS seeds from FIRST, or
+# the one SEED, replayed exactly. `--cfg tokio_unstable` lets turmoil seed
+# tokio's own random choices; it changes every crate's flags, so the build
+# has its own target directory (without RocksDB, which it does not use).
+SEEDS ?= 8
+FIRST ?= 1
+SIM_TARGET = $${CARGO_TARGET_DIR:-target}-sim
+simulation:
+	CARGO_TARGET_DIR=$(SIM_TARGET) RUSTFLAGS="--cfg tokio_unstable" \
+	CERTUS_SIM_SEEDS=$(SEEDS) CERTUS_SIM_FIRST=$(FIRST) $(if $(SEED),CERTUS_SIM_SEED=$(SEED)) \
+		$(CARGO) test --locked --test simulation
 
 # Stable toolchains build the target without coverage instrumentation; run it
 # with `cargo +nightly fuzz run writeset_decode` from fuzz/.

@@ -12,6 +12,7 @@ pub mod net;
 pub mod node;
 pub mod order;
 pub mod server;
+pub mod simulation;
 mod task;
 pub mod transfer;
 pub mod writeset;

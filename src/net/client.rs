@@ -1,6 +1,6 @@
 //! The connecting side: one persistent, pipelined connection per peer.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,18 +9,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::error::NetError;
+use super::transport::{BoxStream, Connector};
 use super::wire::{self, FrameReader, Hello, HelloReply, PROTOCOL, Tagged};
 use crate::ids::NodeId;
 
 /// How a node connects to its peers.
 #[derive(Clone, Debug)]
 pub(crate) struct ClientConfig {
+    /// Opens the connections.
+    pub(crate) connector: Arc<dyn Connector>,
     /// The cluster name sent in every handshake.
     pub(crate) cluster: String,
     /// This node.
@@ -33,6 +36,11 @@ pub(crate) struct ClientConfig {
     pub(crate) connect_timeout: Duration,
     /// First and longest pause between connection attempts.
     pub(crate) backoff: (Duration, Duration),
+    /// A connection on which a request has waited this long with nothing
+    /// at all heard back since it was written is taken for dead (the peer
+    /// or the path to it vanished without a reset, and TCP may retransmit
+    /// into the void for many minutes) and replaced.
+    pub(crate) dead_after: Duration,
 }
 
 type Reply<Resp> = oneshot::Sender<Result<Resp, NetError>>;
@@ -49,12 +57,39 @@ struct Shared<Resp> {
     next_id: AtomicU64,
     /// The newest connection generation whose reader saw it close.
     closed: AtomicU64,
-    pending: Mutex<HashMap<u64, Pending<Resp>>>,
+    pending: Mutex<BTreeMap<u64, Pending<Resp>>>,
+    /// When the first request written since the peer was last heard from
+    /// (a response, or the handshake) was written; `None` when nothing was
+    /// written since.
+    unanswered_since: Mutex<Option<Instant>>,
 }
 
 impl<Resp> Shared<Resp> {
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Pending<Resp>>> {
+    fn pending(&self) -> MutexGuard<'_, BTreeMap<u64, Pending<Resp>>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unanswered_since(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.unanswered_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The peer answered: the connection is alive.
+    fn hear(&self) {
+        *self.unanswered_since() = None;
+    }
+
+    /// A request was written.
+    fn wrote(&self) {
+        self.unanswered_since().get_or_insert_with(Instant::now);
+    }
+
+    /// Whether a request written `dead_after` ago still has nothing at all
+    /// heard back since.
+    fn silent(&self, dead_after: Duration) -> bool {
+        self.unanswered_since()
+            .is_some_and(|since| since.elapsed() >= dead_after)
     }
 
     fn resolve(&self, id: u64, result: Result<Resp, NetError>) {
@@ -63,7 +98,9 @@ impl<Resp> Shared<Resp> {
         }
     }
 
-    /// Fails every request written on `generation`: the peer may have seen it.
+    /// Fails every request written on `generation`: the peer may have seen
+    /// it. In id order, as every walk over pending requests is: the order
+    /// tasks wake in must not depend on a hasher's random keys.
     fn fail_generation(&self, generation: u64) {
         let failed: Vec<Pending<Resp>> = {
             let mut pending = self.pending();
@@ -125,7 +162,8 @@ where
             addr,
             next_id: AtomicU64::new(1),
             closed: AtomicU64::new(0),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(BTreeMap::new()),
+            unanswered_since: Mutex::new(None),
         });
         let (out, rx) = mpsc::channel(config.queue.max(1));
         let max_frame = config.max_frame;
@@ -134,6 +172,7 @@ where
             peer,
             shared: shared.clone(),
             conn: None,
+            reader: None,
             generation: 0,
             next_attempt: Instant::now(),
             backoff: Duration::ZERO,
@@ -196,7 +235,9 @@ struct Writer<Resp> {
     config: Arc<ClientConfig>,
     peer: NodeId,
     shared: Arc<Shared<Resp>>,
-    conn: Option<OwnedWriteHalf>,
+    conn: Option<WriteHalf<BoxStream>>,
+    /// The task reading responses on `conn`.
+    reader: Option<JoinHandle<()>>,
     generation: u64,
     next_attempt: Instant,
     backoff: Duration,
@@ -209,6 +250,10 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
         while let Some((id, frame)) = rx.recv().await {
             if self.shared.closed.load(Ordering::Acquire) >= self.generation {
                 self.conn = None;
+            }
+            if self.conn.is_some() && self.shared.silent(self.config.dead_after) {
+                tracing::warn!(peer = %self.peer, addr = %self.shared.addr, "peer connection silent; replacing it");
+                self.close();
             }
             if self.conn.is_none() && Instant::now() >= self.next_attempt {
                 self.connect().await;
@@ -229,14 +274,26 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
             } else {
                 continue; // the caller gave up before it was written
             }
+            self.shared.wrote();
             if let Err(err) = wire::write_frame(conn, &frame).await {
                 tracing::debug!(peer = %self.peer, error = %err, "peer connection write failed");
-                self.conn = None;
-                self.shared
-                    .closed
-                    .fetch_max(self.generation, Ordering::AcqRel);
-                self.shared.fail_generation(self.generation);
+                self.close();
             }
+        }
+        self.close();
+    }
+
+    /// Drops the current connection and its reader; fails what was written
+    /// on it.
+    fn close(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+        }
+        if self.conn.take().is_some() {
+            self.shared
+                .closed
+                .fetch_max(self.generation, Ordering::AcqRel);
+            self.shared.fail_generation(self.generation);
         }
     }
 
@@ -254,9 +311,15 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
                 self.backoff = Duration::ZERO;
                 self.failure = None;
                 self.conn = Some(writer);
+                self.shared.hear();
                 let shared = self.shared.clone();
                 let generation = self.generation;
-                tokio::spawn(read_responses(reader, shared, generation));
+                if let Some(old) = self
+                    .reader
+                    .replace(tokio::spawn(read_responses(reader, shared, generation)))
+                {
+                    old.abort();
+                }
                 tracing::debug!(peer = %self.peer, addr = %self.shared.addr, "connected to peer");
             }
             Err(failure) => {
@@ -271,18 +334,18 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
 
     async fn handshake(
         &self,
-    ) -> Result<(FrameReader<tokio::net::tcp::OwnedReadHalf>, OwnedWriteHalf), NetError> {
+    ) -> Result<(FrameReader<ReadHalf<BoxStream>>, WriteHalf<BoxStream>), NetError> {
         let unreachable = |reason: String| NetError::Unreachable {
             addr: self.shared.addr.clone(),
             reason,
         };
-        let stream = TcpStream::connect(&self.shared.addr)
+        let stream = self
+            .config
+            .connector
+            .connect(&self.shared.addr)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| unreachable(e.to_string()))?;
-        let (read, mut write) = stream.into_split();
+        let (read, mut write) = tokio::io::split(stream);
         let hello = Hello {
             protocol: PROTOCOL,
             cluster: self.config.cluster.clone(),
@@ -309,13 +372,16 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
 }
 
 async fn read_responses<Resp: DeserializeOwned>(
-    mut reader: FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    mut reader: FrameReader<ReadHalf<BoxStream>>,
     shared: Arc<Shared<Resp>>,
     generation: u64,
 ) {
     loop {
         match reader.next::<Tagged<Resp>>().await {
-            Ok(tagged) => shared.resolve(tagged.id, Ok(tagged.body)),
+            Ok(tagged) => {
+                shared.hear();
+                shared.resolve(tagged.id, Ok(tagged.body));
+            }
             Err(err) => {
                 tracing::debug!(addr = %shared.addr, error = %err, "peer connection closed");
                 shared.closed.fetch_max(generation, Ordering::AcqRel);

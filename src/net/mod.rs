@@ -1,4 +1,5 @@
-//! Peer transport: request/response between cluster members over TCP.
+//! Peer transport: request/response between cluster members over TCP (or
+//! whatever [`Connector`] and [`Listener`] put underneath).
 //!
 //! Every message is one [`crate::frame`] of kind [`FrameKind::Peer`]: a
 //! versioned header with a crc32 over header and body, so a corrupt or
@@ -16,11 +17,13 @@
 mod client;
 mod error;
 mod server;
+mod transport;
 mod wire;
 
 pub(crate) use client::{ClientConfig, PeerClient};
 pub use error::NetError;
 pub(crate) use server::{Handler, ServerConfig, serve};
+pub use transport::{BoxFuture, BoxListener, BoxStream, Connector, Listener, Stream, Tcp};
 pub use wire::connection_origin;
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::transport::{BoxListener, BoxStream};
 use super::wire::{self, FrameReader, Hello, HelloReply, Tagged};
 use crate::ids::NodeId;
 
@@ -39,7 +39,7 @@ pub(crate) struct ServerConfig {
 /// Accepts peers on `listener` until `shutdown` turns true, then drops every
 /// connection and in-flight request.
 pub(crate) async fn serve<Req, Resp, H>(
-    listener: TcpListener,
+    listener: BoxListener,
     config: Arc<ServerConfig>,
     handler: Arc<H>,
     mut shutdown: watch::Receiver<bool>,
@@ -51,6 +51,8 @@ pub(crate) async fn serve<Req, Resp, H>(
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
                     tracing::debug!(%from, "peer connection accepted");
@@ -59,19 +61,17 @@ pub(crate) async fn serve<Req, Resp, H>(
                 Err(err) => tracing::warn!(error = %err, "accepting a peer connection failed"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
 }
 
-async fn connection<Req, Resp, H>(stream: TcpStream, config: Arc<ServerConfig>, handler: Arc<H>)
+async fn connection<Req, Resp, H>(stream: BoxStream, config: Arc<ServerConfig>, handler: Arc<H>)
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
     H: Handler<Req, Resp>,
 {
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = FrameReader::new(read, config.max_frame);
     let Some(hello) = handshake(&mut reader, &mut write, &config).await else {
         return;
@@ -123,8 +123,8 @@ where
 
 /// Reads the peer's hello and answers it; `None` when the connection must close.
 async fn handshake(
-    reader: &mut FrameReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
+    reader: &mut FrameReader<ReadHalf<BoxStream>>,
+    write: &mut WriteHalf<BoxStream>,
     config: &ServerConfig,
 ) -> Option<Hello> {
     let hello = tokio::time::timeout(config.handshake_timeout, reader.next::<Hello>()).await;

@@ -28,18 +28,20 @@ async fn server(cluster: &str) -> (String, watch::Sender<bool>) {
         concurrency: 8,
         handshake_timeout: Duration::from_secs(5),
     });
-    tokio::spawn(serve(listener, config, Arc::new(Echo), stopped));
+    tokio::spawn(serve(Box::new(listener), config, Arc::new(Echo), stopped));
     (addr, stop)
 }
 
 fn client(cluster: &str, addr: &str) -> PeerClient<String, String> {
     let config = Arc::new(ClientConfig {
+        connector: super::Tcp::connector(),
         cluster: cluster.to_string(),
         me: NodeId::new(1),
         max_frame: 1 << 16,
         queue: 64,
         connect_timeout: Duration::from_secs(5),
         backoff: (Duration::from_millis(1), Duration::from_millis(10)),
+        dead_after: Duration::from_secs(30),
     });
     PeerClient::start(config, NodeId::new(2), addr.to_string())
 }
@@ -102,4 +104,62 @@ fn connection_origin_reads_the_hello_and_nothing_else() {
     let reply = wire::encode(&wire::HelloReply::Welcome, 1 << 16).expect("encode");
     assert_eq!(connection_origin(&reply), None);
     assert_eq!(connection_origin(b"GET / HTTP/1.0\r\n\r\n"), None);
+}
+
+/// Accepts connections and completes the handshake, then swallows every
+/// request without a word: a peer that vanished while the link stayed up.
+/// Sends each accepted connection's number on `accepted`.
+async fn black_hole(accepted: tokio::sync::mpsc::UnboundedSender<usize>) -> String {
+    use tokio::io::AsyncReadExt;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        for n in 1.. {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = accepted.send(n);
+            tokio::spawn(async move {
+                let welcome = wire::encode(&wire::HelloReply::Welcome, 1 << 16).expect("encode");
+                let _ = wire::write_frame(&mut stream, &welcome).await;
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_replaced() {
+    let (tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let addr = black_hole(tx).await;
+    let config = Arc::new(ClientConfig {
+        connector: super::Tcp::connector(),
+        cluster: "prod".into(),
+        me: NodeId::new(1),
+        max_frame: 1 << 16,
+        queue: 64,
+        connect_timeout: Duration::from_secs(5),
+        backoff: (Duration::from_millis(1), Duration::from_millis(10)),
+        dead_after: Duration::from_millis(100),
+    });
+    let peer: PeerClient<String, String> = PeerClient::start(config, NodeId::new(2), addr);
+    let mut connections = 0;
+    // Each call times out unanswered; once one has waited `dead_after`, the
+    // next is written on a new connection. Bounded: 200 calls of 20 ms.
+    for _ in 0..200 {
+        let err = peer
+            .call(&"ping".to_string(), Duration::from_millis(20))
+            .await
+            .expect_err("nobody answers");
+        assert!(matches!(err, NetError::Timeout { .. }), "{err:?}");
+        while let Ok(n) = accepted.try_recv() {
+            connections = n;
+        }
+        if connections >= 2 {
+            break;
+        }
+    }
+    assert_eq!(connections, 2, "the silent connection was never replaced");
 }

@@ -360,7 +360,11 @@ impl Drop for DonorGuard {
 
 /// Microseconds since the Unix epoch: distinct for every start of a process
 /// on a machine whose clock does not run backwards by more than a restart.
+/// In [`crate::simulation`], a counter that no clock can disturb.
 fn epoch_from_clock() -> u64 {
+    if let Some(epoch) = crate::simulation::next_epoch() {
+        return epoch;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

@@ -1,6 +1,6 @@
 //! Local clients waiting for the verdict on their write-sets.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
@@ -15,11 +15,11 @@ pub(crate) type Verdict = Result<CommitOutcome, Error>;
 /// in-flight commit permits: a client registers only while holding one.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
-    waiting: Mutex<HashMap<TxnId, oneshot::Sender<Verdict>>>,
+    waiting: Mutex<BTreeMap<TxnId, oneshot::Sender<Verdict>>>,
 }
 
 impl Waiters {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TxnId, oneshot::Sender<Verdict>>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<TxnId, oneshot::Sender<Verdict>>> {
         // Insert and remove cannot panic half-way; the map stays consistent.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -43,9 +43,9 @@ impl Waiters {
         }
     }
 
-    /// Fails every waiting client with `error`.
+    /// Fails every waiting client with `error`, oldest transaction first.
     pub(crate) fn abandon(&self, error: &Error) {
-        for (_, tx) in self.lock().drain() {
+        for (_, tx) in std::mem::take(&mut *self.lock()) {
             let _ = tx.send(Err(error.clone()));
         }
     }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::resp::{self, Limits, Reply};
 use super::session::{After, Session, SessionSettings};
 use crate::kv::KvStore;
+use crate::net::{BoxListener, BoxStream};
 
 /// Settings of the RESP listener.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ pub(crate) struct RespSettings {
 
 /// Accepts clients until `shutdown` turns true.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: BoxListener,
     store: watch::Receiver<Option<KvStore>>,
     settings: Arc<RespSettings>,
     mut shutdown: watch::Receiver<bool>,
@@ -38,8 +38,9 @@ pub(crate) async fn accept_loop(
     let slots = Arc::new(Semaphore::new(settings.max_clients));
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
+            accepted = listener.accept() => accepted,
         };
         let (mut stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -58,7 +59,6 @@ pub(crate) async fn accept_loop(
             });
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let session = Session::new(store.clone(), settings.session.clone());
         let settings = settings.clone();
         let shutdown = shutdown.clone();
@@ -73,7 +73,7 @@ pub(crate) async fn accept_loop(
 
 /// Serves one client until it leaves, errs, or the server stops.
 async fn serve(
-    mut stream: TcpStream,
+    mut stream: BoxStream,
     mut session: Session,
     settings: &RespSettings,
     mut shutdown: watch::Receiver<bool>,
@@ -82,8 +82,9 @@ async fn serve(
     let mut output = BytesMut::with_capacity(16 << 10);
     loop {
         let read = tokio::select! {
-            read = stream.read_buf(&mut input) => read?,
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            read = stream.read_buf(&mut input) => read?,
         };
         if read == 0 {
             return Ok(());

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -16,6 +15,7 @@ use super::resp::Limits;
 use super::session::SessionSettings;
 use super::supervisor::{StoreSlot, open_store, supervise};
 use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
+use crate::net::{BoxListener, Connector, Listener, Tcp};
 use crate::order::{RaftOrder, StartError};
 use crate::transfer::{Donor, TransferError};
 
@@ -73,13 +73,11 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-async fn bind(addr: &str) -> Result<TcpListener, DaemonError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: addr.to_string(),
-            source,
-        })
+async fn bind(addr: &str) -> Result<BoxListener, DaemonError> {
+    Tcp::bind(addr).await.map_err(|source| DaemonError::Listen {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 fn storage_error(path: &std::path::Path, message: impl std::fmt::Display) -> DaemonError {
@@ -112,15 +110,18 @@ fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, DaemonError> {
     }
 }
 
-/// Ports already bound, for [`Daemon::start_on`].
+/// Ports already bound, and how peers are reached, for
+/// [`Daemon::start_on`].
 #[derive(Debug)]
 pub struct Listeners {
     /// The peer (replication) port.
-    pub peer: TcpListener,
+    pub peer: BoxListener,
     /// The Redis-protocol port.
-    pub client: TcpListener,
+    pub client: BoxListener,
     /// The health-check port.
-    pub health: Option<TcpListener>,
+    pub health: Option<BoxListener>,
+    /// Opens connections to the other nodes.
+    pub connector: Arc<dyn Connector>,
 }
 
 impl Listeners {
@@ -136,6 +137,7 @@ impl Listeners {
                 Some(addr) => Some(bind(addr).await?),
                 None => None,
             },
+            connector: Tcp::connector(),
         })
     }
 }
@@ -166,6 +168,7 @@ impl Daemon {
             peer: peer_listener,
             client: client_listener,
             health: health_listener,
+            connector,
         } = listeners;
         let peer_addr = peer_listener
             .local_addr()
@@ -177,7 +180,7 @@ impl Daemon {
             .order_config(&peer_addr.to_string())
             .map_err(DaemonError::Config)?;
         let engine = open_engine(&config)?;
-        let order = Arc::new(RaftOrder::start(order_config, peer_listener).await?);
+        let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
         let slot = Arc::new(watch::channel(None).0);
         order.set_peer_service(Donor::start(slot.subscribe()));
         let store = match open_store(&config.store_config(), &engine, &order).await {
@@ -277,8 +280,8 @@ impl Daemon {
     }
 }
 
-fn local_addr(listener: &TcpListener, what: &str) -> Result<SocketAddr, DaemonError> {
-    listener.local_addr().map_err(|source| DaemonError::Listen {
+fn local_addr(listener: &BoxListener, what: &str) -> Result<SocketAddr, DaemonError> {
+    Listener::local_addr(listener.as_ref()).map_err(|source| DaemonError::Listen {
         addr: what.to_string(),
         source,
     })

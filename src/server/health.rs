@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::info::state_comment;
 use crate::kv::KvStore;
+use crate::net::{BoxListener, BoxStream};
 use crate::node::{NodeState, Status};
 
 /// Bytes of request head read at most.
@@ -41,14 +41,15 @@ pub(crate) fn verdict(status: Option<&Status>) -> (bool, String) {
 
 /// Answers health checks until `shutdown` turns true.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: BoxListener,
     stores: watch::Receiver<Option<KvStore>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
+            accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, _)) => {
@@ -65,7 +66,7 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn answer(mut stream: TcpStream, status: Option<Status>) -> std::io::Result<()> {
+async fn answer(mut stream: BoxStream, status: Option<Status>) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let read_head = async {
         let mut chunk = [0_u8; 1024];

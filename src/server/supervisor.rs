@@ -60,12 +60,13 @@ pub(crate) async fn supervise(
         };
         let mut status = store.node().watch_status();
         tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return,
             needed = status.wait_for(|s| s.needs_state_transfer) => {
                 if needed.is_err() {
                     return;
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop) => return,
         }
         slot.send_replace(None);
         store.shutdown().await;
@@ -81,8 +82,9 @@ pub(crate) async fn supervise(
                 }
             }
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                biased;
                 _ = shutdown.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }

@@ -1,9 +1,11 @@
 //! [`Donor`]: serves full state transfers to joining nodes.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -39,7 +41,7 @@ struct Active {
 /// [`PeerService`].
 pub struct Donor {
     store: watch::Receiver<Option<KvStore>>,
-    active: Mutex<HashMap<u64, Active>>,
+    active: Mutex<BTreeMap<u64, Active>>,
     next_id: AtomicU64,
 }
 
@@ -58,14 +60,14 @@ impl Donor {
     pub fn start(store: watch::Receiver<Option<KvStore>>) -> Arc<Donor> {
         let donor = Arc::new(Donor {
             store,
-            active: Mutex::new(HashMap::new()),
+            active: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
         });
         tokio::spawn(reap(Arc::downgrade(&donor)));
         donor
     }
 
-    fn active(&self) -> MutexGuard<'_, HashMap<u64, Active>> {
+    fn active(&self) -> MutexGuard<'_, BTreeMap<u64, Active>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

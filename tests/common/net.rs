@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certus::kv::{Engine, KvStore, MemoryEngine, StoreConfig};
+use certus::net::Tcp;
 use certus::node::NodeState;
 use certus::order::{RaftOrder, RaftOrderConfig};
 use certus::{NodeId, Seqno};
@@ -108,7 +109,11 @@ impl NetCluster {
         let dir = self.dir.path().join(format!("node-{}", index + 1));
         let mut config = config(self.ids[index], &self.addrs[index], dir, &self.members());
         config.fc_limit = self.tune.fc_limit;
-        let order = Arc::new(RaftOrder::start(config, listener).await.unwrap());
+        let order = Arc::new(
+            RaftOrder::start(config, Box::new(listener), Tcp::connector())
+                .await
+                .unwrap(),
+        );
         let mut store_config = StoreConfig::new(self.ids[index]);
         store_config.node.apply_queue = self.tune.apply_queue;
         store_config.node.apply_workers = self.tune.apply_workers;

@@ -6,9 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use certus::net::{BoxListener, Tcp};
 use certus::node::{NodeState, Status};
 use certus::server::{Daemon, DaemonConfig, EngineKind, Listeners};
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
 /// The longest any wait in these tests may take.
@@ -21,8 +21,8 @@ pub(crate) struct RespCluster {
     daemons: Vec<Option<Daemon>>,
 }
 
-async fn bind() -> TcpListener {
-    super::stable_tokio_listener()
+async fn bind() -> BoxListener {
+    Box::new(super::stable_tokio_listener())
 }
 
 impl RespCluster {
@@ -47,10 +47,11 @@ impl RespCluster {
                     peer: bind().await,
                     client: bind().await,
                     health: Some(bind().await),
+                    connector: Tcp::connector(),
                 }
             }));
         }
-        let addr = |l: &TcpListener| l.local_addr().unwrap().to_string();
+        let addr = |l: &BoxListener| l.local_addr().unwrap().to_string();
         let mut configs = Vec::new();
         for (index, l) in listeners.iter().enumerate() {
             let id = index as u64 + 1;
@@ -146,9 +147,10 @@ impl RespCluster {
                 peer: bind().await,
                 client: bind().await,
                 health: Some(bind().await),
+                connector: Tcp::connector(),
             }
         });
-        let addr = |l: &TcpListener| l.local_addr().unwrap().to_string();
+        let addr = |l: &BoxListener| l.local_addr().unwrap().to_string();
         let mut config = self.configs[0].clone();
         config.node_id = id;
         config.data_dir = self.dir.path().join(format!("node-{id}"));

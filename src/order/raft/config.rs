@@ -95,6 +95,15 @@ impl RaftOrderConfig {
             ),
             max_in_snapshot_log_to_keep: self.log_retention,
             enable_pre_vote: Some(true),
+            // A restarted leader must not take its leadership back from its
+            // stored vote: it does not know how far the log was committed
+            // (the committed position is not persisted), so its read index
+            // would lag the commits clients were told about, and a causal
+            // read right after a whole-cluster restart was stale (found by
+            // the simulation, seed 1; see ARCHITECTURE.md). After an
+            // election the new leader commits an entry of its own term
+            // before it answers a read index.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         config.validate().map_err(|e| e.to_string())

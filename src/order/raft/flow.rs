@@ -13,7 +13,9 @@
 //! Time is an input (`now`), never read here.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::ids::NodeId;
 

@@ -2,7 +2,9 @@
 //! lock, and waking submitters when admission reopens.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -73,7 +75,7 @@ impl FlowControl {
             if now >= deadline {
                 return false;
             }
-            let _ = tokio::time::timeout_at(wake.into(), reopened).await;
+            let _ = tokio::time::timeout_at(wake, reopened).await;
         }
     }
 

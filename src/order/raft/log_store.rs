@@ -1,5 +1,6 @@
 //! The ordering log as openraft sees it: entries kept in memory for reads,
-//! written and synced to [`LogFiles`] by one I/O thread.
+//! written and synced to [`LogFiles`] by one I/O thread (inline, in
+//! [`crate::simulation`]).
 //!
 //! Appends from openraft are queued to the thread in order and acknowledged
 //! (its `IOFlushed` callback) only once they are on disk: after an fsync
@@ -16,12 +17,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::log_files::{LogFiles, PersistentState, encode_record};
 use super::types::{LogEntry, LogId, TypeConfig, Vote};
@@ -83,9 +85,17 @@ enum Op {
     },
 }
 
+/// Where file operations go.
+enum Io {
+    /// To the log's I/O thread.
+    Thread(Mutex<std_mpsc::SyncSender<Op>>),
+    /// Run by the caller ([`crate::simulation`]).
+    Inline(Mutex<Writer>),
+}
+
 struct Inner {
     memory: Mutex<Memory>,
-    io: Mutex<std_mpsc::SyncSender<Op>>,
+    io: Io,
     max_entry: usize,
     /// Entries at or below this may be dropped from disk once raft purged
     /// them: the node's engine holds a checkpoint covering them.
@@ -123,14 +133,20 @@ impl LogStore {
             first,
             state: opened.state,
         };
-        let (tx, rx) = std_mpsc::sync_channel(1024);
-        std::thread::Builder::new()
-            .name("certus-log".to_string())
-            .spawn(move || io_thread(opened.files, rx, sync))?;
+        let writer = Writer::new(opened.files, sync);
+        let io = if crate::simulation::active() {
+            Io::Inline(Mutex::new(writer))
+        } else {
+            let (tx, rx) = std_mpsc::sync_channel(1024);
+            std::thread::Builder::new()
+                .name("certus-log".to_string())
+                .spawn(move || io_thread(writer, rx))?;
+            Io::Thread(Mutex::new(tx))
+        };
         Ok(LogStore {
             inner: Arc::new(Inner {
                 memory: Mutex::new(memory),
-                io: Mutex::new(tx),
+                io,
                 max_entry,
                 released: AtomicU64::new(0),
             }),
@@ -145,14 +161,21 @@ impl LogStore {
     }
 
     fn send(&self, op: Op) -> io::Result<()> {
-        let tx = self
-            .inner
-            .io
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        tx.send(op)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "log I/O thread stopped"))
+        match &self.inner.io {
+            Io::Thread(tx) => {
+                let tx = tx.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                tx.send(op).map_err(|_| {
+                    io::Error::new(io::ErrorKind::BrokenPipe, "log I/O thread stopped")
+                })
+            }
+            Io::Inline(writer) => {
+                let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut flushed = Vec::new();
+                writer.apply(op, &mut flushed);
+                writer.flush(flushed);
+                Ok(())
+            }
+        }
     }
 
     /// The node can rebuild its state without the entries at or below
@@ -325,12 +348,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 /// Runs the log's file I/O until every handle is gone.
-fn io_thread(mut files: LogFiles, rx: std_mpsc::Receiver<Op>, sync: SyncMode) {
-    let mut unsynced = false;
-    let mut last_sync = Instant::now();
+fn io_thread(mut writer: Writer, rx: std_mpsc::Receiver<Op>) {
     loop {
-        let op = match sync {
-            SyncMode::Batch { interval } if unsynced => match rx.recv_timeout(interval) {
+        let op = match writer.sync {
+            SyncMode::Batch { interval } if writer.unsynced => match rx.recv_timeout(interval) {
                 Ok(op) => Some(op),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
@@ -343,42 +364,78 @@ fn io_thread(mut files: LogFiles, rx: std_mpsc::Receiver<Op>, sync: SyncMode) {
         let mut flushed = Vec::new();
         let mut next = op;
         while let Some(op) = next.take() {
-            match op {
-                Op::Append {
-                    first,
-                    records,
-                    done,
-                } => {
-                    let result = files.append(first, &records);
-                    unsynced = true;
-                    flushed.push((done, result));
-                }
-                Op::Truncate { from, done } => {
-                    let _ = done.send(files.truncate_from(from));
-                }
-                Op::SaveState {
-                    state,
-                    keep_from,
-                    done,
-                } => {
-                    let result = files.sync().and_then(|()| files.save_state(&state));
-                    let result = match keep_from {
-                        Some(keep) => result.and_then(|()| files.purge_before(keep)),
-                        None => result,
-                    };
-                    let _ = done.send(result);
-                }
-            }
+            writer.apply(op, &mut flushed);
             next = rx.try_recv().ok();
         }
-        let must_sync = match sync {
+        writer.flush(flushed);
+    }
+}
+
+/// An append written but not yet acknowledged, with how its write went.
+type Flushed = (IOFlushed<TypeConfig>, io::Result<()>);
+
+/// The log's files and when they were last synced: what the I/O thread
+/// drives or, in [`crate::simulation`], what every operation runs inline.
+struct Writer {
+    files: LogFiles,
+    sync: SyncMode,
+    unsynced: bool,
+    last_sync: Instant,
+}
+
+impl Writer {
+    fn new(files: LogFiles, sync: SyncMode) -> Self {
+        Writer {
+            files,
+            sync,
+            unsynced: false,
+            last_sync: Instant::now(),
+        }
+    }
+
+    /// Carries out `op`; an append is acknowledged by [`Writer::flush`].
+    fn apply(&mut self, op: Op, flushed: &mut Vec<Flushed>) {
+        match op {
+            Op::Append {
+                first,
+                records,
+                done,
+            } => {
+                let result = self.files.append(first, &records);
+                self.unsynced = true;
+                flushed.push((done, result));
+            }
+            Op::Truncate { from, done } => {
+                let _ = done.send(self.files.truncate_from(from));
+            }
+            Op::SaveState {
+                state,
+                keep_from,
+                done,
+            } => {
+                let result = self
+                    .files
+                    .sync()
+                    .and_then(|()| self.files.save_state(&state));
+                let result = match keep_from {
+                    Some(keep) => result.and_then(|()| self.files.purge_before(keep)),
+                    None => result,
+                };
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Syncs when the mode asks for it, then acknowledges `flushed`.
+    fn flush(&mut self, flushed: Vec<Flushed>) {
+        let must_sync = match self.sync {
             SyncMode::Always => !flushed.is_empty(),
-            SyncMode::Batch { interval } => unsynced && last_sync.elapsed() >= interval,
+            SyncMode::Batch { interval } => self.unsynced && self.last_sync.elapsed() >= interval,
         };
         let sync_result = if must_sync {
-            last_sync = Instant::now();
-            unsynced = false;
-            files.sync()
+            self.last_sync = Instant::now();
+            self.unsynced = false;
+            self.files.sync()
         } else {
             Ok(())
         };
@@ -390,5 +447,10 @@ fn io_thread(mut files: LogFiles, rx: std_mpsc::Receiver<Op>, sync: SyncMode) {
             done.io_completed(result);
         }
     }
-    let _ = files.sync();
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.files.sync();
+    }
 }

@@ -182,8 +182,9 @@ async fn join_through(
             Err(err) => tracing::debug!(%seed, error = %err, "seed unreachable"),
         }
         tokio::select! {
-            () = tokio::time::sleep(retry) => {}
+            biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(retry) => {}
         }
     }
 }

@@ -72,8 +72,9 @@ impl Monitor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = tick.tick() => {}
+                biased;
                 _ = shutdown.wait_for(|stop| *stop) => return,
+                _ = tick.tick() => {}
             }
             let metrics = self.raft.metrics().borrow_watched().clone();
             let voter = metrics

@@ -200,6 +200,7 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
             meta: snapshot.meta,
         };
         let response = tokio::select! {
+            biased;
             closed = cancel => return Err(StreamingError::Closed(closed)),
             response = self.call(req, RPCTypes::InstallSnapshot, ttl) => response,
         };

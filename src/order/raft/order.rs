@@ -8,7 +8,6 @@ use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ReadPolicy};
-use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -24,9 +23,9 @@ use super::monitor::Monitor;
 use super::network::{Network, Peers};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
-use super::types::{Raft, Submission};
+use super::types::{Raft, Runtime, Submission};
 use crate::ids::{NodeId, Seqno};
-use crate::net::{self, ClientConfig, ServerConfig};
+use crate::net::{self, BoxListener, ClientConfig, Connector, ServerConfig};
 use crate::order::{
     EventStream, FlowControlStats, OrderError, OrderFuture, PeerService, TotalOrder,
 };
@@ -98,13 +97,18 @@ impl std::fmt::Debug for RaftOrder {
 }
 
 impl RaftOrder {
-    /// Opens the log under `config.dir`, serves peers on `listener`, and
+    /// Opens the log under `config.dir`, serves peers on `listener`, reaches
+    /// them through `connector` ([`crate::net::Tcp`] outside simulation), and
     /// joins the cluster (bootstrapping it from `config.initial_members`
     /// when this node has never run).
     ///
     /// # Errors
     /// [`StartError`] for bad settings, an unreadable log, or a raft failure.
-    pub async fn start(config: RaftOrderConfig, listener: TcpListener) -> Result<Self, StartError> {
+    pub async fn start(
+        config: RaftOrderConfig,
+        listener: BoxListener,
+        connector: Arc<dyn Connector>,
+    ) -> Result<Self, StartError> {
         let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
         let storage_err = |source| StartError::Storage {
             path: config.dir.display().to_string(),
@@ -115,15 +119,12 @@ impl RaftOrder {
             .map_err(storage_err)?;
         let (delivery, shared) =
             Delivery::open(&config.dir, config.max_delivery_lag).map_err(storage_err)?;
-        let me = config.node_id.get();
-        let peers = Arc::new(Peers::new(client_config(&config)));
+        let peers = Arc::new(Peers::new(client_config(&config, connector)));
         let network = Network {
-            me,
+            me: config.node_id.get(),
             peers: peers.clone(),
         };
-        let raft = Raft::new(me, raft_config, network, store.clone(), delivery)
-            .await
-            .map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft = new_raft(&config, raft_config, network, &store, delivery).await?;
         let contact = Arc::new(LeaderContact::default());
         let flow = Arc::new(FlowControl::new(config.fc_limit, config.primary_lease));
         let app: Arc<OnceLock<Arc<dyn PeerService>>> = Arc::default();
@@ -385,15 +386,50 @@ impl RaftOrder {
     }
 }
 
+/// Starts raft, its random choices seeded from the simulation or from the
+/// machine.
+async fn new_raft(
+    config: &RaftOrderConfig,
+    raft_config: Arc<openraft::Config>,
+    network: Network,
+    store: &LogStore,
+    delivery: Delivery,
+) -> Result<Raft, StartError> {
+    let seed = crate::simulation::next_seed().unwrap_or_else(machine_seed);
+    let raft = Raft::new(
+        config.node_id.get(),
+        raft_config,
+        network,
+        store.clone(),
+        delivery,
+    );
+    Runtime::scope(seed, raft)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))
+}
+
+/// A seed no other start on this machine shares: std's hash keys are
+/// drawn from the operating system's randomness.
+fn machine_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// How this node's connections to its peers behave.
-fn client_config(config: &RaftOrderConfig) -> ClientConfig {
+fn client_config(config: &RaftOrderConfig, connector: Arc<dyn Connector>) -> ClientConfig {
     ClientConfig {
+        connector,
         cluster: config.cluster.clone(),
         me: config.node_id,
         max_frame: config.max_entry_bytes.saturating_mul(4),
         queue: 1024,
         connect_timeout: config.election_timeout.0,
         backoff: (Duration::from_millis(20), Duration::from_secs(1)),
+        // Long enough for any one answer (a state-transfer chunk included),
+        // short next to how long a silent link would otherwise stay in use.
+        dead_after: config.election_timeout.1 * 2,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Answers peers' requests: raft RPCs, forwarded write-sets, read indexes.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::future::join_all;
 use openraft::ReadPolicy;

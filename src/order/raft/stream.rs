@@ -118,6 +118,7 @@ impl RaftEventStream {
                 continue;
             }
             tokio::select! {
+                biased;
                 changed = self.watermark.changed() => changed.map_err(|_| OrderError::Closed)?,
                 changed = self.standing.changed() => changed.map_err(|_| OrderError::Closed)?,
             }

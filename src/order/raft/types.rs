@@ -15,12 +15,19 @@ impl fmt::Display for Submission {
     }
 }
 
+/// Tokio, with raft's random choices (election timeouts, first ticks) drawn
+/// from a seeded generator: [`RaftOrder::start`](super::RaftOrder::start)
+/// seeds it from the machine, or from the seed of a [`crate::simulation`].
+pub(crate) type Runtime =
+    openraft::rt::deterministic_rng::DeterministicRng<openraft::impls::TokioRuntime>;
+
 openraft::declare_raft_types!(
     pub(crate) TypeConfig:
         D = Submission,
         R = (),
         NodeId = u64,
         Node = openraft::BasicNode,
+        AsyncRuntime = Runtime,
 );
 
 pub(crate) type LogEntry = openraft::alias::EntryOf<TypeConfig>;

@@ -1,0 +1,131 @@
+//! Deterministic simulation of whole nodes.
+//!
+//! A simulator such as turmoil runs every node of a cluster as tasks on one
+//! thread, under simulated time and a simulated network (given to the node
+//! through [`crate::net::Connector`] and [`crate::net::Listener`]), and
+//! replays a run exactly from its seed. That holds only while nothing a node
+//! does depends on another thread's timing or on the machine. [`enter`]
+//! puts the calling thread into simulation; nodes started on it then
+//! - run blocking work (engine reads, writes and fsyncs) inline instead of
+//!   on tokio's blocking pool,
+//! - do the raft log's file I/O inline instead of on the log's own thread
+//!   (a batched sync then happens with the next write, not on a timer:
+//!   acknowledgements and outcomes do not change),
+//! - take their epoch (the first half of every transaction id) from a
+//!   counter instead of the wall clock, and
+//! - draw raft's randomized election timeouts from the simulation's seed.
+//!
+//! Outside simulation every check is one thread-local read.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+thread_local! {
+    static SIMULATION: Cell<Option<State>> = const { Cell::new(None) };
+}
+
+#[derive(Clone, Copy, Debug)]
+struct State {
+    seed: u64,
+    draws: u64,
+    epochs: u64,
+}
+
+/// Keeps the thread in simulation until dropped. Not `Send`: it belongs to
+/// the thread it was entered on.
+#[derive(Debug)]
+#[must_use = "the simulation ends when the guard is dropped"]
+pub struct Guard {
+    previous: Option<State>,
+    _thread: PhantomData<*const ()>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        SIMULATION.with(|s| s.set(self.previous));
+    }
+}
+
+/// Puts the calling thread into simulation with `seed`, until the guard is
+/// dropped.
+pub fn enter(seed: u64) -> Guard {
+    let previous = SIMULATION.with(|s| {
+        s.replace(Some(State {
+            seed,
+            draws: 0,
+            epochs: 0,
+        }))
+    });
+    Guard {
+        previous,
+        _thread: PhantomData,
+    }
+}
+
+/// Whether the calling thread is in simulation.
+#[must_use]
+pub fn active() -> bool {
+    SIMULATION.with(|s| s.get().is_some())
+}
+
+/// The next seed for a node's random choices, derived from the simulation
+/// seed and how many were drawn before; `None` outside simulation.
+pub(crate) fn next_seed() -> Option<u64> {
+    SIMULATION.with(|s| {
+        let mut state = s.get()?;
+        state.draws += 1;
+        s.set(Some(state));
+        Some(splitmix64(state.seed ^ state.draws.wrapping_mul(GOLDEN)))
+    })
+}
+
+/// The next node epoch (distinct for every node start); `None` outside
+/// simulation.
+pub(crate) fn next_epoch() -> Option<u64> {
+    SIMULATION.with(|s| {
+        let mut state = s.get()?;
+        state.epochs += 1;
+        s.set(Some(state));
+        Some(state.epochs)
+    })
+}
+
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's output function: a bijection that spreads every input bit.
+pub(crate) fn splitmix64(seed: u64) -> u64 {
+    let z = seed.wrapping_add(GOLDEN);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_simulation_nothing_is_drawn() {
+        assert!(!active());
+        assert_eq!(next_seed(), None);
+        assert_eq!(next_epoch(), None);
+    }
+
+    #[test]
+    fn draws_repeat_for_the_same_seed_and_end_with_the_guard() {
+        let draw = |seed| {
+            let _guard = enter(seed);
+            assert!(active());
+            let seeds: Vec<_> = (0..4).filter_map(|_| next_seed()).collect();
+            let epochs: Vec<_> = (0..3).filter_map(|_| next_epoch()).collect();
+            (seeds, epochs)
+        };
+        let (a, epochs) = draw(7);
+        assert_eq!(draw(7).0, a);
+        assert_ne!(draw(8).0, a);
+        assert_eq!(epochs, vec![1, 2, 3]);
+        let distinct: std::collections::BTreeSet<_> = a.iter().collect();
+        assert_eq!(distinct.len(), a.len());
+        assert!(!active());
+    }
+}

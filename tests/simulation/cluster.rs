@@ -1,0 +1,112 @@
+//! certusd nodes as turmoil hosts: the real `Daemon` (ordering on openraft,
+//! certification, apply, state transfer, the RESP server) on the in-memory
+//! engine, its log files in a temporary directory, every byte it sends on
+//! turmoil's network.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use certus::net::{BoxFuture, BoxStream, Connector, Listener};
+use certus::server::{Daemon, DaemonConfig, EngineKind, Listeners};
+
+pub(crate) const PEER_PORT: u16 = 7000;
+pub(crate) const CLIENT_PORT: u16 = 6379;
+
+/// Host name of node `index` (0-based).
+pub(crate) fn host(index: usize) -> String {
+    format!("n{}", index + 1)
+}
+
+/// The Redis-protocol address of node `index`.
+pub(crate) fn client_addr(index: usize) -> String {
+    format!("{}:{CLIENT_PORT}", host(index))
+}
+
+/// Connections over turmoil's network.
+#[derive(Debug)]
+struct SimConnector;
+
+impl Connector for SimConnector {
+    fn connect<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect(addr).await?;
+            Ok(Box::new(stream) as BoxStream)
+        })
+    }
+}
+
+/// A listener on turmoil's network.
+struct SimListener(turmoil::net::TcpListener);
+
+impl std::fmt::Debug for SimListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SimListener")
+            .field(&self.0.local_addr())
+            .finish()
+    }
+}
+
+impl Listener for SimListener {
+    fn accept(&self) -> BoxFuture<'_, io::Result<(BoxStream, SocketAddr)>> {
+        Box::pin(async move {
+            let (stream, from) = self.0.accept().await?;
+            Ok((Box::new(stream) as BoxStream, from))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+async fn bind(port: u16) -> io::Result<Box<dyn Listener>> {
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    Ok(Box::new(SimListener(listener)))
+}
+
+/// The settings of node `index` of `nodes`, its data under `dir`.
+pub(crate) fn config(index: usize, nodes: usize, dir: &Path, serializable: bool) -> DaemonConfig {
+    let id = index as u64 + 1;
+    let mut config = DaemonConfig::new(
+        id,
+        dir.join(host(index)),
+        &format!("0.0.0.0:{PEER_PORT}"),
+        &format!("0.0.0.0:{CLIENT_PORT}"),
+    );
+    config.cluster = "certus-sim".into();
+    config.peer_advertise = Some(format!("{}:{PEER_PORT}", host(index)));
+    config.engine = EngineKind::Memory;
+    config.heartbeat_ms = 50;
+    config.election_timeout_ms = [400, 800];
+    config.primary_lease_ms = 800;
+    config.commit_timeout_ms = 5_000;
+    // Small, so a node that was down a while needs a full state transfer.
+    config.log_retention = 500;
+    if serializable {
+        config.isolation = certus::server::IsolationSetting::Serializable;
+    }
+    for other in 0..nodes {
+        config.initial_members.insert(
+            (other as u64 + 1).to_string(),
+            format!("{}:{PEER_PORT}", host(other)),
+        );
+    }
+    config
+}
+
+/// The software of one host: start the daemon on the simulated network and
+/// serve until the host is crashed.
+pub(crate) async fn node(config: DaemonConfig) -> turmoil::Result {
+    let listeners = Listeners {
+        peer: bind(PEER_PORT).await?,
+        client: bind(CLIENT_PORT).await?,
+        health: None,
+        connector: Arc::new(SimConnector),
+    };
+    let daemon = Daemon::start_on(config, listeners).await?;
+    std::future::pending::<()>().await;
+    drop(daemon);
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! List-append transactions over RESP from simulated clients, recorded as
+//! an Elle history, and the final reads that every node must agree on.
+//!
+//! A transaction is `MULTI`, then `APPEND k "e,"` and `GET k` in a random
+//! order, then `EXEC`. As in Jepsen, a client whose operation's outcome is
+//! unknown (`info`) never retries it: it continues as a new process.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use certus::check::{Event, EventType, Mop};
+use tokio::time::{sleep, timeout};
+
+use crate::cluster::client_addr;
+use crate::resp::{Resp, Value};
+
+/// Longest wait for one transaction before its outcome is unknown.
+const OP_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// What the clients share: the run's settings and the history.
+pub(crate) struct Shared {
+    pub(crate) seed: u64,
+    pub(crate) nodes: usize,
+    pub(crate) clients: usize,
+    pub(crate) keys: u64,
+    /// Clients stop invoking at this simulated time.
+    pub(crate) stop_at: Duration,
+    /// How long the cluster gets to converge once every fault is healed.
+    pub(crate) settle: Duration,
+    pub(crate) events: RefCell<Vec<Event>>,
+    next_element: Cell<i64>,
+    /// What each node holds at the end, key by key; `None` until read.
+    pub(crate) finals: RefCell<Vec<Option<FinalState>>>,
+}
+
+/// One node's final state: the list at every key, and its last committed
+/// seqno.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct FinalState {
+    pub(crate) lists: BTreeMap<String, Vec<i64>>,
+    pub(crate) last_committed: u64,
+}
+
+impl Shared {
+    pub(crate) fn new(seed: u64, nodes: usize, clients: usize, stop_at: Duration) -> Shared {
+        Shared {
+            seed,
+            nodes,
+            clients,
+            keys: 5,
+            stop_at,
+            settle: Duration::from_secs(90),
+            events: RefCell::new(Vec::new()),
+            next_element: Cell::new(1),
+            finals: RefCell::new(vec![None; nodes]),
+        }
+    }
+
+    fn record(&self, process: u64, kind: EventType, value: Vec<Mop>) {
+        let time = u64::try_from(now().as_nanos()).unwrap_or(u64::MAX);
+        self.events
+            .borrow_mut()
+            .push(Event::new(process, kind, time, value));
+    }
+
+    fn element(&self) -> i64 {
+        let element = self.next_element.get();
+        self.next_element.set(element + 1);
+        element
+    }
+
+    fn generate(&self, rng: &mut fastrand::Rng) -> Vec<Mop> {
+        (0..rng.usize(1..=4))
+            .map(|_| {
+                let key = format!("k{}", rng.u64(0..self.keys));
+                if rng.bool() {
+                    Mop::Append {
+                        key,
+                        element: self.element(),
+                    }
+                } else {
+                    Mop::Read {
+                        key,
+                        elements: None,
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// How a transaction ended.
+enum Outcome {
+    /// Committed; the reads' values.
+    Ok(Vec<Mop>),
+    /// Certainly not committed.
+    Fail,
+    /// Not committed: the node refused it; try another.
+    Refused,
+    /// Unknown.
+    Info,
+}
+
+fn classify(code: Option<&str>) -> Outcome {
+    match code {
+        Some("CONFLICT" | "EXECABORT") => Outcome::Fail,
+        Some("NOTPRIMARY" | "LOADING") => Outcome::Refused,
+        _ => Outcome::Info,
+    }
+}
+
+/// One client process after another, on connections to the nodes in turn.
+pub(crate) async fn client(id: usize, shared: Rc<Shared>) -> turmoil::Result {
+    let mut rng = fastrand::Rng::with_seed(shared.seed ^ (id as u64 + 1).wrapping_mul(0x9e37));
+    let mut process = id as u64;
+    let mut node = id % shared.nodes;
+    let mut conn: Option<Resp> = None;
+    while now() < shared.stop_at {
+        let Some(resp) = conn.as_mut() else {
+            match timeout(Duration::from_secs(1), Resp::connect(&client_addr(node))).await {
+                Ok(Ok(resp)) => conn = Some(resp),
+                _ => {
+                    node = (node + 1) % shared.nodes;
+                    sleep(Duration::from_millis(100)).await;
+                }
+            }
+            continue;
+        };
+        let mops = shared.generate(&mut rng);
+        shared.record(process, EventType::Invoke, mops.clone());
+        let outcome = match timeout(OP_TIMEOUT, transact(resp, &mops)).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) | Err(_) => Outcome::Info,
+        };
+        match outcome {
+            Outcome::Ok(done) => shared.record(process, EventType::Ok, done),
+            Outcome::Fail => shared.record(process, EventType::Fail, mops),
+            Outcome::Refused => {
+                shared.record(process, EventType::Fail, mops);
+                conn = None;
+                node = (node + 1) % shared.nodes;
+            }
+            Outcome::Info => {
+                shared.record(process, EventType::Info, mops);
+                process += shared.clients as u64;
+                conn = None;
+                node = (node + 1) % shared.nodes;
+            }
+        }
+        sleep(Duration::from_millis(rng.u64(0..20))).await;
+    }
+    Ok(())
+}
+
+/// Runs `mops` as one `MULTI`/`EXEC` transaction.
+async fn transact(resp: &mut Resp, mops: &[Mop]) -> std::io::Result<Outcome> {
+    let mut commands = vec![vec!["MULTI".to_string()]];
+    for mop in mops {
+        commands.push(match mop {
+            Mop::Append { key, element } => {
+                vec!["APPEND".into(), key.clone(), format!("{element},")]
+            }
+            other => vec!["GET".into(), other.key().clone()],
+        });
+    }
+    commands.push(vec!["EXEC".to_string()]);
+    resp.send(&commands).await?;
+    let multi = resp.read().await?;
+    for _ in mops {
+        resp.read().await?;
+    }
+    let exec = resp.read().await?;
+    if let Some(code) = multi.error_code() {
+        // Nothing was queued: the transaction cannot have run.
+        return Ok(match classify(Some(code)) {
+            Outcome::Info => Outcome::Refused,
+            other => other,
+        });
+    }
+    Ok(match exec {
+        Value::Array(Some(replies)) => match completed(mops, &replies) {
+            Some(done) => Outcome::Ok(done),
+            None => Outcome::Info,
+        },
+        Value::Array(None) => Outcome::Fail,
+        other => classify(other.error_code()),
+    })
+}
+
+/// The transaction's micro-operations with the values its reads returned;
+/// `None` when a reply does not fit.
+fn completed(mops: &[Mop], replies: &[Value]) -> Option<Vec<Mop>> {
+    if replies.len() != mops.len() {
+        return None;
+    }
+    mops.iter()
+        .zip(replies)
+        .map(|(mop, reply)| match mop {
+            Mop::Read { key, .. } => Some(Mop::Read {
+                key: key.clone(),
+                elements: Some(parse_list(reply)?),
+            }),
+            other => Some(other.clone()),
+        })
+        .collect()
+}
+
+/// A list as `GET` returns it: `"1,2,3,"`, or nil for the empty list.
+pub(crate) fn parse_list(reply: &Value) -> Option<Vec<i64>> {
+    match reply {
+        Value::Bulk(None) => Some(Vec::new()),
+        Value::Bulk(Some(bytes)) => {
+            let text = std::str::from_utf8(bytes).ok()?;
+            let body = text.strip_suffix(',')?;
+            body.split(',').map(|e| e.parse().ok()).collect()
+        }
+        _ => None,
+    }
+}
+
+/// After the workload and every fault: waits until every node is synced at
+/// the same committed seqno, then reads every key from every node. Gives
+/// up (leaving `finals` unread) when the cluster does not converge within
+/// the settle time.
+pub(crate) async fn final_reads(shared: Rc<Shared>) -> turmoil::Result {
+    sleep(shared.stop_at.saturating_sub(now())).await;
+    let deadline = shared.stop_at + shared.settle;
+    let mut previous: Option<Vec<u64>> = None;
+    while now() < deadline {
+        sleep(Duration::from_millis(500)).await;
+        let Some(committed) = committed_everywhere(shared.nodes).await else {
+            previous = None;
+            continue;
+        };
+        let settled = committed.windows(2).all(|w| w[0] == w[1]);
+        if settled && previous.as_ref() == Some(&committed) {
+            break;
+        }
+        previous = Some(committed);
+    }
+    let Some(committed) = previous else {
+        return Ok(());
+    };
+    for (node, last_committed) in committed.into_iter().enumerate() {
+        let Ok(Ok(lists)) = timeout(OP_TIMEOUT, read_all(node, shared.keys)).await else {
+            continue;
+        };
+        shared.finals.borrow_mut()[node] = Some(FinalState {
+            lists,
+            last_committed,
+        });
+    }
+    Ok(())
+}
+
+/// Every node's last committed seqno, when every node is synced and in the
+/// primary component.
+async fn committed_everywhere(nodes: usize) -> Option<Vec<u64>> {
+    let mut committed = Vec::with_capacity(nodes);
+    for node in 0..nodes {
+        let info = timeout(Duration::from_secs(1), async {
+            let mut resp = Resp::connect(&client_addr(node)).await?;
+            resp.call(vec!["INFO".into()]).await
+        })
+        .await;
+        let Ok(Ok(Value::Bulk(Some(text)))) = info else {
+            eprintln!("DEBUG info {node}: {info:?}");
+            return None;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+                .map(str::to_string)
+        };
+        if field("wsrep_ready").as_deref() != Some("ON")
+            || field("wsrep_local_state_comment").as_deref() != Some("Synced")
+        {
+            eprintln!(
+                "DEBUG {node}: {:?} {:?}",
+                field("wsrep_ready"),
+                field("wsrep_local_state_comment")
+            );
+            return None;
+        }
+        committed.push(field("wsrep_last_committed")?.parse().ok()?);
+    }
+    Some(committed)
+}
+
+async fn read_all(node: usize, keys: u64) -> std::io::Result<BTreeMap<String, Vec<i64>>> {
+    let mut resp = Resp::connect(&client_addr(node)).await?;
+    let mut lists = BTreeMap::new();
+    for k in 0..keys {
+        let key = format!("k{k}");
+        let reply = resp.call(vec!["GET".into(), key.clone()]).await?;
+        let list = parse_list(&reply).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{reply:?}"))
+        })?;
+        lists.insert(key, list);
+    }
+    Ok(lists)
+}
