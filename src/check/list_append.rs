@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::anomaly::{Anomaly, AnomalyKind, anomaly};
 use super::graph::{EdgeKind, Graph};
 use super::history::{HistoryError, Key, Mop, Outcome, Txn, name};
+use super::{VersionStep, step_edges};
 
 /// What list-append inference produces.
 pub(crate) struct Inferred {
@@ -216,33 +217,27 @@ fn append_edges(txns: &[Txn], id: usize, ix: &Indexes, graph: &mut Graph) {
             Some(at) => Some(order[at - 1]),
             None => order.last().copied(),
         };
-        if let Some(prev) = prev
-            && let Some(&w) = ix.writer.get(&(key.clone(), prev))
-            && txns[w].outcome != Outcome::Fail
-        {
-            graph.link(w, id, EdgeKind::Ww, || {
-                format!(
-                    "{} appended {prev} to {key} before {} appended {element}",
-                    name(txns, w),
-                    name(txns, id)
-                )
-            });
-        }
-        let readers = ix
-            .readers
-            .get(&(key.clone(), prev))
-            .map_or(&[][..], Vec::as_slice);
-        for &reader in readers {
-            graph.link(reader, id, EdgeKind::Rw, || {
-                let seen =
-                    prev.map_or_else(|| "[]".to_string(), |p| format!("a list ending in {p}"));
-                format!(
-                    "{} read {key} = {seen}, which {} changed by appending {element}",
-                    name(txns, reader),
-                    name(txns, id)
-                )
-            });
-        }
+        let step = VersionStep {
+            key,
+            before: prev,
+            later: id,
+        };
+        let ww = |w, prev| {
+            format!(
+                "{} appended {prev} to {key} before {} appended {element}",
+                name(txns, w),
+                name(txns, id)
+            )
+        };
+        let rw = |reader| {
+            let seen = prev.map_or_else(|| "[]".to_string(), |p| format!("a list ending in {p}"));
+            format!(
+                "{} read {key} = {seen}, which {} changed by appending {element}",
+                name(txns, reader),
+                name(txns, id)
+            )
+        };
+        step_edges(graph, txns, &ix.writer, &ix.readers, &step, ww, rw);
     }
 }
 

@@ -79,6 +79,42 @@ fn finish(history: &History, txns: &[Txn], mut inferred: Inferred) -> Report {
     Report { anomalies }
 }
 
+/// One step of a key's version order: transaction `later` installed the
+/// version of `key` that follows `before` (`None`: the initial version).
+struct VersionStep<'a> {
+    key: &'a Key,
+    before: Option<i64>,
+    later: usize,
+}
+
+/// The edges a version step implies, for list-append and rw-register alike:
+/// ww from the writer of `before` (unless it failed) and rw from every
+/// committed transaction that read `before`. `ww` (given the earlier writer
+/// and `before`) and `rw` (given the reader) say it in words.
+fn step_edges(
+    graph: &mut Graph,
+    txns: &[Txn],
+    writer: &BTreeMap<(Key, i64), usize>,
+    readers: &BTreeMap<(Key, Option<i64>), Vec<usize>>,
+    step: &VersionStep<'_>,
+    ww: impl FnOnce(usize, i64) -> String,
+    rw: impl Fn(usize) -> String,
+) {
+    let VersionStep { key, before, later } = *step;
+    if let Some(before) = before
+        && let Some(&w) = writer.get(&(key.clone(), before))
+        && txns[w].outcome != Outcome::Fail
+    {
+        graph.link(w, later, EdgeKind::Ww, || ww(w, before));
+    }
+    let readers = readers
+        .get(&(key.clone(), before))
+        .map_or(&[][..], Vec::as_slice);
+    for &reader in readers {
+        graph.link(reader, later, EdgeKind::Rw, || rw(reader));
+    }
+}
+
 /// Each process's committed transactions, in the order it ran them.
 fn process_edges(txns: &[Txn], graph: &mut Graph) {
     let mut last: BTreeMap<u64, usize> = BTreeMap::new();

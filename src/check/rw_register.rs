@@ -11,6 +11,7 @@ use super::anomaly::{Anomaly, AnomalyKind, anomaly};
 use super::graph::{EdgeKind, Graph};
 use super::history::{HistoryError, Key, Mop, Outcome, Txn, name};
 use super::list_append::Inferred;
+use super::{VersionStep, step_edges};
 
 /// A version of a register: `None` is the initial nil.
 type Version = Option<i64>;
@@ -218,32 +219,27 @@ fn version_edges(txns: &[Txn], ix: &Indexes, graph: &mut Graph) {
             if txns[w2].outcome == Outcome::Fail {
                 continue;
             }
-            if let Some(before) = before
-                && let Some(&w1) = ix.writer.get(&(key.clone(), before))
-                && txns[w1].outcome != Outcome::Fail
-            {
-                graph.link(w1, w2, EdgeKind::Ww, || {
-                    format!(
-                        "{} wrote {key} = {before}, which {} overwrote with {after}",
-                        name(txns, w1),
-                        name(txns, w2)
-                    )
-                });
-            }
-            let readers = ix
-                .readers
-                .get(&(key.clone(), before))
-                .map_or(&[][..], Vec::as_slice);
-            for &reader in readers {
-                graph.link(reader, w2, EdgeKind::Rw, || {
-                    let seen = before.map_or_else(|| "nil".to_string(), |v| v.to_string());
-                    format!(
-                        "{} read {key} = {seen}, which {} overwrote with {after}",
-                        name(txns, reader),
-                        name(txns, w2)
-                    )
-                });
-            }
+            let step = VersionStep {
+                key,
+                before,
+                later: w2,
+            };
+            let ww = |w1, before| {
+                format!(
+                    "{} wrote {key} = {before}, which {} overwrote with {after}",
+                    name(txns, w1),
+                    name(txns, w2)
+                )
+            };
+            let rw = |reader| {
+                let seen = before.map_or_else(|| "nil".to_string(), |v| v.to_string());
+                format!(
+                    "{} read {key} = {seen}, which {} overwrote with {after}",
+                    name(txns, reader),
+                    name(txns, w2)
+                )
+            };
+            step_edges(graph, txns, &ix.writer, &ix.readers, &step, ww, rw);
         }
     }
 }

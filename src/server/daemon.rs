@@ -15,7 +15,7 @@ use super::resp::Limits;
 use super::session::SessionSettings;
 use super::supervisor::{StoreSlot, open_store, supervise};
 use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
-use crate::net::{BoxListener, Connector, Listener, Tcp};
+use crate::net::{BoxListener, Connector, Tcp};
 use crate::order::{RaftOrder, StartError};
 use crate::transfer::{Donor, TransferError};
 
@@ -281,7 +281,7 @@ impl Daemon {
 }
 
 fn local_addr(listener: &BoxListener, what: &str) -> Result<SocketAddr, DaemonError> {
-    Listener::local_addr(listener.as_ref()).map_err(|source| DaemonError::Listen {
+    listener.local_addr().map_err(|source| DaemonError::Listen {
         addr: what.to_string(),
         source,
     })

@@ -25,6 +25,20 @@ async fn bind() -> BoxListener {
     Box::new(super::stable_tokio_listener())
 }
 
+/// A node's three ports on loopback, reached over plain TCP.
+async fn loopback_ports() -> Listeners {
+    Listeners {
+        peer: bind().await,
+        client: bind().await,
+        health: Some(bind().await),
+        connector: Tcp::connector(),
+    }
+}
+
+fn addr(listener: &BoxListener) -> String {
+    listener.local_addr().unwrap().to_string()
+}
+
 impl RespCluster {
     /// Starts `nodes` nodes of one new cluster and waits until all are synced.
     pub(crate) fn start(nodes: u64) -> RespCluster {
@@ -42,16 +56,8 @@ impl RespCluster {
         let dir = tempfile::tempdir().unwrap();
         let mut listeners = Vec::new();
         for _ in 0..nodes {
-            listeners.push(rt.block_on(async {
-                Listeners {
-                    peer: bind().await,
-                    client: bind().await,
-                    health: Some(bind().await),
-                    connector: Tcp::connector(),
-                }
-            }));
+            listeners.push(rt.block_on(loopback_ports()));
         }
-        let addr = |l: &BoxListener| l.local_addr().unwrap().to_string();
         let mut configs = Vec::new();
         for (index, l) in listeners.iter().enumerate() {
             let id = index as u64 + 1;
@@ -142,15 +148,7 @@ impl RespCluster {
     pub(crate) fn join(&mut self) -> usize {
         let index = self.daemons.len();
         let id = index as u64 + 1;
-        let listeners = self.rt.block_on(async {
-            Listeners {
-                peer: bind().await,
-                client: bind().await,
-                health: Some(bind().await),
-                connector: Tcp::connector(),
-            }
-        });
-        let addr = |l: &BoxListener| l.local_addr().unwrap().to_string();
+        let listeners = self.rt.block_on(loopback_ports());
         let mut config = self.configs[0].clone();
         config.node_id = id;
         config.data_dir = self.dir.path().join(format!("node-{id}"));
