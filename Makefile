@@ -5,7 +5,7 @@ CARGO ?= cargo
 # do not need it, so the release build never compiles it.
 FEATURES ?= --features rocksdb
 
-.PHONY: test deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix
+.PHONY: test deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
 
 test: deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build
 
@@ -91,3 +91,9 @@ bench:
 
 cluster:
 	$(CARGO) run --release --example cluster
+
+# certus side by side with MariaDB Galera, etcd and Redis on this machine,
+# through one load generator (minutes; needs those servers, never in CI):
+# the table of docs/performance.md comes from its output.
+perf-compare:
+	bash scripts/perf-compare.sh

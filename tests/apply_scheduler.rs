@@ -90,3 +90,26 @@ fn admission_beyond_capacity_is_a_bug() {
     );
     scheduler.admit(Seqno::new(2), Job::Skip);
 }
+
+#[test]
+fn one_commit_is_in_flight_and_the_next_covers_what_was_applied_meanwhile() {
+    let mut scheduler = ApplyScheduler::new(4, 8, Seqno::ZERO);
+    for seqno in 1..=3 {
+        let job = Job::Apply {
+            depends_on: Seqno::ZERO,
+        };
+        scheduler.admit(Seqno::new(seqno), job);
+    }
+    let started: Vec<Seqno> = std::iter::from_fn(|| scheduler.next_apply()).collect();
+    assert_eq!(started.len(), 3);
+    scheduler.applied(Seqno::new(1));
+    assert_eq!(scheduler.next_commit(), Some(Seqno::new(1)));
+    scheduler.applied(Seqno::new(2));
+    scheduler.applied(Seqno::new(3));
+    assert_eq!(scheduler.next_commit(), None, "a commit is still in flight");
+    scheduler.committed(Seqno::new(1));
+    assert_eq!(scheduler.next_commit(), Some(Seqno::new(3)));
+    scheduler.committed(Seqno::new(3));
+    assert_eq!(scheduler.next_commit(), None);
+    scheduler.check_invariants();
+}

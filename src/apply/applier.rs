@@ -38,7 +38,9 @@ pub struct Recovered {
 /// `s` must stay invisible to readers until a commit with `upto >= s`, and
 /// visible only to read views at or after `s`. `apply` must be idempotent:
 /// after a crash the node applies again everything after the last committed
-/// watermark.
+/// watermark. A commit must be durable when it carries a checkpoint; others
+/// may be lazy (the node's log keeps every position after the last stored
+/// checkpoint), as long as what survives a crash is a prefix of the writes.
 pub trait Applier: Send + Sync + 'static {
     /// Reports the durable replication state at start-up.
     ///
@@ -51,6 +53,17 @@ pub trait Applier: Send + Sync + 'static {
     /// # Errors
     /// [`ApplyError`]; the node stops applying and fails.
     fn apply(&self, seqno: Seqno, ws: &WriteSet) -> Result<(), ApplyError>;
+
+    /// Applies several committed write-sets whose dependencies are all
+    /// applied already; an engine overrides it to write them together.
+    ///
+    /// # Errors
+    /// [`ApplyError`]; the node stops applying and fails.
+    fn apply_batch(&self, batch: &[(Seqno, &WriteSet)]) -> Result<(), ApplyError> {
+        batch
+            .iter()
+            .try_for_each(|(seqno, ws)| self.apply(*seqno, ws))
+    }
 
     /// Makes everything at or below `upto` visible and records `upto` as the
     /// last applied seqno, together with `checkpoint` when one is given, in

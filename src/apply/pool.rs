@@ -24,8 +24,14 @@ pub(crate) struct ApplyDone {
     pub(crate) result: Result<(), ApplyError>,
 }
 
-/// `workers` tasks sharing one bounded job queue. The scheduler never has
-/// more than `workers` jobs out, so [`ApplyPool::dispatch`] never waits.
+/// Write-sets a worker applies in one engine call at most.
+const APPLY_BATCH: usize = 32;
+
+/// `workers` tasks sharing one bounded job queue. A worker takes every job
+/// queued (up to [`APPLY_BATCH`]) and applies them in one engine call, so
+/// under load one engine write carries many write-sets. The scheduler never
+/// has more than [`ApplyPool::slots`] jobs out, so [`ApplyPool::dispatch`]
+/// never waits.
 #[derive(Debug)]
 pub(crate) struct ApplyPool {
     jobs: mpsc::Sender<ApplyJob>,
@@ -33,13 +39,19 @@ pub(crate) struct ApplyPool {
 }
 
 impl ApplyPool {
+    /// How many jobs `workers` workers take at once.
+    pub(crate) fn slots(workers: usize) -> usize {
+        workers.max(1) * APPLY_BATCH
+    }
+
     /// Starts the workers; their reports arrive on the returned receiver.
     pub(crate) fn start(
         workers: usize,
         applier: Arc<dyn Applier>,
     ) -> (ApplyPool, mpsc::Receiver<ApplyDone>) {
-        let (jobs, job_rx) = mpsc::channel::<ApplyJob>(workers);
-        let (done_tx, done_rx) = mpsc::channel(workers);
+        let slots = ApplyPool::slots(workers);
+        let (jobs, job_rx) = mpsc::channel::<ApplyJob>(slots);
+        let (done_tx, done_rx) = mpsc::channel(slots);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let tasks = (0..workers)
             .map(|_| tokio::spawn(worker(job_rx.clone(), done_tx.clone(), applier.clone())))
@@ -87,22 +99,38 @@ async fn worker(
     applier: Arc<dyn Applier>,
 ) {
     loop {
-        let job = jobs.lock().await.recv().await;
-        let Some(job) = job else { return };
-        let (seqno, ws, applier) = (job.seqno, job.ws, applier.clone());
+        let batch = {
+            let mut jobs = jobs.lock().await;
+            let Some(first) = jobs.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < APPLY_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let seqnos: Vec<Seqno> = batch.iter().map(|job| job.seqno).collect();
+        let applier = applier.clone();
         // Engines block on I/O: apply off the async threads.
-        let Some(result) = crate::task::blocking(move || applier.apply(seqno, &ws)).await else {
+        let apply = move || {
+            let refs: Vec<(Seqno, &WriteSet)> = batch
+                .iter()
+                .map(|job| (job.seqno, job.ws.as_ref()))
+                .collect();
+            applier.apply_batch(&refs)
+        };
+        let Some(result) = crate::task::blocking(apply).await else {
             return;
         };
-        if done
-            .send(ApplyDone {
-                seqno: job.seqno,
-                result,
-            })
-            .await
-            .is_err()
-        {
-            return;
+        for seqno in seqnos {
+            let result = result.clone();
+            if done.send(ApplyDone { seqno, result }).await.is_err() {
+                return;
+            }
         }
     }
 }

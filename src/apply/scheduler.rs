@@ -143,9 +143,14 @@ impl ApplyScheduler {
         self.advance_applied();
     }
 
-    /// The watermark to commit next, if it moved since the last request.
+    /// The watermark to commit next, if it moved since the last request and
+    /// the last request was committed: one commit is in flight at a time,
+    /// and the next one covers everything applied meanwhile (the store's
+    /// group commit).
     pub fn next_commit(&mut self) -> Option<Seqno> {
-        if self.applied_watermark <= self.commit_requested {
+        if self.applied_watermark <= self.commit_requested
+            || self.commit_requested > self.last_committed
+        {
             return None;
         }
         self.commit_requested = self.applied_watermark;

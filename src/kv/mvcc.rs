@@ -2,6 +2,7 @@
 //! replicated write-sets as [`crate::apply::Applier`], and garbage
 //! collection.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -32,7 +33,14 @@ pub struct ExportChunk {
 pub struct MvccStore {
     engine: Arc<dyn Engine>,
     gc: Mutex<GcQueue>,
+    /// Watermark commits since the last durable one.
+    lazy_commits: AtomicU32,
 }
+
+/// Every this many watermark commits one is made durable even without a
+/// checkpoint, which bounds what a restart replays from the log and lets
+/// copy-on-write engines (redb) free their pages.
+const SYNC_EVERY: u32 = 64;
 
 impl MvccStore {
     /// Opens the MVCC layer over `engine`, keeping at most `gc_queue` keys
@@ -43,6 +51,7 @@ impl MvccStore {
         MvccStore {
             engine,
             gc: Mutex::new(GcQueue::new(gc_queue, true)),
+            lazy_commits: AtomicU32::new(0),
         }
     }
 
@@ -187,6 +196,19 @@ impl MvccStore {
         }
     }
 
+    /// Makes every write so far durable, so a clean restart replays
+    /// nothing from the log.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine's write.
+    pub fn sync(&self) -> Result<(), EngineError> {
+        let mut batch = WriteBatch::new();
+        batch.set_durable();
+        self.engine.write(batch)?;
+        self.lazy_commits.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Removes versions no read view at or after `horizon` can see, for up
     /// to `budget` keys.
     ///
@@ -202,31 +224,47 @@ impl MvccStore {
             )
         };
         let mut stats = GcStats::default();
+        // One engine write for the whole step.
+        let mut deletes = WriteBatch::new();
         for key in &ready {
-            stats.versions_removed += self.prune_key(key, horizon)?;
+            stats.versions_removed += self.prune_key(key, horizon, &mut deletes)?;
             stats.keys_examined += 1;
         }
         if let Some(mut cursor) = cursor {
+            let pruned: std::collections::HashSet<&[u8]> =
+                ready.iter().map(AsRef::as_ref).collect();
             // The scan always advances, even when the queue used the budget.
             let scan_budget = budget.saturating_sub(ready.len()).max(1);
             for _ in 0..scan_budget {
                 let next = self.engine.scan(&cursor, DATA_END, 1)?.into_iter().next();
                 let Some((engine_key, _)) = next else { break };
                 let (user_key, _) = layout::parse_version_key(&engine_key)?;
-                stats.versions_removed += self.prune_key(&user_key, horizon)?;
-                stats.keys_examined += 1;
+                // A key the queue already pruned in this step still shows
+                // its versions: the deletes are written at the end.
+                if !pruned.contains(user_key.as_slice()) {
+                    stats.versions_removed += self.prune_key(&user_key, horizon, &mut deletes)?;
+                    stats.keys_examined += 1;
+                }
                 cursor = layout::key_prefix_end(&user_key);
             }
             let more = !self.engine.scan(&cursor, DATA_END, 1)?.is_empty();
             self.gc_queue().set_scan_cursor(more.then_some(cursor));
         }
+        if !deletes.is_empty() {
+            self.engine.write(deletes)?;
+        }
         stats.full_scan_pending = self.gc_queue().scan_cursor().is_some();
         Ok(stats)
     }
 
-    /// Removes `user_key`'s versions that are hidden at `horizon`. Returns
-    /// how many were removed.
-    fn prune_key(&self, user_key: &[u8], horizon: Seqno) -> Result<usize, EngineError> {
+    /// Adds to `deletes` the versions of `user_key` hidden at `horizon`.
+    /// Returns how many.
+    fn prune_key(
+        &self,
+        user_key: &[u8],
+        horizon: Seqno,
+        deletes: &mut WriteBatch,
+    ) -> Result<usize, EngineError> {
         let start = layout::version_key(user_key, horizon);
         let end = layout::key_prefix_end(user_key);
         // Versions at or below the horizon, newest first; the newest is the
@@ -236,15 +274,11 @@ impl MvccStore {
             return Ok(0);
         };
         let keep_visible = layout::decode_value(visible)?.is_some();
-        let mut batch = WriteBatch::new();
-        for (engine_key, _) in versions.iter().skip(usize::from(keep_visible)) {
-            batch.delete(engine_key.clone());
+        let hidden = &versions[usize::from(keep_visible)..];
+        for (engine_key, _) in hidden {
+            deletes.delete(engine_key.clone());
         }
-        let removed = batch.ops().len();
-        if removed > 0 {
-            self.engine.write(batch)?;
-        }
-        Ok(removed)
+        Ok(hidden.len())
     }
 
     /// Keys queued for collection.
@@ -292,30 +326,48 @@ impl Applier for MvccStore {
     }
 
     fn apply(&self, seqno: Seqno, ws: &WriteSet) -> Result<(), ApplyError> {
-        let mut batch = WriteBatch::new();
-        for op in ws.ops() {
-            let value = match op {
-                RowOp::Put { value, .. } => Some(value.as_ref()),
-                RowOp::Delete { .. } => None,
-            };
-            batch.put(
-                layout::version_key(op.key(), seqno),
-                layout::encode_value(value),
-            );
+        self.apply_batch(&[(seqno, ws)])
+    }
+
+    /// Every write-set's versions in one engine write.
+    fn apply_batch(&self, batch: &[(Seqno, &WriteSet)]) -> Result<(), ApplyError> {
+        let mut write = WriteBatch::new();
+        for (seqno, ws) in batch {
+            for op in ws.ops() {
+                let value = match op {
+                    RowOp::Put { value, .. } => Some(value.as_ref()),
+                    RowOp::Delete { .. } => None,
+                };
+                write.put(
+                    layout::version_key(op.key(), *seqno),
+                    layout::encode_value(value),
+                );
+            }
         }
-        self.engine.write(batch).map_err(storage)?;
+        self.engine.write(write).map_err(storage)?;
         let mut queue = self.gc_queue();
-        for op in ws.ops() {
-            queue.push(seqno, op.key().clone());
+        for (seqno, ws) in batch {
+            for op in ws.ops() {
+                queue.push(*seqno, op.key().clone());
+            }
         }
         Ok(())
     }
 
+    /// Moves the watermark. Only a commit that stores a checkpoint must be
+    /// durable: the log keeps every entry after the stored checkpoint, so
+    /// after a crash the node certifies and applies again from there what
+    /// the engine lost (apply is idempotent), and an acknowledged commit is
+    /// durable in the log of a majority. Every [`SYNC_EVERY`]th commit is
+    /// durable as well. The engine writes sequentially, so whatever it
+    /// recovers is a prefix: a watermark never outruns its versions.
     fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError> {
         let mut batch = WriteBatch::new();
-        // The watermark must not claim versions the disk does not hold; a
-        // durable write also flushes the apply batches written before it.
-        batch.set_durable();
+        let lazy = self.lazy_commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if checkpoint.is_some() || lazy >= SYNC_EVERY {
+            batch.set_durable();
+            self.lazy_commits.store(0, Ordering::Relaxed);
+        }
         batch.put(
             META_APPLIED,
             Bytes::copy_from_slice(&upto.get().to_be_bytes()),

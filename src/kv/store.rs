@@ -193,6 +193,10 @@ impl KvStore {
             }
         }
         self.inner.node.shutdown().await;
+        let mvcc = self.inner.mvcc.clone();
+        if let Some(Err(err)) = crate::task::blocking(move || mvcc.sync()).await {
+            tracing::warn!(error = %err, "syncing the store at shutdown failed");
+        }
     }
 }
 
@@ -206,9 +210,12 @@ async fn gc_loop(node: Node, mvcc: Arc<MvccStore>, every: u64, budget: usize) {
             Ok(s) if !s.state.is_terminal() => {}
             _ => return,
         }
-        match mvcc.collect_garbage(node.read_horizon(), budget) {
-            Ok(stats) => tracing::trace!(?stats, "garbage collection step"),
-            Err(err) => tracing::warn!(error = %err, "garbage collection step failed"),
+        let (step, horizon) = (mvcc.clone(), node.read_horizon());
+        // Engine writes block: off the async threads, like apply.
+        match crate::task::blocking(move || step.collect_garbage(horizon, budget)).await {
+            Some(Ok(stats)) => tracing::trace!(?stats, "garbage collection step"),
+            Some(Err(err)) => tracing::warn!(error = %err, "garbage collection step failed"),
+            None => return,
         }
     }
 }

@@ -58,7 +58,7 @@ pub(crate) enum Abandon {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CoreConfig {
     pub(crate) node_id: NodeId,
-    pub(crate) apply_workers: usize,
+    pub(crate) apply_slots: usize,
     pub(crate) apply_queue: usize,
     pub(crate) max_write_set_bytes: usize,
     pub(crate) checkpoint_interval: u64,
@@ -100,7 +100,7 @@ impl NodeCore {
         let next_checkpoint = Seqno::new(certifier.last_seqno().get() + config.checkpoint_interval);
         NodeCore {
             last_delivered: certifier.last_seqno(),
-            scheduler: ApplyScheduler::new(config.apply_workers, config.apply_queue, last_applied),
+            scheduler: ApplyScheduler::new(config.apply_slots, config.apply_queue, last_applied),
             membership: Membership::new(config.node_id),
             replay_upto: last_applied,
             pending: BTreeMap::new(),
@@ -388,7 +388,7 @@ impl NodeCore {
             self.pending.len() <= self.config.apply_queue,
             "pending write-sets unbounded"
         );
-        let command_bound = self.config.apply_workers + 4;
+        let command_bound = self.config.apply_slots + 4;
         assert!(
             self.commands.len() <= command_bound,
             "{} commands queued",

@@ -14,7 +14,7 @@ const ME: NodeId = NodeId::new(1);
 fn config(workers: usize) -> CoreConfig {
     CoreConfig {
         node_id: ME,
-        apply_workers: workers,
+        apply_slots: workers,
         apply_queue: 16,
         max_write_set_bytes: 1 << 20,
         checkpoint_interval: 4,
@@ -52,6 +52,28 @@ fn ordered(seqno: u64, entry: Entry) -> Event {
 
 fn drain(core: &mut NodeCore) -> Vec<Command> {
     std::iter::from_fn(|| core.poll_command()).collect()
+}
+
+/// Drains the commands, reporting every commit as done as the runtime would,
+/// until the core has nothing more to say. The core releases one commit at
+/// a time.
+fn drain_committing(core: &mut NodeCore) -> Vec<Command> {
+    let mut all = Vec::new();
+    loop {
+        let out = drain(core);
+        if out.is_empty() {
+            return all;
+        }
+        let committed = commits(&out);
+        assert!(
+            committed.len() <= 1,
+            "more than one commit in flight: {committed:?}"
+        );
+        all.extend(out);
+        for upto in committed {
+            core.handle_committed(Seqno::new(upto));
+        }
+    }
 }
 
 fn applies(commands: &[Command]) -> Vec<u64> {
@@ -155,7 +177,7 @@ fn barriers_and_malformed_entries_take_positions_without_applies() {
         2,
         Entry::WriteSet(Bytes::from_static(b"not a frame")),
     ));
-    let out = drain(&mut core);
+    let out = drain_committing(&mut core);
     assert!(applies(&out).is_empty());
     assert_eq!(commits(&out), [1, 2]);
     assert_eq!(core.status().malformed, 1);
@@ -240,7 +262,7 @@ fn checkpoints_ride_with_the_first_commit_that_covers_them() {
     for s in 1..=4 {
         core.handle_event(ordered(s, Entry::Barrier));
     }
-    let out = drain(&mut core);
+    let out = drain_committing(&mut core);
     let with_checkpoint: Vec<_> = out
         .iter()
         .filter_map(|c| match c {

@@ -84,7 +84,7 @@ impl Node {
         order.release(certifier.last_seqno());
         let core_config = CoreConfig {
             node_id: config.node_id,
-            apply_workers: config.apply_workers,
+            apply_slots: ApplyPool::slots(config.apply_workers),
             apply_queue: config.apply_queue,
             max_write_set_bytes: config.max_write_set_bytes,
             checkpoint_interval: config.checkpoint_interval,

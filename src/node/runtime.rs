@@ -1,6 +1,8 @@
 //! The node's async shell: feeds ordering-layer events and worker reports
 //! into the core, and carries out the commands it emits.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -10,9 +12,10 @@ use super::error::Error;
 use super::read_views::ReadViews;
 use super::status::Status;
 use super::waiters::Waiters;
-use crate::apply::Applier;
 use crate::apply::pool::{ApplyDone, ApplyJob, ApplyPool};
+use crate::apply::{Applier, ApplyError};
 use crate::certify::CertCheckpoint;
+use crate::ids::Seqno;
 use crate::order::{EventStream, TotalOrder};
 
 /// A request from the node's handles to its runtime.
@@ -32,6 +35,16 @@ pub(crate) struct Published {
     pub(crate) donating: watch::Sender<usize>,
 }
 
+/// A commit the engine is carrying out: its watermark, the checkpoint it
+/// stores, and how it went.
+type Committing = Pin<Box<dyn Future<Output = CommitDone> + Send>>;
+
+struct CommitDone {
+    upto: Seqno,
+    stored: Option<Seqno>,
+    result: Result<(), ApplyError>,
+}
+
 /// Owns the core and everything that performs its commands.
 pub(crate) struct Runtime {
     pub(crate) core: NodeCore,
@@ -47,11 +60,19 @@ pub(crate) struct Runtime {
     pub(crate) donating: watch::Receiver<usize>,
 }
 
+/// The runtime's own progress: the commit in flight (the scheduler releases
+/// one at a time, so applies and deliveries go on while the engine commits).
+#[derive(Default)]
+struct Progress {
+    committing: Option<Committing>,
+}
+
 impl Runtime {
     /// Runs until shutdown is signalled or every node handle is dropped.
     pub(crate) async fn run(mut self) {
+        let mut progress = Progress::default();
         loop {
-            self.execute().await;
+            self.execute(&mut progress);
             self.publish();
             tokio::select! {
                 biased;
@@ -60,6 +81,7 @@ impl Runtime {
                         break;
                     }
                 }
+                done = committed(&mut progress.committing) => self.finish_commit(done),
                 Some(done) = self.done.recv() => self.core.handle_applied(done.seqno, done.result),
                 Some(request) = self.requests.recv() => match request {
                     NodeRequest::TransferCheckpoint(reply) => {
@@ -76,35 +98,26 @@ impl Runtime {
                 },
             }
         }
+        // A commit in flight finishes, so the engine is idle once this ends.
+        if let Some(commit) = progress.committing.take() {
+            commit.await;
+        }
         self.published.waiters.abandon(&Error::ShutDown);
         tracing::debug!(status = ?self.core.status(), "node runtime stopped");
         let Runtime { pool, done, .. } = self;
         pool.close(done).await;
     }
 
-    async fn execute(&mut self) {
+    fn execute(&mut self, progress: &mut Progress) {
         while let Some(command) = self.core.poll_command() {
             match command {
                 Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
                 Command::Commit { upto, checkpoint } => {
-                    // The engine may fsync here: off the async threads.
-                    let stored = checkpoint.as_ref().map(CertCheckpoint::seqno);
-                    let applier = self.applier.clone();
-                    let commit = move || applier.commit(upto, checkpoint.as_ref());
-                    match crate::task::blocking(commit).await.unwrap_or(Err(
-                        crate::apply::ApplyError::Storage(
-                            "the runtime shut down during a commit".into(),
-                        ),
-                    )) {
-                        Ok(()) => {
-                            if let Some(seqno) = stored {
-                                self.order.release(seqno);
-                            }
-                            self.published.read_views.set_last_applied(upto);
-                            self.core.handle_committed(upto);
-                        }
-                        Err(err) => self.core.handle_commit_failed(upto, &err),
-                    }
+                    assert!(
+                        progress.committing.is_none(),
+                        "commit to {upto} released while another is in flight"
+                    );
+                    progress.committing = Some(self.start_commit(upto, checkpoint));
                 }
                 Command::Resolve { txn_id, outcome } => {
                     self.published.waiters.resolve(txn_id, Ok(outcome));
@@ -120,6 +133,38 @@ impl Runtime {
         }
     }
 
+    /// The engine commits `upto` (it may fsync): off the async threads.
+    fn start_commit(&self, upto: Seqno, checkpoint: Option<CertCheckpoint>) -> Committing {
+        let stored = checkpoint.as_ref().map(CertCheckpoint::seqno);
+        let applier = self.applier.clone();
+        let commit = move || applier.commit(upto, checkpoint.as_ref());
+        Box::pin(async move {
+            let result = crate::task::blocking(commit)
+                .await
+                .unwrap_or(Err(ApplyError::Storage(
+                    "the runtime shut down during a commit".into(),
+                )));
+            CommitDone {
+                upto,
+                stored,
+                result,
+            }
+        })
+    }
+
+    fn finish_commit(&mut self, done: CommitDone) {
+        match done.result {
+            Ok(()) => {
+                if let Some(seqno) = done.stored {
+                    self.order.release(seqno);
+                }
+                self.published.read_views.set_last_applied(done.upto);
+                self.core.handle_committed(done.upto);
+            }
+            Err(err) => self.core.handle_commit_failed(done.upto, &err),
+        }
+    }
+
     fn publish(&self) {
         let status = self.core.status();
         self.published.status.send_if_modified(|current| {
@@ -129,5 +174,17 @@ impl Runtime {
             *current = status;
             true
         });
+    }
+}
+
+/// The end of the commit in flight; pending forever when there is none.
+async fn committed(committing: &mut Option<Committing>) -> CommitDone {
+    match committing {
+        Some(commit) => {
+            let done = commit.await;
+            *committing = None;
+            done
+        }
+        None => std::future::pending().await,
     }
 }

@@ -25,6 +25,20 @@ pub(crate) enum Op {
     Strlen(Bytes),
 }
 
+impl Op {
+    /// Whether it writes without reading anything: its outcome and reply
+    /// cannot depend on the snapshot it runs at.
+    pub(crate) fn is_blind_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Set {
+                when: SetWhen::Always,
+                ..
+            } | Op::MSet(_)
+        )
+    }
+}
+
 /// `SET`'s condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SetWhen {

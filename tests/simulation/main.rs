@@ -30,6 +30,7 @@
 
 mod cluster;
 mod nemesis;
+#[path = "../common/resp_client.rs"]
 mod resp;
 mod run;
 mod workload;

@@ -14,7 +14,14 @@ use certus::check::{Event, EventType, Mop};
 use tokio::time::{sleep, timeout};
 
 use crate::cluster::client_addr;
-use crate::resp::{Resp, Value};
+use crate::resp::Value;
+
+/// A RESP connection over simulated TCP.
+type Resp = crate::resp::Resp<turmoil::net::TcpStream>;
+
+async fn connect(addr: &str) -> std::io::Result<Resp> {
+    Ok(Resp::new(turmoil::net::TcpStream::connect(addr).await?))
+}
 
 /// Longest wait for one transaction before its outcome is unknown.
 const OP_TIMEOUT: Duration = Duration::from_secs(8);
@@ -123,7 +130,7 @@ pub(crate) async fn client(id: usize, shared: Rc<Shared>) -> turmoil::Result {
     let mut conn: Option<Resp> = None;
     while now() < shared.stop_at {
         let Some(resp) = conn.as_mut() else {
-            match timeout(Duration::from_secs(1), Resp::connect(&client_addr(node))).await {
+            match timeout(Duration::from_secs(1), connect(&client_addr(node))).await {
                 Ok(Ok(resp)) => conn = Some(resp),
                 _ => {
                     node = (node + 1) % shared.nodes;
@@ -170,7 +177,10 @@ async fn transact(resp: &mut Resp, mops: &[Mop]) -> std::io::Result<Outcome> {
         });
     }
     commands.push(vec!["EXEC".to_string()]);
-    resp.send(&commands).await?;
+    for command in &commands {
+        resp.push(command);
+    }
+    resp.flush().await?;
     let multi = resp.read().await?;
     for _ in mops {
         resp.read().await?;
@@ -265,12 +275,11 @@ async fn committed_everywhere(nodes: usize) -> Option<Vec<u64>> {
     let mut committed = Vec::with_capacity(nodes);
     for node in 0..nodes {
         let info = timeout(Duration::from_secs(1), async {
-            let mut resp = Resp::connect(&client_addr(node)).await?;
-            resp.call(vec!["INFO".into()]).await
+            let mut resp = connect(&client_addr(node)).await?;
+            resp.call(&["INFO"]).await
         })
         .await;
         let Ok(Ok(Value::Bulk(Some(text)))) = info else {
-            eprintln!("DEBUG info {node}: {info:?}");
             return None;
         };
         let text = String::from_utf8_lossy(&text);
@@ -283,11 +292,6 @@ async fn committed_everywhere(nodes: usize) -> Option<Vec<u64>> {
         if field("wsrep_ready").as_deref() != Some("ON")
             || field("wsrep_local_state_comment").as_deref() != Some("Synced")
         {
-            eprintln!(
-                "DEBUG {node}: {:?} {:?}",
-                field("wsrep_ready"),
-                field("wsrep_local_state_comment")
-            );
             return None;
         }
         committed.push(field("wsrep_last_committed")?.parse().ok()?);
@@ -296,11 +300,11 @@ async fn committed_everywhere(nodes: usize) -> Option<Vec<u64>> {
 }
 
 async fn read_all(node: usize, keys: u64) -> std::io::Result<BTreeMap<String, Vec<i64>>> {
-    let mut resp = Resp::connect(&client_addr(node)).await?;
+    let mut resp = connect(&client_addr(node)).await?;
     let mut lists = BTreeMap::new();
     for k in 0..keys {
         let key = format!("k{k}");
-        let reply = resp.call(vec!["GET".into(), key.clone()]).await?;
+        let reply = resp.call(&["GET", key.as_str()]).await?;
         let list = parse_list(&reply).ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{reply:?}"))
         })?;

@@ -24,6 +24,7 @@ mod network;
 mod order;
 mod service;
 mod stream;
+mod sync_points;
 mod types;
 
 pub use config::RaftOrderConfig;

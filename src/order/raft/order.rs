@@ -5,9 +5,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use openraft::BasicNode;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ReadPolicy};
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -23,6 +23,7 @@ use super::monitor::Monitor;
 use super::network::{Network, Peers};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
+use super::sync_points::{ReadIndex, SyncPoints};
 use super::types::{Raft, Runtime, Submission};
 use crate::ids::{NodeId, Seqno};
 use crate::net::{self, BoxListener, ClientConfig, Connector, ServerConfig};
@@ -79,6 +80,7 @@ pub struct RaftOrder {
     delivery: Arc<DeliveryShared>,
     peers: Arc<Peers>,
     forwarder: Forwarder,
+    sync_points: SyncPoints,
     standing: watch::Receiver<Standing>,
     flow: Arc<FlowControl>,
     app: Arc<OnceLock<Arc<dyn PeerService>>>,
@@ -155,6 +157,9 @@ impl RaftOrder {
             shared.clone(),
             peers.clone(),
         );
+        let reader = ReadIndex::new(&config, &raft, &peers, &standing, &shutdown_rx);
+        let (sync_points, task) = SyncPoints::start(reader);
+        tasks.push(task);
         tasks.push(tokio::spawn(monitor.run(shutdown_rx)));
         let forwarder = Forwarder::start(config.forward_batch, 4096, config.submit_timeout);
         Ok(RaftOrder {
@@ -164,6 +169,7 @@ impl RaftOrder {
             delivery: shared,
             peers,
             forwarder,
+            sync_points,
             standing,
             flow,
             app,
@@ -345,45 +351,6 @@ impl RaftOrder {
             pause = (pause * 2).min(self.config.heartbeat);
         }
     }
-
-    /// One attempt at a read index: `None` when the leader could not be
-    /// reached or could not confirm its leadership.
-    async fn read_index_once(&self) -> Option<Seqno> {
-        let timeout = self.config.primary_lease;
-        if self.raft.is_leader() {
-            let read = self.raft.ensure_linearizable(ReadPolicy::ReadIndex);
-            return match tokio::time::timeout(timeout, read).await {
-                Ok(Ok(read)) => Some(Seqno::new(read.index())),
-                _ => None,
-            };
-        }
-        let client = self.leader_client()?;
-        match client.call(&PeerRequest::ReadIndex, timeout).await {
-            Ok(PeerResponse::ReadIndex(Ok(index))) => Some(Seqno::new(index)),
-            _ => None,
-        }
-    }
-
-    /// A sync point, retried through a leader change for as long as this
-    /// node still counts itself in the primary component (at most twice the
-    /// primary lease).
-    async fn read_index(&self) -> Result<Seqno, OrderError> {
-        let deadline = Instant::now() + self.config.primary_lease * 2;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if !self.standing.borrow().primary || *self.shutdown.borrow() {
-                return Err(OrderError::NotPrimary);
-            }
-            if let Some(seqno) = self.read_index_once().await {
-                return Ok(seqno);
-            }
-            if Instant::now() + pause >= deadline {
-                return Err(OrderError::NotPrimary);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(self.config.heartbeat);
-        }
-    }
 }
 
 /// Starts raft, its random choices seeded from the simulation or from the
@@ -481,7 +448,7 @@ impl TotalOrder for RaftOrder {
     }
 
     fn sync_point(&self) -> OrderFuture<'_, Seqno> {
-        Box::pin(self.read_index())
+        Box::pin(self.sync_points.sync_point())
     }
 
     fn flow_control(&self) -> FlowControlStats {

@@ -1,11 +1,11 @@
-//! A small Redis-protocol client over turmoil's simulated TCP: commands go
-//! out as arrays of bulk strings, replies are parsed as they arrive.
+//! A small asynchronous Redis-protocol client over any byte stream: commands
+//! go out as arrays of bulk strings, replies are parsed as they arrive.
+//! Shared by the simulation (over turmoil's TCP) and the load tool (over
+//! tokio's), each of which includes this file with `#[path]`.
 
 use std::io;
 
-use turmoil::net::TcpStream;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// One reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,56 +28,86 @@ impl Value {
 }
 
 /// One connection.
-pub(crate) struct Resp {
-    stream: TcpStream,
+pub(crate) struct Resp<S> {
+    stream: S,
+    /// Received bytes; those before `start` are already parsed.
     input: Vec<u8>,
+    start: usize,
+    /// Encoded commands not written yet.
+    output: Vec<u8>,
 }
 
-impl Resp {
-    pub(crate) async fn connect(addr: &str) -> io::Result<Resp> {
-        Ok(Resp {
-            stream: TcpStream::connect(addr).await?,
-            input: Vec::new(),
-        })
+impl<S: AsyncRead + AsyncWrite + Unpin> Resp<S> {
+    pub(crate) fn new(stream: S) -> Resp<S> {
+        Resp {
+            stream,
+            input: Vec::with_capacity(4096),
+            start: 0,
+            output: Vec::with_capacity(4096),
+        }
     }
 
-    /// Writes `commands` in one go (a pipeline).
-    pub(crate) async fn send(&mut self, commands: &[Vec<String>]) -> io::Result<()> {
-        let mut out = Vec::new();
-        for command in commands {
-            out.extend_from_slice(format!("*{}\r\n", command.len()).as_bytes());
-            for arg in command {
-                out.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
-            }
+    /// Queues one command; [`Resp::flush`] writes it.
+    pub(crate) fn push<A: AsRef<[u8]>>(&mut self, command: &[A]) {
+        encode_len(&mut self.output, b'*', command.len());
+        for arg in command {
+            let arg = arg.as_ref();
+            encode_len(&mut self.output, b'$', arg.len());
+            self.output.extend_from_slice(arg);
+            self.output.extend_from_slice(b"\r\n");
         }
-        self.stream.write_all(&out).await
+    }
+
+    /// Writes every queued command in one go (a pipeline).
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        let result = self.stream.write_all(&self.output).await;
+        self.output.clear();
+        result
     }
 
     /// The next reply.
     pub(crate) async fn read(&mut self) -> io::Result<Value> {
         loop {
-            match parse(&self.input) {
+            match parse(&self.input[self.start..]) {
                 Ok(Some((value, used))) => {
-                    self.input.drain(..used);
+                    self.start += used;
+                    if self.start == self.input.len() {
+                        self.input.clear();
+                        self.start = 0;
+                    }
                     return Ok(value);
                 }
                 Ok(None) => {}
                 Err(reason) => return Err(io::Error::new(io::ErrorKind::InvalidData, reason)),
             }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
+            if self.start > 0 {
+                self.input.drain(..self.start);
+                self.start = 0;
+            }
+            let filled = self.input.len();
+            self.input.resize(filled + 4096, 0);
+            let read = self.stream.read(&mut self.input[filled..]).await;
+            let n = *read.as_ref().unwrap_or(&0);
+            self.input.truncate(filled + n);
+            if read? == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            self.input.extend_from_slice(&chunk[..n]);
         }
     }
 
     /// Sends one command and reads its reply.
-    pub(crate) async fn call(&mut self, command: Vec<String>) -> io::Result<Value> {
-        self.send(&[command]).await?;
+    pub(crate) async fn call<A: AsRef<[u8]>>(&mut self, command: &[A]) -> io::Result<Value> {
+        self.push(command);
+        self.flush().await?;
         self.read().await
     }
+}
+
+/// Appends `<kind><len>\r\n`.
+fn encode_len(out: &mut Vec<u8>, kind: u8, len: usize) {
+    out.push(kind);
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A reply from the front of `input` and the bytes it used; `None` when it

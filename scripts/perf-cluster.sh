@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# A three-node certusd cluster on loopback for measurements, in the shape
+# of ../shared/peers/peers/*.sh: start | stop | status | reset.
+#   clients on 127.0.0.1:6380-6382, peers on 7101-7103, health on 9201-9203
+#   PERF_SCRATCH  data and logs (default /var/tmp/certus-perf)
+#   CERTUSD       the binary (default: the release build)
+#   ENGINE        rocksdb | redb | memory (default redb)
+#   SYNC          always | batch (default always: fsync before acknowledging)
+#   CAUSAL        true | false (default true: causal reads)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scratch="${PERF_SCRATCH:-/var/tmp/certus-perf}"
+certusd="${CERTUSD:-${CARGO_TARGET_DIR:-target}/release/certusd}"
+engine="${ENGINE:-redb}"
+sync="${SYNC:-always}"
+causal="${CAUSAL:-true}"
+ENDPOINTS=127.0.0.1:6380,127.0.0.1:6381,127.0.0.1:6382
+
+config() { # config N -> node N's TOML
+    local n=$1
+    cat <<EOF
+node_id = $n
+cluster = "certus-perf"
+data_dir = "$scratch/node$n"
+peer_listen = "127.0.0.1:$((7100 + n))"
+client_listen = "127.0.0.1:$((6379 + n))"
+health_listen = "127.0.0.1:$((9200 + n))"
+engine = "$engine"
+sync = "$sync"
+causal_reads = $causal
+
+[initial_members]
+1 = "127.0.0.1:7101"
+2 = "127.0.0.1:7102"
+3 = "127.0.0.1:7103"
+EOF
+}
+
+pid_of() { # pid_of N -> the pid if node N runs this cluster's certusd
+    local file="$scratch/node$1.pid" pid
+    [[ -f $file ]] || return 1
+    pid=$(cat "$file")
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$scratch/node$1.toml" || return 1
+    echo "$pid"
+}
+
+synced() { # synced N -> the health check says 200
+    { exec 3<>"/dev/tcp/127.0.0.1/$((9200 + $1))"; } 2>/dev/null || return 1
+    printf 'GET / HTTP/1.0\r\n\r\n' >&3
+    head -c 12 <&3 | grep -q 200
+    local status=$?
+    exec 3<&-
+    return $status
+}
+
+start() {
+    [[ -x $certusd ]] || { echo "no certusd at $certusd (cargo build --release --bin certusd)" >&2; exit 1; }
+    mkdir -p "$scratch"
+    local n
+    for n in 1 2 3; do
+        pid_of "$n" >/dev/null && continue
+        config "$n" >"$scratch/node$n.toml"
+        RUST_LOG="${RUST_LOG:-warn}" nohup "$certusd" --config="$scratch/node$n.toml" \
+            >>"$scratch/node$n.log" 2>&1 &
+        echo $! >"$scratch/node$n.pid"
+    done
+    for _ in $(seq 1 300); do # at most 30 s
+        if synced 1 && synced 2 && synced 3; then
+            echo "certus: 3 nodes synced ($engine, sync=$sync, causal=$causal): $ENDPOINTS"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "certus: not synced after 30 s; see $scratch/node*.log" >&2
+    exit 1
+}
+
+stop() {
+    local n pid
+    for n in 1 2 3; do
+        pid=$(pid_of "$n") || continue
+        kill -TERM "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$scratch/node$n.pid"
+    done
+}
+
+status() {
+    local n pid
+    for n in 1 2 3; do
+        if pid=$(pid_of "$n"); then
+            echo "node$n pid $pid rss $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
+        else
+            echo "node$n stopped"
+        fi
+    done
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    reset) stop; rm -rf "$scratch" ;;
+    *) echo "usage: $0 start|stop|status|reset" >&2; exit 2 ;;
+esac

@@ -1,0 +1,131 @@
+//! A crash that loses every write since the engine's last durable batch:
+//! the store commits its watermark lazily (only checkpoints and every
+//! 64th commit are synced), so a restarted node must certify and apply
+//! again from the log what its engine lost, and end identical to the rest.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use certus::kv::{BatchOp, Engine, EngineError, MemoryEngine, WriteBatch};
+use common::{Cluster, Disk, bounded, retry};
+
+/// An engine that forgets, at a crash, every batch after the last durable
+/// one: what a power cut does to redb, or to RocksDB's unsynced log tail.
+#[derive(Default)]
+struct Volatile {
+    state: Mutex<VolatileState>,
+}
+
+#[derive(Default)]
+struct VolatileState {
+    live: Arc<MemoryEngine>,
+    /// Every batch written, in order.
+    batches: Vec<Vec<BatchOp>>,
+    /// How many of them are durable.
+    durable: usize,
+    /// Crashed: writes are lost until the disk is opened again.
+    crashed: bool,
+}
+
+impl Volatile {
+    /// Batches that the crash lost.
+    fn crash(&self) -> usize {
+        let mut state = self.state.lock().unwrap();
+        state.crashed = true;
+        state.batches.len() - state.durable
+    }
+}
+
+impl Engine for Volatile {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
+        let live = self.state.lock().unwrap().live.clone();
+        live.get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        let live = self.state.lock().unwrap().live.clone();
+        live.scan(start, end, limit)
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+        let mut state = self.state.lock().unwrap();
+        if state.crashed {
+            return Ok(());
+        }
+        let durable = batch.is_durable();
+        state.batches.push(batch.ops().to_vec());
+        if durable {
+            state.durable = state.batches.len();
+        }
+        state.live.write(batch)
+    }
+}
+
+struct VolatileDisk(Arc<Volatile>);
+
+impl Disk for VolatileDisk {
+    /// After a crash, the engine holds the durable batches only.
+    fn open(&self) -> Arc<dyn Engine> {
+        let mut state = self.0.state.lock().unwrap();
+        if state.crashed {
+            let durable = state.durable;
+            state.batches.truncate(durable);
+            let live = MemoryEngine::new();
+            for ops in &state.batches {
+                let mut batch = WriteBatch::new();
+                for op in ops {
+                    match op {
+                        BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
+                        BatchOp::Delete { key } => batch.delete(key.clone()),
+                        other => panic!("unknown batch operation {other:?}"),
+                    }
+                }
+                live.write(batch).unwrap();
+            }
+            state.live = Arc::new(live);
+            state.crashed = false;
+        }
+        self.0.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_engine_lost_its_unsynced_commits_replays_them_from_the_log() {
+    bounded(async {
+        let engines: Vec<Arc<Volatile>> = (0..3).map(|_| Arc::default()).collect();
+        let disks = engines
+            .iter()
+            .map(|e| Box::new(VolatileDisk(e.clone())) as Box<dyn Disk>)
+            .collect();
+        let mut cluster = Cluster::start_on(disks, |_| {}).await;
+        for round in 0..100 {
+            let store = cluster.store(round % 3);
+            retry(store, |txn| {
+                txn.put(format!("k{round}"), format!("v{round}"))
+            })
+            .await;
+        }
+        let written = cluster.assert_identical().await;
+        assert_eq!(written.len(), 100);
+
+        let lost = engines[2].crash();
+        assert!(lost > 0, "nothing was lost: every commit was synced");
+        cluster.stop(2).await;
+        cluster.restart(2).await;
+        let after = cluster.assert_identical().await;
+        assert_eq!(
+            after, written,
+            "the restarted node did not recover the lost commits"
+        );
+    })
+    .await;
+}
