@@ -14,7 +14,8 @@ pub struct NodeConfig {
     pub node_id: NodeId,
     /// Cluster-wide certification settings; must match on every node.
     pub cert: CertConfig,
-    /// Write-sets applied concurrently.
+    /// Apply worker tasks. Each applies up to 32 ready write-sets in one
+    /// engine call ([`crate::apply::Applier::apply_batch`]).
     pub apply_workers: usize,
     /// Positions that may wait between delivery and the commit watermark.
     /// When full, the node stops taking deliveries, which holds back the
