@@ -60,19 +60,14 @@ pub(crate) struct Runtime {
     pub(crate) donating: watch::Receiver<usize>,
 }
 
-/// The runtime's own progress: the commit in flight (the scheduler releases
-/// one at a time, so applies and deliveries go on while the engine commits).
-#[derive(Default)]
-struct Progress {
-    committing: Option<Committing>,
-}
-
 impl Runtime {
     /// Runs until shutdown is signalled or every node handle is dropped.
     pub(crate) async fn run(mut self) {
-        let mut progress = Progress::default();
+        // The commit in flight: the scheduler releases one at a time, and
+        // applies and deliveries go on while the engine commits.
+        let mut committing: Option<Committing> = None;
         loop {
-            self.execute(&mut progress);
+            self.execute(&mut committing);
             self.publish();
             tokio::select! {
                 biased;
@@ -81,7 +76,7 @@ impl Runtime {
                         break;
                     }
                 }
-                done = committed(&mut progress.committing) => self.finish_commit(done),
+                done = committed(&mut committing) => self.finish_commit(done),
                 Some(done) = self.done.recv() => self.core.handle_applied(done.seqno, done.result),
                 Some(request) = self.requests.recv() => match request {
                     NodeRequest::TransferCheckpoint(reply) => {
@@ -99,7 +94,7 @@ impl Runtime {
             }
         }
         // A commit in flight finishes, so the engine is idle once this ends.
-        if let Some(commit) = progress.committing.take() {
+        if let Some(commit) = committing.take() {
             commit.await;
         }
         self.published.waiters.abandon(&Error::ShutDown);
@@ -108,16 +103,16 @@ impl Runtime {
         pool.close(done).await;
     }
 
-    fn execute(&mut self, progress: &mut Progress) {
+    fn execute(&mut self, committing: &mut Option<Committing>) {
         while let Some(command) = self.core.poll_command() {
             match command {
                 Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
                 Command::Commit { upto, checkpoint } => {
                     assert!(
-                        progress.committing.is_none(),
+                        committing.is_none(),
                         "commit to {upto} released while another is in flight"
                     );
-                    progress.committing = Some(self.start_commit(upto, checkpoint));
+                    *committing = Some(self.start_commit(upto, checkpoint));
                 }
                 Command::Resolve { txn_id, outcome } => {
                     self.published.waiters.resolve(txn_id, Ok(outcome));
