@@ -15,7 +15,7 @@ use certus::node::NodeState;
 use common::resp::RespCluster;
 use redis::{Connection, RedisResult, Value, cmd};
 
-fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
+fn query_once<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
     let mut command = cmd(args[0]);
     for arg in &args[1..] {
         command.arg(*arg);
@@ -23,12 +23,32 @@ fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> Redis
     command.query(con)
 }
 
+/// Sends `args`, and again while the node answers NOTPRIMARY (bounded): a
+/// loaded machine can delay the heartbeats that keep a node primary, and a
+/// refused command certainly had no effect. EXEC is sent once, since a
+/// refused EXEC discards its queue.
+fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match query_once(con, args) {
+            Err(err)
+                if err.code() == Some("NOTPRIMARY")
+                    && args[0] != "EXEC"
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            reply => return reply,
+        }
+    }
+}
+
 fn ok(con: &mut Connection, args: &[&str]) -> String {
     query(con, args).unwrap()
 }
 
 fn error(con: &mut Connection, args: &[&str]) -> redis::RedisError {
-    match query::<Value>(con, args) {
+    match query_once::<Value>(con, args) {
         Err(err) => err,
         Ok(value) => panic!("{args:?} succeeded with {value:?}"),
     }
@@ -44,7 +64,7 @@ fn through_failover<T: redis::FromRedisValue>(
     args: &[&str],
 ) -> T {
     for _ in 0..100 {
-        match query::<T>(con, args) {
+        match query_once::<T>(con, args) {
             Ok(reply) => return reply,
             Err(err) if err.code() == Some("NOTPRIMARY") => {
                 cluster.wait_state(index, NodeState::Synced);
@@ -209,9 +229,13 @@ fn contended_increments_are_exact() {
                         let next = (value.unwrap_or(0) + 1).to_string();
                         assert_eq!(ok(&mut con, &["MULTI"]), "OK");
                         assert_eq!(ok(&mut con, &["SET", "locked", &next]), "QUEUED");
-                        let exec: Option<Vec<String>> = query(&mut con, &["EXEC"]).unwrap();
-                        if exec.is_some() {
-                            break;
+                        let exec: RedisResult<Option<Vec<String>>> = query(&mut con, &["EXEC"]);
+                        match exec {
+                            Ok(Some(_)) => break,
+                            Ok(None) => {}
+                            // Refused outright: nothing ran; start again.
+                            Err(err) if err.code() == Some("NOTPRIMARY") => {}
+                            Err(err) => panic!("EXEC: {err}"),
                         }
                     }
                 }

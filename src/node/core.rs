@@ -41,7 +41,8 @@ pub(crate) enum Command {
         txn_id: TxnId,
         outcome: CommitOutcome,
     },
-    /// Fail every local client still waiting for a verdict.
+    /// Release local clients still waiting for a verdict: on leaving the
+    /// primary component those whose write-sets were ordered, on failure all.
     Abandon { failure: Abandon },
 }
 

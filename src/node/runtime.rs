@@ -117,13 +117,15 @@ impl Runtime {
                 Command::Resolve { txn_id, outcome } => {
                     self.published.waiters.resolve(txn_id, Ok(outcome));
                 }
-                Command::Abandon { failure } => {
-                    let error = match failure {
-                        Abandon::OutcomeUnknown => Error::OutcomeUnknown,
-                        Abandon::Failed(reason) => Error::Failed(reason),
-                    };
-                    self.published.waiters.abandon(&error);
-                }
+                Command::Abandon {
+                    failure: Abandon::OutcomeUnknown,
+                } => self
+                    .published
+                    .waiters
+                    .abandon_ordered(&Error::OutcomeUnknown),
+                Command::Abandon {
+                    failure: Abandon::Failed(reason),
+                } => self.published.waiters.abandon(&Error::Failed(reason)),
             }
         }
     }

@@ -182,6 +182,7 @@ impl Transaction {
             shared.published.waiters.remove(self.txn_id);
             return Err(err.into());
         }
+        shared.published.waiters.ordered(self.txn_id);
         let outcome = match tokio::time::timeout(shared.config.wait_timeout, verdict).await {
             Err(_) => {
                 shared.published.waiters.remove(self.txn_id);

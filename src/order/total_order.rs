@@ -62,6 +62,11 @@ pub trait TotalOrder: Send + Sync + 'static {
     /// for ordering and will be delivered to every member of the primary
     /// component; the verdict comes with the delivery.
     ///
+    /// An attempt that may have been ordered (the leader went away after
+    /// the frame was sent) is retried once a leader is known again, until the
+    /// submission times out; the certifier recognises a write-set delivered
+    /// twice, so a retry settles the outcome instead of leaving it open.
+    ///
     /// Errors: [`OrderError::NotPrimary`] (definitely not ordered),
     /// [`OrderError::OutcomeUnknown`] (maybe ordered), [`OrderError::TooLarge`],
     /// [`OrderError::Closed`].

@@ -309,6 +309,19 @@ impl RaftOrder {
         }
     }
 
+    /// Waits until this node is in the primary component again; false at
+    /// `deadline` or shutdown.
+    async fn primary_again(&self, deadline: Instant) -> bool {
+        let mut standing = self.standing.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::select! {
+            primary = tokio::time::timeout_at(deadline, standing.wait_for(|s| s.primary)) => {
+                matches!(primary, Ok(Ok(_)))
+            }
+            _ = shutdown.wait_for(|closed| *closed) => false,
+        }
+    }
+
     async fn submit_frame(&self, frame: Bytes) -> Result<(), OrderError> {
         if frame.len() > self.config.max_entry_bytes {
             return Err(OrderError::TooLarge {
@@ -333,7 +346,12 @@ impl RaftOrder {
         let mut pause = Duration::from_millis(5);
         loop {
             if !self.standing.borrow().primary {
-                return Err(gave_up(maybe_ordered, false));
+                // Nothing sent: certainly not ordered. Perhaps ordered: only
+                // a retry once back in the primary component tells, answered
+                // by the certifier's duplicate check if the first got in.
+                if !maybe_ordered || !self.primary_again(deadline).await {
+                    return Err(gave_up(maybe_ordered, false));
+                }
             }
             match self.submit_once(&frame).await {
                 Attempt::Ordered => return Ok(()),
