@@ -15,40 +15,24 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use certus::Seqno;
 use certus::certify::{CertConfig, Certifier, Verdict};
-use certus::writeset::{Isolation, WriteSet, WriteSetBuilder};
-use certus::{NodeId, Seqno, TxnId};
+use certus::writeset::WriteSet;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use support::Rng;
+
+#[path = "support.rs"]
+mod support;
+
+fn write_set(rng: &mut Rng, txn: u64, read_view: Seqno, keys: usize, value: &Bytes) -> WriteSet {
+    support::write_set(rng, txn, read_view, keys, KEY_SPACE, value)
+}
 
 const KEY_SPACE: u64 = 1_000_000;
 const LAG: u64 = 8;
 /// Write-sets built per untimed batch.
 const BATCH: u64 = 4096;
 const MAX_BYTES: usize = 32 << 20;
-
-/// splitmix64: a fixed, dependency-free sequence.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-fn write_set(rng: &mut Rng, txn: u64, read_view: Seqno, keys: usize, value: &Bytes) -> WriteSet {
-    let origin = NodeId::new(1 + txn % 3);
-    let txn_id = TxnId::new(1, txn);
-    let mut builder = WriteSetBuilder::new(origin, txn_id, read_view, Isolation::Snapshot);
-    for _ in 0..keys {
-        let key = format!("row:{:08}", rng.next() % KEY_SPACE);
-        builder.put(Bytes::from(key), value.clone());
-    }
-    builder.build()
-}
 
 /// A certifier fed contiguous positions, kept across timing samples.
 struct Feed {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# A three-node certusd cluster on loopback for measurements, in the shape
-# of ../shared/peers/peers/*.sh: start | stop | status | reset.
-#   clients on 127.0.0.1:6380-6382, peers on 7101-7103, health on 9201-9203
+# A certusd cluster on loopback for measurements (three nodes unless
+# NODES says otherwise), in the shape of ../shared/peers/peers/*.sh:
+# start | stop | status | reset.
+#   node N: clients on 127.0.0.1:(6379+N), peers on 7100+N, health on 9200+N
+#   NODES         how many nodes (default 3; at most 9)
 #   PERF_SCRATCH  data and logs (default /var/tmp/certus-perf)
 #   CERTUSD       the binary (default: the release build)
 #   ENGINE        rocksdb | redb | memory (default redb)
@@ -14,7 +16,9 @@ certusd="${CERTUSD:-${CARGO_TARGET_DIR:-target}/release/certusd}"
 engine="${ENGINE:-redb}"
 sync="${SYNC:-always}"
 causal="${CAUSAL:-true}"
-ENDPOINTS=127.0.0.1:6380,127.0.0.1:6381,127.0.0.1:6382
+nodes="${NODES:-3}"
+[[ $nodes =~ ^[1-9]$ ]] || { echo "NODES must be 1 to 9" >&2; exit 2; }
+ENDPOINTS=$(seq -s, -f "127.0.0.1:%g" 6380 $((6379 + nodes)))
 
 config() { # config N -> node N's TOML
     local n=$1
@@ -30,10 +34,9 @@ sync = "$sync"
 causal_reads = $causal
 
 [initial_members]
-1 = "127.0.0.1:7101"
-2 = "127.0.0.1:7102"
-3 = "127.0.0.1:7103"
 EOF
+    local m
+    for m in $(seq 1 "$nodes"); do echo "$m = \"127.0.0.1:$((7100 + m))\""; done
 }
 
 pid_of() { # pid_of N -> the pid if node N runs this cluster's certusd
@@ -53,11 +56,16 @@ synced() { # synced N -> the health check says 200
     return $status
 }
 
+all_synced() {
+    local n
+    for n in $(seq 1 "$nodes"); do synced "$n" || return 1; done
+}
+
 start() {
     [[ -x $certusd ]] || { echo "no certusd at $certusd (cargo build --release --bin certusd)" >&2; exit 1; }
     mkdir -p "$scratch"
     local n
-    for n in 1 2 3; do
+    for n in $(seq 1 "$nodes"); do
         pid_of "$n" >/dev/null && continue
         config "$n" >"$scratch/node$n.toml"
         RUST_LOG="${RUST_LOG:-warn}" nohup "$certusd" --config="$scratch/node$n.toml" \
@@ -65,8 +73,8 @@ start() {
         echo $! >"$scratch/node$n.pid"
     done
     for _ in $(seq 1 300); do # at most 30 s
-        if synced 1 && synced 2 && synced 3; then
-            echo "certus: 3 nodes synced ($engine, sync=$sync, causal=$causal): $ENDPOINTS"
+        if all_synced; then
+            echo "certus: $nodes nodes synced ($engine, sync=$sync, causal=$causal): $ENDPOINTS"
             return 0
         fi
         sleep 0.1
@@ -75,9 +83,9 @@ start() {
     exit 1
 }
 
-stop() {
+stop() { # every node this script may have started, whatever NODES is now
     local n pid
-    for n in 1 2 3; do
+    for n in $(seq 1 9); do
         pid=$(pid_of "$n") || continue
         kill -TERM "$pid"
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -88,7 +96,7 @@ stop() {
 
 status() {
     local n pid
-    for n in 1 2 3; do
+    for n in $(seq 1 "$nodes"); do
         if pid=$(pid_of "$n"); then
             echo "node$n pid $pid rss $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
         else

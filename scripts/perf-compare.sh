@@ -8,6 +8,10 @@
 #   scripts/perf-compare.sh [SYSTEM...]     one JSON line per run to $OUT
 #   SYSTEM: limits certus galera-durable galera-replicated etcd redis (default: all)
 #           certus-scaling: write with 1..256 clients through examples/load
+#           certus-growth: write against value size (100 B..1 MiB), keys per
+#             write-set (1..1000) and nodes (3 and 5)
+#           certus-memory: MEMORY_S (default 600) seconds of writes at 64
+#             clients, each node's resident memory sampled every 30 s
 #   DURATION  seconds per run (default 20)       OUT  the JSONL file
 #   PEERS     the harness (default ../shared/peers)
 #   PEERS_TARGET  where its loadgen is built (default $CARGO_TARGET_DIR/peers)
@@ -92,6 +96,54 @@ certus_scaling() {
     bash scripts/perf-cluster.sh stop
 }
 
+# growth: how the cost of a write grows with its size and with the cluster.
+certus_growth() {
+    local size keys c nodes
+    bash scripts/perf-cluster.sh reset
+    bash scripts/perf-cluster.sh start
+    for size in 100 1024 10240 102400 1048576; do
+        record growth-value "$LOAD" --workload write --clients 16 --duration "$DURATION" \
+            --endpoints "$CERTUS_EP" --keys 100000 --value-size "$size"
+    done
+    # A fresh cluster: the 1 MiB values leave compaction and GC behind.
+    bash scripts/perf-cluster.sh reset
+    bash scripts/perf-cluster.sh start
+    for keys in 1 10 100 1000; do
+        record growth-keys "$LOAD" --workload write --clients 16 --duration "$DURATION" \
+            --endpoints "$CERTUS_EP" --keys 100000 --keys-per-op "$keys"
+    done
+    bash scripts/perf-cluster.sh stop
+    for nodes in 3 5; do
+        bash scripts/perf-cluster.sh reset
+        NODES=$nodes bash scripts/perf-cluster.sh start
+        for c in 1 16 64; do
+            record "growth-nodes-$nodes" "$LOAD" --workload write --clients "$c" \
+                --duration "$DURATION" --keys 100000 \
+                --endpoints "$(seq -s, -f "127.0.0.1:%g" 6380 $((6379 + nodes)))"
+        done
+        bash scripts/perf-cluster.sh stop
+    done
+}
+
+# memory: a long write load; every node's RSS must level off, not climb.
+certus_memory() {
+    local secs=${MEMORY_S:-600} t
+    bash scripts/perf-cluster.sh reset
+    bash scripts/perf-cluster.sh start
+    record memory "$LOAD" --workload write --clients 64 --duration "$secs" \
+        --endpoints "$CERTUS_EP" --keys 100000 --max-ops 1000000000 &
+    local load=$!
+    for ((t = 0; t <= secs; t += 30)); do
+        bash scripts/perf-cluster.sh status |
+            jq -R -s -c --argjson t "$t" '{label: "memory-rss", t_s: $t,
+                rss_kb: [split("\n")[] | select(test("rss")) | split(" ")[4] | tonumber]}' |
+            tee -a "$OUT" >&2
+        sleep 30
+    done
+    wait "$load"
+    bash scripts/perf-cluster.sh stop
+}
+
 limits() {
     "$PHYS" --dir /var/tmp | jq -c '{label: "limits"} + .' | tee -a "$OUT" >&2
 }
@@ -106,6 +158,8 @@ for system in "${systems[@]}"; do
         limits) limits ;;
         certus) certus ;;
         certus-scaling) certus_scaling ;;
+        certus-growth) certus_growth ;;
+        certus-memory) certus_memory ;;
         galera-durable | galera-replicated)
             GALERA_PROFILE=${system#galera-} "$PEERS/peers/galera.sh" start >&2
             matrix "$system" "$LOADGEN" "$GALERA_EP" --backend mysql

@@ -114,6 +114,48 @@ def scaling_rows(runs):
     return rows
 
 
+def growth_rows(runs):
+    """How a write's cost grows: value size, keys per write-set, nodes."""
+    series = [
+        ("growth-value", "value size", lambda r: size(r["value_size"])),
+        ("growth-keys", "keys per write-set", lambda r: str(r.get("keys_per_op", 1))),
+        ("growth-nodes-3", "3 nodes, clients", lambda r: str(r["clients"])),
+        ("growth-nodes-5", "5 nodes, clients", lambda r: str(r["clients"])),
+    ]
+    rows = []
+    for label, what, key in series:
+        group = [r for r in runs if r.get("label") == label]
+        if not group:
+            continue
+        if rows:
+            rows.append("")
+        rows += [f"| {what} | writes/s | rows/s | p50 | p99 | errors |", "|---|---|---|---|---|---|"]
+        for r in group:
+            rows_per_s = r["ops_per_s"] * r.get("keys_per_op", 1)
+            rows.append(f"| {key(r)} | {num(r['ops_per_s'])} | {num(rows_per_s)} | {ms(r['p50_us'])} | "
+                        f"{ms(r['p99_us'])} | {r['errors']} |")
+    return rows
+
+
+def size(n):
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def memory_rows(runs):
+    samples = [r for r in runs if r.get("label") == "memory-rss"]
+    if not samples:
+        return []
+    rows = ["| minute | " + " | ".join(f"node {i + 1} RSS" for i in range(len(samples[0]["rss_kb"]))) + " |",
+            "|---" * (1 + len(samples[0]["rss_kb"])) + "|"]
+    for r in samples:
+        if r["t_s"] % 60 == 0:
+            rows.append(f"| {r['t_s'] // 60} | " + " | ".join(f"{kb / 1024:.0f} MiB" for kb in r["rss_kb"]) + " |")
+    return rows
+
+
 def plot(runs, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -145,6 +187,10 @@ def main(argv):
     if scaling:
         print()
         print("\n".join(scaling))
+    for extra in (growth_rows(runs), memory_rows(runs)):
+        if extra:
+            print()
+            print("\n".join(extra))
     if "--plot" in argv:
         plot(runs, argv[argv.index("--plot") + 1])
     return 0

@@ -114,6 +114,38 @@ async fn a_restarted_node_catches_up_from_its_peers_log() {
     .await;
 }
 
+/// openraft bounds an append by entry count only: a node far behind on
+/// large write-sets must get its catch-up in appends that fit a peer frame
+/// (four entries' worth), or replication to it fails the same way forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_on_large_write_sets_catches_up_in_bounded_appends() {
+    bounded(async {
+        let memory = || Arc::new(MemoryEngine::new()) as Arc<dyn Engine>;
+        let tune = Tune {
+            max_entry_bytes: 64 << 10,
+            ..Tune::default()
+        };
+        let mut cluster = NetCluster::start_with(vec![memory(), memory(), memory()], tune).await;
+        cluster.stop(2).await;
+        // 40 write-sets of 48 KiB: about 2 MiB behind, a 256 KiB frame.
+        let value = "v".repeat(48 << 10);
+        let mut last = Seqno::ZERO;
+        for i in 0..40 {
+            let (seqno, ()) = retry_failover(cluster.store(i % 2), |txn| {
+                txn.put(format!("big{i}"), value.clone())
+            })
+            .await;
+            last = last.max(seqno);
+        }
+        cluster.restart(2).await;
+        cluster.wait_state(2, NodeState::Synced).await;
+        let data = cluster.assert_identical(last).await;
+        assert_eq!(data.len(), 40);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minority_refuses_writes_and_heals() {
     bounded(async {
@@ -240,6 +272,7 @@ async fn flow_control_keeps_a_slow_node_close() {
             fc_limit: 16,
             apply_queue: 4,
             apply_workers: 1,
+            ..Tune::default()
         };
         let cluster = NetCluster::start_with(vec![fast(), fast(), slow], tune).await;
         let max_lag = Arc::new(AtomicU64::new(0));

@@ -23,6 +23,7 @@ pub(crate) struct Target {
     pub(crate) keys: u64,
     pub(crate) hot: u64,
     pub(crate) value_size: usize,
+    pub(crate) keys_per_op: usize,
     pub(crate) read_percent: u8,
     pub(crate) op_timeout: Duration,
     pub(crate) max_ops_per_client: u64,
@@ -222,6 +223,9 @@ impl Client {
                 return increment(conn, &crate::setup::hot_key(hot)).await;
             }
         };
+        if !read && target.keys_per_op > 1 {
+            return self.mset(conn).await;
+        }
         let k = self.rng.u64(0..target.keys);
         self.key.clear();
         let _ = write!(self.key, "kv:{k:012}");
@@ -236,6 +240,27 @@ impl Client {
         self.seq += 1;
         stamp(&mut self.value, target.seed, self.id, self.seq);
         conn.push(&[b"SET".as_slice(), &self.key, &self.value]);
+        match conn.flush_read(true).await? {
+            Value::Simple(ok) if ok == "OK" => Ok(0),
+            other => Err(OpError::reply(&other, true)),
+        }
+    }
+}
+
+impl Client {
+    /// One `MSET` of `keys_per_op` random keys, each with its own stamp.
+    async fn mset(&mut self, conn: &mut Conn) -> Result<u64, OpError> {
+        let target = Arc::clone(&self.target);
+        let mut args: Vec<Vec<u8>> = Vec::with_capacity(1 + 2 * target.keys_per_op);
+        args.push(b"MSET".to_vec());
+        for _ in 0..target.keys_per_op {
+            let k = self.rng.u64(0..target.keys);
+            self.seq += 1;
+            stamp(&mut self.value, target.seed, self.id, self.seq);
+            args.push(format!("kv:{k:012}").into_bytes());
+            args.push(self.value.clone());
+        }
+        conn.push(&args);
         match conn.flush_read(true).await? {
             Value::Simple(ok) if ok == "OK" => Ok(0),
             other => Err(OpError::reply(&other, true)),

@@ -9,7 +9,9 @@
 //! etcd's:
 //!
 //! - `write`: `SET kv:%012d` of a random key out of `--keys`, a
-//!   `--value-size` value that starts with a unique stamp;
+//!   `--value-size` value that starts with a unique stamp; with
+//!   `--keys-per-op N` above 1, one `MSET` of N random keys (one
+//!   transaction, one write-set of N rows);
 //! - `read`: `GET` of a random key (the keys are preloaded);
 //! - `contended`: `WATCH hot:%04d`, `GET`, `MULTI`, `SET` +1, `EXEC` on one
 //!   of `--hot` counters, retried while `EXEC` answers nil; afterwards the
@@ -70,6 +72,9 @@ struct Args {
     /// Bytes per written value (at least the 24-byte stamp).
     #[arg(long, default_value_t = 100)]
     value_size: usize,
+    /// Keys written by one write operation (an MSET above 1).
+    #[arg(long, default_value_t = 1)]
+    keys_per_op: usize,
     /// Reads out of 100 operations in the mixed workload.
     #[arg(long, default_value_t = 50)]
     read_percent: u8,
@@ -159,6 +164,7 @@ async fn run(args: &Args) -> Result<Value, String> {
         keys: args.keys.max(1),
         hot: args.hot.max(1),
         value_size: args.value_size,
+        keys_per_op: args.keys_per_op.max(1),
         read_percent: args.read_percent.min(100),
         op_timeout: Duration::from_secs(args.op_timeout.max(1)),
         max_ops_per_client: args.max_ops.div_ceil(args.clients as u64),
@@ -201,6 +207,7 @@ fn report(
         "keys": args.keys,
         "hot": args.hot,
         "value_size": args.value_size,
+        "keys_per_op": args.keys_per_op.max(1),
         "ops": stats.ops,
         "ops_per_s": (stats.ops as f64 / secs).round() as u64,
         "p50_us": quantile(0.50),

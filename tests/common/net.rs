@@ -28,6 +28,7 @@ pub(crate) struct Tune {
     pub(crate) fc_limit: u64,
     pub(crate) apply_queue: usize,
     pub(crate) apply_workers: usize,
+    pub(crate) max_entry_bytes: usize,
 }
 
 impl Default for Tune {
@@ -38,6 +39,7 @@ impl Default for Tune {
             fc_limit: order.fc_limit,
             apply_queue: store.node.apply_queue,
             apply_workers: store.node.apply_workers,
+            max_entry_bytes: order.max_entry_bytes,
         }
     }
 }
@@ -109,6 +111,7 @@ impl NetCluster {
         let dir = self.dir.path().join(format!("node-{}", index + 1));
         let mut config = config(self.ids[index], &self.addrs[index], dir, &self.members());
         config.fc_limit = self.tune.fc_limit;
+        config.max_entry_bytes = self.tune.max_entry_bytes;
         let order = Arc::new(
             RaftOrder::start(config, Box::new(listener), Tcp::connector())
                 .await

@@ -13,11 +13,11 @@ use openraft::network::{RPCOption, RPCTypes};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2};
+use openraft::{BasicNode, EntryPayload, RaftNetworkFactory, RaftNetworkV2};
 
 use super::delivery::OrderSnapshot;
 use super::messages::{PeerRequest, PeerResponse};
-use super::types::{Raft, TypeConfig, Vote};
+use super::types::{LogEntry, LogId, Raft, Submission, TypeConfig, Vote};
 use crate::net::{ClientConfig, NetError, PeerClient};
 
 pub(crate) type Client = PeerClient<PeerRequest, PeerResponse>;
@@ -80,6 +80,8 @@ pub(crate) fn leader_addr(
 pub(crate) struct Network {
     pub(crate) me: u64,
     pub(crate) peers: Arc<Peers>,
+    /// See [`append_bytes`].
+    pub(crate) append_bytes: usize,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -90,6 +92,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             me: self.me,
             target,
             client: self.peers.client(target, &node.addr),
+            append_bytes: self.append_bytes,
         }
     }
 }
@@ -99,6 +102,7 @@ pub(crate) struct PeerLink {
     me: u64,
     target: u64,
     client: Client,
+    append_bytes: usize,
 }
 
 impl PeerLink {
@@ -141,6 +145,34 @@ impl PeerLink {
     }
 }
 
+/// Bytes of entry payload one append request carries at most, unless its
+/// first entry alone is larger: 4 MiB, or less where entries are bounded
+/// smaller, so a request always fits the peer frame (four entries' worth).
+pub(crate) fn append_bytes(max_entry_bytes: usize) -> usize {
+    max_entry_bytes.saturating_mul(2).min(4 << 20)
+}
+
+/// Keeps the longest prefix of `entries` within `max_bytes` of payload (at
+/// least one entry). Returns the last kept entry's log id when it dropped any.
+fn shorten(entries: &mut Vec<LogEntry>, max_bytes: usize) -> Option<LogId> {
+    let mut bytes = 0;
+    let keep = entries
+        .iter()
+        .position(|entry| {
+            bytes += match &entry.payload {
+                EntryPayload::Normal(Submission(frame)) => frame.len(),
+                _ => 0,
+            };
+            bytes > max_bytes
+        })
+        .map_or(entries.len(), |over| over.max(1));
+    if keep == entries.len() {
+        return None;
+    }
+    entries.truncate(keep);
+    entries.last().map(|entry| entry.log_id)
+}
+
 fn unexpected(what: &str) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::from_string(format!(
         "peer answered a {what} request with another kind of response"
@@ -154,16 +186,25 @@ fn remote(err: String) -> RPCError<TypeConfig> {
 impl RaftNetworkV2<TypeConfig> for PeerLink {
     type SnapshotData = ();
 
+    /// Sends at most [`append_bytes`] of entries (always at least one):
+    /// openraft bounds a request by entry count only, and a lagging peer's
+    /// batch of large write-sets would not fit a frame or a round trip's
+    /// time, so the same request would fail forever. A peer that took the
+    /// shortened request matched only the entries sent.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let ttl = option.soft_ttl();
+        let shortened_to = shorten(&mut rpc.entries, self.append_bytes);
         match self
             .call(PeerRequest::Append(rpc), RPCTypes::AppendEntries, ttl)
             .await?
         {
+            PeerResponse::Append(Ok(AppendEntriesResponse::Success)) if shortened_to.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(shortened_to))
+            }
             PeerResponse::Append(result) => result.map_err(remote),
             _ => Err(unexpected("append")),
         }
@@ -214,5 +255,40 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
             PeerResponse::Snapshot(result) => result.map_err(|e| into_streaming(remote(e))),
             _ => Err(into_streaming(unexpected("snapshot"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(sizes: &[usize]) -> Vec<LogEntry> {
+        let leader = openraft::impls::leader_id_adv::LeaderId {
+            term: 1,
+            node_id: 1,
+        };
+        (1..)
+            .zip(sizes)
+            .map(|(index, &size)| LogEntry {
+                log_id: openraft::LogId::new(leader, index),
+                payload: EntryPayload::Normal(Submission(bytes::Bytes::from(vec![0; size]))),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_append_keeps_the_longest_prefix_within_the_byte_bound() {
+        let mut fits = entries(&[10, 10, 10]);
+        assert_eq!(shorten(&mut fits, 30), None);
+        assert_eq!(fits.len(), 3);
+
+        let mut over = entries(&[10, 10, 10]);
+        let last = shorten(&mut over, 25).map(|id| id.index);
+        assert_eq!((over.len(), last), (2, Some(2)));
+
+        // A first entry larger than the bound still goes, alone.
+        let mut huge = entries(&[100, 1]);
+        let last = shorten(&mut huge, 25).map(|id| id.index);
+        assert_eq!((huge.len(), last), (1, Some(1)));
     }
 }

@@ -20,7 +20,7 @@ use super::log_store::LogStore;
 use super::membership::{self, Member};
 use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::monitor::Monitor;
-use super::network::{Network, Peers};
+use super::network::{Network, Peers, append_bytes};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
 use super::sync_points::{ReadIndex, SyncPoints};
@@ -125,6 +125,7 @@ impl RaftOrder {
         let network = Network {
             me: config.node_id.get(),
             peers: peers.clone(),
+            append_bytes: append_bytes(config.max_entry_bytes),
         };
         let raft = new_raft(&config, raft_config, network, &store, delivery).await?;
         let contact = Arc::new(LeaderContact::default());
