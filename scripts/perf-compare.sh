@@ -6,8 +6,9 @@
 # it needs those servers (see ../shared/peers/README.md) and takes minutes.
 #
 #   scripts/perf-compare.sh [SYSTEM...]     one JSON line per run to $OUT
-#   SYSTEM: limits certus galera-durable galera-replicated etcd redis (default: all)
+#   SYSTEM: limits certus galera-durable galera-replicated etcd redis
 #           certus-scaling: write with 1..256 clients through examples/load
+#           (default: all of these)
 #           certus-growth: write against value size (100 B..1 MiB), keys per
 #             write-set (1..1000) and nodes (3 and 5)
 #           certus-memory: MEMORY_S (default 600) seconds of writes at 64
@@ -149,7 +150,7 @@ limits() {
 }
 
 systems=("$@")
-((${#systems[@]})) || systems=(limits certus galera-durable galera-replicated etcd redis)
+((${#systems[@]})) || systems=(limits certus galera-durable galera-replicated etcd redis certus-scaling)
 command -v jq >/dev/null || { log "jq missing (apt-get install -y jq)"; exit 1; }
 build
 log "results -> $OUT"
