@@ -80,11 +80,20 @@ impl Node {
         while self.health() != Some(200) {
             assert!(
                 Instant::now() < deadline,
-                "node never became healthy; see {}",
-                self.log.display()
+                "node never became healthy; the end of {}:\n{}",
+                self.log.display(),
+                self.log_tail(40)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The last `lines` lines of the node's log: the test's temporary
+    /// directory is gone by the time anyone reads a failure.
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     fn connect(&self) -> redis::RedisResult<Connection> {
