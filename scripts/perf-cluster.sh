@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A certusd cluster on loopback for measurements (three nodes unless
 # NODES says otherwise), in the shape of ../shared/peers/peers/*.sh:
-# start | stop | status | reset.
+# start | stop | status | reset | fresh (reset, then start) | endpoints.
 #   node N: clients on 127.0.0.1:(6379+N), peers on 7100+N, health on 9200+N
 #   NODES         how many nodes (default 3; at most 9)
 #   PERF_SCRATCH  data and logs (default /var/tmp/certus-perf)
@@ -110,5 +110,7 @@ case "${1:-}" in
     stop) stop ;;
     status) status ;;
     reset) stop; rm -rf "$scratch" ;;
-    *) echo "usage: $0 start|stop|status|reset" >&2; exit 2 ;;
+    fresh) stop; rm -rf "$scratch"; start ;;
+    endpoints) echo "$ENDPOINTS" ;;
+    *) echo "usage: $0 start|stop|status|reset|fresh|endpoints" >&2; exit 2 ;;
 esac

@@ -28,7 +28,7 @@ peers_target="${PEERS_TARGET:-$target/peers}"
 LOADGEN="$peers_target/release/loadgen"
 PHYS="$peers_target/release/physlimits"
 LOAD="$target/release/examples/load"
-CERTUS_EP=127.0.0.1:6380,127.0.0.1:6381,127.0.0.1:6382
+CERTUS_EP=$(bash scripts/perf-cluster.sh endpoints)
 GALERA_EP=127.0.0.1:3311,127.0.0.1:3312,127.0.0.1:3313
 ETCD_EP=127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379
 REDIS_EP=127.0.0.1:${REDIS_PORT:-6399}
@@ -77,8 +77,7 @@ rss_kb() { # rss_kb -> the certus nodes' resident memory, summed
 }
 
 certus() {
-    bash scripts/perf-cluster.sh reset
-    bash scripts/perf-cluster.sh start
+    bash scripts/perf-cluster.sh fresh
     # Our load tool: loadgen preloads RESP keys with 100,000 single SETs,
     # each a replicated transaction here (minutes); ours uses MULTI blocks.
     matrix certus "$LOAD" "$CERTUS_EP"
@@ -86,8 +85,7 @@ certus() {
 }
 
 certus_scaling() {
-    bash scripts/perf-cluster.sh reset
-    bash scripts/perf-cluster.sh start
+    bash scripts/perf-cluster.sh fresh
     local c
     for c in 1 4 16 64 128 256; do
         record certus-scaling "$LOAD" --workload write --clients "$c" --duration "$DURATION" \
@@ -100,27 +98,23 @@ certus_scaling() {
 # growth: how the cost of a write grows with its size and with the cluster.
 certus_growth() {
     local size keys c nodes
-    bash scripts/perf-cluster.sh reset
-    bash scripts/perf-cluster.sh start
+    bash scripts/perf-cluster.sh fresh
     for size in 100 1024 10240 102400 1048576; do
         record growth-value "$LOAD" --workload write --clients 16 --duration "$DURATION" \
             --endpoints "$CERTUS_EP" --keys 100000 --value-size "$size"
     done
     # A fresh cluster: the 1 MiB values leave compaction and GC behind.
-    bash scripts/perf-cluster.sh reset
-    bash scripts/perf-cluster.sh start
+    bash scripts/perf-cluster.sh fresh
     for keys in 1 10 100 1000; do
         record growth-keys "$LOAD" --workload write --clients 16 --duration "$DURATION" \
             --endpoints "$CERTUS_EP" --keys 100000 --keys-per-op "$keys"
     done
-    bash scripts/perf-cluster.sh stop
     for nodes in 3 5; do
-        bash scripts/perf-cluster.sh reset
-        NODES=$nodes bash scripts/perf-cluster.sh start
+        NODES=$nodes bash scripts/perf-cluster.sh fresh
         for c in 1 16 64; do
             record "growth-nodes-$nodes" "$LOAD" --workload write --clients "$c" \
                 --duration "$DURATION" --keys 100000 \
-                --endpoints "$(seq -s, -f "127.0.0.1:%g" 6380 $((6379 + nodes)))"
+                --endpoints "$(NODES=$nodes bash scripts/perf-cluster.sh endpoints)"
         done
         bash scripts/perf-cluster.sh stop
     done
@@ -129,8 +123,7 @@ certus_growth() {
 # memory: a long write load; every node's RSS must level off, not climb.
 certus_memory() {
     local secs=${MEMORY_S:-600} t
-    bash scripts/perf-cluster.sh reset
-    bash scripts/perf-cluster.sh start
+    bash scripts/perf-cluster.sh fresh
     record memory "$LOAD" --workload write --clients 64 --duration "$secs" \
         --endpoints "$CERTUS_EP" --keys 100000 --max-ops 1000000000 &
     local load=$!

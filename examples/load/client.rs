@@ -81,10 +81,13 @@ impl Stats {
 pub(crate) type Conn = Resp<TcpStream>;
 
 /// A connection to `addr` with Nagle off, as every Redis client does.
-pub(crate) async fn connect(addr: &str) -> std::io::Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(Resp::new(stream))
+pub(crate) async fn connect(addr: &str) -> Result<Conn, String> {
+    let open = async {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(Resp::new(stream))
+    };
+    open.await.map_err(|e| format!("connect {addr}: {e}"))
 }
 
 /// Connects `clients` clients (untimed), runs them until `duration` passed
@@ -98,9 +101,7 @@ pub(crate) async fn run_all(
     let mut conns = Vec::with_capacity(clients);
     for i in 0..clients {
         let endpoint = &endpoints[i % endpoints.len()];
-        let conn = connect(endpoint)
-            .await
-            .map_err(|e| format!("connect {endpoint}: {e}"))?;
+        let conn = connect(endpoint).await?;
         conns.push((endpoint.clone(), conn));
     }
     let target = Arc::new(target.clone());
@@ -240,14 +241,10 @@ impl Client {
         self.seq += 1;
         stamp(&mut self.value, target.seed, self.id, self.seq);
         conn.push(&[b"SET".as_slice(), &self.key, &self.value]);
-        match conn.flush_read(true).await? {
-            Value::Simple(ok) if ok == "OK" => Ok(0),
-            other => Err(OpError::reply(&other, true)),
-        }
+        expect_ok(conn.flush_read(true).await?, true)?;
+        Ok(0)
     }
-}
 
-impl Client {
     /// One `MSET` of `keys_per_op` random keys, each with its own stamp.
     async fn mset(&mut self, conn: &mut Conn) -> Result<u64, OpError> {
         let target = Arc::clone(&self.target);
@@ -257,14 +254,12 @@ impl Client {
             let k = self.rng.u64(0..target.keys);
             self.seq += 1;
             stamp(&mut self.value, target.seed, self.id, self.seq);
-            args.push(format!("kv:{k:012}").into_bytes());
+            args.push(crate::setup::data_key(k).into_bytes());
             args.push(self.value.clone());
         }
         conn.push(&args);
-        match conn.flush_read(true).await? {
-            Value::Simple(ok) if ok == "OK" => Ok(0),
-            other => Err(OpError::reply(&other, true)),
-        }
+        expect_ok(conn.flush_read(true).await?, true)?;
+        Ok(0)
     }
 }
 
@@ -286,7 +281,7 @@ async fn increment(conn: &mut Conn, key: &str) -> Result<u64, OpError> {
     let mut aborts = 0;
     loop {
         conn.push(&["WATCH", key]);
-        expect_ok(conn.flush_read(false).await?)?;
+        expect_ok(conn.flush_read(false).await?, false)?;
         conn.push(&["GET", key]);
         let current = match conn.flush_read(false).await? {
             Value::Bulk(None) => 0,
@@ -314,10 +309,12 @@ async fn increment(conn: &mut Conn, key: &str) -> Result<u64, OpError> {
     }
 }
 
-fn expect_ok(reply: Value) -> Result<(), OpError> {
+/// `+OK`, or the failure; `ambiguous` when the command may have taken
+/// effect anyway.
+fn expect_ok(reply: Value, ambiguous: bool) -> Result<(), OpError> {
     match reply {
         Value::Simple(ok) if ok == "OK" => Ok(()),
-        other => Err(OpError::reply(&other, false)),
+        other => Err(OpError::reply(&other, ambiguous)),
     }
 }
 

@@ -4,13 +4,19 @@
 use serde_json::{Value as Json, json};
 use tokio::task::JoinSet;
 
-use crate::client::{self, Conn};
+use crate::client::{Conn, connect};
 use crate::resp::Value;
 
 /// Keys per `MULTI` block while preloading.
 const PRELOAD_BATCH: u64 = 500;
 /// Connections preloading at once.
 const PRELOAD_CONNECTIONS: u64 = 4;
+
+/// The key of data row `k` of the write, read and mixed workloads (the
+/// clients' hot path writes the same form into a reused buffer).
+pub(crate) fn data_key(k: u64) -> String {
+    format!("kv:{k:012}")
+}
 
 /// The key of counter `i` of the contended workload.
 pub(crate) fn hot_key(i: u64) -> String {
@@ -36,7 +42,7 @@ pub(crate) async fn preload(
             let mut first = part * PRELOAD_BATCH;
             while first < keys {
                 let last = (first + PRELOAD_BATCH).min(keys);
-                let sets = (first..last).map(|k| format!("kv:{k:012}"));
+                let sets = (first..last).map(data_key);
                 let sets: Vec<(String, &[u8])> = sets.map(|key| (key, value.as_slice())).collect();
                 transaction(&mut conn, &sets).await?;
                 first += PRELOAD_BATCH * PRELOAD_CONNECTIONS;
@@ -122,10 +128,4 @@ async fn transaction(conn: &mut Conn, sets: &[(String, &[u8])]) -> Result<(), St
         Value::Array(Some(replies)) if replies.len() == sets.len() => Ok(()),
         other => Err(format!("preload EXEC: {other:?}")),
     }
-}
-
-async fn connect(endpoint: &str) -> Result<Conn, String> {
-    client::connect(endpoint)
-        .await
-        .map_err(|e| format!("connect {endpoint}: {e}"))
 }
