@@ -13,11 +13,11 @@ use super::connection::{self, RespSettings};
 use super::health;
 use super::resp::Limits;
 use super::session::SessionSettings;
-use super::supervisor::{StoreSlot, open_store, supervise};
+use super::supervisor::{StoreSlot, Supervisor, open_store};
 use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
 use crate::net::{BoxListener, Connector, Tcp};
 use crate::order::{RaftOrder, StartError};
-use crate::transfer::{Donor, TransferError};
+use crate::transfer::Donor;
 
 /// Why a daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +48,6 @@ pub enum DaemonError {
     /// The store did not start.
     #[error(transparent)]
     Store(#[from] KvError),
-    /// A full state transfer failed.
-    #[error(transparent)]
-    Transfer(#[from] TransferError),
 }
 
 /// A running node with its client and health ports.
@@ -144,7 +141,10 @@ impl Listeners {
 
 impl Daemon {
     /// Binds the ports, opens the log and the engine, joins the cluster and
-    /// starts serving clients.
+    /// starts serving clients. A node whose gap is gone from every log
+    /// starts without a store ([`Daemon::store`] is `None`, clients get
+    /// `-LOADING`) and receives a full state transfer as soon as a donor can
+    /// give one.
     ///
     /// # Errors
     /// [`DaemonError`] naming what could not start.
@@ -183,14 +183,16 @@ impl Daemon {
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
         let slot = Arc::new(watch::channel(None).0);
         order.set_peer_service(Donor::start(slot.subscribe()));
+        // A store whose gap left every log starts empty: the supervisor
+        // fills it by state transfer while the ports answer LOADING.
         let store = match open_store(&config.store_config(), &engine, &order).await {
             Ok(store) => store,
             Err(err) => {
                 order.shutdown().await;
-                return Err(err);
+                return Err(err.into());
             }
         };
-        slot.send_replace(Some(store));
+        slot.send_replace(store);
         let client_addr = local_addr(&client_listener, &config.client_listen)?;
         let health_addr = match &health_listener {
             Some(listener) => Some(local_addr(listener, "health")?),
@@ -205,13 +207,16 @@ impl Daemon {
                 settings,
                 stop.clone(),
             )),
-            tokio::spawn(supervise(
-                slot.clone(),
-                config.store_config(),
-                engine,
-                order.clone(),
-                stop.clone(),
-            )),
+            tokio::spawn(
+                Supervisor {
+                    slot: slot.clone(),
+                    config: config.store_config(),
+                    engine,
+                    order: order.clone(),
+                    shutdown: stop.clone(),
+                }
+                .run(),
+            ),
         ];
         if let Some(listener) = health_listener {
             let stores = slot.subscribe();

@@ -59,7 +59,10 @@ pub async fn fetch(order: &RaftOrder, engine: Arc<dyn Engine>) -> Result<Seqno, 
             Err(err @ TransferError::Storage(_)) => return Err(err),
             Err(err) => {
                 tracing::warn!(%donor, error = %err, "state transfer failed; trying another donor");
-                last = err.to_string();
+                last = match err {
+                    TransferError::NoDonor(reason) => reason,
+                    other => other.to_string(),
+                };
             }
         }
     }
