@@ -267,3 +267,54 @@ async fn a_restarted_node_syncs_without_a_membership_change() {
     })
     .await;
 }
+
+/// An ordering handle that orders every submission but never answers it:
+/// what a follower sees when the leader's reply is lost with a connection
+/// and every retry goes into a dead link.
+struct LostAnswers(Arc<dyn TotalOrder>);
+
+impl TotalOrder for LostAnswers {
+    fn node_id(&self) -> NodeId {
+        self.0.node_id()
+    }
+
+    fn submit(&self, frame: Bytes) -> certus::order::OrderFuture<'_, ()> {
+        Box::pin(async move {
+            self.0.submit(frame).await?;
+            std::future::pending().await
+        })
+    }
+
+    fn sync_point(&self) -> certus::order::OrderFuture<'_, Seqno> {
+        self.0.sync_point()
+    }
+
+    fn subscribe(
+        &self,
+        after: Seqno,
+    ) -> Result<Box<dyn certus::order::EventStream>, certus::order::OrderError> {
+        self.0.subscribe(after)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verdict_settles_a_commit_whose_submission_never_returns() {
+    bounded(async {
+        let hub = InProcessOrder::new(InProcessConfig::default(), [NodeId::new(1)]);
+        let endpoint: Arc<dyn TotalOrder> = Arc::new(hub.endpoint(NodeId::new(1)).unwrap());
+        let order = Arc::new(LostAnswers(endpoint));
+        let recorder = Arc::new(Recorder::default());
+        let node = Node::start(NodeConfig::new(NodeId::new(1)), order, recorder.clone())
+            .await
+            .unwrap();
+        let mut txn = node.begin().await.unwrap();
+        txn.put("k", "v").unwrap();
+        let outcome = txn.commit().await.unwrap();
+        assert!(
+            matches!(outcome, CommitOutcome::Committed { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(recorder.applied_txns().len(), 1);
+    })
+    .await;
+}

@@ -177,23 +177,46 @@ impl Transaction {
             .acquire()
             .await
             .map_err(|_| Error::ShutDown)?;
-        let verdict = shared.published.waiters.register(self.txn_id);
-        if let Err(err) = shared.order.submit(frame).await {
-            shared.published.waiters.remove(self.txn_id);
-            return Err(err.into());
-        }
-        shared.published.waiters.ordered(self.txn_id);
-        let outcome = match tokio::time::timeout(shared.config.wait_timeout, verdict).await {
-            Err(_) => {
-                shared.published.waiters.remove(self.txn_id);
-                return Err(Error::OutcomeUnknown);
-            }
-            Ok(Err(_)) => return Err(Error::ShutDown),
-            Ok(Ok(verdict)) => verdict?,
-        };
+        let outcome = settle(&shared, self.txn_id, frame).await?;
         if let Some(seqno) = outcome.committed_seqno() {
             shared.wait_applied(seqno, false).await?;
         }
         Ok(outcome)
+    }
+}
+
+/// Submits `frame` for `txn_id` and waits for its verdict.
+async fn settle(shared: &Shared, txn_id: TxnId, frame: Bytes) -> Result<CommitOutcome, Error> {
+    let mut verdict = shared.published.waiters.register(txn_id);
+    // The verdict can arrive while the submission is still retrying (an
+    // attempt got in, but its answer was lost with a connection): then
+    // the verdict settles the commit at once, and the submission is
+    // dropped. A copy it may still have sent is a duplicate, which
+    // certification recognises and nobody applies.
+    let submitted = tokio::select! {
+        biased;
+        early = &mut verdict => Some(early),
+        submitted = shared.order.submit(frame) => {
+            if let Err(err) = submitted {
+                shared.published.waiters.remove(txn_id);
+                return Err(err.into());
+            }
+            None
+        }
+    };
+    match submitted {
+        Some(Ok(early)) => early,
+        Some(Err(_)) => Err(Error::ShutDown),
+        None => {
+            shared.published.waiters.ordered(txn_id);
+            match tokio::time::timeout(shared.config.wait_timeout, verdict).await {
+                Err(_) => {
+                    shared.published.waiters.remove(txn_id);
+                    Err(Error::OutcomeUnknown)
+                }
+                Ok(Err(_)) => Err(Error::ShutDown),
+                Ok(Ok(verdict)) => verdict,
+            }
+        }
     }
 }
