@@ -25,7 +25,7 @@ impl StoreBuilder<TypeConfig, LogStore, Delivery, tempfile::TempDir> for Builder
         let store = LogStore::open(dir.path(), SyncMode::Always, 4096, 1 << 20).map_err(|e| {
             StorageError::from_io_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read, e)
         })?;
-        let (delivery, _) = Delivery::open(dir.path(), u64::MAX).map_err(|e| {
+        let (delivery, _) = Delivery::open(dir.path(), u64::MAX, store.clone()).map_err(|e| {
             StorageError::from_io_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read, e)
         })?;
         Ok((dir, store, delivery))
@@ -170,4 +170,36 @@ async fn purged_entries_stay_for_the_node_until_released() {
     let store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
     let kept = store.read(101, 102).expect("the new entry");
     assert_eq!(kept.len(), 1);
+}
+
+/// A snapshot point the log holds vouches for the entries before it; one it
+/// does not hold (the entries may be an old term's leftovers) drops them,
+/// durably, so the node can never read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_point_the_log_does_not_hold_drops_the_entries_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = forty_entries(dir.path()).await;
+        let held = store
+            .settle_snapshot(entry(20, "").log_id)
+            .await
+            .expect("settle");
+        assert!(held);
+        assert_eq!(store.read(0, 40).expect("all kept").len(), 40);
+        // The same index in a later term: not this log's entry.
+        let leader = openraft::impls::leader_id_adv::LeaderId {
+            term: 2,
+            node_id: 2,
+        };
+        let foreign = openraft::LogId::new(leader, 30);
+        let held = store.settle_snapshot(foreign).await.expect("settle");
+        assert!(!held);
+        let gone = store.read(10, 40).expect_err("entries up to 30 are gone");
+        assert_eq!(gone.first_retained, 31);
+        assert_eq!(store.read(31, 40).expect("above the point").len(), 9);
+    }
+    let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    assert!(store.read(10, 40).is_err(), "dropped on disk too");
+    let state = store.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(30));
 }

@@ -20,6 +20,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::{Notify, watch};
 
 use super::log_files::{read_state_file, write_state_file};
+use super::log_store::LogStore;
 use super::types::{LogId, Membership, SnapshotMeta, TypeConfig};
 
 const SNAPSHOT_FILE: &str = "raft-snapshot";
@@ -94,11 +95,20 @@ fn load_snapshot(dir: &Path) -> io::Result<Option<SnapshotMeta>> {
 /// The state machine handed to openraft.
 pub(crate) struct Delivery {
     shared: Arc<DeliveryShared>,
+    /// The log the node reads up to the watermark: checked against every
+    /// snapshot point before the watermark moves to it.
+    store: LogStore,
 }
 
 impl Delivery {
-    /// Opens the state machine whose snapshot point is stored in `dir`.
-    pub(crate) fn open(dir: &Path, max_lag: u64) -> io::Result<(Self, Arc<DeliveryShared>)> {
+    /// Opens the state machine whose snapshot point is stored in `dir`,
+    /// for the node that reads `store`; call [`Delivery::settle`] before
+    /// anything reads it.
+    pub(crate) fn open(
+        dir: &Path,
+        max_lag: u64,
+        store: LogStore,
+    ) -> io::Result<(Self, Arc<DeliveryShared>)> {
         let snapshot = load_snapshot(dir)?;
         let (log_id, membership) = match &snapshot {
             Some(meta) => (meta.last_log_id, meta.last_membership.clone()),
@@ -120,9 +130,26 @@ impl Delivery {
         Ok((
             Delivery {
                 shared: shared.clone(),
+                store,
             },
             shared,
         ))
+    }
+
+    /// Makes the log agree with the stored snapshot point (see
+    /// [`LogStore::settle_snapshot`]): a crash right after installing one
+    /// may have left entries below it that are not the cluster's.
+    pub(crate) async fn settle(&self) -> io::Result<()> {
+        let point = self
+            .shared
+            .applied()
+            .snapshot
+            .as_ref()
+            .and_then(|m| m.last_log_id);
+        if let Some(point) = point {
+            self.store.settle_snapshot(point).await?;
+        }
+        Ok(())
     }
 }
 
@@ -193,6 +220,10 @@ impl RaftStateMachine<TypeConfig> for Delivery {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, (): ()) -> Result<(), io::Error> {
         self.shared.persist(meta)?;
+        // Before the watermark moves: the node reads the entries up to it.
+        if let Some(point) = meta.last_log_id {
+            self.store.settle_snapshot(point).await?;
+        }
         let index = meta.last_log_id.as_ref().map_or(0, |id| id.index);
         {
             let mut applied = self.shared.applied();

@@ -199,6 +199,48 @@ impl LogStore {
         Ok(memory.range(start, end))
     }
 
+    /// Raft installed (or, at start, had installed) a snapshot point at
+    /// `point`, and the node will read the entries up to it from here.
+    ///
+    /// They are the cluster's entries only if this log holds `point`
+    /// itself: raft's log matching (equal log ids at one index mean equal
+    /// logs before it) then vouches for every entry before it. Otherwise
+    /// the entries at or below `point` may be leftovers of an older term
+    /// that raft never truncated, because with no entry at `point` it
+    /// found no conflict to truncate at (a node that was leader, crashed
+    /// with appends nobody else had, and came back to a snapshot). Those
+    /// are dropped now, durably (the purge point moves to `point`), before
+    /// any reader learns of the snapshot; the node then needs a full state
+    /// transfer instead of certifying what the cluster never committed.
+    /// Returns whether the entries were kept.
+    pub(crate) async fn settle_snapshot(&self, point: LogId) -> io::Result<bool> {
+        {
+            let mut memory = self.memory();
+            let held = point
+                .index
+                .checked_sub(memory.first)
+                .and_then(|at| usize::try_from(at).ok())
+                .and_then(|at| memory.entries.get(at))
+                .is_some_and(|entry| entry.log_id == point);
+            if held {
+                return Ok(true);
+            }
+            let last = memory.entries.back().map(|e| e.log_id);
+            tracing::warn!(point = %point, ?last, "this log does not hold the snapshot point: its entries up to it may not be the cluster's and are dropped");
+            while memory.first <= point.index && memory.entries.pop_front().is_some() {
+                memory.first += 1;
+            }
+            if memory.entries.is_empty() {
+                memory.first = memory.first.max(point.index + 1);
+            }
+            if memory.state.purged.is_none_or(|p| p.index < point.index) {
+                memory.state.purged = Some(point);
+            }
+        }
+        self.save_state(Some(point.index + 1)).await?;
+        Ok(false)
+    }
+
     async fn save_state(&self, keep_from: Option<u64>) -> io::Result<()> {
         let state = self.memory().state.clone();
         let (done, rx) = oneshot::channel();
@@ -329,7 +371,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let last = memory.entries.back().map(|e| e.log_id.index);
             // Entries that end before the purge point (a snapshot point
             // installed past them) can never be read again: drop them all.
-            let keep_from = if last.is_some_and(|last| last < log_id.index) {
+            let keep_from = if last.is_none_or(|last| last < log_id.index) {
                 log_id.index + 1
             } else {
                 (log_id.index + 1).min(released + 1)

@@ -117,10 +117,7 @@ impl RaftOrder {
             source,
         };
         let local_addr = listener.local_addr().map_err(storage_err)?;
-        let store = LogStore::open(&config.dir, config.sync, 64 << 20, config.max_entry_bytes)
-            .map_err(storage_err)?;
-        let (delivery, shared) =
-            Delivery::open(&config.dir, config.max_delivery_lag).map_err(storage_err)?;
+        let (store, delivery, shared) = open_log(&config).await.map_err(storage_err)?;
         let peers = Arc::new(Peers::new(client_config(&config, connector)));
         let network = Network {
             me: config.node_id.get(),
@@ -370,6 +367,17 @@ impl RaftOrder {
             pause = (pause * 2).min(self.config.heartbeat);
         }
     }
+}
+
+/// Opens the log and the state machine over it, agreeing on the snapshot
+/// point.
+async fn open_log(
+    config: &RaftOrderConfig,
+) -> std::io::Result<(LogStore, Delivery, Arc<DeliveryShared>)> {
+    let store = LogStore::open(&config.dir, config.sync, 64 << 20, config.max_entry_bytes)?;
+    let (delivery, shared) = Delivery::open(&config.dir, config.max_delivery_lag, store.clone())?;
+    delivery.settle().await?;
+    Ok((store, delivery, shared))
 }
 
 /// Starts raft, its random choices seeded from the simulation or from the
