@@ -76,8 +76,9 @@ impl FrameKind {
     #[must_use]
     pub const fn current_version(self) -> u16 {
         match self {
+            // 2: the checkpoint carries the history digest.
+            FrameKind::CertCheckpoint => 2,
             FrameKind::WriteSet
-            | FrameKind::CertCheckpoint
             | FrameKind::Peer
             | FrameKind::LogEntry
             | FrameKind::OrderState
@@ -202,6 +203,17 @@ pub fn encode<T: Serialize>(
     value: &T,
     max_body: usize,
 ) -> Result<Bytes, FrameError> {
+    encode_version(kind, kind.current_version(), value, max_body)
+}
+
+/// As [`encode`], with an older body `version` in the header: for tests
+/// that an older format is still read.
+pub(crate) fn encode_version<T: Serialize>(
+    kind: FrameKind,
+    version: u16,
+    value: &T,
+    max_body: usize,
+) -> Result<Bytes, FrameError> {
     let mut buf = BytesMut::with_capacity(HEADER_LEN + 64);
     buf.put_bytes(0, HEADER_LEN);
     let mut buf = postcard::to_extend(value, buf).map_err(|e| FrameError::MalformedBody {
@@ -219,7 +231,7 @@ pub fn encode<T: Serialize>(
         });
     };
     buf[0..4].copy_from_slice(&MAGIC.to_be_bytes());
-    buf[4..6].copy_from_slice(&kind.current_version().to_be_bytes());
+    buf[4..6].copy_from_slice(&version.to_be_bytes());
     buf[6] = kind.code();
     buf[7] = 0;
     buf[8..12].copy_from_slice(&len_u32.to_be_bytes());

@@ -15,13 +15,29 @@
 //!   counter instead of the wall clock, and
 //! - draw raft's randomized election timeouts from the simulation's seed.
 //!
+//! Every node on the thread also reports the certification digest after each
+//! position it certifies ([`witness`]); the first node to report a digest
+//! different from another's at the same seqno panics, naming both, so a
+//! replica that decided one position differently is caught at that
+//! position rather than in the data at the end.
+//!
 //! Outside simulation every check is one thread-local read.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
+
+use crate::certify::CertDigest;
+use crate::ids::{NodeId, Seqno};
+
+/// Positions whose digest is remembered, at most; the oldest go first.
+const WITNESSED: usize = 1 << 20;
 
 thread_local! {
     static SIMULATION: Cell<Option<State>> = const { Cell::new(None) };
+    /// The first digest reported for each seqno, and by which node.
+    static DIGESTS: RefCell<BTreeMap<Seqno, (NodeId, CertDigest)>> =
+        const { RefCell::new(BTreeMap::new()) };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +59,7 @@ pub struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         SIMULATION.with(|s| s.set(self.previous));
+        DIGESTS.with(|h| h.borrow_mut().clear());
     }
 }
 
@@ -56,10 +73,36 @@ pub fn enter(seed: u64) -> Guard {
             epochs: 0,
         }))
     });
+    DIGESTS.with(|h| h.borrow_mut().clear());
     Guard {
         previous,
         _thread: PhantomData,
     }
+}
+
+/// `node` certified everything up to `seqno` with certification digest `digest`.
+///
+/// # Panics
+/// In simulation, when another node reported a different digest at the
+/// same seqno: the two replicas decided different histories.
+pub(crate) fn witness(node: NodeId, seqno: Seqno, digest: CertDigest) {
+    if !active() {
+        return;
+    }
+    let first = DIGESTS.with(|h| {
+        let mut seen = h.borrow_mut();
+        let first = *seen.entry(seqno).or_insert((node, digest));
+        if seen.len() > WITNESSED {
+            seen.pop_first();
+        }
+        first
+    });
+    assert!(
+        first.1 == digest,
+        "replicas diverged at seqno {seqno}: {} certification digest {} there, {node} {digest}",
+        first.0,
+        first.1
+    );
 }
 
 /// Whether the calling thread is in simulation.
@@ -124,8 +167,36 @@ mod tests {
         assert_eq!(draw(7).0, a);
         assert_ne!(draw(8).0, a);
         assert_eq!(epochs, vec![1, 2, 3]);
+        witness(NodeId::new(1), Seqno::new(1), CertDigest::EMPTY);
         let distinct: std::collections::BTreeSet<_> = a.iter().collect();
         assert_eq!(distinct.len(), a.len());
         assert!(!active());
+    }
+
+    #[test]
+    fn a_digest_that_differs_at_one_seqno_is_caught_there() {
+        let _guard = enter(1);
+        let a = CertDigest::EMPTY.skipped(Seqno::new(1));
+        let b = a.skipped(Seqno::new(2));
+        witness(NodeId::new(1), Seqno::new(1), a);
+        witness(NodeId::new(2), Seqno::new(1), a);
+        let diverged = std::panic::catch_unwind(|| witness(NodeId::new(3), Seqno::new(1), b));
+        let message = diverged.unwrap_err();
+        let message = message.downcast_ref::<String>().unwrap();
+        assert!(message.contains("diverged at seqno 1"), "{message}");
+        assert!(
+            message.contains("node-1") && message.contains("node-3"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn outside_simulation_nothing_is_witnessed() {
+        witness(NodeId::new(1), Seqno::new(1), CertDigest::EMPTY);
+        witness(
+            NodeId::new(2),
+            Seqno::new(1),
+            CertDigest::EMPTY.skipped(Seqno::new(1)),
+        );
     }
 }

@@ -194,14 +194,27 @@ fn run(args: &Args) -> Result<bool, String> {
     }
 
     let finals = final_reads(&cluster, workload.as_ref(), &recorder)?;
+    let digests = cert_digests(&cluster, Duration::from_secs(30))?;
     judge(
         args,
         seed,
         &out,
         workload.as_ref(),
         &recorder.events(),
-        &finals,
+        &Finals {
+            reads: finals,
+            digests,
+        },
     )
+}
+
+/// What every node holds at the end.
+struct Finals {
+    /// Each node's final read.
+    reads: Vec<Value>,
+    /// Each node's last committed seqno and certification digest there, read
+    /// when all had reached the same seqno.
+    digests: Vec<(u64, String)>,
 }
 
 /// Checks the history, writes it with the verdict, and prints the verdict.
@@ -211,17 +224,21 @@ fn judge(
     out: &std::path::Path,
     workload: &dyn Workload,
     events: &[Value],
-    finals: &[Value],
+    finals: &Finals,
 ) -> Result<bool, String> {
     write_history(out, events)?;
-    let verdict = workload.check(events, finals);
-    let identical = finals.windows(2).all(|w| w[0] == w[1]);
-    let valid = verdict.valid && identical;
+    let verdict = workload.check(events, &finals.reads);
+    let identical = finals.reads.windows(2).all(|w| w[0] == w[1]);
+    // One certified history: equal certification digests at one seqno on every node.
+    let same_digests = finals.digests.windows(2).all(|w| w[0] == w[1]);
+    let valid = verdict.valid && identical && same_digests;
     let report = json!({
         "valid": valid,
         "workload": args.workload, "nemesis": args.nemesis, "time_s": args.time,
         "seed": seed, "engine": args.engine, "isolation": args.isolation,
         "nodes_identical": identical,
+        "same_cert_digest": same_digests,
+        "cert_digests": finals.digests,
         "events": events.len(),
         "result": verdict.summary,
     });
@@ -256,6 +273,37 @@ fn final_reads(
         finals.push(workload.final_read(&mut con, process, recorder)?);
     }
     Ok(finals)
+}
+
+/// Every node's last committed seqno and certification digest, once all nodes
+/// report the same seqno (a commit still being retried inside a node may
+/// move it after the clients stopped); bounded by `bound`.
+fn cert_digests(cluster: &Cluster, bound: Duration) -> Result<Vec<(u64, String)>, String> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let mut positions = Vec::new();
+        for node in &cluster.nodes {
+            let mut con = client::connect(node.client).map_err(|e| e.to_string())?;
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut con)
+                .map_err(|e| format!("INFO on node {}: {e}", node.id))?;
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(|v| v.trim().to_string())
+                    .ok_or_else(|| format!("node {} reports no {name}", node.id))
+            };
+            let seqno = field("wsrep_last_committed")?
+                .parse()
+                .map_err(|e| format!("wsrep_last_committed: {e}"))?;
+            positions.push((seqno, field("certus_cert_digest")?));
+        }
+        if positions.windows(2).all(|w| w[0].0 == w[1].0) || Instant::now() >= deadline {
+            return Ok(positions);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn write_history(out: &std::path::Path, events: &[Value]) -> Result<(), String> {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::dedup::{DedupRecord, DedupTable};
+use super::digest::CertDigest;
 use super::index::KeyIndex;
 use super::matrix::{Relation, relation};
 use super::verdict::{AbortReason, FirstOutcome, Verdict};
@@ -53,6 +54,9 @@ pub struct Certifier {
     pub(super) purge_floor: Seqno,
     pub(super) index: KeyIndex,
     pub(super) dedup: DedupTable,
+    /// The digest of every verdict up to `last_seqno`; `None` when the
+    /// certifier was restored from a checkpoint that predates digests.
+    pub(super) digest: Option<CertDigest>,
     stats: CertStats,
 }
 
@@ -69,6 +73,7 @@ impl Certifier {
             Seqno::ZERO,
             KeyIndex::default(),
             DedupTable::default(),
+            Some(CertDigest::EMPTY),
         )
     }
 
@@ -78,6 +83,7 @@ impl Certifier {
         purge_floor: Seqno,
         index: KeyIndex,
         dedup: DedupTable,
+        digest: Option<CertDigest>,
     ) -> Self {
         assert!(config.window > 0, "certification window must be positive");
         assert!(
@@ -90,6 +96,7 @@ impl Certifier {
             purge_floor,
             index,
             dedup,
+            digest,
             stats: CertStats::default(),
         }
     }
@@ -98,6 +105,14 @@ impl Certifier {
     #[must_use]
     pub fn last_seqno(&self) -> Seqno {
         self.last_seqno
+    }
+
+    /// The digest of everything certified up to [`Certifier::last_seqno`]:
+    /// equal on every node at the same seqno. `None` after a restore from a
+    /// checkpoint written before digests existed.
+    #[must_use]
+    pub fn digest(&self) -> Option<CertDigest> {
+        self.digest
     }
 
     /// The settings in force.
@@ -124,6 +139,12 @@ impl Certifier {
     /// Panics unless `seqno` is exactly the next position: the total order
     /// delivers every position once, in order.
     pub fn certify(&mut self, seqno: Seqno, ws: &WriteSet) -> Verdict {
+        let verdict = self.decide(seqno, ws);
+        self.digest = self.digest.map(|h| h.certified(seqno, ws, &verdict));
+        verdict
+    }
+
+    fn decide(&mut self, seqno: Seqno, ws: &WriteSet) -> Verdict {
         self.advance(seqno);
         if let Some(first) = self.dedup.lookup(ws.origin(), ws.txn_id()) {
             self.stats.duplicates += 1;
@@ -166,6 +187,7 @@ impl Certifier {
     /// Panics unless `seqno` is exactly the next position.
     pub fn skip(&mut self, seqno: Seqno) {
         self.advance(seqno);
+        self.digest = self.digest.map(|h| h.skipped(seqno));
         self.stats.skipped += 1;
     }
 

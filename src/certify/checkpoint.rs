@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::certifier::{CertConfig, Certifier};
 use super::dedup::{DedupRecord, DedupTable};
+use super::digest::CertDigest;
 use super::index::{KeyIndex, KindSeqnos};
 use crate::frame::{self, FrameError, FrameKind};
 use crate::ids::Seqno;
@@ -20,7 +21,7 @@ pub struct CertCheckpoint {
     frame: Bytes,
 }
 
-/// Version 1 body. Released layout: change it only with a new version.
+/// Version 1 body, still read. Released layout: never change it.
 #[derive(Serialize, Deserialize)]
 struct CheckpointV1 {
     window: u64,
@@ -28,6 +29,32 @@ struct CheckpointV1 {
     purge_floor: Seqno,
     index: Vec<(Bytes, KindSeqnos)>,
     dedup: Vec<DedupRecord>,
+}
+
+/// Version 2 body, written now: version 1 and the certification digest.
+/// Released layout: change it only with a new version.
+#[derive(Serialize, Deserialize)]
+struct CheckpointV2 {
+    window: u64,
+    last_seqno: Seqno,
+    purge_floor: Seqno,
+    index: Vec<(Bytes, KindSeqnos)>,
+    dedup: Vec<DedupRecord>,
+    digest: Option<CertDigest>,
+}
+
+impl From<CheckpointV1> for CheckpointV2 {
+    fn from(v1: CheckpointV1) -> Self {
+        CheckpointV2 {
+            window: v1.window,
+            last_seqno: v1.last_seqno,
+            purge_floor: v1.purge_floor,
+            index: v1.index,
+            dedup: v1.dedup,
+            // Not recorded then: unknown, never guessed.
+            digest: None,
+        }
+    }
 }
 
 impl CertCheckpoint {
@@ -55,7 +82,7 @@ impl CertCheckpoint {
         })
     }
 
-    fn decode_body(frame: &[u8]) -> Result<CheckpointV1, FrameError> {
+    fn decode_body(frame: &[u8]) -> Result<CheckpointV2, FrameError> {
         let (header, body) = frame::decode(frame, MAX_CHECKPOINT_BYTES)?;
         if header.kind != FrameKind::CertCheckpoint {
             return Err(invalid(format!(
@@ -63,7 +90,19 @@ impl CertCheckpoint {
                 header.kind
             )));
         }
+        if header.version == 1 {
+            let v1: CheckpointV1 = frame::decode_body(FrameKind::CertCheckpoint, body)?;
+            return Ok(v1.into());
+        }
         frame::decode_body(FrameKind::CertCheckpoint, body)
+    }
+
+    /// The certification digest at [`CertCheckpoint::seqno`], when recorded.
+    ///
+    /// # Errors
+    /// Any [`FrameError`] for bytes that are not an intact checkpoint.
+    pub fn digest(&self) -> Result<Option<CertDigest>, FrameError> {
+        Ok(Self::decode_body(&self.frame)?.digest)
     }
 }
 
@@ -80,12 +119,13 @@ impl Certifier {
     /// # Errors
     /// [`FrameError::TooLarge`] if the index no longer fits in one frame.
     pub fn checkpoint(&self) -> Result<CertCheckpoint, FrameError> {
-        let body = CheckpointV1 {
+        let body = CheckpointV2 {
             window: self.config.window,
             last_seqno: self.last_seqno,
             purge_floor: self.purge_floor,
             index: self.index.sorted_entries(),
             dedup: self.dedup.records().cloned().collect(),
+            digest: self.digest,
         };
         let frame = frame::encode(FrameKind::CertCheckpoint, &body, MAX_CHECKPOINT_BYTES)?;
         Ok(CertCheckpoint {
@@ -149,6 +189,57 @@ impl Certifier {
             body.purge_floor,
             index,
             dedup,
+            body.digest,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{NodeId, TxnId};
+    use crate::writeset::{Isolation, WriteSetBuilder};
+
+    fn certified() -> Certifier {
+        let mut certifier = Certifier::new(CertConfig::default());
+        certifier.skip(Seqno::new(1));
+        let mut builder = WriteSetBuilder::new(
+            NodeId::new(1),
+            TxnId::new(1, 1),
+            Seqno::new(1),
+            Isolation::Snapshot,
+        );
+        builder.put("k".into(), "v".into());
+        certifier.certify(Seqno::new(2), &builder.build());
+        certifier
+    }
+
+    #[test]
+    fn the_certification_digest_survives_a_checkpoint() {
+        let certifier = certified();
+        let checkpoint = certifier.checkpoint().unwrap();
+        assert_eq!(checkpoint.digest().unwrap(), certifier.digest());
+        let restored = Certifier::restore(certifier.config(), &checkpoint).unwrap();
+        assert_eq!(restored.digest(), certifier.digest());
+        assert!(restored.digest().is_some());
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_is_read_with_an_unknown_digest() {
+        let certifier = certified();
+        let v1 = CheckpointV1 {
+            window: certifier.config.window,
+            last_seqno: certifier.last_seqno,
+            purge_floor: certifier.purge_floor,
+            index: certifier.index.sorted_entries(),
+            dedup: certifier.dedup.records().cloned().collect(),
+        };
+        let bytes =
+            frame::encode_version(FrameKind::CertCheckpoint, 1, &v1, MAX_CHECKPOINT_BYTES).unwrap();
+        let checkpoint = CertCheckpoint::from_bytes(bytes).unwrap();
+        assert_eq!(checkpoint.seqno(), Seqno::new(2));
+        let restored = Certifier::restore(certifier.config(), &checkpoint).unwrap();
+        assert_eq!(restored.digest(), None);
+        assert_eq!(restored.sizes(), certifier.sizes());
     }
 }

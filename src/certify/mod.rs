@@ -12,12 +12,14 @@
 mod certifier;
 mod checkpoint;
 mod dedup;
+mod digest;
 mod index;
 mod matrix;
 mod verdict;
 
 pub use certifier::{CertConfig, CertStats, Certifier};
 pub use checkpoint::CertCheckpoint;
+pub use digest::CertDigest;
 pub use matrix::{Relation, relation};
 pub use verdict::{AbortReason, FirstOutcome, Verdict};
 

@@ -334,6 +334,15 @@ impl NodeCore {
         }
     }
 
+    pub(crate) fn node_id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    /// The last certified position and the certification digest there.
+    pub(crate) fn digest(&self) -> (Seqno, Option<crate::certify::CertDigest>) {
+        (self.certifier.last_seqno(), self.certifier.digest())
+    }
+
     pub(crate) fn status(&self) -> Status {
         Status {
             node_id: self.config.node_id,
@@ -341,6 +350,7 @@ impl NodeCore {
             view: self.membership.view().cloned(),
             last_delivered: self.last_delivered,
             last_committed: self.certifier.last_seqno(),
+            cert_digest: self.certifier.digest(),
             last_applied: self.last_applied(),
             apply_queue: self.scheduler.queued(),
             cert: self.certifier.stats(),

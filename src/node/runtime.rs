@@ -88,7 +88,16 @@ impl Runtime {
                     self.core.set_donating(transfers);
                 }
                 event = self.events.next(), if self.core.wants_delivery() => match event {
-                    Ok(event) => self.core.handle_event(event),
+                    Ok(event) => {
+                        let ordered = matches!(event, crate::order::Event::Ordered { .. });
+                        self.core.handle_event(event);
+                        if ordered {
+                            let (seqno, digest) = self.core.digest();
+                            if let Some(digest) = digest {
+                                crate::simulation::witness(self.core.node_id(), seqno, digest);
+                            }
+                        }
+                    }
                     Err(err) => self.core.handle_order_error(&err),
                 },
             }

@@ -1,7 +1,7 @@
 //! A snapshot of a node's replication state, for operators and waiters.
 
 use super::state::NodeState;
-use crate::certify::CertStats;
+use crate::certify::{CertDigest, CertStats};
 use crate::ids::{NodeId, Seqno};
 use crate::order::View;
 
@@ -27,6 +27,11 @@ pub struct Status {
     pub last_applied: Seqno,
     /// Positions between delivery and the commit watermark.
     pub apply_queue: usize,
+    /// The digest of every verdict up to `last_committed`: two nodes at the
+    /// same `last_committed` with different digests decided different
+    /// histories. `None` when it is unknown here (restored from a
+    /// checkpoint written before digests existed).
+    pub cert_digest: Option<CertDigest>,
     /// Certification verdict counts on this node, for all origins.
     pub cert: CertStats,
     /// Local transactions that committed.

@@ -51,7 +51,7 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
     let primary = status.view.as_ref().is_some_and(|v| v.primary);
     let cluster_size = status.view.as_ref().map_or(0, |v| v.members.len());
     let ready = status.state.accepts_writes();
-    let fields: [(&str, String); 16] = [
+    let fields: [(&str, String); 17] = [
         ("wsrep_cluster_size", cluster_size.to_string()),
         (
             "wsrep_cluster_status",
@@ -71,6 +71,12 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
             status.last_committed.get().to_string(),
         ),
         ("wsrep_last_applied", status.last_applied.get().to_string()),
+        (
+            "certus_cert_digest",
+            status
+                .cert_digest
+                .map_or_else(|| "unknown".to_string(), |h| h.to_string()),
+        ),
         ("wsrep_apply_queue", status.apply_queue.to_string()),
         ("wsrep_local_commits", status.local_commits.to_string()),
         (
