@@ -42,11 +42,48 @@ use std::time::Duration;
 use run::{Settings, run};
 
 /// Seeds that once found a bug, with what it was; each runs in every batch.
-const REGRESSIONS: &[(u64, &str)] = &[(
-    1,
-    "a causal read right after a whole-cluster restart was stale: the old \
-     leader took its leadership back without knowing the commit index",
-)];
+const REGRESSIONS: &[(u64, &str)] = &[
+    (
+        1,
+        "a causal read right after a whole-cluster restart was stale: the old \
+         leader took its leadership back without knowing the commit index",
+    ),
+    (
+        5034,
+        "a node restarted after a majority crash needed a state transfer while \
+         the only donor was still outside the primary component; the daemon \
+         gave up instead of retrying",
+    ),
+    (
+        7008,
+        "as 5034: the joiner's start failed on 'no donor' while its donor \
+         was recovering",
+    ),
+    (9036, "as 5034, after two nodes crashed at once"),
+    (
+        9048,
+        "as 5034, after all three nodes crashed: two replayed their logs \
+         while the third, needing a transfer, gave up",
+    ),
+    (
+        7051,
+        "the final reads ran while a commit was still in flight (its \
+         submission kept retrying after its verdict was known), so nodes \
+         read before and after it looked diverged",
+    ),
+    (9054, "as 7051, serializable"),
+    (
+        20028,
+        "a crashed leader's unreplicated entry at 346 survived its restart; a \
+         snapshot point at 874 moved the applied watermark before raft's purge \
+         reached the log, and the node certified its own stale 346 (found by \
+         the certification digest)",
+    ),
+    (20068, "as 20028"),
+    (20146, "as 20028"),
+    (20222, "as 20028"),
+    (20414, "as 20028"),
+];
 
 fn env(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -74,6 +111,8 @@ fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(SimTime)
+            .with_ansi(false)
             .with_writer(std::io::stderr)
             .init();
     }
@@ -101,10 +140,18 @@ fn main() -> ExitCode {
         })
         .unwrap_or(1)
         .max(1);
-    let mut failed = regressions(first..first + count, &settings);
-    failed.extend(batch(first, count, jobs, &settings));
+    let mut seeds: Vec<u64> = REGRESSIONS
+        .iter()
+        .map(|&(seed, _)| seed)
+        .filter(|seed| !(first..first + count).contains(seed))
+        .collect();
+    seeds.extend(first..first + count);
+    let failed = batch(&seeds, first, jobs, &settings);
     if failed.is_empty() {
-        println!("simulation: {count} seeds from {first}, all valid");
+        println!(
+            "simulation: {count} seeds from {first} and {} regression seeds, all valid",
+            seeds.len() - usize::try_from(count).unwrap()
+        );
         return ExitCode::SUCCESS;
     }
     for (seed, problems) in &failed {
@@ -116,42 +163,32 @@ fn main() -> ExitCode {
     ExitCode::FAILURE
 }
 
-type Failures = Vec<(u64, Vec<String>)>;
+/// Log lines stamped with simulated time, so they line up with the
+/// fault schedule and the history.
+struct SimTime;
 
-/// Runs the regression seeds the batch does not cover.
-fn regressions(batch: std::ops::Range<u64>, settings: &Settings) -> Failures {
-    let mut failed = Vec::new();
-    for &(seed, bug) in REGRESSIONS {
-        if batch.contains(&seed) {
-            continue;
-        }
-        let (summary, valid) = child(seed, settings);
-        println!("{summary} (regression: {bug})");
-        if !valid {
-            failed.push((seed, vec![summary]));
-        }
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = turmoil::sim_elapsed().unwrap_or_default();
+        write!(w, "{:>9.3}s", now.as_secs_f64())
     }
-    failed
 }
 
-/// Runs `count` seeds from `first`, `jobs` at a time, each in a process of
-/// its own; the first seed twice, to check that it replays.
-fn batch(first: u64, count: u64, jobs: u64, settings: &Settings) -> Failures {
+type Failures = Vec<(u64, Vec<String>)>;
+
+/// Runs `seeds`, `jobs` at a time, each in a process of its own; `replay`
+/// twice, to check that it replays.
+fn batch(seeds: &[u64], replay: u64, jobs: u64, settings: &Settings) -> Failures {
     let failed = Mutex::new(Vec::new());
-    let next = Mutex::new(first);
+    let next = Mutex::new(seeds.iter());
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
                 loop {
-                    let seed = {
-                        let mut next = next.lock().unwrap();
-                        *next += 1;
-                        *next - 1
-                    };
-                    if seed >= first + count {
+                    let Some(&seed) = next.lock().unwrap().next() else {
                         return;
-                    }
-                    let problems = run_seed(seed, seed == first, settings);
+                    };
+                    let problems = run_seed(seed, seed == replay, settings);
                     if !problems.is_empty() {
                         failed.lock().unwrap().push((seed, problems));
                     }
@@ -165,7 +202,10 @@ fn batch(first: u64, count: u64, jobs: u64, settings: &Settings) -> Failures {
 /// Runs one seed (twice when `replay`), printing its summary; its problems.
 fn run_seed(seed: u64, replay: bool, settings: &Settings) -> Vec<String> {
     let (summary, valid) = child(seed, settings);
-    println!("{summary}");
+    match REGRESSIONS.iter().find(|&&(s, _)| s == seed) {
+        Some((_, bug)) => println!("{summary} (regression: {bug})"),
+        None => println!("{summary}"),
+    }
     let mut problems = Vec::new();
     if !valid {
         problems.push(summary.clone());
@@ -206,9 +246,15 @@ fn child(seed: u64, settings: &Settings) -> (String, bool) {
         .find(|l| l.starts_with("sim seed="))
         .map_or_else(
             || {
+                // The first panic says what broke; else the end of the output.
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-                format!("sim seed={seed} crashed ({}): {tail:?}", output.status)
+                let lines: Vec<&str> = stderr.lines().collect();
+                let from = lines
+                    .iter()
+                    .position(|l| l.contains("panicked at"))
+                    .unwrap_or(lines.len().saturating_sub(5));
+                let shown: Vec<&str> = lines.iter().skip(from).take(5).copied().collect();
+                format!("sim seed={seed} crashed ({}): {shown:?}", output.status)
             },
             str::to_string,
         );

@@ -235,11 +235,13 @@ fn compare_finals(finals: &[Option<FinalState>]) -> Vec<String> {
         .filter(|(_, pair)| pair[0] != pair[1])
         .map(|(i, pair)| {
             format!(
-                "{} and {} differ: committed {} vs {}, lists {:?} vs {:?}",
+                "{} and {} differ: committed {} vs {}, certification digests {} vs {}, lists {:?} vs {:?}",
                 cluster::host(i),
                 cluster::host(i + 1),
                 pair[0].last_committed,
                 pair[1].last_committed,
+                pair[0].digest,
+                pair[1].digest,
                 pair[0].lists,
                 pair[1].lists
             )

@@ -38,17 +38,24 @@ pub(crate) struct Shared {
     pub(crate) settle: Duration,
     pub(crate) events: RefCell<Vec<Event>>,
     next_element: Cell<i64>,
+    /// Clients whose last operation has not ended yet.
+    running: Cell<usize>,
     /// What each node holds at the end, key by key; `None` until read.
     pub(crate) finals: RefCell<Vec<Option<FinalState>>>,
 }
 
-/// One node's final state: the list at every key, and its last committed
-/// seqno.
+/// One node's final state: the list at every key, its last committed
+/// seqno and its certification digest there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FinalState {
     pub(crate) lists: BTreeMap<String, Vec<i64>>,
     pub(crate) last_committed: u64,
+    pub(crate) digest: String,
 }
+
+/// What `INFO` says of a synced node: its last committed seqno and its
+/// certification digest there.
+type Position = (u64, String);
 
 impl Shared {
     pub(crate) fn new(seed: u64, nodes: usize, clients: usize, stop_at: Duration) -> Shared {
@@ -61,6 +68,7 @@ impl Shared {
             settle: Duration::from_secs(90),
             events: RefCell::new(Vec::new()),
             next_element: Cell::new(1),
+            running: Cell::new(clients),
             finals: RefCell::new(vec![None; nodes]),
         }
     }
@@ -162,6 +170,7 @@ pub(crate) async fn client(id: usize, shared: Rc<Shared>) -> turmoil::Result {
         }
         sleep(Duration::from_millis(rng.u64(0..20))).await;
     }
+    shared.running.set(shared.running.get() - 1);
     Ok(())
 }
 
@@ -234,44 +243,56 @@ pub(crate) fn parse_list(reply: &Value) -> Option<Vec<i64>> {
     }
 }
 
-/// After the workload and every fault: waits until every node is synced at
-/// the same committed seqno, then reads every key from every node. Gives
-/// up (leaving `finals` unread) when the cluster does not converge within
-/// the settle time.
+/// After the workload and every fault: waits until every client's last
+/// operation has ended (an operation may still be retried inside a node
+/// long after the clients stopped invoking), then until every node is
+/// synced at the same committed seqno, then reads every key from every
+/// node, and keeps the reads only if no node moved meanwhile. Gives up
+/// (leaving `finals` unread) when the cluster does not converge within the
+/// settle time. The reads begin after every other operation ended, so the
+/// history may order them last.
 pub(crate) async fn final_reads(shared: Rc<Shared>) -> turmoil::Result {
     sleep(shared.stop_at.saturating_sub(now())).await;
     let deadline = shared.stop_at + shared.settle;
-    let mut previous: Option<Vec<u64>> = None;
+    while shared.running.get() > 0 && now() < deadline {
+        sleep(Duration::from_millis(100)).await;
+    }
+    let mut previous: Option<Vec<Position>> = None;
     while now() < deadline {
         sleep(Duration::from_millis(500)).await;
         let Some(committed) = committed_everywhere(shared.nodes).await else {
             previous = None;
             continue;
         };
-        let settled = committed.windows(2).all(|w| w[0] == w[1]);
-        if settled && previous.as_ref() == Some(&committed) {
-            break;
-        }
-        previous = Some(committed);
-    }
-    let Some(committed) = previous else {
-        return Ok(());
-    };
-    for (node, last_committed) in committed.into_iter().enumerate() {
-        let Ok(Ok(lists)) = timeout(OP_TIMEOUT, read_all(node, shared.keys)).await else {
+        let settled = committed.windows(2).all(|w| w[0].0 == w[1].0);
+        if !settled || previous.as_ref() != Some(&committed) {
+            previous = Some(committed);
             continue;
-        };
-        shared.finals.borrow_mut()[node] = Some(FinalState {
-            lists,
-            last_committed,
-        });
+        }
+        let mut finals = Vec::with_capacity(shared.nodes);
+        for (node, (last_committed, digest)) in committed.iter().enumerate() {
+            let read = timeout(OP_TIMEOUT, read_all(node, shared.keys)).await;
+            finals.push(match read {
+                Ok(Ok(lists)) => Some(FinalState {
+                    lists,
+                    last_committed: *last_committed,
+                    digest: digest.clone(),
+                }),
+                _ => None,
+            });
+        }
+        if committed_everywhere(shared.nodes).await.as_ref() == Some(&committed) {
+            *shared.finals.borrow_mut() = finals;
+            return Ok(());
+        }
+        previous = None;
     }
     Ok(())
 }
 
-/// Every node's last committed seqno, when every node is synced and in the
-/// primary component.
-async fn committed_everywhere(nodes: usize) -> Option<Vec<u64>> {
+/// Every node's last committed seqno and certification digest, when every node is
+/// synced and in the primary component.
+async fn committed_everywhere(nodes: usize) -> Option<Vec<Position>> {
     let mut committed = Vec::with_capacity(nodes);
     for node in 0..nodes {
         let info = timeout(Duration::from_secs(1), async {
@@ -294,7 +315,8 @@ async fn committed_everywhere(nodes: usize) -> Option<Vec<u64>> {
         {
             return None;
         }
-        committed.push(field("wsrep_last_committed")?.parse().ok()?);
+        let seqno = field("wsrep_last_committed")?.parse().ok()?;
+        committed.push((seqno, field("certus_cert_digest")?));
     }
     Some(committed)
 }
