@@ -63,7 +63,7 @@ enum RestoreError {
     Store(#[from] KvError),
 }
 
-/// What the supervisor needs besides the slot.
+/// The task that keeps the daemon's store slot filled.
 pub(crate) struct Supervisor {
     pub(crate) slot: Arc<StoreSlot>,
     pub(crate) config: StoreConfig,

@@ -197,6 +197,10 @@ async fn a_snapshot_point_the_log_does_not_hold_drops_the_entries_before_it() {
         let gone = store.read(10, 40).expect_err("entries up to 30 are gone");
         assert_eq!(gone.first_retained, 31);
         assert_eq!(store.read(31, 40).expect("above the point").len(), 9);
+        // Purged past the point: nothing at or below it is left to drop.
+        let held = store.settle_snapshot(foreign).await.expect("settle");
+        assert!(held);
+        assert_eq!(store.read(31, 40).expect("still above the point").len(), 9);
     }
     let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
     assert!(store.read(10, 40).is_err(), "dropped on disk too");

@@ -212,23 +212,30 @@ impl LogStore {
     /// are dropped now, durably (the purge point moves to `point`), before
     /// any reader learns of the snapshot; the node then needs a full state
     /// transfer instead of certifying what the cluster never committed.
-    /// Returns whether the entries were kept.
+    /// A log purged past `point` (the usual state at start) holds nothing
+    /// at or below it and is left alone. Returns false when it dropped
+    /// or purged anything.
     pub(crate) async fn settle_snapshot(&self, point: LogId) -> io::Result<bool> {
         {
             let mut memory = self.memory();
-            let held = point
-                .index
-                .checked_sub(memory.first)
-                .and_then(|at| usize::try_from(at).ok())
+            let Some(at) = point.index.checked_sub(memory.first) else {
+                return Ok(true);
+            };
+            let held = usize::try_from(at)
+                .ok()
                 .and_then(|at| memory.entries.get(at))
                 .is_some_and(|entry| entry.log_id == point);
             if held {
                 return Ok(true);
             }
             let last = memory.entries.back().map(|e| e.log_id);
-            tracing::warn!(point = %point, ?last, "this log does not hold the snapshot point: its entries up to it may not be the cluster's and are dropped");
+            let mut dropped = 0_u64;
             while memory.first <= point.index && memory.entries.pop_front().is_some() {
                 memory.first += 1;
+                dropped += 1;
+            }
+            if dropped > 0 {
+                tracing::warn!(point = %point, ?last, dropped, "this log does not hold the snapshot point: its entries up to it may not be the cluster's and are dropped");
             }
             if memory.entries.is_empty() {
                 memory.first = memory.first.max(point.index + 1);
