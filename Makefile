@@ -5,9 +5,9 @@ CARGO ?= cargo
 # do not need it, so the release build never compiles it.
 FEATURES ?= --features rocksdb
 
-.PHONY: test deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
+.PHONY: test deps fmt-check embedder clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
 
-test: deps fmt-check clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build
+test: deps fmt-check embedder clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build
 
 # A C++ compiler and libclang for RocksDB, from Debian, when missing.
 deps:
@@ -16,6 +16,11 @@ deps:
 fmt-check:
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+
+# The library as an embedder gets it (no default features): it builds, its
+# tests pass, and it pulls in no product dependency.
+embedder:
+	bash scripts/check-embedder.sh
 
 clippy:
 	$(CARGO) clippy --all-targets $(FEATURES) --locked -- -D warnings

@@ -72,7 +72,7 @@ impl Feed {
             let upto = Seqno::new(first + n as u64 - 1);
             let start = Instant::now();
             self.store.apply_batch(&batch).unwrap();
-            self.store.commit(upto, None).unwrap();
+            self.store.make_visible(upto, None).unwrap();
             timed += start.elapsed();
             // Old versions are collected outside the timed part, as the
             // store's GC task does off the apply path.

@@ -250,7 +250,7 @@ async fn report_until_stopped(stores: &[KvStore], seconds: Option<u64>) {
         let conflicts: u64 = statuses.iter().map(|s| s.local_cert_failures).sum();
         let nodes: Vec<String> = statuses
             .iter()
-            .map(|s| format!("{} {:?} applied {}", s.node_id, s.state, s.last_applied))
+            .map(|s| format!("{} {:?} applied {}", s.node_id, s.state, s.last_visible))
             .collect();
         let elapsed = started.elapsed().as_secs();
         println!(

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod certify;
+#[cfg(feature = "check")]
 pub mod check;
 pub mod frame;
 mod ids;
@@ -11,6 +12,7 @@ pub mod kv;
 pub mod net;
 pub mod node;
 pub mod order;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod simulation;
 mod task;

@@ -1,6 +1,7 @@
 //! Property tests of the sans-IO apply scheduler: a write-set never starts
-//! before its dependencies finished, commits move strictly forward over
-//! finished positions only, bounds hold, and everything admitted commits.
+//! before its dependencies finished, the visible watermark moves strictly
+//! forward over finished positions only, bounds hold, and everything admitted
+//! becomes visible.
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
@@ -35,11 +36,11 @@ proptest! {
         let mut deps = Vec::new();
         let mut applying: Vec<Seqno> = Vec::new();
         let mut finished: BTreeSet<Seqno> = BTreeSet::new();
-        let mut committed = Seqno::ZERO;
+        let mut visible = Seqno::ZERO;
         let mut choices = choices.into_iter().cycle();
         let total = specs.len() as u64;
         for _ in 0..10_000 {
-            if committed.get() == total {
+            if visible.get() == total {
                 break;
             }
             let choice = choices.next().unwrap_or(0);
@@ -64,17 +65,17 @@ proptest! {
                 prop_assert!(missing.is_none(), "{started} started before {missing:?} finished");
                 applying.push(started);
             }
-            if let Some(upto) = scheduler.next_commit() {
-                prop_assert!(upto > committed);
-                let unfinished = (committed.get() + 1..=upto.get()).map(Seqno::new).find(|s| !finished.contains(s));
-                prop_assert!(unfinished.is_none(), "commit to {upto} covers unfinished {unfinished:?}");
-                scheduler.committed(upto);
-                committed = upto;
+            if let Some(upto) = scheduler.next_visible() {
+                prop_assert!(upto > visible);
+                let unfinished = (visible.get() + 1..=upto.get()).map(Seqno::new).find(|s| !finished.contains(s));
+                prop_assert!(unfinished.is_none(), "visible to {upto} covers unfinished {unfinished:?}");
+                scheduler.visible(upto);
+                visible = upto;
             }
             prop_assert!(applying.len() <= workers);
             scheduler.check_invariants();
         }
-        prop_assert_eq!(committed.get(), total, "not everything committed");
+        prop_assert_eq!(visible.get(), total, "not everything became visible");
     }
 }
 
@@ -92,7 +93,7 @@ fn admission_beyond_capacity_is_a_bug() {
 }
 
 #[test]
-fn one_commit_is_in_flight_and_the_next_covers_what_was_applied_meanwhile() {
+fn one_visibility_request_is_in_flight_and_the_next_covers_what_was_applied_meanwhile() {
     let mut scheduler = ApplyScheduler::new(4, 8, Seqno::ZERO);
     for seqno in 1..=3 {
         let job = Job::Apply {
@@ -103,13 +104,17 @@ fn one_commit_is_in_flight_and_the_next_covers_what_was_applied_meanwhile() {
     let started: Vec<Seqno> = std::iter::from_fn(|| scheduler.next_apply()).collect();
     assert_eq!(started.len(), 3);
     scheduler.applied(Seqno::new(1));
-    assert_eq!(scheduler.next_commit(), Some(Seqno::new(1)));
+    assert_eq!(scheduler.next_visible(), Some(Seqno::new(1)));
     scheduler.applied(Seqno::new(2));
     scheduler.applied(Seqno::new(3));
-    assert_eq!(scheduler.next_commit(), None, "a commit is still in flight");
-    scheduler.committed(Seqno::new(1));
-    assert_eq!(scheduler.next_commit(), Some(Seqno::new(3)));
-    scheduler.committed(Seqno::new(3));
-    assert_eq!(scheduler.next_commit(), None);
+    assert_eq!(
+        scheduler.next_visible(),
+        None,
+        "a request is still in flight"
+    );
+    scheduler.visible(Seqno::new(1));
+    assert_eq!(scheduler.next_visible(), Some(Seqno::new(3)));
+    scheduler.visible(Seqno::new(3));
+    assert_eq!(scheduler.next_visible(), None);
     scheduler.check_invariants();
 }

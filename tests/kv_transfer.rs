@@ -60,7 +60,7 @@ fn an_unfinished_import_is_discarded_when_the_store_opens() {
     drop(mvcc);
     let reopened = MvccStore::new(engine.clone(), 16);
     let recovered = reopened.recover().unwrap();
-    assert_eq!(recovered.last_applied, Seqno::ZERO);
+    assert_eq!(recovered.last_visible, Seqno::ZERO);
     assert!(recovered.checkpoint.is_none());
     assert_eq!(rows(&engine), 0, "the half-copied rows were kept");
 }
@@ -78,7 +78,7 @@ fn a_finished_import_replaces_what_was_there() {
         .unwrap();
     mvcc.finish_import(&checkpoint).unwrap();
     let recovered = MvccStore::new(engine.clone(), 16).recover().unwrap();
-    assert_eq!(recovered.last_applied, at);
+    assert_eq!(recovered.last_visible, at);
     assert_eq!(recovered.checkpoint.unwrap().seqno(), at);
     assert_eq!(mvcc.read_at(b"new", at).unwrap(), Some(Bytes::from("y")));
     assert_eq!(mvcc.read_at(b"old", Seqno::new(5)).unwrap(), None);

@@ -89,7 +89,7 @@ async fn a_restarted_node_catches_up_from_its_peers_log() {
             })
             .await;
         }
-        let before = cluster.store(2).node().last_applied();
+        let before = cluster.store(2).node().last_visible();
         cluster.stop(2).await;
         let mut last = Seqno::ZERO;
         for i in 0..20 {
@@ -102,7 +102,7 @@ async fn a_restarted_node_catches_up_from_its_peers_log() {
         cluster.restart(2).await;
         let status = cluster.store(2).node().status();
         assert!(
-            status.last_applied >= before,
+            status.last_visible >= before,
             "restart lost applied state: {status:?}"
         );
         cluster.wait_state(2, NodeState::Synced).await;
@@ -285,7 +285,7 @@ async fn flow_control_keeps_a_slow_node_close() {
                 for n in 0..40 {
                     let key = format!("c{client}:{n}");
                     let (seqno, (), _) = retry(&store, |txn| txn.put(key.clone(), "v")).await;
-                    let lag = seqno.get().saturating_sub(slow.node().last_applied().get());
+                    let lag = seqno.get().saturating_sub(slow.node().last_visible().get());
                     max_lag.fetch_max(lag, Ordering::Relaxed);
                 }
             }));

@@ -47,7 +47,7 @@ impl Applier for Recorder {
     fn recover(&self) -> Result<Recovered, ApplyError> {
         let state = self.state.lock().unwrap();
         Ok(Recovered {
-            last_applied: state.committed,
+            last_visible: state.committed,
             checkpoint: state.checkpoint.clone(),
         })
     }
@@ -57,7 +57,11 @@ impl Applier for Recorder {
         Ok(())
     }
 
-    fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError> {
+    fn make_visible(
+        &self,
+        upto: Seqno,
+        checkpoint: Option<&CertCheckpoint>,
+    ) -> Result<(), ApplyError> {
         let mut state = self.state.lock().unwrap();
         assert!(upto >= state.committed, "the commit watermark went back");
         state.committed = upto;
@@ -105,7 +109,7 @@ impl Harness {
     async fn wait_all_applied(&self) -> Seqno {
         let last = self.hub.last_seqno();
         for node in &self.nodes {
-            node.wait_applied(last).await.unwrap();
+            node.wait_visible(last).await.unwrap();
         }
         last
     }
@@ -164,7 +168,7 @@ async fn entries_that_are_not_write_sets_are_skipped_identically() {
         for (node, recorder) in harness.nodes.iter().zip(&harness.recorders) {
             let status = node.status();
             assert_eq!(status.malformed, 2, "on {}", node.id());
-            assert_eq!(status.last_applied, last);
+            assert_eq!(status.last_visible, last);
             assert_eq!(
                 recorder.applied_txns(),
                 vec![(NodeId::new(7), TxnId::new(1, 1))]
@@ -254,7 +258,7 @@ async fn a_restarted_node_syncs_without_a_membership_change() {
             .wait_for(|s| s.state == NodeState::Synced)
             .await
             .unwrap();
-        assert_eq!(harness.nodes[2].last_applied(), last);
+        assert_eq!(harness.nodes[2].last_visible(), last);
         // Nothing was applied twice: recovery certified from the checkpoint
         // without applying again.
         assert_eq!(harness.recorders[2].applied_txns().len(), applied_before);

@@ -24,23 +24,24 @@ pub enum ApplyError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
     /// Every write-set at or below this seqno is applied and visible.
-    pub last_applied: Seqno,
-    /// The last certification checkpoint stored by [`Applier::commit`]; its
-    /// seqno is at or below `last_applied`. `None` for an empty store.
+    pub last_visible: Seqno,
+    /// The last certification checkpoint stored by [`Applier::make_visible`];
+    /// its seqno is at or below `last_visible`. `None` for an empty store.
     pub checkpoint: Option<CertCheckpoint>,
 }
 
 /// Implemented by a storage engine that embeds certus.
 ///
 /// The node calls [`Applier::apply`] from several worker tasks at once, for
-/// write-sets whose dependencies are already applied, then [`Applier::commit`]
-/// from one task with a watermark that only grows. Changes applied at seqno
-/// `s` must stay invisible to readers until a commit with `upto >= s`, and
-/// visible only to read views at or after `s`. `apply` must be idempotent:
-/// after a crash the node applies again everything after the last committed
-/// watermark. A commit must be durable when it carries a checkpoint; others
-/// may be lazy (the node's log keeps every position after the last stored
-/// checkpoint), as long as what survives a crash is a prefix of the writes.
+/// write-sets whose dependencies are already applied, then
+/// [`Applier::make_visible`] from one task with a watermark that only grows.
+/// Changes applied at seqno `s` must stay invisible to readers until
+/// `make_visible` with `upto >= s`, and visible only to read views at or
+/// after `s`. `apply` must be idempotent: after a crash the node applies
+/// again everything after the last visible watermark. `make_visible` must be
+/// durable when it carries a checkpoint; otherwise it may be lazy (the
+/// node's log keeps every position after the last stored checkpoint), as
+/// long as what survives a crash is a prefix of the writes.
 pub trait Applier: Send + Sync + 'static {
     /// Reports the durable replication state at start-up.
     ///
@@ -48,13 +49,13 @@ pub trait Applier: Send + Sync + 'static {
     /// [`ApplyError`] when the stored state cannot be read.
     fn recover(&self) -> Result<Recovered, ApplyError>;
 
-    /// Applies the row changes of a committed write-set.
+    /// Applies the row changes of a write-set certification committed.
     ///
     /// # Errors
     /// [`ApplyError`]; the node stops applying and fails.
     fn apply(&self, seqno: Seqno, ws: &WriteSet) -> Result<(), ApplyError>;
 
-    /// Applies several committed write-sets whose dependencies are all
+    /// Applies several certified write-sets whose dependencies are all
     /// applied already; an engine overrides it to write them together.
     ///
     /// # Errors
@@ -71,5 +72,9 @@ pub trait Applier: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`ApplyError`]; the node stops applying and fails.
-    fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError>;
+    fn make_visible(
+        &self,
+        upto: Seqno,
+        checkpoint: Option<&CertCheckpoint>,
+    ) -> Result<(), ApplyError>;
 }

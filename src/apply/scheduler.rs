@@ -1,11 +1,13 @@
 //! Sans-IO apply scheduling: which certified write-set may start applying,
-//! and how far the in-order commit watermark may move.
+//! and how far the in-order visible watermark may move.
 //!
 //! Positions enter in seqno order. A write-set starts applying once every
 //! position at or below its `depends_on` has finished applying and a worker
 //! is free; positions with nothing to apply (aborted write-sets, barriers)
-//! finish on entry. The commit watermark is the highest seqno below which
-//! everything has finished, so commits happen strictly in seqno order.
+//! finish on entry. `last_applied` is the highest seqno at or below which
+//! everything has finished; the engine makes positions visible up to it,
+//! one request at a time, so they become visible strictly in seqno order
+//! (`last_visible`).
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -30,17 +32,17 @@ enum Slot {
     Done,
 }
 
-/// The scheduler. Bounded: at most `capacity` positions between the commit
-/// watermark and the last admitted one, at most `workers` applying at once.
+/// The scheduler. Bounded: at most `capacity` positions between the
+/// visible watermark and the last admitted one, at most `workers` applying at once.
 #[derive(Clone, Debug)]
 pub struct ApplyScheduler {
     workers: usize,
     capacity: usize,
-    last_committed: Seqno,
-    commit_requested: Seqno,
-    applied_watermark: Seqno,
+    last_visible: Seqno,
+    visible_requested: Seqno,
+    last_applied: Seqno,
     last_admitted: Seqno,
-    /// One slot per position in `last_committed + 1 ..= last_admitted`.
+    /// One slot per position in `last_visible + 1 ..= last_admitted`.
     slots: VecDeque<Slot>,
     /// Waiting positions keyed by (depends_on, seqno): the first entry is
     /// eligible exactly when any entry is.
@@ -49,21 +51,22 @@ pub struct ApplyScheduler {
 }
 
 impl ApplyScheduler {
-    /// A scheduler whose watermark starts at `last_applied`.
+    /// A scheduler whose watermarks start at `start`: everything at or
+    /// below it is applied and visible.
     ///
     /// # Panics
     /// Panics if `workers` or `capacity` is zero.
     #[must_use]
-    pub fn new(workers: usize, capacity: usize, last_applied: Seqno) -> Self {
+    pub fn new(workers: usize, capacity: usize, start: Seqno) -> Self {
         assert!(workers > 0, "apply needs at least one worker");
         assert!(capacity > 0, "apply queue capacity must be positive");
         ApplyScheduler {
             workers,
             capacity,
-            last_committed: last_applied,
-            commit_requested: last_applied,
-            applied_watermark: last_applied,
-            last_admitted: last_applied,
+            last_visible: start,
+            visible_requested: start,
+            last_applied: start,
+            last_admitted: start,
             slots: VecDeque::with_capacity(capacity),
             waiting: BTreeSet::new(),
             in_flight: 0,
@@ -116,7 +119,7 @@ impl ApplyScheduler {
             return None;
         }
         let &(depends_on, seqno) = self.waiting.first()?;
-        if depends_on > self.applied_watermark {
+        if depends_on > self.last_applied {
             return None;
         }
         self.waiting.remove(&(depends_on, seqno));
@@ -143,55 +146,54 @@ impl ApplyScheduler {
         self.advance_applied();
     }
 
-    /// The watermark to commit next, if it moved since the last request and
-    /// the last request was committed: one commit is in flight at a time,
-    /// and the next one covers everything applied meanwhile (the store's
-    /// group commit).
-    pub fn next_commit(&mut self) -> Option<Seqno> {
-        if self.applied_watermark <= self.commit_requested
-            || self.commit_requested > self.last_committed
+    /// The watermark to make visible next, if it moved since the last
+    /// request and the last request was carried out: one request is in
+    /// flight at a time, and the next covers everything applied meanwhile
+    /// (the store's group commit).
+    pub fn next_visible(&mut self) -> Option<Seqno> {
+        if self.last_applied <= self.visible_requested || self.visible_requested > self.last_visible
         {
             return None;
         }
-        self.commit_requested = self.applied_watermark;
-        Some(self.commit_requested)
+        self.visible_requested = self.last_applied;
+        Some(self.visible_requested)
     }
 
-    /// Reports that the engine committed everything at or below `upto`.
+    /// Reports that the engine made everything at or below `upto` visible.
     ///
     /// # Panics
-    /// Panics if `upto` was not requested by [`Self::next_commit`] or moves
+    /// Panics if `upto` was not requested by [`Self::next_visible`] or moves
     /// the watermark backwards.
-    pub fn committed(&mut self, upto: Seqno) {
+    pub fn visible(&mut self, upto: Seqno) {
         assert!(
-            upto > self.last_committed,
-            "commit watermark regressed to {upto}"
+            upto > self.last_visible,
+            "visible watermark regressed to {upto}"
         );
         assert!(
-            upto <= self.commit_requested,
-            "commit {upto} was never requested"
+            upto <= self.visible_requested,
+            "visibility up to {upto} was never requested"
         );
-        let count = upto.distance_from(self.last_committed) as usize;
+        let count = upto.distance_from(self.last_visible) as usize;
         for slot in self.slots.drain(..count) {
             assert_eq!(
                 slot,
                 Slot::Done,
-                "committed a position that was not applied"
+                "made visible a position that was not applied"
             );
         }
-        self.last_committed = upto;
+        self.last_visible = upto;
     }
 
-    /// Everything at or below this is applied and committed.
+    /// Everything at or below this is applied and visible.
     #[must_use]
-    pub fn last_committed(&self) -> Seqno {
-        self.last_committed
+    pub fn last_visible(&self) -> Seqno {
+        self.last_visible
     }
 
     /// Everything at or below this has finished applying.
     #[must_use]
-    pub fn applied_watermark(&self) -> Seqno {
-        self.applied_watermark
+    pub fn last_applied(&self) -> Seqno {
+        self.last_applied
     }
 
     /// The last admitted position.
@@ -200,7 +202,7 @@ impl ApplyScheduler {
         self.last_admitted
     }
 
-    /// Positions admitted and not yet committed.
+    /// Positions admitted and not yet visible.
     #[must_use]
     pub fn queued(&self) -> usize {
         self.slots.len()
@@ -217,17 +219,17 @@ impl ApplyScheduler {
     /// # Panics
     /// Panics with the offending values when an invariant is violated.
     pub fn check_invariants(&self) {
-        assert!(self.last_committed <= self.commit_requested, "{self:?}");
-        assert!(self.commit_requested <= self.applied_watermark, "{self:?}");
-        assert!(self.applied_watermark <= self.last_admitted, "{self:?}");
+        assert!(self.last_visible <= self.visible_requested, "{self:?}");
+        assert!(self.visible_requested <= self.last_applied, "{self:?}");
+        assert!(self.last_applied <= self.last_admitted, "{self:?}");
         assert!(self.in_flight <= self.workers, "{self:?}");
         assert!(self.slots.len() <= self.capacity, "{self:?}");
-        let span = self.last_admitted.distance_from(self.last_committed) as usize;
+        let span = self.last_admitted.distance_from(self.last_visible) as usize;
         assert_eq!(self.slots.len(), span, "{self:?}");
     }
 
     fn slot_mut(&mut self, seqno: Seqno) -> &mut Slot {
-        let offset = seqno.distance_from(self.last_committed) as usize;
+        let offset = seqno.distance_from(self.last_visible) as usize;
         assert!(
             offset >= 1 && seqno <= self.last_admitted,
             "seqno {seqno} is not queued"
@@ -236,10 +238,10 @@ impl ApplyScheduler {
     }
 
     fn advance_applied(&mut self) {
-        let mut offset = self.applied_watermark.distance_from(self.last_committed) as usize;
+        let mut offset = self.last_applied.distance_from(self.last_visible) as usize;
         while self.slots.get(offset) == Some(&Slot::Done) {
             offset += 1;
-            self.applied_watermark = self.applied_watermark.next();
+            self.last_applied = self.last_applied.next();
         }
     }
 }

@@ -15,6 +15,7 @@ mod gc;
 mod layout;
 mod memory;
 mod mvcc;
+#[cfg(feature = "redb")]
 mod redb_engine;
 #[cfg(feature = "rocksdb")]
 mod rocks;
@@ -26,6 +27,7 @@ pub use error::{EngineError, KvError};
 pub use gc::GcStats;
 pub use memory::MemoryEngine;
 pub use mvcc::{ExportChunk, MvccStore};
+#[cfg(feature = "redb")]
 pub use redb_engine::RedbEngine;
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksEngine;

@@ -303,7 +303,7 @@ impl Applier for MvccStore {
             self.wipe(DATA_START, DATA_END).map_err(storage)?;
             self.wipe(META_START, META_END).map_err(storage)?;
         }
-        let last_applied = match self.engine.get(META_APPLIED).map_err(storage)? {
+        let last_visible = match self.engine.get(META_APPLIED).map_err(storage)? {
             None => Seqno::ZERO,
             Some(raw) => {
                 let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| {
@@ -320,7 +320,7 @@ impl Applier for MvccStore {
             ),
         };
         Ok(Recovered {
-            last_applied,
+            last_visible,
             checkpoint,
         })
     }
@@ -361,7 +361,11 @@ impl Applier for MvccStore {
     /// durable in the log of a majority. Every [`SYNC_EVERY`]th commit is
     /// durable as well. The engine writes sequentially, so whatever it
     /// recovers is a prefix: a watermark never outruns its versions.
-    fn commit(&self, upto: Seqno, checkpoint: Option<&CertCheckpoint>) -> Result<(), ApplyError> {
+    fn make_visible(
+        &self,
+        upto: Seqno,
+        checkpoint: Option<&CertCheckpoint>,
+    ) -> Result<(), ApplyError> {
         let mut batch = WriteBatch::new();
         let lazy = self.lazy_commits.fetch_add(1, Ordering::Relaxed) + 1;
         if checkpoint.is_some() || lazy >= SYNC_EVERY {

@@ -204,8 +204,8 @@ impl KvStore {
 async fn gc_loop(node: Node, mvcc: Arc<MvccStore>, every: u64, budget: usize) {
     let mut status = node.watch_status();
     loop {
-        let due = node.last_applied().get().saturating_add(every);
-        let reached = status.wait_for(|s| s.last_applied.get() >= due || s.state.is_terminal());
+        let due = node.last_visible().get().saturating_add(every);
+        let reached = status.wait_for(|s| s.last_visible.get() >= due || s.state.is_terminal());
         match reached.await {
             Ok(s) if !s.state.is_terminal() => {}
             _ => return,

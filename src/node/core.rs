@@ -1,22 +1,27 @@
-//! The node's sans-IO core: certification, apply scheduling and membership.
+//! The node's sans-IO core: certification, apply scheduling, membership,
+//! and every local commit from submission to visibility.
 //!
-//! Events go in (`handle_*`), commands come out ([`NodeCore::poll_command`]).
-//! The core never blocks, reads a clock or touches I/O; the runtime carries
-//! out its commands and reports their results back as events.
+//! Events go in (`handle_*`), commands ([`NodeCore::poll_command`]) and
+//! completions ([`NodeCore::take_completions`]) come out. The core never
+//! blocks, reads a clock or touches I/O; the runtime carries out its
+//! commands and reports their results back as events.
 //!
 //! ```text
+//!   clients ───────handle_submitted, _submission_ended, _gave_up──▶ commits
 //!   ordering layer ──Event::Ordered──▶ decode ─▶ certify ─▶ scheduler.admit
-//!                  ──Event::View────▶ membership                │
+//!                  ──Event::View────▶ membership          │     (commits: verdict)
 //!   workers ◀──────Command::Apply──────────────── scheduler.next_apply
 //!   workers ───────handle_applied─────────────▶ scheduler.applied
-//!   engine  ◀──────Command::Commit{upto}───────── scheduler.next_commit
-//!   engine  ───────handle_committed───────────▶ watermark, membership
-//!   clients ◀──────Command::Resolve (local write-sets, at certification)
+//!   engine  ◀──────Command::MakeVisible{upto}──── scheduler.next_visible
+//!   engine  ───────handle_visible─────────────▶ last_visible, membership, commits
+//!   clients ◀──────completions (once each, after the status is published)
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use super::commits::{Commits, Completion};
+use super::error::Error;
 use super::outcome::{CommitOutcome, Conflict};
 use super::state::{Membership, NodeState};
 use super::status::Status;
@@ -32,27 +37,10 @@ pub(crate) enum Command {
     /// Hand a committed write-set to an apply worker.
     Apply { seqno: Seqno, ws: Arc<WriteSet> },
     /// Make everything at or below `upto` visible, storing the checkpoint.
-    Commit {
+    MakeVisible {
         upto: Seqno,
         checkpoint: Option<CertCheckpoint>,
     },
-    /// Tell the local client waiting on `txn_id` its verdict.
-    Resolve {
-        txn_id: TxnId,
-        outcome: CommitOutcome,
-    },
-    /// Release local clients still waiting for a verdict: on leaving the
-    /// primary component those whose write-sets were ordered, on failure all.
-    Abandon { failure: Abandon },
-}
-
-/// Why waiting clients are released without a verdict.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Abandon {
-    /// The node left the primary component: their write-sets may yet commit.
-    OutcomeUnknown,
-    /// The node failed or closed.
-    Failed(String),
 }
 
 /// Static settings of the core.
@@ -63,6 +51,7 @@ pub(crate) struct CoreConfig {
     pub(crate) apply_queue: usize,
     pub(crate) max_write_set_bytes: usize,
     pub(crate) checkpoint_interval: u64,
+    pub(crate) max_inflight_commits: usize,
 }
 
 #[derive(Debug)]
@@ -71,14 +60,15 @@ pub(crate) struct NodeCore {
     certifier: Certifier,
     scheduler: ApplyScheduler,
     membership: Membership,
+    commits: Commits,
     last_delivered: Seqno,
     /// Positions at or below this are already applied in the engine: after a
     /// restart they are certified again (to rebuild the index) but not applied.
     replay_upto: Seqno,
     /// Committed write-sets admitted to the scheduler, not yet dispatched.
     pending: BTreeMap<Seqno, Arc<WriteSet>>,
-    /// A checkpoint taken at certification, stored with the first commit
-    /// whose watermark reaches it.
+    /// A checkpoint taken at certification, stored by the first
+    /// `MakeVisible` whose watermark reaches it.
     checkpoint: Option<CertCheckpoint>,
     next_checkpoint: Seqno,
     commands: VecDeque<Command>,
@@ -90,20 +80,22 @@ pub(crate) struct NodeCore {
 }
 
 impl NodeCore {
-    /// A core resuming from an engine that applied up to `last_applied` and a
-    /// certifier restored to its checkpoint at or below it.
-    pub(crate) fn new(config: CoreConfig, certifier: Certifier, last_applied: Seqno) -> Self {
+    /// A core resuming from an engine whose data is visible up to
+    /// `last_visible` and a certifier restored to its checkpoint at or below
+    /// it.
+    pub(crate) fn new(config: CoreConfig, certifier: Certifier, last_visible: Seqno) -> Self {
         assert!(
-            certifier.last_seqno() <= last_applied,
-            "checkpoint at {} is ahead of the applied data at {last_applied}",
+            certifier.last_seqno() <= last_visible,
+            "checkpoint at {} is ahead of the visible data at {last_visible}",
             certifier.last_seqno()
         );
         let next_checkpoint = Seqno::new(certifier.last_seqno().get() + config.checkpoint_interval);
         NodeCore {
             last_delivered: certifier.last_seqno(),
-            scheduler: ApplyScheduler::new(config.apply_slots, config.apply_queue, last_applied),
+            scheduler: ApplyScheduler::new(config.apply_slots, config.apply_queue, last_visible),
             membership: Membership::new(config.node_id),
-            replay_upto: last_applied,
+            commits: Commits::new(config.max_inflight_commits),
+            replay_upto: last_visible,
             pending: BTreeMap::new(),
             checkpoint: None,
             next_checkpoint,
@@ -129,8 +121,55 @@ impl NodeCore {
         self.commands.pop_front()
     }
 
-    pub(crate) fn last_applied(&self) -> Seqno {
-        self.scheduler.last_committed()
+    /// The completions decided since the last call: each local commit's
+    /// client is told exactly once. The runtime delivers them after it
+    /// published the status, so a client that is told its commit is visible
+    /// begins its next transaction at or after it.
+    pub(crate) fn take_completions(&mut self) -> impl Iterator<Item = (TxnId, Completion)> + '_ {
+        self.commits.take_completed()
+    }
+
+    /// Local commits being tracked.
+    pub(crate) fn commits_in_flight(&self) -> usize {
+        self.commits.len()
+    }
+
+    pub(crate) fn last_visible(&self) -> Seqno {
+        self.scheduler.last_visible()
+    }
+
+    /// A local client starts submitting `txn_id`'s write-set.
+    pub(crate) fn handle_submitted(&mut self, txn_id: TxnId) {
+        self.commits.submitted(txn_id);
+    }
+
+    /// The submission of `txn_id` ended. Only an ambiguous failure leaves
+    /// the outcome unknown; any other failure ordered nothing.
+    pub(crate) fn handle_submission_ended(
+        &mut self,
+        txn_id: TxnId,
+        result: Result<(), OrderError>,
+    ) {
+        match result {
+            Ok(()) => self.commits.ordered(txn_id),
+            Err(OrderError::OutcomeUnknown) => self.commits.maybe_ordered(txn_id),
+            Err(err) => self.commits.not_ordered(txn_id, err.into()),
+        }
+    }
+
+    /// The client of `txn_id` stopped waiting after `waited`.
+    pub(crate) fn handle_gave_up(&mut self, txn_id: TxnId, waited: std::time::Duration) {
+        self.commits.gave_up(txn_id, waited);
+    }
+
+    /// The client of `txn_id` is gone without waiting for its end.
+    pub(crate) fn handle_forgotten(&mut self, txn_id: TxnId) {
+        self.commits.forgotten(txn_id);
+    }
+
+    /// The node is shutting down: every waiting client is told so.
+    pub(crate) fn handle_shutdown(&mut self) {
+        self.commits.abandon(&Error::ShutDown);
     }
 
     pub(crate) fn handle_event(&mut self, event: Event) {
@@ -196,8 +235,8 @@ impl NodeCore {
         self.pump();
     }
 
-    /// Tells the local client its verdict as soon as it is known. A
-    /// committed client still waits until this node applied the commit.
+    /// Hands the verdict to the local client's commit: an abort ends its
+    /// wait now, a commit once it is visible here.
     fn resolve_local(&mut self, seqno: Seqno, ws: &WriteSet, verdict: Verdict) {
         let outcome = match verdict {
             Verdict::Commit { .. } => {
@@ -216,18 +255,14 @@ impl NodeCore {
                 }),
             },
         };
-        self.commands.push_back(Command::Resolve {
-            txn_id: ws.txn_id(),
-            outcome,
-        });
+        let last_visible = self.last_visible();
+        self.commits.certified(ws.txn_id(), outcome, last_visible);
     }
 
     fn handle_view(&mut self, view: View) {
-        let left_primary = self.membership.on_view(view, self.last_applied());
+        let left_primary = self.membership.on_view(view, self.last_visible());
         if left_primary {
-            self.commands.push_back(Command::Abandon {
-                failure: Abandon::OutcomeUnknown,
-            });
+            self.commits.left_primary();
         }
     }
 
@@ -245,15 +280,17 @@ impl NodeCore {
         self.check_invariants();
     }
 
-    pub(crate) fn handle_committed(&mut self, upto: Seqno) {
-        self.scheduler.committed(upto);
-        self.membership.on_applied(upto);
+    /// The engine made everything at or below `upto` visible.
+    pub(crate) fn handle_visible(&mut self, upto: Seqno) {
+        self.scheduler.visible(upto);
+        self.membership.on_visible(upto);
+        self.commits.visible(upto);
         self.pump();
         self.check_invariants();
     }
 
-    pub(crate) fn handle_commit_failed(&mut self, upto: Seqno, err: &ApplyError) {
-        self.fail(format!("committing up to seqno {upto} failed: {err}"));
+    pub(crate) fn handle_visibility_failed(&mut self, upto: Seqno, err: &ApplyError) {
+        self.fail(format!("making seqno {upto} visible failed: {err}"));
     }
 
     pub(crate) fn handle_order_error(&mut self, err: &OrderError) {
@@ -261,9 +298,7 @@ impl NodeCore {
             OrderError::Closed => {
                 self.membership.close();
                 let reason = "the ordering layer closed".to_string();
-                self.commands.push_back(Command::Abandon {
-                    failure: Abandon::Failed(reason),
-                });
+                self.commits.abandon(&Error::Failed(reason));
             }
             OrderError::StateTransferRequired { .. } => {
                 self.needs_state_transfer = true;
@@ -293,14 +328,12 @@ impl NodeCore {
         tracing::error!(node = %self.config.node_id, %reason, "node failed");
         self.membership.fail();
         self.pending.clear();
-        self.commands.push_back(Command::Abandon {
-            failure: Abandon::Failed(reason.clone()),
-        });
+        self.commits.abandon(&Error::Failed(reason.clone()));
         self.failure = Some(reason);
     }
 
     /// Releases whatever the scheduler allows: applies to free workers, and
-    /// the next commit watermark.
+    /// the next visible watermark.
     fn pump(&mut self) {
         if self.failure.is_some() {
             return;
@@ -310,13 +343,13 @@ impl NodeCore {
             let ws = ws.unwrap_or_else(|| panic!("scheduler released {seqno} without a write-set"));
             self.commands.push_back(Command::Apply { seqno, ws });
         }
-        if let Some(upto) = self.scheduler.next_commit() {
+        if let Some(upto) = self.scheduler.next_visible() {
             let checkpoint = match &self.checkpoint {
                 Some(cp) if cp.seqno() <= upto => self.checkpoint.take(),
                 _ => None,
             };
             self.commands
-                .push_back(Command::Commit { upto, checkpoint });
+                .push_back(Command::MakeVisible { upto, checkpoint });
         }
     }
 
@@ -349,9 +382,10 @@ impl NodeCore {
             state: self.membership.state(),
             view: self.membership.view().cloned(),
             last_delivered: self.last_delivered,
-            last_committed: self.certifier.last_seqno(),
+            last_certified: self.certifier.last_seqno(),
+            last_applied: self.scheduler.last_applied(),
+            last_visible: self.last_visible(),
             cert_digest: self.certifier.digest(),
-            last_applied: self.last_applied(),
             apply_queue: self.scheduler.queued(),
             cert: self.certifier.stats(),
             local_commits: self.local_commits,
@@ -368,22 +402,22 @@ impl NodeCore {
         self.last_delivered < self.replay_upto
     }
 
-    /// Asserts `last_applied <= last_committed <= last_delivered` and the
-    /// bounds on every queue.
+    /// Asserts `last_visible <= last_applied <= last_certified ==
+    /// last_delivered` and the bounds on every queue.
     ///
     /// # Panics
     /// Panics with the full status when an invariant is violated.
     pub(crate) fn check_invariants(&self) {
-        let committed = self.certifier.last_seqno();
+        let certified = self.certifier.last_seqno();
         assert_eq!(
-            committed,
+            certified,
             self.last_delivered,
             "certification lags delivery: {:?}",
             self.status()
         );
         if !self.is_recovering() {
             assert!(
-                self.last_applied() <= committed,
+                self.scheduler.last_applied() <= certified,
                 "applied beyond certified: {:?}",
                 self.status()
             );

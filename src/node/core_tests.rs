@@ -18,6 +18,7 @@ fn config(workers: usize) -> CoreConfig {
         apply_queue: 16,
         max_write_set_bytes: 1 << 20,
         checkpoint_interval: 4,
+        max_inflight_commits: 16,
     }
 }
 
@@ -64,14 +65,14 @@ fn drain_committing(core: &mut NodeCore) -> Vec<Command> {
         if out.is_empty() {
             return all;
         }
-        let committed = commits(&out);
+        let visible = visibles(&out);
         assert!(
-            committed.len() <= 1,
-            "more than one commit in flight: {committed:?}"
+            visible.len() <= 1,
+            "more than one visibility request in flight: {visible:?}"
         );
         all.extend(out);
-        for upto in committed {
-            core.handle_committed(Seqno::new(upto));
+        for upto in visible {
+            core.handle_visible(Seqno::new(upto));
         }
     }
 }
@@ -86,11 +87,11 @@ fn applies(commands: &[Command]) -> Vec<u64> {
         .collect()
 }
 
-fn commits(commands: &[Command]) -> Vec<u64> {
+fn visibles(commands: &[Command]) -> Vec<u64> {
     commands
         .iter()
         .filter_map(|c| match c {
-            Command::Commit { upto, .. } => Some(upto.get()),
+            Command::MakeVisible { upto, .. } => Some(upto.get()),
             _ => None,
         })
         .collect()
@@ -107,19 +108,23 @@ fn dependent_write_sets_wait_and_commits_stay_in_order() {
     core.handle_applied(Seqno::new(3), Ok(()));
     let out = drain(&mut core);
     assert!(
-        commits(&out).is_empty(),
+        visibles(&out).is_empty(),
         "3 finished first but 1 is still applying"
     );
     core.handle_applied(Seqno::new(1), Ok(()));
     let out = drain(&mut core);
     assert_eq!(applies(&out), [2]);
-    assert_eq!(commits(&out), [1]);
-    core.handle_committed(Seqno::new(1));
+    assert_eq!(visibles(&out), [1]);
+    core.handle_visible(Seqno::new(1));
     core.handle_applied(Seqno::new(2), Ok(()));
     let out = drain(&mut core);
-    assert_eq!(commits(&out), [3]);
-    core.handle_committed(Seqno::new(3));
-    assert_eq!(core.status().last_applied, Seqno::new(3));
+    assert_eq!(visibles(&out), [3]);
+    core.handle_visible(Seqno::new(3));
+    let status = core.status();
+    assert_eq!(
+        (status.last_applied, status.last_visible),
+        (Seqno::new(3), Seqno::new(3))
+    );
 }
 
 #[test]
@@ -133,40 +138,53 @@ fn workers_bound_the_applies_in_flight() {
     assert_eq!(applies(&drain(&mut core)), [3]);
 }
 
+fn completions(core: &mut NodeCore) -> Vec<(u64, Completion)> {
+    core.take_completions()
+        .map(|(txn_id, completion)| (txn_id.counter, completion))
+        .collect()
+}
+
+/// Registers local transaction `counter` and reports its submission ordered.
+fn submit(core: &mut NodeCore, counter: u64) {
+    core.handle_submitted(TxnId::new(0, counter));
+    core.handle_submission_ended(TxnId::new(0, counter), Ok(()));
+}
+
 #[test]
-fn local_verdicts_are_resolved_at_certification() {
+fn a_local_abort_ends_at_certification_and_a_commit_once_visible() {
     let mut core = core(4);
+    submit(&mut core, 7);
+    submit(&mut core, 8);
     core.handle_event(ordered(1, frame(1, 7, 0, "k")));
     core.handle_event(ordered(2, frame(1, 8, 0, "k"))); // conflicts with 1
     core.handle_event(ordered(3, frame(1, 7, 0, "k"))); // duplicate of 1
-    let resolved: Vec<_> = drain(&mut core)
-        .into_iter()
-        .filter_map(|c| match c {
-            Command::Resolve { txn_id, outcome } => Some((txn_id.counter, outcome)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(resolved.len(), 3);
-    assert_eq!(
-        resolved[0],
-        (
-            7,
-            CommitOutcome::Committed {
-                seqno: Seqno::new(1)
-            }
-        )
+    let out = drain(&mut core);
+    let ended = completions(&mut core);
+    assert!(
+        matches!(&ended[..], [(8, Ok(CommitOutcome::Conflict(_)))]),
+        "{ended:?}"
     );
-    assert!(matches!(resolved[1], (8, CommitOutcome::Conflict(_))));
-    assert_eq!(
-        resolved[2],
-        (
-            7,
-            CommitOutcome::Committed {
-                seqno: Seqno::new(1)
-            }
-        )
-    );
+    assert_eq!(applies(&out), [1]);
+    core.handle_applied(Seqno::new(1), Ok(()));
+    // 2 and 3 have nothing to apply: one request covers all three.
+    assert_eq!(visibles(&drain(&mut core)), [3]);
+    assert!(completions(&mut core).is_empty(), "applied, not visible yet");
+    core.handle_visible(Seqno::new(3));
+    let committed = Ok(CommitOutcome::Committed {
+        seqno: Seqno::new(1),
+    });
+    assert_eq!(completions(&mut core), [(7, committed)]);
     assert_eq!(core.status().local_cert_failures, 1);
+    assert_eq!(core.commits_in_flight(), 0);
+}
+
+#[test]
+fn a_verdict_for_a_commit_nobody_waits_for_is_dropped() {
+    let mut core = core(4);
+    core.handle_event(ordered(1, frame(1, 7, 0, "k")));
+    drain_committing(&mut core);
+    assert!(completions(&mut core).is_empty());
+    assert_eq!(core.status().local_commits, 1);
 }
 
 #[test]
@@ -179,7 +197,7 @@ fn barriers_and_malformed_entries_take_positions_without_applies() {
     ));
     let out = drain_committing(&mut core);
     assert!(applies(&out).is_empty());
-    assert_eq!(commits(&out), [1, 2]);
+    assert_eq!(visibles(&out), [1, 2]);
     assert_eq!(core.status().malformed, 1);
 }
 
@@ -201,29 +219,27 @@ fn leaving_the_primary_component_abandons_waiters() {
         primary: false,
         seqno: Seqno::ZERO,
     };
+    submit(&mut core, 1);
+    core.handle_submitted(TxnId::new(0, 2)); // still submitting
     core.handle_event(Event::View(alone));
-    let out = drain(&mut core);
-    assert!(matches!(
-        out[..],
-        [Command::Abandon {
-            failure: Abandon::OutcomeUnknown
-        }]
-    ));
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(completions(&mut core), [(1, Err(Error::OutcomeUnknown))]);
     assert_eq!(core.status().state, NodeState::NonPrimary);
+    core.handle_submission_ended(TxnId::new(0, 2), Err(OrderError::NotPrimary));
+    assert_eq!(completions(&mut core), [(2, Err(Error::NotPrimary))]);
 }
 
 #[test]
 fn apply_failure_is_fatal() {
     let mut core = core(4);
+    submit(&mut core, 9);
     core.handle_event(ordered(1, frame(2, 1, 0, "a")));
     drain(&mut core);
     core.handle_applied(Seqno::new(1), Err(ApplyError::Storage("disk gone".into())));
-    let out = drain(&mut core);
+    assert!(drain(&mut core).is_empty());
     assert!(matches!(
-        &out[..],
-        [Command::Abandon {
-            failure: Abandon::Failed(_)
-        }]
+        &completions(&mut core)[..],
+        [(9, Err(Error::Failed(_)))]
     ));
     assert_eq!(core.status().state, NodeState::Failed);
     assert!(!core.wants_delivery());
@@ -257,7 +273,7 @@ fn recovery_recertifies_without_applying_then_resumes() {
 }
 
 #[test]
-fn checkpoints_ride_with_the_first_commit_that_covers_them() {
+fn checkpoints_ride_with_the_first_visibility_request_that_covers_them() {
     let mut core = core(4);
     for s in 1..=4 {
         core.handle_event(ordered(s, Entry::Barrier));
@@ -266,7 +282,7 @@ fn checkpoints_ride_with_the_first_commit_that_covers_them() {
     let with_checkpoint: Vec<_> = out
         .iter()
         .filter_map(|c| match c {
-            Command::Commit {
+            Command::MakeVisible {
                 upto,
                 checkpoint: Some(cp),
             } => Some((upto.get(), cp.seqno().get())),

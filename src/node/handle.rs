@@ -11,11 +11,10 @@ use super::config::NodeConfig;
 use super::core::{CoreConfig, NodeCore};
 use super::error::Error;
 use super::read_views::ReadViews;
-use super::runtime::{NodeRequest, Published, Runtime};
+use super::runtime::{CommitEvent, NodeRequest, Published, Runtime};
 use super::state::NodeState;
 use super::status::Status;
 use super::transaction::{Transaction, TxnOptions};
-use super::waiters::Waiters;
 use crate::apply::Applier;
 use crate::apply::pool::ApplyPool;
 use crate::certify::{CertCheckpoint, Certifier};
@@ -36,6 +35,7 @@ pub(super) struct Shared {
     pub(super) order: Arc<dyn TotalOrder>,
     pub(super) published: Arc<Published>,
     requests: mpsc::Sender<NodeRequest>,
+    pub(super) commit_events: mpsc::Sender<CommitEvent>,
     pub(super) inflight: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -88,16 +88,19 @@ impl Node {
             apply_queue: config.apply_queue,
             max_write_set_bytes: config.max_write_set_bytes,
             checkpoint_interval: config.checkpoint_interval,
+            max_inflight_commits: config.max_inflight_commits,
         };
-        let core = NodeCore::new(core_config, certifier, recovered.last_applied);
+        let core = NodeCore::new(core_config, certifier, recovered.last_visible);
         let (donating, donating_rx) = watch::channel(0);
+        let (status, status_rx) = watch::channel(core.status());
         let published = Arc::new(Published {
-            status: watch::channel(core.status()).0,
-            read_views: Arc::new(ReadViews::new(recovered.last_applied)),
-            waiters: Waiters::default(),
+            status,
+            read_views: Arc::new(ReadViews::new(status_rx)),
             donating,
         });
         let (requests, requests_rx) = mpsc::channel(16);
+        // Each client holding a commit permit sends at most three events.
+        let (commit_events, commit_events_rx) = mpsc::channel(config.max_inflight_commits);
         let (pool, done) = ApplyPool::start(config.apply_workers, applier.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let runtime = Runtime {
@@ -109,12 +112,15 @@ impl Node {
             published: published.clone(),
             shutdown: shutdown_rx,
             requests: requests_rx,
+            commit_events: commit_events_rx,
+            replies: std::collections::HashMap::new(),
+            max_inflight_commits: config.max_inflight_commits,
             order: order.clone(),
             donating: donating_rx,
         };
         let task = tokio::spawn(runtime.run());
         let epoch = config.epoch.unwrap_or_else(epoch_from_clock);
-        tracing::info!(node = %config.node_id, last_applied = %recovered.last_applied, "node started");
+        tracing::info!(node = %config.node_id, last_visible = %recovered.last_visible, "node started");
         let shared = Shared {
             inflight: Arc::new(Semaphore::new(config.max_inflight_commits)),
             config,
@@ -123,6 +129,7 @@ impl Node {
             order,
             published,
             requests,
+            commit_events,
             shutdown,
             task: Mutex::new(Some(task)),
         };
@@ -162,10 +169,11 @@ impl Node {
         self.shared.published.status.subscribe()
     }
 
-    /// Every position at or below this is applied and visible here.
+    /// Every position at or below this is applied and visible here: a
+    /// transaction begun now reads at it.
     #[must_use]
-    pub fn last_applied(&self) -> Seqno {
-        self.shared.published.read_views.last_applied()
+    pub fn last_visible(&self) -> Seqno {
+        self.shared.published.status.borrow().last_visible
     }
 
     /// The oldest read view an open transaction may still read. Versions
@@ -187,7 +195,7 @@ impl Node {
     /// Begins a transaction. With causal reads (the default) it first waits
     /// until this node has applied everything committed anywhere in the
     /// cluster when it was called, so it never reads stale data. Its read
-    /// view is then this node's applied watermark.
+    /// view is then this node's visible watermark.
     ///
     /// # Errors
     /// [`Error::NotPrimary`] for a causal read outside the primary component;
@@ -208,32 +216,31 @@ impl Node {
         ))
     }
 
-    /// Galera's sync wait: waits until this node has applied every commit
-    /// made in the primary component before the call, and returns that
-    /// position.
+    /// Galera's sync wait: waits until every commit made in the primary
+    /// component before the call is visible here, and returns that position.
     ///
     /// # Errors
     /// [`Error::NotPrimary`], [`Error::Timeout`], [`Error::Failed`],
     /// [`Error::ShutDown`].
     pub async fn sync_wait(&self) -> Result<Seqno, Error> {
         let point = self.shared.order.sync_point().await?;
-        self.shared.wait_applied(point, true).await?;
+        self.shared.wait_visible(point, true).await?;
         Ok(point)
     }
 
-    /// Waits until this node has applied `seqno`.
+    /// Waits until `seqno` is visible here.
     ///
     /// # Errors
     /// [`Error::Timeout`], [`Error::Failed`], [`Error::ShutDown`].
-    pub async fn wait_applied(&self, seqno: Seqno) -> Result<(), Error> {
-        self.shared.wait_applied(seqno, false).await
+    pub async fn wait_visible(&self, seqno: Seqno) -> Result<(), Error> {
+        self.shared.wait_visible(seqno, false).await
     }
 
     /// Starts providing a full state transfer: the node reports itself as
     /// [`NodeState::Donor`] until the returned guard is dropped, and returns
     /// the certification state after its last certified position `P` (the
     /// checkpoint's seqno). The joiner needs the data as of `P` with it;
-    /// read it at `P` once [`Node::wait_applied`] reached it. Open a read
+    /// read it at `P` once [`Node::wait_visible`] returned for it. Open a read
     /// view before calling this, so the versions visible at `P` are kept.
     ///
     /// # Errors
@@ -282,10 +289,10 @@ impl Shared {
         }
     }
 
-    /// Waits for the applied watermark to reach `seqno`. With
+    /// Waits for the visible watermark to reach `seqno`. With
     /// `needs_primary`, leaving the primary component ends the wait: the
     /// positions awaited may never arrive here.
-    pub(super) async fn wait_applied(
+    pub(super) async fn wait_visible(
         &self,
         seqno: Seqno,
         needs_primary: bool,
@@ -293,7 +300,7 @@ impl Shared {
         let mut status = self.published.status.subscribe();
         let waited = self.config.wait_timeout;
         let reached = status.wait_for(|s| {
-            s.last_applied >= seqno
+            s.last_visible >= seqno
                 || s.state.is_terminal()
                 || (needs_primary && s.state == NodeState::NonPrimary)
         });
@@ -307,7 +314,7 @@ impl Shared {
             Ok(Err(_)) => return Err(Error::ShutDown),
             Ok(Ok(status)) => status.clone(),
         };
-        if status.last_applied >= seqno {
+        if status.last_visible >= seqno {
             return Ok(());
         }
         match status.state {
@@ -324,11 +331,11 @@ fn restore_certifier(
     recovered: &crate::apply::Recovered,
 ) -> Result<Certifier, Error> {
     match &recovered.checkpoint {
-        Some(checkpoint) if checkpoint.seqno() > recovered.last_applied => {
+        Some(checkpoint) if checkpoint.seqno() > recovered.last_visible => {
             Err(Error::Apply(crate::apply::ApplyError::Corrupt(format!(
                 "checkpoint at {} is ahead of the applied data at {}",
                 checkpoint.seqno(),
-                recovered.last_applied
+                recovered.last_visible
             ))))
         }
         Some(checkpoint) => Ok(Certifier::restore(config.cert, checkpoint)?),

@@ -1,12 +1,13 @@
 //! The node: the public API a storage engine embeds.
 //!
 //! [`Node::begin`] opens a [`Transaction`] whose read view is the node's
-//! applied watermark (after a causal wait, by default). The engine reads at
+//! visible watermark (after a causal wait, by default). The engine reads at
 //! that view, records changes and keys, and calls [`Transaction::commit`],
 //! which replicates the write-set, waits for certification, and returns once
-//! this node has applied it. Replicated write-sets from every node reach the
+//! the commit is visible on this node. Replicated write-sets from every node reach the
 //! engine through its [`crate::apply::Applier`].
 
+mod commits;
 mod config;
 mod core;
 mod error;
@@ -17,7 +18,6 @@ mod runtime;
 mod state;
 mod status;
 mod transaction;
-mod waiters;
 
 pub use config::NodeConfig;
 pub use error::Error;

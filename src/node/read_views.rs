@@ -2,26 +2,29 @@
 //! removes a version an open transaction can still read.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use tokio::sync::watch;
+
+use super::status::Status;
 use crate::ids::Seqno;
 
-/// Counts of open transactions per read view, plus the node's applied
-/// watermark. Taking a read view and computing the horizon both happen
-/// under one lock, so a transaction that begins while a collection runs is
-/// either seen by it or reads at a view at or after its horizon.
-#[derive(Debug, Default)]
+/// Counts of open transactions per read view. The visible watermark they
+/// start at is the one the runtime publishes in [`Status`]; taking a read
+/// view and computing the horizon both read it under one lock, so a
+/// transaction that begins while a collection runs is either seen by it or
+/// reads at a view at or after its horizon.
+#[derive(Debug)]
 pub(crate) struct ReadViews {
     open: Mutex<BTreeMap<Seqno, usize>>,
-    last_applied: AtomicU64,
+    status: watch::Receiver<Status>,
 }
 
 impl ReadViews {
-    pub(crate) fn new(last_applied: Seqno) -> Self {
+    pub(crate) fn new(status: watch::Receiver<Status>) -> Self {
         ReadViews {
             open: Mutex::default(),
-            last_applied: AtomicU64::new(last_applied.get()),
+            status,
         }
     }
 
@@ -30,23 +33,14 @@ impl ReadViews {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn last_applied(&self) -> Seqno {
-        Seqno::new(self.last_applied.load(Ordering::Acquire))
+    fn last_visible(&self) -> Seqno {
+        self.status.borrow().last_visible
     }
 
-    /// Publishes a new applied watermark.
-    pub(crate) fn set_last_applied(&self, seqno: Seqno) {
-        let previous = self.last_applied.swap(seqno.get(), Ordering::AcqRel);
-        assert!(
-            previous <= seqno.get(),
-            "applied watermark regressed from {previous} to {seqno}"
-        );
-    }
-
-    /// Opens a read view at the current applied watermark.
+    /// Opens a read view at the current visible watermark.
     pub(crate) fn open(self: &Arc<Self>) -> ReadViewGuard {
         let mut open = self.lock();
-        let seqno = self.last_applied();
+        let seqno = self.last_visible();
         *open.entry(seqno).or_default() += 1;
         ReadViewGuard {
             views: self.clone(),
@@ -54,14 +48,14 @@ impl ReadViews {
         }
     }
 
-    /// The oldest read view any open transaction holds, or the applied
+    /// The oldest read view any open transaction holds, or the visible
     /// watermark when none is open.
     pub(crate) fn horizon(&self) -> Seqno {
         let open = self.lock();
-        let last_applied = self.last_applied();
+        let last_visible = self.last_visible();
         open.keys()
             .next()
-            .map_or(last_applied, |oldest| (*oldest).min(last_applied))
+            .map_or(last_visible, |oldest| (*oldest).min(last_visible))
     }
 
     fn close(&self, seqno: Seqno) {
@@ -97,19 +91,36 @@ impl Drop for ReadViewGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certify::{CertConfig, Certifier};
+    use crate::ids::NodeId;
+    use crate::node::core::{CoreConfig, NodeCore};
+
+    fn status_at(node_id: NodeId, last_visible: Seqno) -> Status {
+        let config = CoreConfig {
+            node_id,
+            apply_slots: 1,
+            apply_queue: 1,
+            max_write_set_bytes: 1 << 10,
+            checkpoint_interval: 1,
+            max_inflight_commits: 1,
+        };
+        NodeCore::new(config, Certifier::new(CertConfig::default()), last_visible).status()
+    }
 
     #[test]
     fn horizon_is_the_oldest_open_view() {
-        let views = Arc::new(ReadViews::new(Seqno::new(5)));
+        let (status, rx) = watch::channel(status_at(NodeId::new(1), Seqno::new(5)));
+        let views = Arc::new(ReadViews::new(rx));
+        let visible = |seqno| status.send_modify(|s| s.last_visible = Seqno::new(seqno));
         let a = views.open();
-        views.set_last_applied(Seqno::new(9));
+        visible(9);
         let b = views.open();
         assert_eq!((a.seqno(), b.seqno()), (Seqno::new(5), Seqno::new(9)));
         assert_eq!(views.horizon(), Seqno::new(5));
         drop(a);
         assert_eq!(views.horizon(), Seqno::new(9));
         drop(b);
-        views.set_last_applied(Seqno::new(12));
+        visible(12);
         assert_eq!(views.horizon(), Seqno::new(12));
     }
 }

@@ -1,22 +1,23 @@
 //! The node's async shell: feeds ordering-layer events and worker reports
 //! into the core, and carries out the commands it emits.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::{Abandon, Command, NodeCore};
-use super::error::Error;
+use super::commits::Completion;
+use super::core::{Command, NodeCore};
 use super::read_views::ReadViews;
 use super::status::Status;
-use super::waiters::Waiters;
 use crate::apply::pool::{ApplyDone, ApplyJob, ApplyPool};
 use crate::apply::{Applier, ApplyError};
 use crate::certify::CertCheckpoint;
-use crate::ids::Seqno;
-use crate::order::{EventStream, TotalOrder};
+use crate::ids::{Seqno, TxnId};
+use crate::order::{EventStream, OrderError, TotalOrder};
 
 /// A request from the node's handles to its runtime.
 #[derive(Debug)]
@@ -25,21 +26,44 @@ pub(crate) enum NodeRequest {
     TransferCheckpoint(oneshot::Sender<Result<CertCheckpoint, String>>),
 }
 
+/// What a local commit's client reports to the core, in this order: it
+/// registers before it submits, so no verdict can arrive for a commit the
+/// core does not know.
+#[derive(Debug)]
+pub(crate) enum CommitEvent {
+    /// The client is about to submit `txn_id`'s write-set; its wait ends
+    /// with what `reply` receives.
+    Submitted {
+        txn_id: TxnId,
+        reply: oneshot::Sender<Completion>,
+    },
+    /// The submission returned.
+    SubmissionEnded {
+        txn_id: TxnId,
+        result: Result<(), OrderError>,
+    },
+    /// The client waited this long after its submission and stops.
+    GaveUp { txn_id: TxnId, waited: Duration },
+}
+
+/// Commit events the runtime takes per step.
+const COMMIT_EVENT_BATCH: usize = 256;
+
 /// What the runtime shares with the node's client-facing handles.
 #[derive(Debug)]
 pub(crate) struct Published {
+    /// The one publication of the node's watermarks and state.
     pub(crate) status: watch::Sender<Status>,
     pub(crate) read_views: Arc<ReadViews>,
-    pub(crate) waiters: Waiters,
     /// State transfers this node is providing (changed by donor guards).
     pub(crate) donating: watch::Sender<usize>,
 }
 
-/// A commit the engine is carrying out: its watermark, the checkpoint it
-/// stores, and how it went.
-type Committing = Pin<Box<dyn Future<Output = CommitDone> + Send>>;
+/// A visibility request the engine is carrying out: its watermark, the
+/// checkpoint it stores, and how it went.
+type MakingVisible = Pin<Box<dyn Future<Output = VisibleDone> + Send>>;
 
-struct CommitDone {
+struct VisibleDone {
     upto: Seqno,
     stored: Option<Seqno>,
     result: Result<(), ApplyError>,
@@ -55,6 +79,10 @@ pub(crate) struct Runtime {
     pub(crate) published: Arc<Published>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) requests: mpsc::Receiver<NodeRequest>,
+    pub(crate) commit_events: mpsc::Receiver<CommitEvent>,
+    /// Where each tracked commit's completion goes (the core decides it).
+    pub(crate) replies: HashMap<TxnId, oneshot::Sender<Completion>>,
+    pub(crate) max_inflight_commits: usize,
     /// Told when a checkpoint is stored, so it may drop older positions.
     pub(crate) order: Arc<dyn TotalOrder>,
     pub(crate) donating: watch::Receiver<usize>,
@@ -63,12 +91,14 @@ pub(crate) struct Runtime {
 impl Runtime {
     /// Runs until shutdown is signalled or every node handle is dropped.
     pub(crate) async fn run(mut self) {
-        // The commit in flight: the scheduler releases one at a time, and
-        // applies and deliveries go on while the engine commits.
-        let mut committing: Option<Committing> = None;
+        // The visibility request in flight: the scheduler releases one at a
+        // time, and applies and deliveries go on while the engine works.
+        let mut making_visible: Option<MakingVisible> = None;
+        let mut commit_events = Vec::with_capacity(COMMIT_EVENT_BATCH);
         loop {
-            self.execute(&mut committing);
+            self.execute(&mut making_visible);
             self.publish();
+            self.complete();
             tokio::select! {
                 biased;
                 changed = self.shutdown.changed() => {
@@ -76,7 +106,7 @@ impl Runtime {
                         break;
                     }
                 }
-                done = committed(&mut committing) => self.finish_commit(done),
+                done = made_visible(&mut making_visible) => self.finish_making_visible(done),
                 Some(done) = self.done.recv() => self.core.handle_applied(done.seqno, done.result),
                 Some(request) = self.requests.recv() => match request {
                     NodeRequest::TransferCheckpoint(reply) => {
@@ -86,6 +116,11 @@ impl Runtime {
                 Ok(()) = self.donating.changed() => {
                     let transfers = *self.donating.borrow_and_update();
                     self.core.set_donating(transfers);
+                }
+                received = self.commit_events.recv_many(&mut commit_events, COMMIT_EVENT_BATCH) => {
+                    if received > 0 {
+                        commit_events.drain(..).for_each(|event| self.on_commit_event(event));
+                    }
                 }
                 event = self.events.next(), if self.core.wants_delivery() => match event {
                     Ok(event) => {
@@ -102,55 +137,99 @@ impl Runtime {
                 },
             }
         }
-        // A commit in flight finishes, so the engine is idle once this ends.
-        if let Some(commit) = committing.take() {
-            commit.await;
+        // A request in flight finishes, so the engine is idle once this ends.
+        if let Some(request) = making_visible.take() {
+            request.await;
         }
-        self.published.waiters.abandon(&Error::ShutDown);
+        self.core.handle_shutdown();
+        self.publish();
+        self.complete();
         tracing::debug!(status = ?self.core.status(), "node runtime stopped");
         let Runtime { pool, done, .. } = self;
         pool.close(done).await;
     }
 
-    fn execute(&mut self, committing: &mut Option<Committing>) {
+    fn execute(&mut self, making_visible: &mut Option<MakingVisible>) {
         while let Some(command) = self.core.poll_command() {
             match command {
                 Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
-                Command::Commit { upto, checkpoint } => {
+                Command::MakeVisible { upto, checkpoint } => {
                     assert!(
-                        committing.is_none(),
-                        "commit to {upto} released while another is in flight"
+                        making_visible.is_none(),
+                        "visibility up to {upto} released while another request is in flight"
                     );
-                    *committing = Some(self.start_commit(upto, checkpoint));
+                    *making_visible = Some(self.start_making_visible(upto, checkpoint));
                 }
-                Command::Resolve { txn_id, outcome } => {
-                    self.published.waiters.resolve(txn_id, Ok(outcome));
-                }
-                Command::Abandon {
-                    failure: Abandon::OutcomeUnknown,
-                } => self
-                    .published
-                    .waiters
-                    .abandon_ordered(&Error::OutcomeUnknown),
-                Command::Abandon {
-                    failure: Abandon::Failed(reason),
-                } => self.published.waiters.abandon(&Error::Failed(reason)),
             }
         }
     }
 
-    /// The engine commits `upto` (it may fsync): off the async threads.
-    fn start_commit(&self, upto: Seqno, checkpoint: Option<CertCheckpoint>) -> Committing {
+    fn on_commit_event(&mut self, event: CommitEvent) {
+        match event {
+            CommitEvent::Submitted { txn_id, reply } => {
+                if self.replies.len() >= self.max_inflight_commits {
+                    self.forget_departed();
+                }
+                self.core.handle_submitted(txn_id);
+                self.replies.insert(txn_id, reply);
+            }
+            CommitEvent::SubmissionEnded { txn_id, result } => {
+                self.core.handle_submission_ended(txn_id, result);
+            }
+            CommitEvent::GaveUp { txn_id, waited } => self.core.handle_gave_up(txn_id, waited),
+        }
+    }
+
+    /// Drops the commits whose clients are gone (their task was cancelled):
+    /// every live client holds one of the node's commit permits, so after
+    /// this at most that many are tracked.
+    fn forget_departed(&mut self) {
+        let departed: Vec<TxnId> = self
+            .replies
+            .iter()
+            .filter(|(_, reply)| reply.is_closed())
+            .map(|(txn_id, _)| *txn_id)
+            .collect();
+        for txn_id in departed {
+            self.replies.remove(&txn_id);
+            self.core.handle_forgotten(txn_id);
+        }
+    }
+
+    /// Hands the core's completions to their clients. Called after
+    /// [`Self::publish`], so what a completion promises (a visible commit)
+    /// is already in the published status when the client wakes.
+    fn complete(&mut self) {
+        for (txn_id, completion) in self.core.take_completions() {
+            let reply = self.replies.remove(&txn_id);
+            let reply =
+                reply.unwrap_or_else(|| panic!("completion for {txn_id}, which has no client"));
+            // A client that was cancelled meanwhile has nothing to hear.
+            let _ = reply.send(completion);
+        }
+        assert_eq!(
+            self.replies.len(),
+            self.core.commits_in_flight(),
+            "the runtime's clients and the core's commits disagree"
+        );
+    }
+
+    /// The engine makes `upto` visible (it may fsync): off the async threads.
+    fn start_making_visible(
+        &self,
+        upto: Seqno,
+        checkpoint: Option<CertCheckpoint>,
+    ) -> MakingVisible {
         let stored = checkpoint.as_ref().map(CertCheckpoint::seqno);
         let applier = self.applier.clone();
-        let commit = move || applier.commit(upto, checkpoint.as_ref());
+        let request = move || applier.make_visible(upto, checkpoint.as_ref());
         Box::pin(async move {
-            let result = crate::task::blocking(commit)
+            let result = crate::task::blocking(request)
                 .await
                 .unwrap_or(Err(ApplyError::Storage(
-                    "the runtime shut down during a commit".into(),
+                    "the runtime shut down while the engine made a position visible".into(),
                 )));
-            CommitDone {
+            VisibleDone {
                 upto,
                 stored,
                 result,
@@ -158,16 +237,15 @@ impl Runtime {
         })
     }
 
-    fn finish_commit(&mut self, done: CommitDone) {
+    fn finish_making_visible(&mut self, done: VisibleDone) {
         match done.result {
             Ok(()) => {
                 if let Some(seqno) = done.stored {
                     self.order.release(seqno);
                 }
-                self.published.read_views.set_last_applied(done.upto);
-                self.core.handle_committed(done.upto);
+                self.core.handle_visible(done.upto);
             }
-            Err(err) => self.core.handle_commit_failed(done.upto, &err),
+            Err(err) => self.core.handle_visibility_failed(done.upto, &err),
         }
     }
 
@@ -177,18 +255,25 @@ impl Runtime {
             if *current == status {
                 return false;
             }
+            assert!(
+                current.last_visible <= status.last_visible,
+                "visible watermark regressed from {} to {}",
+                current.last_visible,
+                status.last_visible
+            );
             *current = status;
             true
         });
     }
 }
 
-/// The end of the commit in flight; pending forever when there is none.
-async fn committed(committing: &mut Option<Committing>) -> CommitDone {
-    match committing {
-        Some(commit) => {
-            let done = commit.await;
-            *committing = None;
+/// The end of the visibility request in flight; pending forever when there
+/// is none.
+async fn made_visible(making_visible: &mut Option<MakingVisible>) -> VisibleDone {
+    match making_visible {
+        Some(request) => {
+            let done = request.await;
+            *making_visible = None;
             done
         }
         None => std::future::pending().await,

@@ -84,14 +84,14 @@ impl Membership {
 
     /// A new view arrived. Returns true when the node just left the primary
     /// component, so in-flight submissions have unknown outcomes.
-    pub(crate) fn on_view(&mut self, view: View, last_applied: Seqno) -> bool {
+    pub(crate) fn on_view(&mut self, view: View, last_visible: Seqno) -> bool {
         if self.state.is_terminal() {
             return false;
         }
         let was_writable = self.state().accepts_writes();
         if view.primary && view.contains(self.node_id) {
             self.join_point = view.seqno;
-            self.state = if last_applied >= view.seqno {
+            self.state = if last_visible >= view.seqno {
                 NodeState::Synced
             } else {
                 NodeState::Joined
@@ -104,8 +104,8 @@ impl Membership {
     }
 
     /// The commit watermark moved.
-    pub(crate) fn on_applied(&mut self, last_applied: Seqno) {
-        if self.state == NodeState::Joined && last_applied >= self.join_point {
+    pub(crate) fn on_visible(&mut self, last_visible: Seqno) {
+        if self.state == NodeState::Joined && last_visible >= self.join_point {
             self.state = NodeState::Synced;
         }
     }
@@ -140,9 +140,9 @@ mod tests {
         assert_eq!(m.state(), NodeState::Joining);
         assert!(!m.on_view(view(1, &[1, 2, 3], true, 10), Seqno::new(4)));
         assert_eq!(m.state(), NodeState::Joined);
-        m.on_applied(Seqno::new(9));
+        m.on_visible(Seqno::new(9));
         assert_eq!(m.state(), NodeState::Joined);
-        m.on_applied(Seqno::new(10));
+        m.on_visible(Seqno::new(10));
         assert_eq!(m.state(), NodeState::Synced);
     }
 

@@ -7,9 +7,11 @@ use crate::order::View;
 
 /// Replication status, published after every step of the node's core.
 ///
-/// The positions satisfy `last_applied <= last_committed <= last_delivered`
-/// except while a restarted node re-certifies positions its engine had
-/// already applied (then `last_applied` is ahead and `recovering` is set).
+/// The watermarks satisfy `last_visible <= last_applied <= last_certified
+/// <= last_delivered`, except while a restarted node re-certifies
+/// positions its engine had already made visible (then `last_visible` is
+/// ahead and `recovering` is set). docs/glossary.md maps them to Galera's
+/// `wsrep_*` names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Status {
@@ -21,20 +23,24 @@ pub struct Status {
     pub view: Option<View>,
     /// The last position received from the ordering layer.
     pub last_delivered: Seqno,
-    /// The last position certified: its outcome is decided.
-    pub last_committed: Seqno,
-    /// Every position at or below this is applied and visible here.
+    /// The last position certified: its verdict (commit or abort) is decided.
+    pub last_certified: Seqno,
+    /// Every position at or below this is applied here (or had nothing to
+    /// apply), not necessarily visible yet.
     pub last_applied: Seqno,
-    /// Positions between delivery and the commit watermark.
+    /// Every position at or below this is applied and visible to readers
+    /// here: new read views start at it.
+    pub last_visible: Seqno,
+    /// Positions between delivery and the visible watermark.
     pub apply_queue: usize,
-    /// The digest of every verdict up to `last_committed`: two nodes at the
-    /// same `last_committed` with different digests decided different
+    /// The digest of every verdict up to `last_certified`: two nodes at the
+    /// same `last_certified` with different digests decided different
     /// histories. `None` when it is unknown here (restored from a
     /// checkpoint written before digests existed).
     pub cert_digest: Option<CertDigest>,
     /// Certification verdict counts on this node, for all origins.
     pub cert: CertStats,
-    /// Local transactions that committed.
+    /// Local transactions certification committed.
     pub local_commits: u64,
     /// Local transactions that certification aborted.
     pub local_cert_failures: u64,

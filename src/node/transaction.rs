@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 
 use super::error::Error;
 use super::handle::Shared;
 use super::outcome::CommitOutcome;
 use super::read_views::ReadViewGuard;
+use super::runtime::CommitEvent;
 use crate::ids::{Seqno, TxnId};
 use crate::writeset::{Isolation, KeyKind, WriteSetBuilder};
 
@@ -145,7 +147,7 @@ impl Transaction {
     }
 
     /// Replicates the write-set, waits for its verdict, and for a commit
-    /// waits until this node applied it, so the caller reads its own writes.
+    /// waits until it is visible here, so the caller reads its own writes.
     /// A transaction that declared no keys commits at its read view without
     /// replicating anything.
     ///
@@ -177,46 +179,37 @@ impl Transaction {
             .acquire()
             .await
             .map_err(|_| Error::ShutDown)?;
-        let outcome = settle(&shared, self.txn_id, frame).await?;
-        if let Some(seqno) = outcome.committed_seqno() {
-            shared.wait_applied(seqno, false).await?;
-        }
-        Ok(outcome)
+        settle(&shared, self.txn_id, frame).await
     }
 }
 
-/// Submits `frame` for `txn_id` and waits for its verdict.
+/// Registers the commit with the core, submits `frame`, and waits for the
+/// one completion the core sends: the verdict, and for a commit its
+/// visibility here. The verdict can arrive while the submission is still
+/// retrying (an attempt got in, but its answer was lost with a
+/// connection): then it settles the commit at once and the submission is
+/// dropped. A copy it may still have sent is a duplicate, which
+/// certification recognises and nobody applies.
 async fn settle(shared: &Shared, txn_id: TxnId, frame: Bytes) -> Result<CommitOutcome, Error> {
-    let mut verdict = shared.published.waiters.register(txn_id);
-    // The verdict can arrive while the submission is still retrying (an
-    // attempt got in, but its answer was lost with a connection): then
-    // the verdict settles the commit at once, and the submission is
-    // dropped. A copy it may still have sent is a duplicate, which
-    // certification recognises and nobody applies.
-    let submitted = tokio::select! {
-        biased;
-        early = &mut verdict => Some(early),
-        submitted = shared.order.submit(frame) => {
-            if let Err(err) = submitted {
-                shared.published.waiters.remove(txn_id);
-                return Err(err.into());
-            }
-            None
-        }
+    let (reply, mut completion) = oneshot::channel();
+    let report = |event| async {
+        shared
+            .commit_events
+            .send(event)
+            .await
+            .map_err(|_| Error::ShutDown)
     };
-    match submitted {
-        Some(Ok(early)) => early,
-        Some(Err(_)) => Err(Error::ShutDown),
-        None => {
-            shared.published.waiters.ordered(txn_id);
-            match tokio::time::timeout(shared.config.wait_timeout, verdict).await {
-                Err(_) => {
-                    shared.published.waiters.remove(txn_id);
-                    Err(Error::OutcomeUnknown)
-                }
-                Ok(Err(_)) => Err(Error::ShutDown),
-                Ok(Ok(verdict)) => verdict,
-            }
-        }
+    report(CommitEvent::Submitted { txn_id, reply }).await?;
+    let result = tokio::select! {
+        biased;
+        done = &mut completion => return done.unwrap_or(Err(Error::ShutDown)),
+        result = shared.order.submit(frame) => result,
+    };
+    report(CommitEvent::SubmissionEnded { txn_id, result }).await?;
+    let waited = shared.config.wait_timeout;
+    if let Ok(done) = tokio::time::timeout(waited, &mut completion).await {
+        return done.unwrap_or(Err(Error::ShutDown));
     }
+    report(CommitEvent::GaveUp { txn_id, waited }).await?;
+    completion.await.unwrap_or(Err(Error::ShutDown))
 }

@@ -34,7 +34,7 @@ pub(crate) fn verdict(status: Option<&Status>) -> (bool, String) {
         status.node_id.get(),
         state_comment(status.state),
         if primary { "primary" } else { "not primary" },
-        status.last_applied.get()
+        status.last_visible.get()
     );
     (healthy, body)
 }

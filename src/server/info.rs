@@ -68,9 +68,9 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
         ),
         (
             "wsrep_last_committed",
-            status.last_committed.get().to_string(),
+            status.last_certified.get().to_string(),
         ),
-        ("wsrep_last_applied", status.last_applied.get().to_string()),
+        ("wsrep_last_applied", status.last_visible.get().to_string()),
         (
             "certus_cert_digest",
             status

@@ -107,7 +107,7 @@ impl Donor {
         let seqno = checkpoint.seqno();
         store
             .node()
-            .wait_applied(seqno)
+            .wait_visible(seqno)
             .await
             .map_err(|e| e.to_string())?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use certus::order::{InProcessConfig, InProcessOrder};
 use certus::{NodeId, Seqno};
 
 pub(crate) mod net;
+#[cfg(feature = "server")]
 pub(crate) mod resp;
 
 /// A listener on a loopback port below the kernel's ephemeral range
@@ -146,7 +147,7 @@ impl Cluster {
     pub(crate) async fn wait_converged(&self) -> Seqno {
         let last = self.hub.last_seqno();
         for store in self.stores.iter().flatten() {
-            store.node().wait_applied(last).await.unwrap();
+            store.node().wait_visible(last).await.unwrap();
         }
         last
     }
@@ -225,7 +226,7 @@ pub(crate) async fn restart_recovers_and_catches_up(cluster: &mut Cluster) {
         })
         .await;
     }
-    let before = cluster.store(2).node().last_applied();
+    let before = cluster.store(2).node().last_visible();
     cluster.hub.isolate(cluster.ids[2]).unwrap();
     cluster.stop(2).await;
     for i in 40..80 {
@@ -237,7 +238,7 @@ pub(crate) async fn restart_recovers_and_catches_up(cluster: &mut Cluster) {
     cluster.restart(2).await;
     let restarted = cluster.store(2).node().status();
     assert!(
-        restarted.last_applied >= before,
+        restarted.last_visible >= before,
         "restart lost applied state: {restarted:?}"
     );
     cluster.hub.heal(cluster.ids[2]).unwrap();

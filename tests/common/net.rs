@@ -152,25 +152,25 @@ impl NetCluster {
     }
 
     /// Waits until every running node applied `seqno`.
-    pub(crate) async fn wait_applied(&self, seqno: Seqno) {
+    pub(crate) async fn wait_visible(&self, seqno: Seqno) {
         for store in self.stores.iter().flatten() {
-            store.node().wait_applied(seqno).await.unwrap();
+            store.node().wait_visible(seqno).await.unwrap();
         }
     }
 
     /// Asserts every running node holds the same data once all applied
     /// `seqno`, and returns it.
     pub(crate) async fn assert_identical(&self, seqno: Seqno) -> Vec<(bytes::Bytes, bytes::Bytes)> {
-        self.wait_applied(seqno).await;
+        self.wait_visible(seqno).await;
         // Positions after `seqno` can only be barriers (leader no-ops) when
         // no client writes; catch every node up to the furthest anyway.
         let furthest = self
             .stores
             .iter()
             .flatten()
-            .map(|s| s.node().last_applied())
+            .map(|s| s.node().last_visible())
             .max();
-        self.wait_applied(furthest.unwrap_or(seqno)).await;
+        self.wait_visible(furthest.unwrap_or(seqno)).await;
         let mut dumps = Vec::new();
         for store in self.stores.iter().flatten() {
             let (_, data) = store.dump().await.unwrap();

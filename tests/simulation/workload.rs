@@ -49,7 +49,7 @@ pub(crate) struct Shared {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FinalState {
     pub(crate) lists: BTreeMap<String, Vec<i64>>,
-    pub(crate) last_committed: u64,
+    pub(crate) last_certified: u64,
     pub(crate) digest: String,
 }
 
@@ -270,12 +270,12 @@ pub(crate) async fn final_reads(shared: Rc<Shared>) -> turmoil::Result {
             continue;
         }
         let mut finals = Vec::with_capacity(shared.nodes);
-        for (node, (last_committed, digest)) in committed.iter().enumerate() {
+        for (node, (last_certified, digest)) in committed.iter().enumerate() {
             let read = timeout(OP_TIMEOUT, read_all(node, shared.keys)).await;
             finals.push(match read {
                 Ok(Ok(lists)) => Some(FinalState {
                     lists,
-                    last_committed: *last_committed,
+                    last_certified: *last_certified,
                     digest: digest.clone(),
                 }),
                 _ => None,
