@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod apply;
+mod cause;
 pub mod certify;
 #[cfg(feature = "check")]
 pub mod check;
@@ -19,4 +20,5 @@ mod task;
 pub mod transfer;
 pub mod writeset;
 
+pub use cause::Cause;
 pub use ids::{NodeId, Seqno, TxnId};

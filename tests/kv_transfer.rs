@@ -8,16 +8,19 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use certus::Seqno;
 use certus::apply::Applier;
 use certus::certify::{CertConfig, Certifier};
-use certus::kv::{Engine, MemoryEngine, MvccStore};
-use common::{Cluster, bounded, retry};
+use certus::kv::{Engine, KvError, KvStore, MemoryEngine, MvccStore, StoreConfig};
+use certus::order::{Cluster, InProcessConfig, InProcessOrder, OrderError, TotalOrder};
+use certus::transfer::{self, Donor};
+use certus::{NodeId, Seqno};
+use common::{bounded, retry};
+use tokio::sync::watch;
 
 #[tokio::test]
 async fn chunks_cover_every_live_row_once_in_key_order() {
     bounded(async {
-        let cluster = Cluster::start(1, |_| {}).await;
+        let cluster = common::Cluster::start(1, |_| {}).await;
         let store = cluster.store(0);
         for n in 0..7 {
             retry(store, |txn| txn.put(format!("k{n}"), n.to_string())).await;
@@ -82,4 +85,72 @@ fn a_finished_import_replaces_what_was_there() {
     assert_eq!(recovered.checkpoint.unwrap().seqno(), at);
     assert_eq!(mvcc.read_at(b"new", at).unwrap(), Some(Bytes::from("y")));
     assert_eq!(mvcc.read_at(b"old", Seqno::new(5)).unwrap(), None);
+}
+
+/// A whole state transfer over the in-process order: the joiner's gap has
+/// left the log, it fetches the data from a donor through
+/// [`Cluster::call_peer`], and then serves what the donor serves.
+#[tokio::test]
+async fn a_full_state_transfer_runs_over_the_in_process_order() {
+    bounded(async {
+        let config = InProcessConfig {
+            retention: 8,
+            ..InProcessConfig::default()
+        };
+        let ids = [1, 2, 3].map(NodeId::new);
+        let hub = InProcessOrder::new(config, ids);
+        let endpoint = |id: u64| Arc::new(hub.endpoint(NodeId::new(id)).unwrap());
+        let open = |id: u64, engine: &Arc<MemoryEngine>| {
+            let order: Arc<dyn TotalOrder> = endpoint(id);
+            KvStore::open(StoreConfig::new(NodeId::new(id)), engine.clone(), order)
+        };
+        let donor = open(1, &Arc::new(MemoryEngine::new())).await.unwrap();
+        let (slot, served) = watch::channel(Some(donor.clone()));
+        assert!(endpoint(1).set_peer_service(Donor::start(served)));
+        for n in 0..20 {
+            retry(&donor, |txn| txn.put(format!("k{n}"), n.to_string())).await;
+        }
+        retry(&donor, |txn| txn.delete("k7")).await;
+
+        let engine = Arc::new(MemoryEngine::new());
+        let gap = open(3, &engine).await.unwrap_err();
+        assert!(
+            matches!(
+                gap,
+                KvError::Node(certus::node::Error::Order(
+                    OrderError::StateTransferRequired { .. }
+                ))
+            ),
+            "{gap:?}"
+        );
+        let joiner: Arc<dyn Cluster> = endpoint(3);
+        assert_eq!(joiner.members().len(), 3);
+        let at = transfer::fetch(&*joiner, engine.clone()).await.unwrap();
+        let joined = open(3, &engine).await.unwrap();
+        retry(&donor, |txn| txn.put("after", "transfer")).await;
+        let (donor_at, expected) = donor.dump().await.unwrap();
+        joined.node().wait_visible(donor_at).await.unwrap();
+        let (_, copied) = joined.dump().await.unwrap();
+        assert!(at < donor_at);
+        assert_eq!(copied, expected, "the joiner serves what the donor serves");
+        assert_eq!(
+            copied.len(),
+            20,
+            "19 transferred rows and one written after"
+        );
+
+        // Node 2 has no peer service, node 1 left: no donor remains.
+        endpoint(1).leave().await.unwrap();
+        assert_eq!(joiner.members().len(), 2);
+        let again = transfer::fetch(&*joiner, Arc::new(MemoryEngine::new())).await;
+        assert!(
+            matches!(again, Err(transfer::TransferError::NoDonor { .. })),
+            "{again:?}"
+        );
+        drop(slot);
+        for store in [donor, joined] {
+            store.shutdown().await;
+        }
+    })
+    .await;
 }

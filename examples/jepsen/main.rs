@@ -212,7 +212,7 @@ fn run(args: &Args) -> Result<bool, String> {
 struct Finals {
     /// Each node's final read.
     reads: Vec<Value>,
-    /// Each node's last committed seqno and certification digest there, read
+    /// Each node's last certified seqno and certification digest there, read
     /// when all had reached the same seqno.
     digests: Vec<(u64, String)>,
 }
@@ -275,7 +275,7 @@ fn final_reads(
     Ok(finals)
 }
 
-/// Every node's last committed seqno and certification digest, once all nodes
+/// Every node's last certified seqno and certification digest, once all nodes
 /// report the same seqno (a commit still being retried inside a node may
 /// move it after the clients stopped); bounded by `bound`.
 fn cert_digests(cluster: &Cluster, bound: Duration) -> Result<Vec<(u64, String)>, String> {

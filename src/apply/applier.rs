@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::Cause;
 use crate::certify::CertCheckpoint;
 use crate::ids::Seqno;
 use crate::writeset::WriteSet;
@@ -14,10 +15,23 @@ use crate::writeset::WriteSet;
 pub enum ApplyError {
     /// The engine could not read or write.
     #[error("storage engine failed: {0}")]
-    Storage(String),
+    Storage(#[source] Cause),
     /// Stored replication state is damaged.
     #[error("stored replication state is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Cause),
+    /// The engine's certification checkpoint is ahead of its visible data,
+    /// which no correct engine stores.
+    #[error("stored checkpoint at {checkpoint} is ahead of the visible data at {visible}")]
+    CheckpointAhead {
+        /// The checkpoint's seqno.
+        checkpoint: Seqno,
+        /// The engine's visible watermark.
+        visible: Seqno,
+    },
+    /// The node shut down while the engine was working; what it was doing
+    /// may not have finished.
+    #[error("the node shut down while the storage engine was working")]
+    Interrupted,
 }
 
 /// What an engine found on disk when the node starts.

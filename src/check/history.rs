@@ -171,9 +171,95 @@ pub enum HistoryError {
         /// The value written twice.
         value: i64,
     },
+    /// The history mixes list-append and rw-register micro-ops.
+    #[error("the history mixes list-append and rw-register micro-ops")]
+    MixedKinds,
     /// Input that is not a history.
-    #[error("malformed history: {0}")]
-    Malformed(String),
+    #[error("malformed history: {at}{problem}")]
+    Malformed {
+        /// Where.
+        at: At,
+        /// What is wrong there.
+        #[source]
+        problem: Malformed,
+    },
+}
+
+/// Where in its input a history is malformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum At {
+    /// The input as a whole.
+    Input,
+    /// A line of JSON Lines, from 1.
+    Line(usize),
+    /// An event, from 0.
+    Event(usize),
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Input => Ok(()),
+            At::Line(n) => write!(f, "line {n}: "),
+            At::Event(n) => write!(f, "event {n}: "),
+        }
+    }
+}
+
+/// What is wrong with input that should be a history; `found` fields show
+/// the offending JSON.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// Not JSON.
+    #[error("{0}")]
+    Json(#[source] crate::Cause),
+    /// An event's type is not one of Elle's.
+    #[error("type {found} is not invoke, ok, fail or info")]
+    Type {
+        /// The type given.
+        found: String,
+    },
+    /// An event without a usable process.
+    #[error("process must be a non-negative integer")]
+    Process,
+    /// An event's value is not a list.
+    #[error("value {found} is not a list of micro-ops")]
+    Value {
+        /// The value given.
+        found: String,
+    },
+    /// A micro-op that is not a three-element list.
+    #[error("micro-op {found} is not [f, key, value]")]
+    MopShape {
+        /// The micro-op given.
+        found: String,
+    },
+    /// A micro-op whose function is not one of ours.
+    #[error("micro-op {found} is not append, w or r")]
+    MopFunction {
+        /// The micro-op given.
+        found: String,
+    },
+    /// A key that is neither a number nor a string.
+    #[error("key {found} is neither a number nor a string")]
+    Key {
+        /// The key given.
+        found: String,
+    },
+    /// An element or register value that is not an integer.
+    #[error("element {found} is not an integer")]
+    Element {
+        /// The element given.
+        found: String,
+    },
+    /// A read whose value is not a list, an integer or null.
+    #[error("read value {found} is not a list, an integer or null")]
+    Read {
+        /// The value given.
+        found: String,
+    },
 }
 
 impl History {
@@ -189,9 +275,7 @@ impl History {
         let mut mops = events.iter().flat_map(|e| e.value.iter());
         let register = mops.clone().any(Mop::is_register);
         if register && mops.any(|m| !m.is_register()) {
-            return Err(HistoryError::Malformed(
-                "the history mixes list-append and rw-register micro-ops".into(),
-            ));
+            return Err(HistoryError::MixedKinds);
         }
         let history = History { events };
         history.transactions()?;

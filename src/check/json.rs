@@ -12,10 +12,14 @@
 
 use serde_json::{Value, json};
 
-use super::history::{Event, EventType, History, HistoryError, Mop};
+use super::history::{At, Event, EventType, History, HistoryError, Malformed, Mop};
 
-fn malformed(message: impl Into<String>) -> HistoryError {
-    HistoryError::Malformed(message.into())
+fn malformed(at: At, problem: Malformed) -> HistoryError {
+    HistoryError::Malformed { at, problem }
+}
+
+fn not_json(at: At, err: serde_json::Error) -> HistoryError {
+    malformed(at, Malformed::Json(crate::Cause::new(err)))
 }
 
 /// Reads a history from Elle JSON (an array, or one event per line).
@@ -26,21 +30,19 @@ fn malformed(message: impl Into<String>) -> HistoryError {
 pub fn read_json(text: &str) -> Result<History, HistoryError> {
     let trimmed = text.trim_start();
     let values: Vec<Value> = if trimmed.starts_with('[') {
-        serde_json::from_str(trimmed).map_err(|e| malformed(e.to_string()))?
+        serde_json::from_str(trimmed).map_err(|e| not_json(At::Input, e))?
     } else {
         trimmed
             .lines()
             .filter(|line| !line.trim().is_empty())
             .enumerate()
-            .map(|(n, line)| {
-                serde_json::from_str(line).map_err(|e| malformed(format!("line {}: {e}", n + 1)))
-            })
+            .map(|(n, line)| serde_json::from_str(line).map_err(|e| not_json(At::Line(n + 1), e)))
             .collect::<Result<_, _>>()?
     };
     let mut events = values
         .iter()
         .enumerate()
-        .map(|(n, value)| event(value).map_err(|e| malformed(format!("event {n}: {e}"))))
+        .map(|(n, value)| event(value).map_err(|e| malformed(At::Event(n), e)))
         .collect::<Result<Vec<_>, _>>()?;
     if events.iter().flat_map(|e| &e.value).any(Mop::is_register) {
         for mop in events.iter_mut().flat_map(|e| e.value.iter_mut()) {
@@ -57,50 +59,53 @@ pub fn read_json(text: &str) -> Result<History, HistoryError> {
     History::new(events)
 }
 
-fn event(value: &Value) -> Result<Event, String> {
+fn event(value: &Value) -> Result<Event, Malformed> {
     let kind = match value.get("type").and_then(Value::as_str) {
         Some("invoke") => EventType::Invoke,
         Some("ok") => EventType::Ok,
         Some("fail") => EventType::Fail,
         Some("info") => EventType::Info,
         other => {
-            let shown = other.unwrap_or("(missing)");
-            return Err(format!("type {shown:?} is not invoke, ok, fail or info"));
+            let found = other.map_or_else(|| "(missing)".into(), |t| format!("{t:?}"));
+            return Err(Malformed::Type { found });
         }
     };
     let process = value
         .get("process")
         .and_then(Value::as_u64)
-        .ok_or("process must be a non-negative integer")?;
+        .ok_or(Malformed::Process)?;
     let time = value.get("time").and_then(Value::as_u64).unwrap_or(0);
     let mops = match value.get("value") {
         Some(Value::Array(mops)) => mops.iter().map(mop).collect::<Result<_, _>>()?,
         Some(Value::Null) | None => Vec::new(),
-        Some(other) => return Err(format!("value {other} is not a list of micro-ops")),
+        Some(other) => {
+            let found = other.to_string();
+            return Err(Malformed::Value { found });
+        }
     };
     Ok(Event::new(process, kind, time, mops))
 }
 
-fn key(value: &Value) -> Result<String, String> {
+fn key(value: &Value) -> Result<String, Malformed> {
     match value {
         Value::Number(n) => Ok(n.to_string()),
         Value::String(s) => Ok(s.clone()),
-        other => Err(format!("key {other} is neither a number nor a string")),
+        other => Err(Malformed::Key {
+            found: other.to_string(),
+        }),
     }
 }
 
-fn element(value: &Value) -> Result<i64, String> {
-    value
-        .as_i64()
-        .ok_or_else(|| format!("element {value} is not an integer"))
+fn element(value: &Value) -> Result<i64, Malformed> {
+    value.as_i64().ok_or_else(|| Malformed::Element {
+        found: value.to_string(),
+    })
 }
 
-fn mop(value: &Value) -> Result<Mop, String> {
-    let parts = value
-        .as_array()
-        .ok_or("a micro-op must be [f, key, value]")?;
-    let [f, k, v] = parts.as_slice() else {
-        return Err(format!("micro-op {value} does not have three parts"));
+fn mop(value: &Value) -> Result<Mop, Malformed> {
+    let found = || value.to_string();
+    let Some([f, k, v]) = value.as_array().map(Vec::as_slice) else {
+        return Err(Malformed::MopShape { found: found() });
     };
     let key = key(k)?;
     match f.as_str() {
@@ -121,14 +126,14 @@ fn mop(value: &Value) -> Result<Mop, String> {
                     return Ok(Mop::ReadRegister { key, value });
                 }
                 other => {
-                    return Err(format!(
-                        "read value {other} is not a list, an integer or null"
-                    ));
+                    return Err(Malformed::Read {
+                        found: other.to_string(),
+                    });
                 }
             };
             Ok(Mop::Read { key, elements })
         }
-        _ => Err(format!("micro-op {value} is not append, w or r")),
+        _ => Err(Malformed::MopFunction { found: found() }),
     }
 }
 

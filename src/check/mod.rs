@@ -22,7 +22,7 @@ mod list_append;
 mod rw_register;
 
 pub use anomaly::{Anomaly, AnomalyKind, Report, Via};
-pub use history::{Event, EventType, History, HistoryError, Key, Mop};
+pub use history::{At, Event, EventType, History, HistoryError, Key, Malformed, Mop};
 pub use json::{read_json, write_json_lines};
 
 use std::collections::{BTreeMap, BTreeSet};

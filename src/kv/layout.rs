@@ -67,7 +67,7 @@ pub(crate) fn version_key(user_key: &[u8], seqno: Seqno) -> Bytes {
 
 /// Splits a version key into the user key and the seqno.
 pub(crate) fn parse_version_key(key: &[u8]) -> Result<(Vec<u8>, Seqno), EngineError> {
-    let corrupt = || EngineError::Corrupt(format!("bad version key {key:02x?}"));
+    let corrupt = || EngineError::BadVersionKey { key: key.to_vec() };
     let rest = key.strip_prefix(DATA_START).ok_or_else(corrupt)?;
     let split = rest
         .len()
@@ -111,9 +111,9 @@ pub(crate) fn decode_value(stored: &Bytes) -> Result<Option<Bytes>, EngineError>
     match stored.first() {
         Some(&TAG_VALUE) => Ok(Some(stored.slice(1..))),
         Some(&TAG_TOMBSTONE) if stored.len() == 1 => Ok(None),
-        _ => Err(EngineError::Corrupt(format!(
-            "bad version value tag in {stored:02x?}"
-        ))),
+        _ => Err(EngineError::BadVersionValue {
+            value: stored.to_vec(),
+        }),
     }
 }
 

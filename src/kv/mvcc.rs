@@ -13,6 +13,7 @@ use super::gc::{GcQueue, GcStats};
 use super::layout::{
     self, DATA_END, DATA_START, META_APPLIED, META_CHECKPOINT, META_END, META_START, META_TRANSFER,
 };
+use crate::Cause;
 use crate::apply::{Applier, ApplyError, Recovered};
 use crate::certify::CertCheckpoint;
 use crate::ids::Seqno;
@@ -290,8 +291,8 @@ impl MvccStore {
 
 fn storage(err: EngineError) -> ApplyError {
     match err {
-        EngineError::Corrupt(msg) => ApplyError::Corrupt(msg),
-        other => ApplyError::Storage(other.to_string()),
+        EngineError::Io(_) | EngineError::ShutDown => ApplyError::Storage(Cause::new(err)),
+        corrupt => ApplyError::Corrupt(Cause::new(corrupt)),
     }
 }
 
@@ -306,9 +307,10 @@ impl Applier for MvccStore {
         let last_visible = match self.engine.get(META_APPLIED).map_err(storage)? {
             None => Seqno::ZERO,
             Some(raw) => {
-                let bytes: [u8; 8] = raw.as_ref().try_into().map_err(|_| {
-                    ApplyError::Corrupt(format!("applied watermark has {} bytes", raw.len()))
-                })?;
+                let bytes: [u8; 8] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| storage(EngineError::BadWatermark { len: raw.len() }))?;
                 Seqno::new(u64::from_be_bytes(bytes))
             }
         };
@@ -316,7 +318,7 @@ impl Applier for MvccStore {
             None => None,
             Some(frame) => Some(
                 CertCheckpoint::from_bytes(frame)
-                    .map_err(|e| ApplyError::Corrupt(format!("certification checkpoint: {e}")))?,
+                    .map_err(|e| storage(EngineError::BadCheckpoint(e)))?,
             ),
         };
         Ok(Recovered {

@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use super::engine::{BatchOp, Engine, WriteBatch};
 use super::error::EngineError;
+use crate::Cause;
 
 /// Every key of the store lives in this one table.
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certus");
@@ -30,7 +31,7 @@ pub struct RedbEngine {
 }
 
 fn io(err: impl Into<::redb::Error>) -> EngineError {
-    EngineError::Io(err.into().to_string())
+    EngineError::Io(Cause::new(err.into()))
 }
 
 impl RedbEngine {

@@ -14,6 +14,7 @@ use rocksdb::{DB, DBCompressionType, Direction, IteratorMode, Options, ReadOptio
 
 use super::engine::{BatchOp, Engine, WriteBatch};
 use super::error::EngineError;
+use crate::Cause;
 
 /// A store's data directory opened with RocksDB.
 #[derive(Debug)]
@@ -23,7 +24,7 @@ pub struct RocksEngine {
 }
 
 fn io(err: &rocksdb::Error) -> EngineError {
-    EngineError::Io(err.to_string())
+    EngineError::Io(Cause::new(err.clone()))
 }
 
 impl RocksEngine {

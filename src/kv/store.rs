@@ -84,9 +84,14 @@ impl KvStore {
         engine: Arc<dyn Engine>,
         order: Arc<dyn TotalOrder>,
     ) -> Result<KvStore, KvError> {
-        if config.gc_every == 0 || config.gc_budget == 0 || config.gc_queue == 0 {
-            let message = "gc_every, gc_budget and gc_queue must be positive".to_string();
-            return Err(KvError::Node(crate::node::Error::Config(message)));
+        let positive = [
+            ("gc_every", config.gc_every),
+            ("gc_budget", config.gc_budget as u64),
+            ("gc_queue", config.gc_queue as u64),
+        ];
+        if let Some((setting, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            let err = crate::node::ConfigError::NotPositive { setting };
+            return Err(KvError::Node(err.into()));
         }
         let mvcc = Arc::new(MvccStore::new(engine, config.gc_queue));
         let node = Node::start(config.node, order, mvcc.clone()).await?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::error::Error;
+use super::error::{ConfigError, Error};
 use crate::certify::CertConfig;
 use crate::ids::NodeId;
 
@@ -70,20 +70,23 @@ impl NodeConfig {
             ("checkpoint_interval", self.checkpoint_interval),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(Error::Config(format!("{name} must be positive")));
+            return Err(ConfigError::NotPositive { setting: name }.into());
         }
         if self.max_write_set_bytes > u32::MAX as usize {
-            return Err(Error::Config(
-                "max_write_set_bytes must fit in 32 bits".into(),
-            ));
+            return Err(ConfigError::AboveMax {
+                setting: "max_write_set_bytes",
+                max: u64::from(u32::MAX),
+            }
+            .into());
         }
         if self.apply_queue < self.apply_workers {
-            return Err(Error::Config(
-                "apply_queue must be at least apply_workers".into(),
-            ));
+            return Err(ConfigError::QueueBelowWorkers.into());
         }
         if self.wait_timeout.is_zero() {
-            return Err(Error::Config("wait_timeout must be positive".into()));
+            return Err(ConfigError::NotPositive {
+                setting: "wait_timeout",
+            }
+            .into());
         }
         Ok(())
     }

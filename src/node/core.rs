@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::commits::{Commits, Completion};
-use super::error::Error;
+use super::error::{Error, Failure};
 use super::outcome::{CommitOutcome, Conflict};
 use super::state::{Membership, NodeState};
 use super::status::Status;
@@ -75,7 +75,7 @@ pub(crate) struct NodeCore {
     local_commits: u64,
     local_cert_failures: u64,
     malformed: u64,
-    failure: Option<String>,
+    failure: Option<Failure>,
     needs_state_transfer: bool,
 }
 
@@ -275,7 +275,7 @@ impl NodeCore {
                 self.scheduler.applied(seqno);
                 self.pump();
             }
-            Err(err) => self.fail(format!("applying seqno {seqno} failed: {err}")),
+            Err(source) => self.fail(Failure::Apply { seqno, source }),
         }
         self.check_invariants();
     }
@@ -290,33 +290,34 @@ impl NodeCore {
     }
 
     pub(crate) fn handle_visibility_failed(&mut self, upto: Seqno, err: &ApplyError) {
-        self.fail(format!("making seqno {upto} visible failed: {err}"));
+        let source = err.clone();
+        self.fail(Failure::MakeVisible { upto, source });
     }
 
     pub(crate) fn handle_order_error(&mut self, err: &OrderError) {
         match err {
             OrderError::Closed => {
                 self.membership.close();
-                let reason = "the ordering layer closed".to_string();
-                self.commits.abandon(&Error::Failed(reason));
+                let failure = Failure::Order(OrderError::Closed);
+                self.commits.abandon(&Error::Failed(failure));
             }
             OrderError::StateTransferRequired { .. } => {
                 self.needs_state_transfer = true;
-                self.fail(format!("ordering layer: {err}"));
+                self.fail(Failure::Order(err.clone()));
             }
-            other => self.fail(format!("ordering layer: {other}")),
+            other => self.fail(Failure::Order(other.clone())),
         }
     }
 
     /// The certification state after the last certified position, for a
     /// full state transfer whose data is read at that same position. Only a
     /// synced node (or one already donating) can provide it.
-    pub(crate) fn transfer_checkpoint(&self) -> Result<CertCheckpoint, String> {
+    pub(crate) fn transfer_checkpoint(&self) -> Result<CertCheckpoint, Error> {
         let state = self.membership.state();
         if !matches!(state, NodeState::Synced | NodeState::Donor) || self.is_recovering() {
-            return Err(format!("this node is {state:?}, not synced"));
+            return Err(Error::NotSynced { state });
         }
-        self.certifier.checkpoint().map_err(|e| e.to_string())
+        Ok(self.certifier.checkpoint()?)
     }
 
     /// How many state transfers this node is providing now.
@@ -324,7 +325,7 @@ impl NodeCore {
         self.membership.set_donating(transfers);
     }
 
-    fn fail(&mut self, reason: String) {
+    fn fail(&mut self, reason: Failure) {
         tracing::error!(node = %self.config.node_id, %reason, "node failed");
         self.membership.fail();
         self.pending.clear();

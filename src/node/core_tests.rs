@@ -168,7 +168,10 @@ fn a_local_abort_ends_at_certification_and_a_commit_once_visible() {
     core.handle_applied(Seqno::new(1), Ok(()));
     // 2 and 3 have nothing to apply: one request covers all three.
     assert_eq!(visibles(&drain(&mut core)), [3]);
-    assert!(completions(&mut core).is_empty(), "applied, not visible yet");
+    assert!(
+        completions(&mut core).is_empty(),
+        "applied, not visible yet"
+    );
     core.handle_visible(Seqno::new(3));
     let committed = Ok(CommitOutcome::Committed {
         seqno: Seqno::new(1),
@@ -235,7 +238,10 @@ fn apply_failure_is_fatal() {
     submit(&mut core, 9);
     core.handle_event(ordered(1, frame(2, 1, 0, "a")));
     drain(&mut core);
-    core.handle_applied(Seqno::new(1), Err(ApplyError::Storage("disk gone".into())));
+    core.handle_applied(
+        Seqno::new(1),
+        Err(ApplyError::Storage(certus_cause("disk gone"))),
+    );
     assert!(drain(&mut core).is_empty());
     assert!(matches!(
         &completions(&mut core)[..],
@@ -290,4 +296,8 @@ fn checkpoints_ride_with_the_first_visibility_request_that_covers_them() {
         })
         .collect();
     assert_eq!(with_checkpoint, [(4, 4)]);
+}
+
+fn certus_cause(message: &str) -> crate::Cause {
+    crate::Cause::new(std::io::Error::other(message.to_string()))
 }

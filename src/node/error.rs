@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::state::NodeState;
 use crate::apply::ApplyError;
 use crate::frame::FrameError;
+use crate::ids::{NodeId, Seqno};
 use crate::order::OrderError;
 
 /// Why a node operation failed. A certification conflict is not an error:
@@ -39,19 +41,29 @@ pub enum Error {
     },
     /// The node stopped applying and refuses all work.
     #[error("node failed: {0}")]
-    Failed(String),
+    Failed(#[source] Failure),
+    /// Only a synced node can do this (for example provide a state
+    /// transfer); this one is elsewhere.
+    #[error("this node is {state:?}, not synced")]
+    NotSynced {
+        /// Where the node stands.
+        state: NodeState,
+    },
     /// The node was shut down.
     #[error("node is shut down")]
     ShutDown,
     /// A setting is unusable.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// The ordering layer reported an error the node cannot handle.
     #[error(transparent)]
     Order(OrderError),
     /// The storage engine failed during start-up.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The write-set could not be encoded (other than for its size).
+    #[error("encoding a write-set failed: {0}")]
+    Encode(#[source] FrameError),
     /// Stored replication state (a certification checkpoint) is damaged.
     #[error("stored certification checkpoint is unusable: {0}")]
     Checkpoint(#[from] FrameError),
@@ -67,4 +79,64 @@ impl From<OrderError> for Error {
             other => Error::Order(other),
         }
     }
+}
+
+/// Why a node failed: it stops applying and refuses all work from then on,
+/// because a replica that cannot follow what the cluster decided would
+/// diverge ([`super::NodeState::Failed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The engine could not apply a certified write-set.
+    #[error("applying seqno {seqno} failed: {source}")]
+    Apply {
+        /// The write-set's position.
+        seqno: Seqno,
+        /// The engine's error.
+        #[source]
+        source: ApplyError,
+    },
+    /// The engine could not make applied positions visible.
+    #[error("making seqno {upto} visible failed: {source}")]
+    MakeVisible {
+        /// The watermark it was asked to reach.
+        upto: Seqno,
+        /// The engine's error.
+        #[source]
+        source: ApplyError,
+    },
+    /// The ordering layer failed in a way the node cannot recover from.
+    #[error("ordering layer: {0}")]
+    Order(#[source] OrderError),
+}
+
+/// A setting of a node or store that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count, size or duration is zero.
+    #[error("{setting} must be positive")]
+    NotPositive {
+        /// The setting.
+        setting: &'static str,
+    },
+    /// A setting exceeds what the format can carry.
+    #[error("{setting} must be at most {max}")]
+    AboveMax {
+        /// The setting.
+        setting: &'static str,
+        /// Its largest usable value.
+        max: u64,
+    },
+    /// Fewer queue slots than apply workers would leave workers idle forever.
+    #[error("apply_queue must be at least apply_workers")]
+    QueueBelowWorkers,
+    /// The ordering handle was started for another node.
+    #[error("ordering handle belongs to {order}, not {node}")]
+    ForeignOrder {
+        /// The handle's node.
+        order: NodeId,
+        /// This node.
+        node: NodeId,
+    },
 }

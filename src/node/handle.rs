@@ -5,14 +5,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinHandle;
 
 use super::config::NodeConfig;
 use super::core::{CoreConfig, NodeCore};
-use super::error::Error;
+use super::error::{ConfigError, Error};
 use super::read_views::ReadViews;
-use super::runtime::{CommitEvent, NodeRequest, Published, Runtime};
-use super::state::NodeState;
+use super::runtime::{NodeRequest, Published, Runtime};
+use super::shared::Shared;
 use super::status::Status;
 use super::transaction::{Transaction, TxnOptions};
 use crate::apply::Applier;
@@ -26,33 +25,6 @@ use crate::order::TotalOrder;
 #[derive(Clone, Debug)]
 pub struct Node {
     pub(super) shared: Arc<Shared>,
-}
-
-pub(super) struct Shared {
-    pub(super) config: NodeConfig,
-    epoch: u64,
-    next_txn: AtomicU64,
-    pub(super) order: Arc<dyn TotalOrder>,
-    pub(super) published: Arc<Published>,
-    requests: mpsc::Sender<NodeRequest>,
-    pub(super) commit_events: mpsc::Sender<CommitEvent>,
-    pub(super) inflight: Arc<Semaphore>,
-    shutdown: watch::Sender<bool>,
-    task: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("node_id", &self.config.node_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-    }
 }
 
 impl Node {
@@ -72,11 +44,10 @@ impl Node {
     ) -> Result<Node, Error> {
         config.validate()?;
         if order.node_id() != config.node_id {
-            return Err(Error::Config(format!(
-                "ordering handle belongs to {}, not {}",
-                order.node_id(),
-                config.node_id
-            )));
+            return Err(Error::Config(ConfigError::ForeignOrder {
+                order: order.node_id(),
+                node: config.node_id,
+            }));
         }
         let recovered = applier.recover()?;
         let certifier = restore_certifier(&config, &recovered)?;
@@ -255,7 +226,7 @@ impl Node {
             .await
             .map_err(|_| Error::ShutDown)?;
         let checkpoint = answer.await.map_err(|_| Error::ShutDown)?;
-        Ok((checkpoint.map_err(Error::Failed)?, guard))
+        Ok((checkpoint?, guard))
     }
 
     /// Stops the node: waiting clients get [`Error::ShutDown`], and the
@@ -278,53 +249,6 @@ impl Node {
     }
 }
 
-impl Shared {
-    pub(super) fn check_serving(&self) -> Result<(), Error> {
-        let status = self.published.status.borrow();
-        match status.state {
-            NodeState::Failed => Err(Error::Failed(status.failure.clone().unwrap_or_default())),
-            NodeState::Closed => Err(Error::ShutDown),
-            _ if *self.shutdown.borrow() => Err(Error::ShutDown),
-            _ => Ok(()),
-        }
-    }
-
-    /// Waits for the visible watermark to reach `seqno`. With
-    /// `needs_primary`, leaving the primary component ends the wait: the
-    /// positions awaited may never arrive here.
-    pub(super) async fn wait_visible(
-        &self,
-        seqno: Seqno,
-        needs_primary: bool,
-    ) -> Result<(), Error> {
-        let mut status = self.published.status.subscribe();
-        let waited = self.config.wait_timeout;
-        let reached = status.wait_for(|s| {
-            s.last_visible >= seqno
-                || s.state.is_terminal()
-                || (needs_primary && s.state == NodeState::NonPrimary)
-        });
-        let status = match tokio::time::timeout(waited, reached).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    what: "the node to apply",
-                    waited,
-                });
-            }
-            Ok(Err(_)) => return Err(Error::ShutDown),
-            Ok(Ok(status)) => status.clone(),
-        };
-        if status.last_visible >= seqno {
-            return Ok(());
-        }
-        match status.state {
-            NodeState::NonPrimary => Err(Error::NotPrimary),
-            NodeState::Failed => Err(Error::Failed(status.failure.unwrap_or_default())),
-            _ => Err(Error::ShutDown),
-        }
-    }
-}
-
 /// The certifier as of the engine's last checkpoint.
 fn restore_certifier(
     config: &NodeConfig,
@@ -332,11 +256,10 @@ fn restore_certifier(
 ) -> Result<Certifier, Error> {
     match &recovered.checkpoint {
         Some(checkpoint) if checkpoint.seqno() > recovered.last_visible => {
-            Err(Error::Apply(crate::apply::ApplyError::Corrupt(format!(
-                "checkpoint at {} is ahead of the applied data at {}",
-                checkpoint.seqno(),
-                recovered.last_visible
-            ))))
+            Err(Error::Apply(crate::apply::ApplyError::CheckpointAhead {
+                checkpoint: checkpoint.seqno(),
+                visible: recovered.last_visible,
+            }))
         }
         Some(checkpoint) => Ok(Certifier::restore(config.cert, checkpoint)?),
         None => Ok(Certifier::new(config.cert)),

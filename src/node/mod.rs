@@ -15,12 +15,13 @@ mod handle;
 mod outcome;
 mod read_views;
 mod runtime;
+mod shared;
 mod state;
 mod status;
 mod transaction;
 
 pub use config::NodeConfig;
-pub use error::Error;
+pub use error::{ConfigError, Error, Failure};
 pub use handle::{DonorGuard, Node};
 pub use outcome::{CommitOutcome, Conflict};
 pub use state::NodeState;

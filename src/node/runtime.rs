@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::commits::Completion;
 use super::core::{Command, NodeCore};
+use super::error::Error;
 use super::read_views::ReadViews;
 use super::status::Status;
 use crate::apply::pool::{ApplyDone, ApplyJob, ApplyPool};
@@ -23,7 +24,7 @@ use crate::order::{EventStream, OrderError, TotalOrder};
 #[derive(Debug)]
 pub(crate) enum NodeRequest {
     /// The certification state now, for a state transfer.
-    TransferCheckpoint(oneshot::Sender<Result<CertCheckpoint, String>>),
+    TransferCheckpoint(oneshot::Sender<Result<CertCheckpoint, Error>>),
 }
 
 /// What a local commit's client reports to the core, in this order: it
@@ -124,6 +125,12 @@ impl Runtime {
                 }
                 event = self.events.next(), if self.core.wants_delivery() => match event {
                     Ok(event) => {
+                        // A client registers its commit before it submits,
+                        // so its registration is queued before its write-set
+                        // can be delivered; the queue may still look empty
+                        // to the select above (tokio's cooperative budget),
+                        // so take what is queued before the verdict.
+                        self.drain_commit_events();
                         let ordered = matches!(event, crate::order::Event::Ordered { .. });
                         self.core.handle_event(event);
                         if ordered {
@@ -161,6 +168,12 @@ impl Runtime {
                     *making_visible = Some(self.start_making_visible(upto, checkpoint));
                 }
             }
+        }
+    }
+
+    fn drain_commit_events(&mut self) {
+        while let Ok(event) = self.commit_events.try_recv() {
+            self.on_commit_event(event);
         }
     }
 
@@ -226,9 +239,7 @@ impl Runtime {
         Box::pin(async move {
             let result = crate::task::blocking(request)
                 .await
-                .unwrap_or(Err(ApplyError::Storage(
-                    "the runtime shut down while the engine made a position visible".into(),
-                )));
+                .unwrap_or(Err(ApplyError::Interrupted));
             VisibleDone {
                 upto,
                 stored,

@@ -1,5 +1,6 @@
 //! A snapshot of a node's replication state, for operators and waiters.
 
+use super::error::Failure;
 use super::state::NodeState;
 use crate::certify::{CertDigest, CertStats};
 use crate::ids::{NodeId, Seqno};
@@ -51,7 +52,7 @@ pub struct Status {
     /// Whether the node is re-certifying positions it had already applied.
     pub recovering: bool,
     /// Why the node failed, when it did.
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
     /// The node failed because the positions it lacks are gone from every
     /// log: only a full state transfer (SST) can bring it back.
     pub needs_state_transfer: bool,

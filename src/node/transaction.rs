@@ -6,10 +6,10 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::error::Error;
-use super::handle::Shared;
 use super::outcome::CommitOutcome;
 use super::read_views::ReadViewGuard;
 use super::runtime::CommitEvent;
+use super::shared::Shared;
 use crate::ids::{Seqno, TxnId};
 use crate::writeset::{Isolation, KeyKind, WriteSetBuilder};
 
@@ -172,7 +172,7 @@ impl Transaction {
                 len: usize::try_from(len).unwrap_or(usize::MAX),
                 max,
             },
-            other => Error::Failed(format!("encoding a write-set failed: {other}")),
+            other => Error::Encode(other),
         })?;
         let _permit = shared
             .inflight

@@ -1,6 +1,11 @@
 //! Ordering-layer errors.
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::Cause;
 
 use crate::ids::{NodeId, Seqno};
 
@@ -52,11 +57,17 @@ pub enum OrderError {
         waited: std::time::Duration,
     },
     /// A request to another node's peer service failed.
-    #[error("peer request failed: {0}")]
-    Peer(String),
+    #[error("peer request to {node} failed: {source}")]
+    Peer {
+        /// The node asked.
+        node: NodeId,
+        /// Why.
+        #[source]
+        source: PeerError,
+    },
     /// A membership change (join, leave) could not be made.
     #[error("membership change failed: {0}")]
-    Membership(String),
+    Membership(#[source] PeerError),
     /// The node is not a member of this cluster.
     #[error("{node} is not a member of this cluster")]
     UnknownMember {
@@ -66,4 +77,61 @@ pub enum OrderError {
     /// The ordering layer shut down, or a newer subscription replaced this one.
     #[error("ordering layer closed")]
     Closed,
+}
+
+/// Why a request to another node (a peer call, a membership change passed
+/// to the leader) failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The node could not be reached.
+    #[error("unreachable: {0}")]
+    Unreachable(#[source] Cause),
+    /// The node did not answer in time.
+    #[error("no answer in {after:?}")]
+    TimedOut {
+        /// How long the caller waited.
+        after: Duration,
+    },
+    /// A partition cuts the node off from this one.
+    #[error("cut off from this node")]
+    Disconnected,
+    /// No leader is known to pass the request to.
+    #[error("no leader is known")]
+    NoLeader,
+    /// The answer is not one the request can have.
+    #[error("answered with a malformed response")]
+    Malformed,
+    /// The node has no peer service registered.
+    #[error("serves no peer requests")]
+    NoService,
+    /// The node handled the request and failed; its reason is the source.
+    #[error("{0}")]
+    Remote(#[source] RemoteError),
+    /// This node's own raft refused the change.
+    #[error("{0}")]
+    Raft(#[source] Cause),
+}
+
+/// An error another node reported, as the text it sent: it crossed the
+/// network, so it is shown, never interpreted.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
+#[error("{message}")]
+pub struct RemoteError {
+    message: String,
+}
+
+impl RemoteError {
+    /// The text of `err`, to send back to the node that asked.
+    pub fn new(err: &(dyn std::error::Error + 'static)) -> RemoteError {
+        RemoteError {
+            message: err.to_string(),
+        }
+    }
+
+    /// What the other node said.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }

@@ -7,16 +7,20 @@
 //! [`InProcessOrder::heal`] it (it catches up from the log, as incremental
 //! state transfer would). Membership changes take a position, as they do in
 //! a consensus log. Submissions wait while any connected, subscribed member
-//! lags `fc_limit` positions behind: cluster-wide flow control.
+//! lags `fc_limit` positions behind: cluster-wide flow control. As a
+//! [`Cluster`], a member can leave for good, and members call each other's
+//! [`PeerService`] directly, so state transfer runs here as over the network.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::error::OrderError;
-use super::total_order::{Entry, Event, EventStream, OrderFuture, TotalOrder};
+use super::cluster::{self, Cluster};
+use super::error::{OrderError, PeerError};
+use super::total_order::{Entry, Event, EventStream, OrderFuture, PeerService, TotalOrder};
 use super::view::View;
 use crate::ids::{NodeId, Seqno};
 
@@ -53,6 +57,24 @@ struct Hub {
     state: Mutex<HubState>,
     /// Bumped on every change a waiter may care about.
     changed: watch::Sender<u64>,
+    services: Services,
+}
+
+/// Each member's registered peer service.
+#[derive(Default)]
+struct Services(Mutex<BTreeMap<NodeId, Arc<dyn PeerService>>>);
+
+impl Services {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<NodeId, Arc<dyn PeerService>>> {
+        // Inserts and lookups cannot panic half-way.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.lock().keys()).finish()
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +86,9 @@ enum Logged {
 #[derive(Debug)]
 struct Member {
     connected: bool,
+    /// It left the cluster ([`Cluster::leave`]): it counts for no majority
+    /// and is outside every primary component from then on.
+    left: bool,
     /// The last position delivered to this member's subscription.
     cursor: Seqno,
     /// Set while the member is outside the primary component: the last
@@ -109,6 +134,7 @@ impl InProcessOrder {
             .map(|id| {
                 let member = Member {
                     connected: true,
+                    left: false,
                     cursor: Seqno::ZERO,
                     cut: None,
                     pending_view: None,
@@ -135,6 +161,7 @@ impl InProcessOrder {
             hub: Arc::new(Hub {
                 state: Mutex::new(state),
                 changed,
+                services: Services::default(),
             }),
         }
     }
@@ -206,6 +233,13 @@ impl Hub {
     }
 }
 
+impl Member {
+    /// Connected and still a member: it may be in the primary component.
+    fn present(&self) -> bool {
+        self.connected && !self.left
+    }
+}
+
 impl HubState {
     /// Recomputes the primary component after a connectivity change and
     /// tells every member what it now belongs to. The primary component's
@@ -216,20 +250,21 @@ impl HubState {
         let connected: Vec<NodeId> = self
             .members
             .iter()
-            .filter(|(_, m)| m.connected)
+            .filter(|(_, m)| m.present())
             .map(|(id, _)| *id)
             .collect();
-        self.primary = 2 * connected.len() > self.members.len();
+        let voters = self.members.values().filter(|m| !m.left).count();
+        self.primary = 2 * connected.len() > voters;
         self.view_id += 1;
         let (view_id, left_at, primary) = (self.view_id, self.last_seqno, self.primary);
         for (id, member) in &mut self.members {
-            if primary && member.connected {
+            if primary && member.present() {
                 member.cut = None;
                 member.pending_view = None;
                 continue;
             }
             let cut = *member.cut.get_or_insert(left_at);
-            let members = if member.connected {
+            let members = if member.present() {
                 connected.clone()
             } else {
                 vec![*id]
@@ -272,7 +307,7 @@ impl HubState {
     /// Whether a connected, subscribed member lags too far for new entries.
     fn flow_control_blocks(&self) -> bool {
         self.members.values().any(|m| {
-            m.connected
+            m.present()
                 && m.subscription != 0
                 && self.last_seqno.distance_from(m.cursor) >= self.config.fc_limit
         })
@@ -283,7 +318,7 @@ impl HubState {
             .members
             .get(&node)
             .ok_or(OrderError::UnknownMember { node })?;
-        if !member.connected || !self.primary {
+        if !member.present() || !self.primary {
             return Err(OrderError::NotPrimary);
         }
         Ok(())
@@ -378,6 +413,74 @@ impl TotalOrder for InProcessEndpoint {
             changes: self.hub.changed.subscribe(),
             announced: None,
         }))
+    }
+}
+
+impl Cluster for InProcessEndpoint {
+    /// Every member that has not left, all voters, named `in-process`.
+    fn members(&self) -> Vec<cluster::Member> {
+        let state = self.hub.lock();
+        let present = state.members.iter().filter(|(_, m)| !m.left);
+        present
+            .map(|(id, _)| cluster::Member::new(*id, "in-process", true))
+            .collect()
+    }
+
+    /// One sequencer orders everything: there is no leader.
+    fn leader(&self) -> Option<NodeId> {
+        None
+    }
+
+    /// Like a consensus membership change, leaving takes a position (the
+    /// new primary view) and needs the primary component.
+    fn leave(&self) -> OrderFuture<'_, ()> {
+        Box::pin(async move {
+            {
+                let mut state = self.hub.lock();
+                state.can_order(self.node)?;
+                if let Some(member) = state.members.get_mut(&self.node) {
+                    member.left = true;
+                }
+                state.install_views();
+            }
+            self.hub.bump();
+            Ok(())
+        })
+    }
+
+    fn set_peer_service(&self, service: Arc<dyn PeerService>) -> bool {
+        let mut services = self.hub.services.lock();
+        if services.contains_key(&self.node) {
+            return false;
+        }
+        services.insert(self.node, service);
+        true
+    }
+
+    /// Both ends must be connected members; the target must have a service.
+    fn call_peer(&self, node: NodeId, request: Bytes, timeout: Duration) -> OrderFuture<'_, Bytes> {
+        Box::pin(async move {
+            {
+                let state = self.hub.lock();
+                let target = state
+                    .members
+                    .get(&node)
+                    .filter(|m| !m.left)
+                    .ok_or(OrderError::UnknownMember { node })?;
+                let caller = state.members.get(&self.node);
+                if !target.present() || !caller.is_some_and(Member::present) {
+                    let source = PeerError::Disconnected;
+                    return Err(OrderError::Peer { node, source });
+                }
+            }
+            let service = { self.hub.services.lock().get(&node).cloned() };
+            let peer = |source| OrderError::Peer { node, source };
+            let service = service.ok_or(peer(PeerError::NoService))?;
+            match tokio::time::timeout(timeout, service.handle(self.node, request)).await {
+                Ok(answer) => answer.map_err(|e| peer(PeerError::Remote(e))),
+                Err(_) => Err(peer(PeerError::TimedOut { after: timeout })),
+            }
+        })
     }
 }
 

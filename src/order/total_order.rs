@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::error::OrderError;
+use super::error::{OrderError, RemoteError};
 use super::view::View;
 use crate::ids::{NodeId, Seqno};
 
@@ -105,13 +105,13 @@ pub trait TotalOrder: Send + Sync + 'static {
 /// layer's connections, as opaque bytes (the reference store's state
 /// transfer rides on it). Register one with the ordering layer.
 pub trait PeerService: Send + Sync + 'static {
-    /// Answers `request` from node `from`. `Err` is reported to the caller
-    /// as text.
+    /// Answers `request` from node `from`. An `Err` reaches the caller as
+    /// [`OrderError::Peer`] with [`super::PeerError::Remote`].
     fn handle(&self, from: NodeId, request: Bytes) -> PeerFuture<'_>;
 }
 
 /// The boxed answer of a [`PeerService`].
-pub type PeerFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>>;
+pub type PeerFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, RemoteError>> + Send + 'a>>;
 
 /// Flow control as one node sees it (Galera's `wsrep_flow_control_%`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -200,10 +200,10 @@ impl DaemonConfig {
     /// when no `peer_advertise` is set.
     ///
     /// # Errors
-    /// A message naming the bad setting.
-    pub fn order_config(&self, bound_peer: &str) -> Result<RaftOrderConfig, String> {
+    /// [`DaemonConfigError`] naming the bad setting.
+    pub fn order_config(&self, bound_peer: &str) -> Result<RaftOrderConfig, DaemonConfigError> {
         if self.node_id == 0 {
-            return Err("node_id must be positive".into());
+            return Err(DaemonConfigError::NodeIdZero);
         }
         let advertise = self.peer_advertise.as_deref().unwrap_or(bound_peer);
         let mut config = RaftOrderConfig::new(
@@ -215,14 +215,13 @@ impl DaemonConfig {
         for (id, addr) in &self.initial_members {
             let id: u64 = id
                 .parse()
-                .map_err(|_| format!("initial_members: {id:?} is not a node id"))?;
+                .map_err(|_| DaemonConfigError::BadMemberId { id: id.clone() })?;
             config.initial_members.insert(NodeId::new(id), addr.clone());
         }
         if !config.initial_members.is_empty() && !config.initial_members.contains_key(&self.id()) {
-            return Err(format!(
-                "initial_members must include this node ({})",
-                self.node_id
-            ));
+            return Err(DaemonConfigError::MissingSelf {
+                node_id: self.node_id,
+            });
         }
         config.join = self.join.clone();
         config.sync = match self.sync {
@@ -260,6 +259,30 @@ impl DaemonConfig {
     }
 }
 
+/// A daemon setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonConfigError {
+    /// `node_id = 0`.
+    #[error("node_id must be positive")]
+    NodeIdZero,
+    /// A key of `initial_members` is not a number.
+    #[error("initial_members: {id:?} is not a node id")]
+    BadMemberId {
+        /// The key.
+        id: String,
+    },
+    /// `initial_members` leaves this node out.
+    #[error("initial_members must include this node ({node_id})")]
+    MissingSelf {
+        /// This node.
+        node_id: u64,
+    },
+    /// `engine = "rocksdb"` in a build without it.
+    #[error("engine = \"rocksdb\" needs a build with the rocksdb feature; use \"redb\"")]
+    NoRocksdb,
+}
+
 #[cfg(all(test, feature = "cli"))]
 mod tests {
     use super::*;
@@ -291,11 +314,12 @@ mod tests {
         let mut config = DaemonConfig::new(2, PathBuf::from("d"), "a:1", "a:2");
         config.initial_members.insert("x".into(), "a:1".into());
         let err = config.order_config("a:1").unwrap_err();
-        assert!(err.contains("\"x\" is not a node id"), "{err}");
+        assert_eq!(err, DaemonConfigError::BadMemberId { id: "x".into() });
+        assert!(err.to_string().contains("\"x\" is not a node id"), "{err}");
         config.initial_members.clear();
         config.initial_members.insert("1".into(), "a:1".into());
         let err = config.order_config("a:1").unwrap_err();
-        assert!(err.contains("must include this node"), "{err}");
+        assert_eq!(err, DaemonConfigError::MissingSelf { node_id: 2 });
         let unknown = toml::from_str::<DaemonConfig>("node_id = 1\nnode = 2");
         assert!(unknown.unwrap_err().to_string().contains("unknown field"));
     }

@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::config::{DaemonConfig, EngineKind};
+use super::config::{DaemonConfig, DaemonConfigError, EngineKind};
 use super::connection::{self, RespSettings};
 use super::health;
 use super::resp::Limits;
 use super::session::SessionSettings;
 use super::supervisor::{StoreSlot, Supervisor, open_store};
+use crate::Cause;
 use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
 use crate::net::{BoxListener, Connector, Tcp};
-use crate::order::{RaftOrder, StartError};
+use crate::order::{Cluster, RaftOrder, StartError};
 use crate::transfer::Donor;
 
 /// Why a daemon could not start.
@@ -25,7 +26,7 @@ use crate::transfer::Donor;
 pub enum DaemonError {
     /// A setting is unusable.
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] DaemonConfigError),
     /// A port could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -35,12 +36,13 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     /// The data directory or the engine could not be opened.
-    #[error("storage at {path}: {message}")]
+    #[error("storage at {path}: {source}")]
     Storage {
         /// The path.
         path: String,
         /// Why.
-        message: String,
+        #[source]
+        source: Cause,
     },
     /// The ordering layer did not start.
     #[error(transparent)]
@@ -77,10 +79,13 @@ async fn bind(addr: &str) -> Result<BoxListener, DaemonError> {
     })
 }
 
-fn storage_error(path: &std::path::Path, message: impl std::fmt::Display) -> DaemonError {
+fn storage_error(
+    path: &std::path::Path,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> DaemonError {
     DaemonError::Storage {
         path: path.display().to_string(),
-        message: message.to_string(),
+        source: Cause::new(source),
     }
 }
 
@@ -101,9 +106,7 @@ fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, DaemonError> {
             Ok(Arc::new(engine))
         }
         #[cfg(not(feature = "rocksdb"))]
-        EngineKind::Rocksdb => Err(DaemonError::Config(
-            "engine = \"rocksdb\" needs a build with the rocksdb feature; use \"redb\"".into(),
-        )),
+        EngineKind::Rocksdb => Err(DaemonConfigError::NoRocksdb.into()),
     }
 }
 
@@ -176,16 +179,16 @@ impl Daemon {
                 addr: config.peer_listen.clone(),
                 source,
             })?;
-        let order_config = config
-            .order_config(&peer_addr.to_string())
-            .map_err(DaemonError::Config)?;
+        let order_config = config.order_config(&peer_addr.to_string())?;
         let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
+        // Everything above the ordering layer sees only its traits.
+        let cluster: Arc<dyn Cluster> = order.clone();
         let slot = Arc::new(watch::channel(None).0);
-        order.set_peer_service(Donor::start(slot.subscribe()));
+        cluster.set_peer_service(Donor::start(slot.subscribe()));
         // A store whose gap left every log starts empty: the supervisor
         // fills it by state transfer while the ports answer LOADING.
-        let store = match open_store(&config.store_config(), &engine, &order).await {
+        let store = match open_store(&config.store_config(), &engine, &cluster).await {
             Ok(store) => store,
             Err(err) => {
                 order.shutdown().await;
@@ -199,7 +202,7 @@ impl Daemon {
             None => None,
         };
         let (shutdown, stop) = watch::channel(false);
-        let settings = Arc::new(resp_settings(&config, order.clone()));
+        let settings = Arc::new(resp_settings(&config, cluster.clone()));
         let mut tasks = vec![
             tokio::spawn(connection::accept_loop(
                 client_listener,
@@ -212,7 +215,7 @@ impl Daemon {
                     slot: slot.clone(),
                     config: config.store_config(),
                     engine,
-                    order: order.clone(),
+                    order: cluster,
                     shutdown: stop.clone(),
                 }
                 .run(),
@@ -292,7 +295,7 @@ fn local_addr(listener: &BoxListener, what: &str) -> Result<SocketAddr, DaemonEr
     })
 }
 
-fn resp_settings(config: &DaemonConfig, order: Arc<RaftOrder>) -> RespSettings {
+fn resp_settings(config: &DaemonConfig, order: Arc<dyn Cluster>) -> RespSettings {
     let limits = Limits::default();
     RespSettings {
         limits,

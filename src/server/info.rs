@@ -47,11 +47,27 @@ pub(crate) fn state_comment(state: NodeState) -> &'static str {
     }
 }
 
+/// The four watermarks under their certus names, after Galera's for the
+/// three it has (docs/glossary.md maps them).
+fn watermarks(status: &Status) -> [(&'static str, String); 7] {
+    let (delivered, certified) = (status.last_delivered.get(), status.last_certified.get());
+    let (applied, visible) = (status.last_applied.get(), status.last_visible.get());
+    [
+        ("wsrep_last_delivered", delivered.to_string()),
+        ("wsrep_last_committed", certified.to_string()),
+        ("wsrep_last_applied", visible.to_string()),
+        ("certus_last_delivered", delivered.to_string()),
+        ("certus_last_certified", certified.to_string()),
+        ("certus_last_applied", applied.to_string()),
+        ("certus_last_visible", visible.to_string()),
+    ]
+}
+
 fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
     let primary = status.view.as_ref().is_some_and(|v| v.primary);
     let cluster_size = status.view.as_ref().map_or(0, |v| v.members.len());
     let ready = status.state.accepts_writes();
-    let fields: [(&str, String); 17] = [
+    let fields: [(&str, String); 14] = [
         ("wsrep_cluster_size", cluster_size.to_string()),
         (
             "wsrep_cluster_status",
@@ -62,15 +78,6 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
             state_comment(status.state).into(),
         ),
         ("wsrep_ready", if ready { "ON" } else { "OFF" }.into()),
-        (
-            "wsrep_last_delivered",
-            status.last_delivered.get().to_string(),
-        ),
-        (
-            "wsrep_last_committed",
-            status.last_certified.get().to_string(),
-        ),
-        ("wsrep_last_applied", status.last_visible.get().to_string()),
         (
             "certus_cert_digest",
             status
@@ -98,13 +105,20 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
             "wsrep_failure",
             status
                 .failure
-                .clone()
+                .as_ref()
+                .map(ToString::to_string)
                 .unwrap_or_default()
                 .replace(['\r', '\n'], " "),
         ),
     ];
     out.push_str("# Replication\r\n");
-    for (name, value) in fields {
+    let (head, tail) = fields.split_at(4);
+    for (name, value) in head
+        .iter()
+        .cloned()
+        .chain(watermarks(status))
+        .chain(tail.iter().cloned())
+    {
         let _ = write!(out, "{name}:{value}\r\n");
     }
     out.push_str("\r\n");

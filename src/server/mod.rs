@@ -18,5 +18,5 @@ pub mod resp;
 mod session;
 mod supervisor;
 
-pub use config::{DaemonConfig, EngineKind, IsolationSetting, SyncSetting};
+pub use config::{DaemonConfig, DaemonConfigError, EngineKind, IsolationSetting, SyncSetting};
 pub use daemon::{Daemon, DaemonError, Listeners};

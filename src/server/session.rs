@@ -24,7 +24,7 @@ use super::info;
 use super::resp::{Command, Reply};
 use crate::kv::{KvError, KvStore, KvTransaction};
 use crate::node::{CommitOutcome, Conflict, Error, TxnOptions};
-use crate::order::RaftOrder;
+use crate::order::Cluster;
 use crate::writeset::Isolation;
 
 /// Settings shared by every session of a server.
@@ -39,7 +39,7 @@ pub(crate) struct SessionSettings {
     /// Bytes of arguments queued in one `MULTI`, at most.
     pub(crate) max_queued_bytes: usize,
     /// The ordering layer, for `CERTUS MEMBERS` and `CERTUS LEAVE`.
-    pub(crate) order: Option<Arc<RaftOrder>>,
+    pub(crate) order: Option<Arc<dyn Cluster>>,
 }
 
 /// What the connection does after a reply.

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::kv::{Engine, KvError, KvStore, StoreConfig};
 use crate::node;
-use crate::order::{OrderError, RaftOrder};
+use crate::order::{Cluster, OrderError};
 use crate::transfer::{self, TransferError};
 
 /// The first pause after a failed transfer; it doubles up to [`RETRY_MAX`].
@@ -38,7 +38,7 @@ pub(crate) type StoreSlot = watch::Sender<Option<KvStore>>;
 pub(crate) async fn open_store(
     config: &StoreConfig,
     engine: &Arc<dyn Engine>,
-    order: &Arc<RaftOrder>,
+    order: &Arc<dyn Cluster>,
 ) -> Result<Option<KvStore>, KvError> {
     match KvStore::open(config.clone(), engine.clone(), order.clone()).await {
         Err(KvError::Node(node::Error::Order(OrderError::StateTransferRequired {
@@ -68,7 +68,7 @@ pub(crate) struct Supervisor {
     pub(crate) slot: Arc<StoreSlot>,
     pub(crate) config: StoreConfig,
     pub(crate) engine: Arc<dyn Engine>,
-    pub(crate) order: Arc<RaftOrder>,
+    pub(crate) order: Arc<dyn Cluster>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -113,7 +113,7 @@ impl Supervisor {
         let mut pause = RETRY_FIRST;
         loop {
             let attempt = async {
-                transfer::fetch(&self.order, self.engine.clone()).await?;
+                transfer::fetch(&*self.order, self.engine.clone()).await?;
                 Ok::<_, RestoreError>(open_store(&self.config, &self.engine, &self.order).await?)
             };
             let outcome = tokio::select! {

@@ -11,10 +11,11 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::messages::{self, Digest, TransferRequest, TransferResponse};
+use crate::frame::FrameError;
 use crate::ids::{NodeId, Seqno};
-use crate::kv::{KvStore, KvTransaction};
-use crate::node::{DonorGuard, TxnOptions};
-use crate::order::{PeerFuture, PeerService};
+use crate::kv::{KvError, KvStore, KvTransaction};
+use crate::node::{self, DonorGuard, TxnOptions};
+use crate::order::{PeerFuture, PeerService, RemoteError};
 
 /// Transfers one donor serves at once; a joiner beyond that tries another.
 const MAX_ACTIVE: usize = 2;
@@ -23,6 +24,26 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Rows and bytes per chunk, at most (a single larger row is sent alone).
 const CHUNK_KEYS: usize = 10_000;
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// Why a donor refused or failed a request; the joiner sees its text and
+/// tries another donor.
+#[derive(Debug, thiserror::Error)]
+enum DonorError {
+    #[error("this donor is busy with other transfers")]
+    Busy,
+    #[error("this node has no store right now")]
+    NoStore,
+    #[error("no such transfer (abandoned?)")]
+    UnknownTransfer,
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] KvError),
+    #[error(transparent)]
+    Node(#[from] node::Error),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
 
 /// One transfer in progress.
 struct Active {
@@ -75,12 +96,15 @@ impl Donor {
         &self,
         from: NodeId,
         request: TransferRequest,
-    ) -> Result<TransferResponse, String> {
+    ) -> Result<TransferResponse, DonorError> {
         match request {
             TransferRequest::Begin => self.begin(from).await,
             TransferRequest::Chunk { id, after } => self.chunk(id, after).await,
             TransferRequest::End { id } => {
-                let active = self.active().remove(&id).ok_or("no such transfer")?;
+                let active = self
+                    .active()
+                    .remove(&id)
+                    .ok_or(DonorError::UnknownTransfer)?;
                 let (keys, crc32) = active.digest.finish();
                 tracing::info!(joiner = %from, keys, "state transfer served");
                 Ok(TransferResponse::Ended { keys, crc32 })
@@ -88,28 +112,16 @@ impl Donor {
         }
     }
 
-    async fn begin(&self, from: NodeId) -> Result<TransferResponse, String> {
+    async fn begin(&self, from: NodeId) -> Result<TransferResponse, DonorError> {
         if self.active().len() >= MAX_ACTIVE {
-            return Err("this donor is busy with other transfers".into());
+            return Err(DonorError::Busy);
         }
-        let store = self
-            .store
-            .borrow()
-            .clone()
-            .ok_or("this node has no store right now")?;
+        let store = self.store.borrow().clone().ok_or(DonorError::NoStore)?;
         let options = TxnOptions::default().causal(false);
-        let view = store.begin_with(options).await.map_err(|e| e.to_string())?;
-        let (checkpoint, guard) = store
-            .node()
-            .begin_donation()
-            .await
-            .map_err(|e| e.to_string())?;
+        let view = store.begin_with(options).await?;
+        let (checkpoint, guard) = store.node().begin_donation().await?;
         let seqno = checkpoint.seqno();
-        store
-            .node()
-            .wait_visible(seqno)
-            .await
-            .map_err(|e| e.to_string())?;
+        store.node().wait_visible(seqno).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         tracing::info!(joiner = %from, %seqno, "providing a state transfer");
         let active = Active {
@@ -128,19 +140,18 @@ impl Donor {
         })
     }
 
-    async fn chunk(&self, id: u64, after: Option<Bytes>) -> Result<TransferResponse, String> {
+    async fn chunk(&self, id: u64, after: Option<Bytes>) -> Result<TransferResponse, DonorError> {
         let (store, seqno) = {
             let active = self.active();
-            let active = active.get(&id).ok_or("no such transfer (abandoned?)")?;
+            let active = active.get(&id).ok_or(DonorError::UnknownTransfer)?;
             (active.store.clone(), active.seqno)
         };
         let read = move || store.export_chunk(seqno, after.as_deref(), CHUNK_KEYS, CHUNK_BYTES);
         let chunk = crate::task::blocking(read)
             .await
-            .ok_or("the node is shutting down")?
-            .map_err(|e| e.to_string())?;
+            .ok_or(DonorError::ShuttingDown)??;
         let mut active = self.active();
-        let active = active.get_mut(&id).ok_or("transfer abandoned")?;
+        let active = active.get_mut(&id).ok_or(DonorError::UnknownTransfer)?;
         active.digest.add(&chunk.entries);
         active.last_used = Instant::now();
         Ok(TransferResponse::Chunk {
@@ -153,9 +164,12 @@ impl Donor {
 impl PeerService for Donor {
     fn handle(&self, from: NodeId, request: Bytes) -> PeerFuture<'_> {
         Box::pin(async move {
-            let request = messages::decode(&request).map_err(|e| e.to_string())?;
-            let response = self.answer(from, request).await?;
-            messages::encode(&response).map_err(|e| e.to_string())
+            let answer = async {
+                let request = messages::decode(&request)?;
+                let response = self.answer(from, request).await?;
+                Ok(messages::encode(&response)?)
+            };
+            answer.await.map_err(|e: DonorError| RemoteError::new(&e))
         })
     }
 }

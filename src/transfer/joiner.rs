@@ -8,9 +8,10 @@ use thiserror::Error;
 
 use super::messages::{self, Digest, TransferRequest, TransferResponse};
 use crate::certify::CertCheckpoint;
+use crate::frame::FrameError;
 use crate::ids::{NodeId, Seqno};
 use crate::kv::{Engine, EngineError, MvccStore};
-use crate::order::{OrderError, RaftOrder};
+use crate::order::{Cluster, OrderError};
 
 /// How long one request of a transfer may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -20,20 +21,73 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum TransferError {
-    /// No donor could provide a transfer; the last reason is given.
-    #[error("no donor could provide a state transfer: {0}")]
-    NoDonor(String),
+    /// No donor could provide a transfer: the cluster has no other voter,
+    /// or every one failed; the last failure is the source.
+    #[error("no donor could provide a state transfer: {}", last_failure(last.as_deref()))]
+    NoDonor {
+        /// Why the last donor tried failed.
+        #[source]
+        last: Option<Box<TransferError>>,
+    },
+    /// A donor could not be asked, or refused.
+    #[error("donor {donor}: {source}")]
+    Donor {
+        /// The donor.
+        donor: NodeId,
+        /// Why the request failed.
+        #[source]
+        source: OrderError,
+    },
     /// What arrived does not add up (a digest or checkpoint mismatch).
     #[error("state transfer from {donor} is corrupt: {reason}")]
     Corrupt {
         /// The donor.
         donor: NodeId,
         /// What did not match.
-        reason: String,
+        #[source]
+        reason: Corruption,
     },
     /// The local engine failed.
     #[error("storing the state transfer failed: {0}")]
     Storage(#[from] EngineError),
+}
+
+fn last_failure(last: Option<&TransferError>) -> String {
+    last.map_or_else(
+        || "the cluster has no other voter".into(),
+        ToString::to_string,
+    )
+}
+
+/// What made a donor's answer unusable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A message did not decode.
+    #[error("a message does not decode: {0}")]
+    Decode(#[from] FrameError),
+    /// The donor answered a request with the wrong kind of message.
+    #[error("unexpected answer to {request}")]
+    UnexpectedAnswer {
+        /// The request.
+        request: &'static str,
+    },
+    /// The certification checkpoint is not at the data's position.
+    #[error("checkpoint at {checkpoint} for data at {data}")]
+    CheckpointMismatch {
+        /// The checkpoint's seqno.
+        checkpoint: Seqno,
+        /// The data's seqno.
+        data: Seqno,
+    },
+    /// The rows received do not match the donor's count and checksum.
+    #[error("received {received:?} (rows, crc32), the donor sent {sent:?}")]
+    DigestMismatch {
+        /// What arrived.
+        received: (u64, u32),
+        /// What the donor counted.
+        sent: (u64, u32),
+    },
 }
 
 /// Copies the whole state from a donor into `engine`, replacing what it
@@ -42,8 +96,8 @@ pub enum TransferError {
 ///
 /// # Errors
 /// [`TransferError`].
-pub async fn fetch(order: &RaftOrder, engine: Arc<dyn Engine>) -> Result<Seqno, TransferError> {
-    let me = order.config().node_id;
+pub async fn fetch(order: &dyn Cluster, engine: Arc<dyn Engine>) -> Result<Seqno, TransferError> {
+    let me = order.node_id();
     let leader = order.leader();
     let mut donors: Vec<NodeId> = order
         .members()
@@ -52,58 +106,59 @@ pub async fn fetch(order: &RaftOrder, engine: Arc<dyn Engine>) -> Result<Seqno, 
         .map(|m| m.id)
         .collect();
     donors.sort_by_key(|id| Some(*id) == leader);
-    let mut last = "the cluster has no other voter".to_string();
+    let mut last = None;
     for donor in donors {
         match fetch_from(order, donor, engine.clone()).await {
             Ok(seqno) => return Ok(seqno),
             Err(err @ TransferError::Storage(_)) => return Err(err),
             Err(err) => {
                 tracing::warn!(%donor, error = %err, "state transfer failed; trying another donor");
-                last = match err {
-                    TransferError::NoDonor(reason) => reason,
-                    other => other.to_string(),
-                };
+                last = Some(Box::new(err));
             }
         }
     }
-    Err(TransferError::NoDonor(last))
+    Err(TransferError::NoDonor { last })
 }
 
 async fn call(
-    order: &RaftOrder,
+    order: &dyn Cluster,
     donor: NodeId,
     request: &TransferRequest,
 ) -> Result<TransferResponse, TransferError> {
-    let corrupt = |reason: String| TransferError::Corrupt { donor, reason };
-    let body = messages::encode(request).map_err(|e| corrupt(e.to_string()))?;
+    let corrupt = |e: FrameError| TransferError::Corrupt {
+        donor,
+        reason: e.into(),
+    };
+    let body = messages::encode(request).map_err(corrupt)?;
     let answer = order
         .call_peer(donor, body, REQUEST_TIMEOUT)
         .await
-        .map_err(|e: OrderError| TransferError::NoDonor(format!("{donor}: {e}")))?;
-    messages::decode(&answer).map_err(|e| corrupt(e.to_string()))
+        .map_err(|source| TransferError::Donor { donor, source })?;
+    messages::decode(&answer).map_err(corrupt)
 }
 
 async fn fetch_from(
-    order: &RaftOrder,
+    order: &dyn Cluster,
     donor: NodeId,
     engine: Arc<dyn Engine>,
 ) -> Result<Seqno, TransferError> {
-    let corrupt = |reason: String| TransferError::Corrupt { donor, reason };
+    let corrupt = |reason: Corruption| TransferError::Corrupt { donor, reason };
+    let unexpected = |request| corrupt(Corruption::UnexpectedAnswer { request });
     let TransferResponse::Begun {
         id,
         seqno,
         checkpoint,
     } = call(order, donor, &TransferRequest::Begin).await?
     else {
-        return Err(corrupt("unexpected answer to Begin".into()));
+        return Err(unexpected("Begin"));
     };
     let seqno = Seqno::new(seqno);
-    let checkpoint = CertCheckpoint::from_bytes(checkpoint).map_err(|e| corrupt(e.to_string()))?;
+    let checkpoint = CertCheckpoint::from_bytes(checkpoint).map_err(|e| corrupt(e.into()))?;
     if checkpoint.seqno() != seqno {
-        return Err(corrupt(format!(
-            "checkpoint at {} for data at {seqno}",
-            checkpoint.seqno()
-        )));
+        return Err(corrupt(Corruption::CheckpointMismatch {
+            checkpoint: checkpoint.seqno(),
+            data: seqno,
+        }));
     }
     tracing::info!(%donor, %seqno, "receiving a state transfer");
     let mvcc = Arc::new(MvccStore::new(engine, 1));
@@ -113,7 +168,7 @@ async fn fetch_from(
     loop {
         let request = TransferRequest::Chunk { id, after };
         let TransferResponse::Chunk { entries, next } = call(order, donor, &request).await? else {
-            return Err(corrupt("unexpected answer to Chunk".into()));
+            return Err(unexpected("Chunk"));
         };
         digest.add(&entries);
         blocking(&mvcc, move |m| m.import(seqno, &entries)).await?;
@@ -125,14 +180,13 @@ async fn fetch_from(
     let TransferResponse::Ended { keys, crc32 } =
         call(order, donor, &TransferRequest::End { id }).await?
     else {
-        return Err(corrupt("unexpected answer to End".into()));
+        return Err(unexpected("End"));
     };
     if digest.finish() != (keys, crc32) {
-        return Err(corrupt(format!(
-            "received {:?} (rows, crc32), the donor sent {:?}",
-            digest.finish(),
-            (keys, crc32)
-        )));
+        return Err(corrupt(Corruption::DigestMismatch {
+            received: digest.finish(),
+            sent: (keys, crc32),
+        }));
     }
     blocking(&mvcc, move |m| m.finish_import(&checkpoint)).await?;
     tracing::info!(%donor, %seqno, keys, "state transfer complete");
@@ -147,6 +201,6 @@ async fn blocking(
     let mvcc = mvcc.clone();
     crate::task::blocking(move || work(&mvcc))
         .await
-        .unwrap_or_else(|| Err(EngineError::Io("shutting down".into())))
+        .unwrap_or(Err(EngineError::ShutDown))
         .map_err(TransferError::Storage)
 }

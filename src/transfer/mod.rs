@@ -31,4 +31,4 @@ mod joiner;
 mod messages;
 
 pub use donor::Donor;
-pub use joiner::{TransferError, fetch};
+pub use joiner::{Corruption, TransferError, fetch};

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use certus::net::{BoxListener, Tcp};
 use certus::node::{NodeState, Status};
+use certus::order::Cluster as _;
 use certus::server::{Daemon, DaemonConfig, EngineKind, Listeners};
 use tokio::runtime::Runtime;
 

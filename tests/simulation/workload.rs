@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     pub(crate) finals: RefCell<Vec<Option<FinalState>>>,
 }
 
-/// One node's final state: the list at every key, its last committed
+/// One node's final state: the list at every key, its last certified
 /// seqno and its certification digest there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FinalState {
@@ -53,7 +53,7 @@ pub(crate) struct FinalState {
     pub(crate) digest: String,
 }
 
-/// What `INFO` says of a synced node: its last committed seqno and its
+/// What `INFO` says of a synced node: its last certified seqno and its
 /// certification digest there.
 type Position = (u64, String);
 
@@ -290,7 +290,7 @@ pub(crate) async fn final_reads(shared: Rc<Shared>) -> turmoil::Result {
     Ok(())
 }
 
-/// Every node's last committed seqno and certification digest, when every node is
+/// Every node's last certified seqno and certification digest, when every node is
 /// synced and in the primary component.
 async fn committed_everywhere(nodes: usize) -> Option<Vec<Position>> {
     let mut committed = Vec::with_capacity(nodes);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::log_store::SyncMode;
+use super::log::SyncMode;
 use crate::ids::NodeId;
 
 /// How one node takes part in the networked ordering layer.
@@ -83,7 +83,7 @@ impl RaftOrderConfig {
         }
     }
 
-    pub(super) fn raft_config(&self) -> Result<openraft::Config, String> {
+    pub(super) fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let config = openraft::Config {
             cluster_name: self.cluster.clone(),
@@ -106,6 +106,6 @@ impl RaftOrderConfig {
             enable_leader_restore: Some(false),
             ..Default::default()
         };
-        config.validate().map_err(|e| e.to_string())
+        config.validate()
     }
 }

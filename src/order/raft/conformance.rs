@@ -10,7 +10,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader};
 
 use super::delivery::Delivery;
-use super::log_store::{LogStore, SyncMode};
+use super::log::{LogStore, SyncMode};
 use super::types::{LogEntry, Submission, TypeConfig};
 
 struct Builder;

@@ -19,9 +19,11 @@ use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use tokio::sync::{Notify, watch};
 
-use super::log_files::{read_state_file, write_state_file};
-use super::log_store::LogStore;
+use super::log::{LogStore, read_state_file, write_state_file};
 use super::types::{LogId, Membership, SnapshotMeta, TypeConfig};
+
+/// The raft node this state machine is driven by.
+pub(crate) type Raft = openraft::Raft<TypeConfig, Delivery>;
 
 const SNAPSHOT_FILE: &str = "raft-snapshot";
 const SNAPSHOT_MAX: usize = 1 << 24;

@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::network::Client;
 use crate::net::NetError;
+use crate::order::{PeerError, RemoteError};
 
 /// The fate of one forwarded frame as the submitter sees it.
 pub(crate) type ForwardResult = Result<Forwarded, NetError>;
@@ -89,8 +90,7 @@ async fn send_batch(client: Client, items: Vec<Item>, timeout: Duration) {
         }
         Ok(_) => {
             for item in items {
-                let failed =
-                    Forwarded::Failed("leader answered with a malformed response".to_string());
+                let failed = Forwarded::Failed(RemoteError::new(&PeerError::Malformed));
                 let _ = item.reply.send(Ok(failed));
             }
         }

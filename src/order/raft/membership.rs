@@ -2,8 +2,8 @@
 //! the leader promotes learners to voters once their logs have caught up,
 //! and a node leaves by asking the leader to remove it.
 //!
-//! The promotion rule is pure ([`ready_to_promote`]); the rest is the
-//! shell that carries requests to the leader.
+//! This is a shell: it carries requests to the leader. The promotion rule
+//! is pure and lives in [`super::monitor`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,22 +14,12 @@ use openraft::{BasicNode, ChangeMembers};
 use tokio::sync::watch;
 
 use super::config::RaftOrderConfig;
+use super::delivery::Raft;
 use super::messages::{PeerRequest, PeerResponse};
 use super::network::Peers;
-use super::types::Raft;
+use crate::Cause;
 use crate::ids::NodeId;
-
-/// One node of the cluster's membership.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Member {
-    /// The node.
-    pub id: NodeId,
-    /// Its peer address.
-    pub addr: String,
-    /// Whether it votes (else it is a learner, catching up).
-    pub voter: bool,
-}
+use crate::order::{Member, PeerError};
 
 /// The membership as this node knows it, in id order.
 pub(crate) fn members(raft: &Raft) -> Vec<Member> {
@@ -44,21 +34,6 @@ pub(crate) fn members(raft: &Raft) -> Vec<Member> {
             addr: node.addr.clone(),
             voter: voters.contains(id),
         })
-        .collect()
-}
-
-/// Learners whose replicated log is within `max_lag` entries of the
-/// leader's last log index: they can vote without slowing commits.
-#[must_use]
-pub(crate) fn ready_to_promote(
-    learners: &BTreeMap<u64, Option<u64>>,
-    last_log_index: u64,
-    max_lag: u64,
-) -> BTreeSet<u64> {
-    learners
-        .iter()
-        .filter(|(_, matched)| matched.is_some_and(|m| m.saturating_add(max_lag) >= last_log_index))
-        .map(|(id, _)| *id)
         .collect()
 }
 
@@ -78,17 +53,17 @@ pub(crate) fn learner_progress(raft: &Raft) -> (BTreeMap<u64, Option<u64>>, u64)
 }
 
 /// Promotes `learners` to voters (on the leader).
-pub(crate) async fn promote(raft: &Raft, learners: BTreeSet<u64>) -> Result<(), String> {
+pub(crate) async fn promote(raft: &Raft, learners: BTreeSet<u64>) -> Result<(), PeerError> {
     tracing::info!(?learners, "promoting caught-up learners to voters");
     raft.change_membership(ChangeMembers::AddVoterIds(learners), false)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(raft_error)
 }
 
 /// Adds `node` at `addr` as a learner (on the leader). A node already in
 /// the membership at that address is left as it is.
-pub(crate) async fn add_learner(raft: &Raft, node: u64, addr: String) -> Result<(), String> {
+pub(crate) async fn add_learner(raft: &Raft, node: u64, addr: String) -> Result<(), PeerError> {
     let known = {
         let metrics = raft.metrics();
         let metrics = metrics.borrow_watched();
@@ -105,11 +80,11 @@ pub(crate) async fn add_learner(raft: &Raft, node: u64, addr: String) -> Result<
     raft.add_learner(node, BasicNode { addr }, false)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(raft_error)
 }
 
 /// Removes `node` from the cluster (on the leader).
-pub(crate) async fn remove(raft: &Raft, node: u64) -> Result<(), String> {
+pub(crate) async fn remove(raft: &Raft, node: u64) -> Result<(), PeerError> {
     let voter = {
         let metrics = raft.metrics();
         let metrics = metrics.borrow_watched();
@@ -128,7 +103,11 @@ pub(crate) async fn remove(raft: &Raft, node: u64) -> Result<(), String> {
     raft.change_membership(change, false)
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(raft_error)
+}
+
+fn raft_error(err: impl std::error::Error + Send + Sync + 'static) -> PeerError {
+    PeerError::Raft(Cause::new(err))
 }
 
 /// Sends a membership request to the leader this node knows of.
@@ -137,12 +116,12 @@ pub(crate) async fn to_leader(
     peers: &Peers,
     request: &PeerRequest,
     timeout: Duration,
-) -> Result<(), String> {
-    let client = peers.leader(raft)?;
+) -> Result<(), PeerError> {
+    let client = peers.leader(raft).map_err(|_| PeerError::NoLeader)?;
     match client.call(request, timeout).await {
-        Ok(PeerResponse::Membership(result)) => result,
-        Ok(_) => Err("the leader answered with a malformed response".into()),
-        Err(err) => Err(format!("the leader is unreachable: {err}")),
+        Ok(PeerResponse::Membership(result)) => result.map_err(PeerError::Remote),
+        Ok(_) => Err(PeerError::Malformed),
+        Err(err) => Err(PeerError::Unreachable(Cause::new(err))),
     }
 }
 
@@ -186,20 +165,5 @@ async fn join_through(
             _ = shutdown.wait_for(|stop| *stop) => return,
             () = tokio::time::sleep(retry) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_caught_up_learners_are_promoted() {
-        let learners = BTreeMap::from([(4, Some(990)), (5, Some(10)), (6, None), (7, Some(1000))]);
-        assert_eq!(
-            ready_to_promote(&learners, 1000, 64),
-            BTreeSet::from([4, 7])
-        );
-        assert!(ready_to_promote(&BTreeMap::new(), 1000, 64).is_empty());
     }
 }

@@ -7,6 +7,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 use super::types::{SnapshotMeta, TypeConfig, Vote};
+use crate::order::RemoteError;
 
 /// A request from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,17 +43,19 @@ pub(crate) enum PeerRequest {
 }
 
 /// The answer to a [`PeerRequest`] of the same name. `Err` carries a
-/// remote failure as text; it is reported, never interpreted.
+/// remote failure as its text ([`RemoteError`]): reported, never
+/// interpreted.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum PeerResponse {
-    Append(Result<AppendEntriesResponse<TypeConfig>, String>),
-    Vote(Result<VoteResponse<TypeConfig>, String>),
-    Snapshot(Result<SnapshotResponse<TypeConfig>, String>),
+    Append(Result<AppendEntriesResponse<TypeConfig>, RemoteError>),
+    Vote(Result<VoteResponse<TypeConfig>, RemoteError>),
+    Snapshot(Result<SnapshotResponse<TypeConfig>, RemoteError>),
     Forward(Vec<Forwarded>),
     ReadIndex(Result<u64, Redirect>),
     FlowControl,
-    Membership(Result<(), String>),
-    Service(Result<Bytes, String>),
+    Membership(Result<(), RemoteError>),
+    /// `None` when the node has no peer service.
+    Service(Option<Result<Bytes, RemoteError>>),
 }
 
 /// What became of one forwarded frame.
@@ -65,7 +68,7 @@ pub(crate) enum Forwarded {
     /// Appended, then discarded by a leader change: it may still commit.
     Discarded(Redirect),
     /// The leader failed; the frame may or may not be ordered.
-    Failed(String),
+    Failed(RemoteError),
     /// Flow control held it back while a node caught up: not appended.
     Paused,
 }

@@ -1,22 +1,21 @@
 //! The networked ordering layer: openraft behind [`TotalOrder`].
 //!
 //! The raft log index is the global seqno. The log lives in checksummed
-//! segment files ([`log_files`]) kept in memory for reads ([`log_store`]);
+//! segment files kept in memory for reads ([`log`]);
 //! openraft's state machine ([`delivery`]) only publishes how far the log
 //! is applied, and each node's event feed ([`stream`]) reads the entries
-//! from the log. Peers talk over [`crate::net`]. No openraft type appears
-//! in this module's public items.
+//! from the log. Peers talk over [`crate::net`]. The decisions taken on
+//! every heartbeat and for flow control are pure rules ([`monitor`] and
+//! [`flow`], each a `rule.rs` beside its `shell.rs`). No openraft type
+//! appears in this module's public items.
 //!
 //! [`TotalOrder`]: crate::order::TotalOrder
 
 mod config;
 mod delivery;
 mod flow;
-mod flow_control;
 mod forwarder;
-mod liveness;
-mod log_files;
-mod log_store;
+mod log;
 mod membership;
 mod messages;
 mod monitor;
@@ -28,8 +27,7 @@ mod sync_points;
 mod types;
 
 pub use config::RaftOrderConfig;
-pub use log_store::SyncMode;
-pub use membership::Member;
+pub use log::SyncMode;
 pub use order::{RaftOrder, StartError};
 
 #[cfg(test)]

@@ -16,9 +16,11 @@ use openraft::raft::{
 use openraft::{BasicNode, EntryPayload, RaftNetworkFactory, RaftNetworkV2};
 
 use super::delivery::OrderSnapshot;
+use super::delivery::Raft;
 use super::messages::{PeerRequest, PeerResponse};
-use super::types::{LogEntry, LogId, Raft, Submission, TypeConfig, Vote};
+use super::types::{LogEntry, LogId, Submission, TypeConfig, Vote};
 use crate::net::{ClientConfig, NetError, PeerClient};
+use crate::order::RemoteError;
 
 pub(crate) type Client = PeerClient<PeerRequest, PeerResponse>;
 
@@ -179,7 +181,7 @@ fn unexpected(what: &str) -> RPCError<TypeConfig> {
     )))
 }
 
-fn remote(err: String) -> RPCError<TypeConfig> {
+fn remote(err: RemoteError) -> RPCError<TypeConfig> {
     RPCError::Network(NetworkError::from_string(format!("peer failed: {err}")))
 }
 

@@ -13,22 +13,25 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::RaftOrderConfig;
+use super::delivery::Raft;
 use super::delivery::{Delivery, DeliveryShared};
-use super::flow_control::FlowControl;
+use super::flow::FlowControl;
 use super::forwarder::Forwarder;
-use super::log_store::LogStore;
-use super::membership::{self, Member};
+use super::log::LogStore;
+use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::monitor::Monitor;
 use super::network::{Network, Peers, append_bytes};
 use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
 use super::sync_points::{ReadIndex, SyncPoints};
-use super::types::{Raft, Runtime, Submission};
+use super::types::{Runtime, Submission};
+use crate::Cause;
 use crate::ids::{NodeId, Seqno};
 use crate::net::{self, BoxListener, ClientConfig, Connector, ServerConfig};
 use crate::order::{
-    EventStream, FlowControlStats, OrderError, OrderFuture, PeerService, TotalOrder,
+    Cluster, EventStream, FlowControlStats, Member, OrderError, OrderFuture, PeerError,
+    PeerService, TotalOrder,
 };
 
 /// Why the networked ordering layer could not start.
@@ -37,7 +40,7 @@ use crate::order::{
 pub enum StartError {
     /// A setting is unusable.
     #[error("invalid ordering configuration: {0}")]
-    Config(String),
+    Config(#[source] openraft::ConfigError),
     /// The log, vote or snapshot point could not be read or written.
     #[error("ordering log at {path}: {source}")]
     Storage {
@@ -48,7 +51,7 @@ pub enum StartError {
     },
     /// Raft refused to start.
     #[error("raft failed to start: {0}")]
-    Raft(String),
+    Raft(#[source] Cause),
 }
 
 /// What one submission attempt came to.
@@ -187,72 +190,6 @@ impl RaftOrder {
     #[must_use]
     pub fn config(&self) -> &RaftOrderConfig {
         &self.config
-    }
-
-    /// The leader this node knows of.
-    #[must_use]
-    pub fn leader(&self) -> Option<NodeId> {
-        self.raft
-            .metrics()
-            .borrow_watched()
-            .current_leader
-            .map(NodeId::new)
-    }
-
-    /// The cluster's members as this node knows them.
-    #[must_use]
-    pub fn members(&self) -> Vec<Member> {
-        membership::members(&self.raft)
-    }
-
-    /// Removes this node from the cluster (Galera's graceful leave): the
-    /// leader commits a membership without it, after which this node is
-    /// outside the primary component for good. Stop it afterwards.
-    ///
-    /// # Errors
-    /// [`OrderError::Membership`] when the leader could not be reached or
-    /// refused the change.
-    pub async fn leave(&self) -> Result<(), OrderError> {
-        let me = self.config.node_id.get();
-        let result = if self.raft.is_leader() {
-            membership::remove(&self.raft, me).await
-        } else {
-            let request = PeerRequest::Leave { node: me };
-            let timeout = self.config.submit_timeout;
-            membership::to_leader(&self.raft, &self.peers, &request, timeout).await
-        };
-        result.map_err(OrderError::Membership)
-    }
-
-    /// Registers the service that answers other nodes' [`RaftOrder::call_peer`]
-    /// requests. Returns false when one was registered already.
-    pub fn set_peer_service(&self, service: Arc<dyn PeerService>) -> bool {
-        self.app.set(service).is_ok()
-    }
-
-    /// Sends `request` to node `node`'s peer service and returns its answer.
-    ///
-    /// # Errors
-    /// [`OrderError::UnknownMember`] for a node not in the membership;
-    /// [`OrderError::Peer`] when it could not be reached or answered an error.
-    pub async fn call_peer(
-        &self,
-        node: NodeId,
-        request: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, OrderError> {
-        let addr = self
-            .members()
-            .into_iter()
-            .find(|m| m.id == node)
-            .ok_or(OrderError::UnknownMember { node })?
-            .addr;
-        let client = self.peers.client(node.get(), &addr);
-        match client.call(&PeerRequest::Service(request), timeout).await {
-            Ok(PeerResponse::Service(answer)) => answer.map_err(OrderError::Peer),
-            Ok(_) => Err(OrderError::Peer("malformed response".into())),
-            Err(err) => Err(OrderError::Peer(err.to_string())),
-        }
     }
 
     /// Whether this node currently leads the ordering layer.
@@ -399,7 +336,7 @@ async fn new_raft(
     );
     Runtime::scope(seed, raft)
         .await
-        .map_err(|e| StartError::Raft(e.to_string()))
+        .map_err(|e| StartError::Raft(Cause::new(e)))
 }
 
 /// A seed no other start on this machine shares: std's hash keys are
@@ -445,7 +382,7 @@ async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<bool, StartE
     let initialized = raft
         .is_initialized()
         .await
-        .map_err(|e| StartError::Raft(e.to_string()))?;
+        .map_err(|e| StartError::Raft(Cause::new(e)))?;
     if initialized {
         return Ok(false);
     }
@@ -461,7 +398,61 @@ async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<bool, StartE
     match raft.initialize(members).await {
         Ok(()) => Ok(false),
         Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(false),
-        Err(err) => Err(StartError::Raft(err.to_string())),
+        Err(err) => Err(StartError::Raft(Cause::new(err))),
+    }
+}
+
+impl Cluster for RaftOrder {
+    fn members(&self) -> Vec<Member> {
+        membership::members(&self.raft)
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .current_leader
+            .map(NodeId::new)
+    }
+
+    /// The leader commits a membership without this node. Stop it
+    /// afterwards.
+    fn leave(&self) -> OrderFuture<'_, ()> {
+        Box::pin(async move {
+            let me = self.config.node_id.get();
+            let result = if self.raft.is_leader() {
+                membership::remove(&self.raft, me).await
+            } else {
+                let request = PeerRequest::Leave { node: me };
+                let timeout = self.config.submit_timeout;
+                membership::to_leader(&self.raft, &self.peers, &request, timeout).await
+            };
+            result.map_err(OrderError::Membership)
+        })
+    }
+
+    fn set_peer_service(&self, service: Arc<dyn PeerService>) -> bool {
+        self.app.set(service).is_ok()
+    }
+
+    fn call_peer(&self, node: NodeId, request: Bytes, timeout: Duration) -> OrderFuture<'_, Bytes> {
+        Box::pin(async move {
+            let addr = self
+                .members()
+                .into_iter()
+                .find(|m| m.id == node)
+                .ok_or(OrderError::UnknownMember { node })?
+                .addr;
+            let client = self.peers.client(node.get(), &addr);
+            let source = match client.call(&PeerRequest::Service(request), timeout).await {
+                Ok(PeerResponse::Service(Some(Ok(answer)))) => return Ok(answer),
+                Ok(PeerResponse::Service(Some(Err(remote)))) => PeerError::Remote(remote),
+                Ok(PeerResponse::Service(None)) => PeerError::NoService,
+                Ok(_) => PeerError::Malformed,
+                Err(err) => PeerError::Unreachable(Cause::new(err)),
+            };
+            Err(OrderError::Peer { node, source })
+        })
     }
 }
 

@@ -11,17 +11,17 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
 use openraft::storage::Snapshot;
 
-use super::flow::Request;
-use super::flow_control::FlowControl;
+use super::delivery::Raft;
+use super::flow::{FlowControl, Request};
 use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
 use super::network::Peers;
-use super::types::{Raft, Submission};
+use super::types::Submission;
 use crate::ids::NodeId;
 use crate::net::Handler;
-use crate::order::PeerService;
+use crate::order::{PeerError, PeerService, RemoteError};
 
-/// When the leader last reached this node, read by the liveness tick.
+/// When the leader last reached this node, read by the monitor's tick.
 #[derive(Default)]
 pub(crate) struct LeaderContact {
     last: Mutex<Option<Instant>>,
@@ -84,14 +84,14 @@ impl Service {
                         leader: f.leader_id,
                     })
                 }
-                Err(other) => Forwarded::Failed(other.to_string()),
+                Err(other) => Forwarded::Failed(RemoteError::new(&other)),
             });
         }
         out
     }
 
     /// A membership change: made here on the leader, else passed on to it.
-    async fn membership(&self, request: PeerRequest) -> Result<(), String> {
+    async fn membership(&self, request: PeerRequest) -> Result<(), PeerError> {
         if !self.raft.is_leader() {
             let timeout = self.admit_wait;
             return membership::to_leader(&self.raft, &self.peers, &request, timeout).await;
@@ -101,7 +101,7 @@ impl Service {
                 membership::add_learner(&self.raft, node, addr).await
             }
             PeerRequest::Leave { node } => membership::remove(&self.raft, node).await,
-            _ => Err("not a membership request".into()),
+            _ => Err(PeerError::Malformed),
         }
     }
 
@@ -127,18 +127,21 @@ impl Handler<PeerRequest, PeerResponse> for Service {
                 ) {
                     self.contact.touch();
                 }
-                PeerResponse::Append(result.map_err(|e| e.to_string()))
+                PeerResponse::Append(result.map_err(|e| RemoteError::new(&e)))
             }
             PeerRequest::Vote(rpc) => {
-                PeerResponse::Vote(self.raft.vote(rpc).await.map_err(|e| e.to_string()))
+                PeerResponse::Vote(self.raft.vote(rpc).await.map_err(|e| RemoteError::new(&e)))
             }
-            PeerRequest::PreVote(rpc) => {
-                PeerResponse::Vote(self.raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
-            }
+            PeerRequest::PreVote(rpc) => PeerResponse::Vote(
+                self.raft
+                    .pre_vote(rpc)
+                    .await
+                    .map_err(|e| RemoteError::new(&e)),
+            ),
             PeerRequest::Snapshot { vote, meta } => {
                 let snapshot = Snapshot { meta, snapshot: () };
                 let result = self.raft.install_full_snapshot(vote, snapshot).await;
-                PeerResponse::Snapshot(result.map_err(|e| e.to_string()))
+                PeerResponse::Snapshot(result.map_err(|e| RemoteError::new(&e)))
             }
             PeerRequest::Forward(frames) => PeerResponse::Forward(self.forward(frames).await),
             PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
@@ -152,11 +155,12 @@ impl Handler<PeerRequest, PeerResponse> for Service {
                 PeerResponse::FlowControl
             }
             PeerRequest::Service(body) => PeerResponse::Service(match self.app.get() {
-                Some(app) => app.handle(from, body).await,
-                None => Err("this node serves no peer requests yet".into()),
+                Some(app) => Some(app.handle(from, body).await),
+                None => None,
             }),
             request @ (PeerRequest::Join { .. } | PeerRequest::Leave { .. }) => {
-                PeerResponse::Membership(self.membership(request).await)
+                let result = self.membership(request).await;
+                PeerResponse::Membership(result.map_err(|e| RemoteError::new(&e)))
             }
         }
     }

@@ -9,14 +9,14 @@ use openraft::EntryPayload;
 use tokio::sync::watch;
 
 use super::delivery::DeliveryShared;
-use super::log_store::LogStore;
+use super::log::LogStore;
 use crate::ids::{NodeId, Seqno};
 use crate::order::{Entry, Event, EventStream, OrderError, OrderFuture, View};
 
 /// Entries read from the log store at once.
 const READ_BATCH: u64 = 256;
 
-/// This node's standing, published by the liveness tick.
+/// This node's standing, published by the monitor's tick.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Standing {
     pub(crate) primary: bool,

@@ -16,10 +16,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::config::RaftOrderConfig;
+use super::delivery::Raft;
 use super::messages::{PeerRequest, PeerResponse};
 use super::network::Peers;
 use super::stream::Standing;
-use super::types::Raft;
 use crate::ids::Seqno;
 use crate::order::OrderError;
 

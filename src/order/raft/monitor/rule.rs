@@ -1,5 +1,8 @@
-//! Whether this node is in the primary component: a pure decision over a
-//! sample of raft's state, taken by the shell on every heartbeat tick.
+//! The heartbeat's pure decisions, taken by the shell on every tick:
+//! whether this node is in the primary component, over a sample of raft's
+//! state, and which learners have caught up enough to vote.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the shell observed at one tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +34,21 @@ pub(crate) fn is_primary(sample: &Sample, lease_ms: u64) -> bool {
     } else {
         sample.leader_known && fresh(sample.since_leader_contact_ms)
     }
+}
+
+/// Learners whose replicated log is within `max_lag` entries of the
+/// leader's last log index: they can vote without slowing commits.
+#[must_use]
+pub(crate) fn ready_to_promote(
+    learners: &BTreeMap<u64, Option<u64>>,
+    last_log_index: u64,
+    max_lag: u64,
+) -> BTreeSet<u64> {
+    learners
+        .iter()
+        .filter(|(_, matched)| matched.is_some_and(|m| m.saturating_add(max_lag) >= last_log_index))
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,5 +97,15 @@ mod tests {
             ..follower(Some(1))
         };
         assert!(!is_primary(&learner, 500));
+    }
+
+    #[test]
+    fn only_caught_up_learners_are_promoted() {
+        let learners = BTreeMap::from([(4, Some(990)), (5, Some(10)), (6, None), (7, Some(1000))]);
+        assert_eq!(
+            ready_to_promote(&learners, 1000, 64),
+            BTreeSet::from([4, 7])
+        );
+        assert!(ready_to_promote(&BTreeMap::new(), 1000, 64).is_empty());
     }
 }

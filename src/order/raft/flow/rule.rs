@@ -1,5 +1,5 @@
-//! Flow control, after Galera's: a node that falls too far behind asks the
-//! cluster to stop admitting write-sets until it has caught up (sans-IO).
+//! Flow control's rules, after Galera's: a node that falls too far behind
+//! asks the cluster to stop admitting write-sets until it has caught up.
 //!
 //! - [`Requester`] runs on every voter. It measures how many committed
 //!   positions this node has not yet handed to its engine and, with
@@ -10,12 +10,11 @@
 //!   expires unless refreshed, so a lagging node that crashes or is cut off
 //!   cannot stop the cluster for longer than one expiry.
 //!
-//! Time is an input (`now`), never read here.
+//! Time is an input: `now` is how long the shell's clock has run, never
+//! read here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::ids::NodeId;
 
@@ -71,46 +70,49 @@ impl Requester {
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
     /// Node to the time its request expires.
-    holds: BTreeMap<NodeId, Instant>,
-    closed_since: Option<Instant>,
+    holds: BTreeMap<NodeId, Duration>,
+    closed_since: Option<Duration>,
     paused: Duration,
 }
 
 impl Gate {
     /// `node` asks for a pause until `until` (or until it resumes).
-    pub(crate) fn hold(&mut self, node: NodeId, until: Instant, now: Instant) {
+    pub(crate) fn hold(&mut self, node: NodeId, until: Duration, now: Duration) {
         self.holds.insert(node, until);
         self.update(now);
     }
 
     /// `node` caught up.
-    pub(crate) fn release(&mut self, node: NodeId, now: Instant) {
+    pub(crate) fn release(&mut self, node: NodeId, now: Duration) {
         self.holds.remove(&node);
         self.update(now);
     }
 
     /// Whether admission is paused at `now`; expired requests are dropped.
-    pub(crate) fn is_closed(&mut self, now: Instant) -> bool {
+    pub(crate) fn is_closed(&mut self, now: Duration) -> bool {
         self.update(now);
         self.closed_since.is_some()
     }
 
     /// When the earliest request in force expires.
-    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+    pub(crate) fn next_expiry(&self) -> Option<Duration> {
         self.holds.values().min().copied()
     }
 
     /// Total time admission has been paused, up to `now`.
-    pub(crate) fn paused(&self, now: Instant) -> Duration {
-        self.paused + self.closed_since.map_or(Duration::ZERO, |at| now - at)
+    pub(crate) fn paused(&self, now: Duration) -> Duration {
+        self.paused
+            + self
+                .closed_since
+                .map_or(Duration::ZERO, |at| now.saturating_sub(at))
     }
 
-    fn update(&mut self, now: Instant) {
+    fn update(&mut self, now: Duration) {
         self.holds.retain(|_, until| *until > now);
         match (self.closed_since, self.holds.is_empty()) {
             (None, false) => self.closed_since = Some(now),
             (Some(at), true) => {
-                self.paused += now.saturating_duration_since(at);
+                self.paused += now.saturating_sub(at);
                 self.closed_since = None;
             }
             _ => {}
@@ -139,7 +141,7 @@ mod tests {
 
     #[test]
     fn gate_closes_while_any_request_is_in_force_and_counts_the_time() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let s = Duration::from_secs;
         let (a, b) = (NodeId::new(1), NodeId::new(2));
         let mut gate = Gate::default();
@@ -155,7 +157,7 @@ mod tests {
 
     #[test]
     fn an_unrefreshed_request_expires() {
-        let t0 = Instant::now();
+        let t0 = Duration::from_secs(100);
         let s = Duration::from_secs;
         let mut gate = Gate::default();
         gate.hold(NodeId::new(3), t0 + s(2), t0);

@@ -25,8 +25,8 @@ use openraft::{OptionalSend, RaftLogReader};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::log_files::{LogFiles, PersistentState, encode_record};
-use super::types::{LogEntry, LogId, TypeConfig, Vote};
+use super::files::{LogFiles, PersistentState, encode_record};
+use crate::order::raft::types::{LogEntry, LogId, TypeConfig, Vote};
 
 /// When the log is forced to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,18 +11,17 @@ use openraft::ServerState;
 use openraft::async_runtime::WatchReceiver;
 use tokio::sync::watch;
 
-use super::config::RaftOrderConfig;
-use super::delivery::DeliveryShared;
-use super::flow::Request as FlowRequest;
-use super::flow_control::FlowControl;
-use super::liveness::{Sample, is_primary};
-use super::membership;
-use super::messages::PeerRequest;
-use super::network::{Peers, leader_addr};
-use super::service::LeaderContact;
-use super::stream::Standing;
-use super::types::{Raft, TypeConfig};
+use super::rule::{Sample, is_primary, ready_to_promote};
 use crate::ids::NodeId;
+use crate::order::raft::config::RaftOrderConfig;
+use crate::order::raft::delivery::{DeliveryShared, Raft};
+use crate::order::raft::flow::{FlowControl, Request as FlowRequest};
+use crate::order::raft::membership;
+use crate::order::raft::messages::PeerRequest;
+use crate::order::raft::network::{Peers, leader_addr};
+use crate::order::raft::service::LeaderContact;
+use crate::order::raft::stream::Standing;
+use crate::order::raft::types::TypeConfig;
 
 /// Samples raft every heartbeat: publishes this node's standing and asks
 /// for flow control when this node lags.
@@ -125,7 +124,7 @@ impl Monitor {
     /// time.
     fn promotion_tick(&self) {
         let (learners, last_log) = membership::learner_progress(&self.raft);
-        let ready = membership::ready_to_promote(&learners, last_log, self.promotion_lag);
+        let ready = ready_to_promote(&learners, last_log, self.promotion_lag);
         if ready.is_empty() || self.promoting.swap(true, AtomicOrdering::AcqRel) {
             return;
         }

@@ -1,14 +1,13 @@
-//! The shell around flow control's rules ([`super::flow`]): the clock, the
+//! The shell around flow control's rules ([`super::rule`]): the clock, the
 //! lock, and waking submitters when admission reopens.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use tokio::sync::Notify;
-
-use super::flow::{Gate, Request, Requester};
+use super::rule::{Gate, Request, Requester};
 use crate::ids::NodeId;
 use crate::order::FlowControlStats;
 
@@ -19,6 +18,8 @@ pub(crate) struct FlowControl {
     reopened: Notify,
     /// How long a pause request stays in force unless refreshed.
     expiry: Duration,
+    /// The clock's origin: the rules see time as the duration since it.
+    epoch: Instant,
 }
 
 impl FlowControl {
@@ -28,7 +29,12 @@ impl FlowControl {
             requester: Mutex::new(Requester::new(limit)),
             reopened: Notify::new(),
             expiry,
+            epoch: Instant::now(),
         }
+    }
+
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
     }
 
     fn gate(&self) -> MutexGuard<'_, Gate> {
@@ -48,7 +54,7 @@ impl FlowControl {
 
     /// A node's request arrived (or this node's own, on the leader).
     pub(crate) fn on_request(&self, from: NodeId, request: Request) {
-        let now = Instant::now();
+        let now = self.now();
         match request {
             Request::Pause => self.gate().hold(from, now + self.expiry, now),
             Request::Resume => {
@@ -61,10 +67,10 @@ impl FlowControl {
     /// Waits until admission is open, for at most `max_wait`. Returns
     /// whether it is open.
     pub(crate) async fn admit(&self, max_wait: Duration) -> bool {
-        let deadline = Instant::now() + max_wait;
+        let deadline = self.now() + max_wait;
         loop {
             let reopened = self.reopened.notified();
-            let now = Instant::now();
+            let now = self.now();
             let wake = {
                 let mut gate = self.gate();
                 if !gate.is_closed(now) {
@@ -75,12 +81,12 @@ impl FlowControl {
             if now >= deadline {
                 return false;
             }
-            let _ = tokio::time::timeout_at(wake, reopened).await;
+            let _ = tokio::time::timeout_at(self.epoch + wake, reopened).await;
         }
     }
 
     pub(crate) fn stats(&self) -> FlowControlStats {
-        let now = Instant::now();
+        let now = self.now();
         let mut gate = self.gate();
         let requester = self.requester();
         FlowControlStats {

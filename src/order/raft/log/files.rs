@@ -15,8 +15,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::types::{LogEntry, LogId, Vote};
-use crate::frame::{self, FrameKind, HEADER_LEN};
+use crate::frame::{self, FrameError, FrameKind, HEADER_LEN};
+use crate::order::raft::types::{LogEntry, LogId, Vote};
 
 const STATE_FILE: &str = "raft-state";
 const STATE_MAX: usize = 1 << 20;
@@ -47,13 +47,63 @@ pub(crate) struct LogFiles {
     max_entry: usize,
 }
 
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
+/// What is wrong with a log file; carried as the source of an
+/// [`io::ErrorKind::InvalidData`] error, which is what openraft's storage
+/// API speaks.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LogDamage {
+    #[error("unexpected log file {name}")]
+    UnexpectedFile { name: String },
+    #[error("no segment to append to")]
+    NoSegment,
+    #[error("log segments leave a gap between {before} and {after}")]
+    Gap { before: u64, after: u64 },
+    #[error("{file}: {source}")]
+    Frame {
+        file: String,
+        #[source]
+        source: FrameError,
+    },
+    #[error("{file} holds a frame of the wrong kind")]
+    WrongKind { file: String },
+    #[error("{file}: record at byte {offset}: {record}")]
+    Record {
+        file: String,
+        offset: u64,
+        #[source]
+        record: BadRecord,
+    },
+}
+
+/// Why one record of a segment cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadRecord {
+    #[error("{got}-byte partial header")]
+    PartialHeader { got: usize },
+    #[error("short header")]
+    ShortHeader,
+    #[error("partial body")]
+    PartialBody,
+    #[error("record of kind {0:?}")]
+    Kind(FrameKind),
+    #[error("index {index} where {expected} belongs")]
+    OutOfOrder { index: u64, expected: u64 },
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+fn invalid(damage: LogDamage) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, damage)
+}
+
+fn bad_frame(file: &str, source: FrameError) -> io::Error {
+    let file = file.to_string();
+    invalid(LogDamage::Frame { file, source })
 }
 
 /// Encodes one entry as a log record.
 pub(crate) fn encode_record(entry: &LogEntry, max_entry: usize) -> io::Result<Bytes> {
-    frame::encode(FrameKind::LogEntry, entry, max_entry).map_err(|e| invalid(e.to_string()))
+    frame::encode(FrameKind::LogEntry, entry, max_entry).map_err(|e| bad_frame("a log entry", e))
 }
 
 /// What opening the log found.
@@ -74,9 +124,10 @@ impl LogFiles {
             let name = item?.file_name();
             let name = name.to_string_lossy();
             if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
-                let first = stem
-                    .parse::<u64>()
-                    .map_err(|_| invalid(format!("unexpected log file {name}")))?;
+                let first = stem.parse::<u64>().map_err(|_| {
+                    let name = name.to_string();
+                    invalid(LogDamage::UnexpectedFile { name })
+                })?;
                 firsts.push(first);
             }
         }
@@ -163,7 +214,7 @@ impl LogFiles {
         let segment = self
             .segments
             .last()
-            .ok_or_else(|| invalid("no segment to append to".to_string()))?;
+            .ok_or_else(|| invalid(LogDamage::NoSegment))?;
         let mut file = OpenOptions::new().write(true).open(&segment.path)?;
         file.seek(SeekFrom::Start(segment.len))?;
         Ok(self.tail.insert(file))
@@ -236,8 +287,7 @@ pub(crate) fn write_state_file<T: Serialize>(
     value: &T,
     max: usize,
 ) -> io::Result<()> {
-    let bytes =
-        frame::encode(FrameKind::OrderState, value, max).map_err(|e| invalid(e.to_string()))?;
+    let bytes = frame::encode(FrameKind::OrderState, value, max).map_err(|e| bad_frame(name, e))?;
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp)?;
     file.write_all(&bytes)?;
@@ -257,13 +307,14 @@ pub(crate) fn read_state_file<T: DeserializeOwned>(
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
     };
-    let (header, body) = frame::decode(&bytes, max).map_err(|e| invalid(format!("{name}: {e}")))?;
+    let (header, body) = frame::decode(&bytes, max).map_err(|e| bad_frame(name, e))?;
     if header.kind != FrameKind::OrderState {
-        return Err(invalid(format!("{name} holds a frame of the wrong kind")));
+        let file = name.to_string();
+        return Err(invalid(LogDamage::WrongKind { file }));
     }
     frame::decode_body(FrameKind::OrderState, body)
         .map(Some)
-        .map_err(|e| invalid(format!("{name}: {e}")))
+        .map_err(|e| bad_frame(name, e))
 }
 
 /// Reads one segment's records into `out`; returns the valid length. A
@@ -287,34 +338,38 @@ fn read_segment(
                 offset += len;
                 expected += 1;
             }
-            damaged => {
-                let what = match damaged {
-                    Record::Entry(entry, _) => {
-                        format!("index {} where {expected} belongs", entry.log_id.index)
-                    }
-                    Record::Damaged(why) => why,
-                    Record::End => String::new(),
-                };
-                if !newest {
-                    return Err(invalid(format!(
-                        "{}: record at byte {offset}: {what}",
-                        path.display()
-                    )));
-                }
-                tracing::warn!(path = %path.display(), offset, %what, "cutting a torn record off the log's end");
-                let file = OpenOptions::new().write(true).open(path)?;
-                file.set_len(offset)?;
-                file.sync_all()?;
-                return Ok(offset);
+            Record::Entry(entry, _) => {
+                let index = entry.log_id.index;
+                let what = BadRecord::OutOfOrder { index, expected };
+                return cut_or_fail(path, offset, what, newest);
             }
+            Record::Damaged(what) => return cut_or_fail(path, offset, what, newest),
         }
     }
+}
+
+/// A damaged record ends the newest segment, which is cut off there (a
+/// torn write); in any other segment it is an error.
+fn cut_or_fail(path: &Path, offset: u64, what: BadRecord, newest: bool) -> io::Result<u64> {
+    if !newest {
+        let file = path.display().to_string();
+        return Err(invalid(LogDamage::Record {
+            file,
+            offset,
+            record: what,
+        }));
+    }
+    tracing::warn!(path = %path.display(), offset, %what, "cutting a torn record off the log's end");
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(offset)?;
+    file.sync_all()?;
+    Ok(offset)
 }
 
 enum Record {
     End,
     Entry(Box<LogEntry>, u64),
-    Damaged(String),
+    Damaged(BadRecord),
 }
 
 fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
@@ -324,18 +379,18 @@ fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
         return Ok(Record::End);
     }
     if got < HEADER_LEN {
-        return Ok(Record::Damaged(format!("{got}-byte partial header")));
+        return Ok(Record::Damaged(BadRecord::PartialHeader { got }));
     }
     let parsed = match frame::peek_header(&header, max_entry) {
         Ok(Some(h)) => h,
-        Ok(None) => return Ok(Record::Damaged("short header".to_string())),
-        Err(e) => return Ok(Record::Damaged(e.to_string())),
+        Ok(None) => return Ok(Record::Damaged(BadRecord::ShortHeader)),
+        Err(e) => return Ok(Record::Damaged(e.into())),
     };
     let mut record = vec![0u8; parsed.frame_len()];
     record[..HEADER_LEN].copy_from_slice(&header);
     let body_got = read_full(input, &mut record[HEADER_LEN..])?;
     if body_got < parsed.frame_len() - HEADER_LEN {
-        return Ok(Record::Damaged("partial body".to_string()));
+        return Ok(Record::Damaged(BadRecord::PartialBody));
     }
     let decoded = frame::decode(&record, max_entry)
         .and_then(|(_, body)| frame::decode_body::<LogEntry>(FrameKind::LogEntry, body));
@@ -343,8 +398,8 @@ fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
         Ok(entry) if parsed.kind == FrameKind::LogEntry => {
             Record::Entry(Box::new(entry), record.len() as u64)
         }
-        Ok(_) => Record::Damaged(format!("record of kind {:?}", parsed.kind)),
-        Err(e) => Record::Damaged(e.to_string()),
+        Ok(_) => Record::Damaged(BadRecord::Kind(parsed.kind)),
+        Err(e) => Record::Damaged(e.into()),
     })
 }
 
@@ -370,8 +425,13 @@ fn record_offset(path: &Path, first: u64, index: u64, max_entry: usize) -> io::R
         match read_record(&mut input, max_entry)? {
             Record::Entry(_, len) => offset += len,
             Record::End => return Ok(None),
-            Record::Damaged(why) => {
-                return Err(invalid(format!("{}: {why}", path.display())));
+            Record::Damaged(record) => {
+                let file = path.display().to_string();
+                return Err(invalid(LogDamage::Record {
+                    file,
+                    offset,
+                    record,
+                }));
             }
         }
     }
@@ -402,10 +462,8 @@ fn physically_kept(entries: &[LogEntry], keep_from: u64) -> io::Result<usize> {
 fn check_contiguous(entries: &[LogEntry]) -> io::Result<()> {
     for pair in entries.windows(2) {
         if pair[1].log_id.index != pair[0].log_id.index + 1 {
-            return Err(invalid(format!(
-                "log segments leave a gap between {} and {}",
-                pair[0].log_id.index, pair[1].log_id.index
-            )));
+            let (before, after) = (pair[0].log_id.index, pair[1].log_id.index);
+            return Err(invalid(LogDamage::Gap { before, after }));
         }
     }
     Ok(())

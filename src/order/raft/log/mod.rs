@@ -1,0 +1,10 @@
+//! The raft log on disk: segment files of checksummed records and a small
+//! state file ([`files`]), and the store openraft drives, which keeps the
+//! retained entries and syncs appends in groups ([`store`]).
+
+mod files;
+mod store;
+
+pub(crate) use files::{read_state_file, write_state_file};
+pub(crate) use store::LogStore;
+pub use store::SyncMode;
