@@ -295,6 +295,40 @@ fn malformed_requests_get_an_error_and_the_connection_closes() {
 }
 
 #[test]
+fn hello_switches_a_connection_to_resp3_as_redis_does() {
+    let cluster = RespCluster::start(1);
+    let addr = cluster.client_addr(0);
+    let answer = raw_exchange(
+        addr,
+        b"GET none\r\nHELLO 3 AUTH default secret SETNAME app\r\nGET none\r\nHELLO 2\r\nGET none\r\nQUIT\r\n",
+    );
+    let (before, rest) = answer.split_once("%7\r\n").expect("a RESP3 map");
+    assert_eq!(before, "$-1\r\n");
+    assert!(
+        rest.starts_with("$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.4\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"),
+        "{rest:?}"
+    );
+    assert!(
+        rest.contains("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n_\r\n*14\r\n"),
+        "RESP3 nil after HELLO 3, a flat array for HELLO 2: {rest:?}"
+    );
+    assert!(rest.ends_with("*0\r\n$-1\r\n+OK\r\n"), "{rest:?}");
+    let answer = raw_exchange(
+        addr,
+        b"HELLO 4\r\nHELLO x\r\nHELLO 3 FOO\r\nHELLO 3 AUTH someone pw\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        answer,
+        "-NOPROTO unsupported protocol version\r\n\
+         -ERR Protocol version is not an integer or out of range\r\n\
+         -ERR Syntax error in HELLO option 'FOO'\r\n\
+         -WRONGPASS invalid username-password pair or user is disabled.\r\n\
+         +OK\r\n"
+    );
+    cluster.shutdown();
+}
+
+#[test]
 fn a_minority_node_refuses_work_and_heals() {
     let mut cluster = RespCluster::start(3);
     let mut con = cluster.client(0);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::resp::{Command, Reply};
+use super::resp::{Command, Protocol, Reply};
 
 /// A data command: runs inside a transaction, alone or queued in `MULTI`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +69,19 @@ pub(crate) enum Request {
     Members,
     /// `CERTUS LEAVE`: remove this node from the cluster.
     Leave,
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+    Hello(Hello),
+}
+
+/// The arguments of `HELLO`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Hello {
+    /// The protocol asked for; `None` keeps the current one.
+    pub(crate) protocol: Option<Protocol>,
+    /// `AUTH username password`.
+    pub(crate) auth: Option<(Bytes, Bytes)>,
+    /// `SETNAME name`.
+    pub(crate) name: Option<Bytes>,
 }
 
 /// Parses one command. An `Err` is the error reply to send.
@@ -197,11 +210,7 @@ fn parse_control(lower: &str, args: &[Bytes]) -> Result<Request, Reply> {
                 }
             }
         }
-        "hello" => {
-            return Err(Reply::Error(
-                "NOPROTO this server speaks RESP2 only".to_string(),
-            ));
-        }
+        "hello" => Request::Hello(parse_hello(args)?),
         _ => return Err(unknown_command(lower, args)),
     };
     Ok(request)
@@ -240,6 +249,47 @@ fn parse_set(args: &[Bytes]) -> Result<Request, Reply> {
 
 /// `CLIENT SETNAME`, `CLIENT SETINFO` and `CLIENT ID`-style probes that
 /// client libraries send on connect.
+/// `HELLO`'s arguments, with Redis 7.2's errors.
+fn parse_hello(args: &[Bytes]) -> Result<Hello, Reply> {
+    let mut hello = Hello::default();
+    let Some((version, mut rest)) = args.split_first() else {
+        return Ok(hello);
+    };
+    let version = std::str::from_utf8(version)
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| Reply::err("Protocol version is not an integer or out of range"))?;
+    hello.protocol = Some(match version {
+        2 => Protocol::Resp2,
+        3 => Protocol::Resp3,
+        _ => return Err(Reply::Error("NOPROTO unsupported protocol version".into())),
+    });
+    while let Some((option, after)) = rest.split_first() {
+        let name = String::from_utf8_lossy(option);
+        match (name.to_ascii_lowercase().as_str(), after) {
+            ("auth", [user, pass, tail @ ..]) => {
+                hello.auth = Some((user.clone(), pass.clone()));
+                rest = tail;
+            }
+            ("setname", [client, tail @ ..]) => {
+                if client.iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Err(Reply::err(
+                        "Client names cannot contain spaces, newlines or special characters.",
+                    ));
+                }
+                hello.name = Some(client.clone());
+                rest = tail;
+            }
+            _ => {
+                return Err(Reply::err(format_args!(
+                    "Syntax error in HELLO option '{name}'"
+                )));
+            }
+        }
+    }
+    Ok(hello)
+}
+
 fn parse_client(args: &[Bytes]) -> Result<Reply, Reply> {
     let sub = args
         .first()

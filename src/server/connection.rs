@@ -109,7 +109,7 @@ async fn answer_all(
         match resp::decode(input, &settings.limits) {
             Ok(Some(command)) => {
                 let (reply, after) = session.handle(&command).await;
-                reply.encode(output);
+                reply.encode_as(output, session.protocol());
                 if after == After::Close {
                     return After::Close;
                 }

@@ -309,6 +309,7 @@ fn resp_settings(config: &DaemonConfig, order: Arc<dyn Cluster>) -> RespSettings
             // within twice that.
             max_queued_bytes: 2 * config.store_config().node.max_write_set_bytes,
             order: Some(order),
+            next_client_id: std::sync::atomic::AtomicU64::new(1),
         }),
     }
 }

@@ -217,6 +217,17 @@ fn split_inline(text: &[u8]) -> Option<Command> {
     Some(args)
 }
 
+/// The protocol a connection speaks: RESP2 until `HELLO 3` switches it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// RESP2, every connection's start.
+    #[default]
+    Resp2,
+    /// RESP3: typed nulls, maps and verbatim strings.
+    Resp3,
+}
+
 /// A reply to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -231,6 +242,10 @@ pub enum Reply {
     Bulk(Option<Bytes>),
     /// `*n` followed by the elements, or `*-1` (nil, as EXEC on a conflict).
     Array(Option<Vec<Reply>>),
+    /// RESP3 `%n` of key and value pairs; RESP2 sends them as a flat array.
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 `=` text with the `txt` format (INFO); RESP2 sends a bulk string.
+    Verbatim(Bytes),
 }
 
 impl Reply {
@@ -246,9 +261,18 @@ impl Reply {
         Reply::Error(format!("ERR {message}"))
     }
 
-    /// Appends the wire form to `out`.
+    /// Appends the RESP2 wire form to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
+        self.encode_as(out, Protocol::Resp2);
+    }
+
+    /// Appends the wire form in `protocol` to `out`. RESP3 differs for the
+    /// nil replies (`_`), maps and verbatim strings; everything else is the
+    /// same in both, as in Redis.
+    pub fn encode_as(&self, out: &mut BytesMut, protocol: Protocol) {
+        let resp3 = protocol == Protocol::Resp3;
         match self {
+            Reply::Bulk(None) | Reply::Array(None) if resp3 => out.put_u8(b'_'),
             Reply::Simple(text) => {
                 out.put_u8(b'+');
                 out.put_slice(text.as_bytes());
@@ -266,24 +290,53 @@ impl Reply {
             Reply::Bulk(None) => out.put_slice(b"$-1"),
             Reply::Bulk(Some(value)) => {
                 out.put_u8(b'$');
-                out.put_slice(value.len().to_string().as_bytes());
-                out.put_slice(b"\r\n");
+                put_len(out, value.len());
                 out.put_slice(value);
             }
+            Reply::Verbatim(text) if resp3 => {
+                out.put_u8(b'=');
+                put_len(out, text.len() + 4);
+                out.put_slice(b"txt:");
+                out.put_slice(text);
+            }
+            Reply::Verbatim(text) => {
+                out.put_u8(b'$');
+                put_len(out, text.len());
+                out.put_slice(text);
+            }
             Reply::Array(None) => out.put_slice(b"*-1"),
+            // Each element is a complete reply with its own line end.
             Reply::Array(Some(items)) => {
                 out.put_u8(b'*');
-                out.put_slice(items.len().to_string().as_bytes());
-                out.put_slice(b"\r\n");
-                // Each element is a complete reply with its own line end.
+                put_len(out, items.len());
                 for item in items {
-                    item.encode(out);
+                    item.encode_as(out, protocol);
+                }
+                return;
+            }
+            Reply::Map(pairs) => {
+                let (tag, len) = if resp3 {
+                    (b'%', pairs.len())
+                } else {
+                    (b'*', 2 * pairs.len())
+                };
+                out.put_u8(tag);
+                put_len(out, len);
+                for (key, value) in pairs {
+                    key.encode_as(out, protocol);
+                    value.encode_as(out, protocol);
                 }
                 return;
             }
         }
         out.put_slice(b"\r\n");
     }
+}
+
+/// An aggregate's length and its line end.
+fn put_len(out: &mut BytesMut, len: usize) {
+    out.put_slice(len.to_string().as_bytes());
+    out.put_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -15,20 +15,23 @@
 //!   Redis clients expect from optimistic locking, and nothing is retried.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
 
 use tokio::sync::watch;
 
-use super::command::{Op, Request, parse};
+use super::command::{Hello, Op, Request, parse};
 use super::exec;
 use super::info;
-use super::resp::{Command, Reply};
+use super::resp::{Command, Protocol, Reply};
 use crate::kv::{KvError, KvStore, KvTransaction};
 use crate::node::{CommitOutcome, Conflict, Error, TxnOptions};
 use crate::order::Cluster;
 use crate::writeset::Isolation;
 
 /// Settings shared by every session of a server.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct SessionSettings {
     /// Isolation of transactions without `WATCH`.
     pub(crate) isolation: Isolation,
@@ -40,7 +43,13 @@ pub(crate) struct SessionSettings {
     pub(crate) max_queued_bytes: usize,
     /// The ordering layer, for `CERTUS MEMBERS` and `CERTUS LEAVE`.
     pub(crate) order: Option<Arc<dyn Cluster>>,
+    /// The next connection's client id, as `HELLO` and `CLIENT ID` report.
+    pub(crate) next_client_id: AtomicU64,
 }
+
+/// The Redis release whose replies the server follows, as `HELLO` reports
+/// it to clients that check versions.
+pub(crate) const REDIS_VERSION: &str = "7.2.4";
 
 /// What the connection does after a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +83,10 @@ pub(crate) struct Session {
     settings: Arc<SessionSettings>,
     multi: Option<Multi>,
     watch: Option<KvTransaction>,
+    /// What the connection speaks; `HELLO` switches it.
+    protocol: Protocol,
+    id: u64,
+    name: Option<Bytes>,
 }
 
 impl Session {
@@ -81,12 +94,56 @@ impl Session {
         stores: watch::Receiver<Option<KvStore>>,
         settings: Arc<SessionSettings>,
     ) -> Self {
+        let id = settings
+            .next_client_id
+            .fetch_add(1, AtomicOrdering::Relaxed);
         Session {
             stores,
             settings,
             multi: None,
             watch: None,
+            protocol: Protocol::Resp2,
+            id,
+            name: None,
         }
+    }
+
+    /// The protocol this session's replies are encoded in.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// `HELLO`: authenticates (no password is configured, so the default
+    /// user takes any, as Redis's `nopass` default user does), names the
+    /// connection, switches its protocol, and describes the server.
+    fn hello(&mut self, hello: Hello) -> Reply {
+        if let Some((user, _)) = &hello.auth
+            && user.as_ref() != b"default"
+        {
+            return Reply::Error(
+                "WRONGPASS invalid username-password pair or user is disabled.".into(),
+            );
+        }
+        if let Some(name) = hello.name {
+            self.name = Some(name);
+        }
+        if let Some(protocol) = hello.protocol {
+            self.protocol = protocol;
+        }
+        let proto = match self.protocol {
+            Protocol::Resp3 => 3,
+            _ => 2,
+        };
+        let id = i64::try_from(self.id).unwrap_or(i64::MAX);
+        Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+            (Reply::bulk("proto"), Reply::Integer(proto)),
+            (Reply::bulk("id"), Reply::Integer(id)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("modules"), Reply::Array(Some(Vec::new()))),
+        ])
     }
 
     /// Handles one command and returns its reply.
@@ -130,6 +187,7 @@ impl Session {
             Request::Members | Request::Leave => {
                 return Reply::err("CERTUS commands cannot be queued in MULTI");
             }
+            Request::Hello(hello) => Queued::Fixed(self.hello(hello)),
             Request::Unwatch | Request::Exec | Request::Discard | Request::Quit => {
                 Queued::Fixed(Reply::Simple("OK"))
             }
@@ -172,6 +230,7 @@ impl Session {
             Request::Fixed(reply) => reply,
             Request::Members => self.members(),
             Request::Leave => self.leave().await,
+            Request::Hello(hello) => self.hello(hello),
             Request::Quit => Reply::Simple("OK"),
         }
     }
@@ -306,7 +365,7 @@ impl Session {
 
     fn info(&self, section: Option<&str>) -> Reply {
         match self.store() {
-            Ok(store) => Reply::bulk(info::render(&store, section)),
+            Ok(store) => Reply::Verbatim(info::render(&store, section).into()),
             Err(reply) => reply,
         }
     }

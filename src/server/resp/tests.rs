@@ -143,6 +143,41 @@ fn replies_have_the_redis_wire_form() {
     }
 }
 
+#[test]
+fn resp3_types_its_nulls_maps_and_verbatim_text_and_resp2_flattens_them() {
+    let map = Reply::Map(vec![
+        (Reply::bulk("proto"), Reply::Integer(3)),
+        (Reply::bulk("x"), Reply::Bulk(None)),
+    ]);
+    let cases: [(Reply, &[u8], &[u8]); 5] = [
+        (Reply::Bulk(None), b"$-1\r\n", b"_\r\n"),
+        (Reply::Array(None), b"*-1\r\n", b"_\r\n"),
+        (
+            map,
+            b"*4\r\n$5\r\nproto\r\n:3\r\n$1\r\nx\r\n$-1\r\n",
+            b"%2\r\n$5\r\nproto\r\n:3\r\n$1\r\nx\r\n_\r\n",
+        ),
+        (
+            Reply::Verbatim(Bytes::from_static(b"a:1\r\n")),
+            b"$5\r\na:1\r\n\r\n",
+            b"=9\r\ntxt:a:1\r\n\r\n",
+        ),
+        (
+            Reply::Array(Some(vec![Reply::Integer(1), Reply::Bulk(None)])),
+            b"*2\r\n:1\r\n$-1\r\n",
+            b"*2\r\n:1\r\n_\r\n",
+        ),
+    ];
+    for (reply, resp2, resp3) in cases {
+        let mut out = BytesMut::new();
+        reply.encode_as(&mut out, Protocol::Resp2);
+        assert_eq!(&out[..], resp2, "{reply:?} in RESP2");
+        let mut out = BytesMut::new();
+        reply.encode_as(&mut out, Protocol::Resp3);
+        assert_eq!(&out[..], resp3, "{reply:?} in RESP3");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
