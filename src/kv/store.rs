@@ -84,15 +84,12 @@ impl KvStore {
         engine: Arc<dyn Engine>,
         order: Arc<dyn TotalOrder>,
     ) -> Result<KvStore, KvError> {
-        let positive = [
+        crate::node::ConfigError::require_positive(&[
             ("gc_every", config.gc_every),
             ("gc_budget", config.gc_budget as u64),
             ("gc_queue", config.gc_queue as u64),
-        ];
-        if let Some((setting, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            let err = crate::node::ConfigError::NotPositive { setting };
-            return Err(KvError::Node(err.into()));
-        }
+        ])
+        .map_err(|err| KvError::Node(err.into()))?;
         let mvcc = Arc::new(MvccStore::new(engine, config.gc_queue));
         let node = Node::start(config.node, order, mvcc.clone()).await?;
         let gc_task = tokio::spawn(gc_loop(

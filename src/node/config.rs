@@ -61,17 +61,14 @@ impl NodeConfig {
     /// # Errors
     /// [`Error::Config`] naming the first bad setting.
     pub fn validate(&self) -> Result<(), Error> {
-        let positive = [
+        ConfigError::require_positive(&[
             ("cert.window", self.cert.window),
             ("apply_workers", self.apply_workers as u64),
             ("apply_queue", self.apply_queue as u64),
             ("max_inflight_commits", self.max_inflight_commits as u64),
             ("max_write_set_bytes", self.max_write_set_bytes as u64),
             ("checkpoint_interval", self.checkpoint_interval),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(ConfigError::NotPositive { setting: name }.into());
-        }
+        ])?;
         if self.max_write_set_bytes > u32::MAX as usize {
             return Err(ConfigError::AboveMax {
                 setting: "max_write_set_bytes",

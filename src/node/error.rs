@@ -110,6 +110,17 @@ pub enum Failure {
     Order(#[source] OrderError),
 }
 
+impl ConfigError {
+    /// [`ConfigError::NotPositive`] for the first of `settings` that is
+    /// zero.
+    pub(crate) fn require_positive(settings: &[(&'static str, u64)]) -> Result<(), ConfigError> {
+        match settings.iter().find(|(_, value)| *value == 0) {
+            Some(&(setting, _)) => Err(ConfigError::NotPositive { setting }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A setting of a node or store that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

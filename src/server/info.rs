@@ -64,10 +64,23 @@ fn watermarks(status: &Status) -> [(&'static str, String); 7] {
 }
 
 fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
+    out.push_str("# Replication\r\n");
+    let fields = standing(status)
+        .into_iter()
+        .chain(watermarks(status))
+        .chain(counters(status, flow));
+    for (name, value) in fields {
+        let _ = write!(out, "{name}:{value}\r\n");
+    }
+    out.push_str("\r\n");
+}
+
+/// Where the node stands in the cluster.
+fn standing(status: &Status) -> [(&'static str, String); 4] {
     let primary = status.view.as_ref().is_some_and(|v| v.primary);
     let cluster_size = status.view.as_ref().map_or(0, |v| v.members.len());
     let ready = status.state.accepts_writes();
-    let fields: [(&str, String); 14] = [
+    [
         ("wsrep_cluster_size", cluster_size.to_string()),
         (
             "wsrep_cluster_status",
@@ -78,6 +91,12 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
             state_comment(status.state).into(),
         ),
         ("wsrep_ready", if ready { "ON" } else { "OFF" }.into()),
+    ]
+}
+
+/// The digest, the counters, flow control and the failure, if any.
+fn counters(status: &Status, flow: FlowControlStats) -> [(&'static str, String); 10] {
+    [
         (
             "certus_cert_digest",
             status
@@ -110,16 +129,5 @@ fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
                 .unwrap_or_default()
                 .replace(['\r', '\n'], " "),
         ),
-    ];
-    out.push_str("# Replication\r\n");
-    let (head, tail) = fields.split_at(4);
-    for (name, value) in head
-        .iter()
-        .cloned()
-        .chain(watermarks(status))
-        .chain(tail.iter().cloned())
-    {
-        let _ = write!(out, "{name}:{value}\r\n");
-    }
-    out.push_str("\r\n");
+    ]
 }
