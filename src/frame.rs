@@ -46,6 +46,8 @@ pub enum FrameKind {
     OrderState,
     /// A message of a full state transfer (SST).
     Transfer,
+    /// An ordered operation ([`crate::writeset::Operation`]).
+    Operation,
 }
 
 impl FrameKind {
@@ -57,6 +59,7 @@ impl FrameKind {
             FrameKind::LogEntry => 4,
             FrameKind::OrderState => 5,
             FrameKind::Transfer => 6,
+            FrameKind::Operation => 7,
         }
     }
 
@@ -68,6 +71,7 @@ impl FrameKind {
             4 => Some(FrameKind::LogEntry),
             5 => Some(FrameKind::OrderState),
             6 => Some(FrameKind::Transfer),
+            7 => Some(FrameKind::Operation),
             _ => None,
         }
     }
@@ -76,11 +80,14 @@ impl FrameKind {
     #[must_use]
     pub const fn current_version(self) -> u16 {
         match self {
-            // 2: the checkpoint carries the history digest.
-            FrameKind::CertCheckpoint => 2,
+            // 2: the checkpoint carries the history digest; 3: the
+            // cluster time and the last write to every key.
+            FrameKind::CertCheckpoint => 3,
+            // 2: each entry carries the leader's time stamp.
+            FrameKind::LogEntry => 2,
             FrameKind::WriteSet
+            | FrameKind::Operation
             | FrameKind::Peer
-            | FrameKind::LogEntry
             | FrameKind::OrderState
             | FrameKind::Transfer => 1,
         }

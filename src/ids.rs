@@ -120,6 +120,43 @@ impl fmt::Display for TxnId {
     }
 }
 
+/// Time as the cluster agrees on it: milliseconds since the Unix epoch.
+///
+/// The ordering layer's leader stamps every entry it orders with its clock;
+/// the cluster time at a position is the largest stamp at or before it, so
+/// it never runs backwards and every node computes the same value for the
+/// same position, whatever its own clock says. Decisions that depend on
+/// time (key expiry) read it, never a node's clock. [`ClusterTime::ZERO`]
+/// is "no time yet" (an empty log, or an entry nobody stamped).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct ClusterTime(u64);
+
+impl ClusterTime {
+    /// Before any stamp.
+    pub const ZERO: ClusterTime = ClusterTime(0);
+
+    /// Wraps milliseconds since the Unix epoch.
+    #[must_use]
+    pub const fn from_millis(millis: u64) -> Self {
+        ClusterTime(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    #[must_use]
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ClusterTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ mod cause;
 pub mod certify;
 #[cfg(feature = "check")]
 pub mod check;
+pub mod clock;
 pub mod frame;
 mod ids;
 pub mod kv;
@@ -21,4 +22,4 @@ pub mod transfer;
 pub mod writeset;
 
 pub use cause::Cause;
-pub use ids::{NodeId, Seqno, TxnId};
+pub use ids::{ClusterTime, NodeId, Seqno, TxnId};

@@ -13,7 +13,9 @@
 //!   acknowledgements and outcomes do not change),
 //! - take their epoch (the first half of every transaction id) from a
 //!   counter instead of the wall clock, and
-//! - draw raft's randomized election timeouts from the simulation's seed.
+//! - draw raft's randomized election timeouts from the simulation's seed,
+//! - read the clock the simulator installed ([`set_clock`]), each node with
+//!   its own skew ([`set_clock_skew`]), instead of the system's.
 //!
 //! Every node on the thread also reports the certification digest after each
 //! position it certifies ([`witness`]); the first node to report a digest
@@ -38,6 +40,14 @@ thread_local! {
     /// The first digest reported for each seqno, and by which node.
     static DIGESTS: RefCell<BTreeMap<Seqno, (NodeId, CertDigest)>> =
         const { RefCell::new(BTreeMap::new()) };
+    /// The checksum of the first output reported for each operation's
+    /// seqno, and by which node.
+    static OUTPUTS: RefCell<BTreeMap<Seqno, (NodeId, u32)>> =
+        const { RefCell::new(BTreeMap::new()) };
+    /// The simulated wall clock, in milliseconds since the Unix epoch.
+    static CLOCK: Cell<Option<fn() -> u64>> = const { Cell::new(None) };
+    /// Each node's clock skew in milliseconds (ahead when positive).
+    static SKEWS: RefCell<BTreeMap<NodeId, i64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +70,9 @@ impl Drop for Guard {
     fn drop(&mut self) {
         SIMULATION.with(|s| s.set(self.previous));
         DIGESTS.with(|h| h.borrow_mut().clear());
+        OUTPUTS.with(|h| h.borrow_mut().clear());
+        CLOCK.with(|c| c.set(None));
+        SKEWS.with(|s| s.borrow_mut().clear());
     }
 }
 
@@ -103,6 +116,57 @@ pub(crate) fn witness(node: NodeId, seqno: Seqno, digest: CertDigest) {
         first.0,
         first.1
     );
+}
+
+/// `node` executed the operation at `seqno` with `output`.
+///
+/// # Panics
+/// In simulation, when another node's output for the same seqno differs:
+/// execution was not deterministic, so the replicas' data differ too.
+pub(crate) fn witness_output(node: NodeId, seqno: Seqno, output: &[u8]) {
+    if !active() {
+        return;
+    }
+    let sum = crc32fast::hash(output);
+    let first = OUTPUTS.with(|h| {
+        let mut seen = h.borrow_mut();
+        let first = *seen.entry(seqno).or_insert((node, sum));
+        if seen.len() > WITNESSED {
+            seen.pop_first();
+        }
+        first
+    });
+    assert!(
+        first.1 == sum,
+        "replicas executed the operation at seqno {seqno} differently: {} output {:08x}, {node} {sum:08x}",
+        first.0,
+        first.1
+    );
+}
+
+/// Makes `now` (milliseconds since the Unix epoch) the wall clock of every
+/// node on this thread while the simulation lasts ([`crate::clock::now`]).
+pub fn set_clock(now: fn() -> u64) {
+    CLOCK.with(|c| c.set(Some(now)));
+}
+
+/// Sets `node`'s clock `skew_ms` milliseconds ahead of the simulated clock
+/// (behind when negative).
+pub fn set_clock_skew(node: NodeId, skew_ms: i64) {
+    SKEWS.with(|s| s.borrow_mut().insert(node, skew_ms));
+}
+
+/// `node`'s simulated clock; `None` outside simulation or before
+/// [`set_clock`].
+pub(crate) fn clock(node: NodeId) -> Option<crate::ids::ClusterTime> {
+    if !active() {
+        return None;
+    }
+    let now = CLOCK.with(Cell::get)?();
+    let skew = SKEWS.with(|s| s.borrow().get(&node).copied().unwrap_or(0));
+    Some(crate::ids::ClusterTime::from_millis(
+        now.saturating_add_signed(skew),
+    ))
 }
 
 /// Whether the calling thread is in simulation.

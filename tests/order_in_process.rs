@@ -15,14 +15,19 @@ use bytes::Bytes;
 use certus::order::{
     Entry, Event, EventStream, InProcessConfig, InProcessOrder, OrderError, TotalOrder, View,
 };
-use certus::{NodeId, Seqno};
+use certus::{ClusterTime, NodeId, Seqno};
 
 fn ids(raw: &[u64]) -> Vec<NodeId> {
     raw.iter().copied().map(NodeId::new).collect()
 }
 
+/// The time every entry is stamped with, so events compare exactly.
+const TIME: ClusterTime = ClusterTime::from_millis(1_700_000_000_000);
+
 fn cluster(config: InProcessConfig) -> InProcessOrder {
-    InProcessOrder::new(config, ids(&[1, 2, 3]))
+    let order = InProcessOrder::new(config, ids(&[1, 2, 3]));
+    order.set_time(Some(TIME));
+    order
 }
 
 /// Polls `future` once; `None` when it is pending.
@@ -46,19 +51,20 @@ fn ready_events(stream: &mut dyn EventStream) -> Vec<Event> {
     events
 }
 
-fn ordered(seqno: u64, entry: Entry) -> Event {
+fn ordered(seqno: u64, entry: Entry, stamp: ClusterTime) -> Event {
     Event::Ordered {
         seqno: Seqno::new(seqno),
         entry,
+        stamp,
     }
 }
 
 fn barrier(seqno: u64) -> Event {
-    ordered(seqno, Entry::Barrier)
+    ordered(seqno, Entry::Barrier, ClusterTime::ZERO)
 }
 
 fn write(seqno: u64, bytes: &'static [u8]) -> Event {
-    ordered(seqno, Entry::WriteSet(Bytes::from_static(bytes)))
+    ordered(seqno, Entry::Submitted(Bytes::from_static(bytes)), TIME)
 }
 
 fn view(id: u64, members: &[u64], primary: bool, seqno: u64) -> Event {

@@ -4,8 +4,10 @@ use thiserror::Error;
 
 use crate::Cause;
 use crate::certify::CertCheckpoint;
-use crate::ids::Seqno;
-use crate::writeset::WriteSet;
+use bytes::Bytes;
+
+use crate::ids::{ClusterTime, Seqno};
+use crate::writeset::{Operation, WriteSet};
 
 /// A storage engine's failure to apply or persist replicated state. The node
 /// treats it as fatal: a replica that cannot apply what the cluster committed
@@ -32,6 +34,10 @@ pub enum ApplyError {
     /// may not have finished.
     #[error("the node shut down while the storage engine was working")]
     Interrupted,
+    /// An ordered operation was committed, and this engine does not
+    /// execute operations ([`Applier::execute`]).
+    #[error("the storage engine cannot execute ordered operations")]
+    Unsupported,
 }
 
 /// What an engine found on disk when the node starts.
@@ -78,6 +84,47 @@ pub trait Applier: Send + Sync + 'static {
         batch
             .iter()
             .try_for_each(|(seqno, ws)| self.apply(*seqno, ws))
+    }
+
+    /// Executes an ordered operation certification committed at `seqno`
+    /// and writes its effect at `seqno`, invisible until `make_visible`, as
+    /// `apply` does; returns its output (the reply its origin's client
+    /// gets). Every node executes every operation, so the effect and the
+    /// output must depend only on `op`'s payload, on `time` (the cluster
+    /// time at `seqno`) and on the state just before `seqno`: what was
+    /// applied at positions below `seqno`, which for the keys `op` declared
+    /// (or every key, for a wider [`crate::writeset::Scope`]) is applied
+    /// before this is called. Like `apply`, it must be idempotent. A
+    /// failure of the operation itself (a command error) belongs in the
+    /// output; an `Err` fails the node. Engines that never submit
+    /// operations keep the default, which fails it.
+    ///
+    /// # Errors
+    /// [`ApplyError`]; the node stops applying and fails.
+    fn execute(
+        &self,
+        seqno: Seqno,
+        time: ClusterTime,
+        op: &Operation,
+    ) -> Result<Bytes, ApplyError> {
+        let _ = (seqno, time, op);
+        Err(ApplyError::Unsupported)
+    }
+
+    /// Executes several committed operations whose dependencies are all
+    /// applied already (none depends on another); an engine overrides it to
+    /// write them together. Returns the outputs in order.
+    ///
+    /// # Errors
+    /// [`ApplyError`]; the node stops applying and fails.
+    fn execute_batch(
+        &self,
+        batch: &[(Seqno, ClusterTime, &Operation)],
+    ) -> Result<Vec<Bytes>, ApplyError> {
+        batch
+            .iter()
+            .map(|(seqno, time, op)| self.execute(*seqno, *time, op))
+            .collect()
     }
 
     /// Makes everything at or below `upto` visible and records `upto` as the

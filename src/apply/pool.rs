@@ -7,21 +7,35 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
 use super::applier::{Applier, ApplyError};
-use crate::ids::Seqno;
-use crate::writeset::WriteSet;
+use bytes::Bytes;
 
-/// A write-set handed to a worker.
+use crate::ids::{ClusterTime, Seqno};
+use crate::writeset::{Operation, WriteSet};
+
+/// What a committed position asks of the engine.
+#[derive(Clone, Debug)]
+pub(crate) enum Work {
+    /// Write a write-set's rows.
+    Rows(Arc<WriteSet>),
+    /// Execute an operation at the cluster time of its position.
+    Execute {
+        op: Arc<Operation>,
+        time: ClusterTime,
+    },
+}
+
+/// A committed position handed to a worker.
 #[derive(Debug)]
 pub(crate) struct ApplyJob {
     pub(crate) seqno: Seqno,
-    pub(crate) ws: Arc<WriteSet>,
+    pub(crate) work: Work,
 }
 
-/// A worker's report.
+/// A worker's report: for an operation, its output.
 #[derive(Debug)]
 pub(crate) struct ApplyDone {
     pub(crate) seqno: Seqno,
-    pub(crate) result: Result<(), ApplyError>,
+    pub(crate) result: Result<Option<Bytes>, ApplyError>,
 }
 
 /// Write-sets a worker applies in one engine call at most.
@@ -113,24 +127,64 @@ async fn worker(
             }
             batch
         };
-        let seqnos: Vec<Seqno> = batch.iter().map(|job| job.seqno).collect();
         let applier = applier.clone();
         // Engines block on I/O: apply off the async threads.
-        let apply = move || {
-            let refs: Vec<(Seqno, &WriteSet)> = batch
-                .iter()
-                .map(|job| (job.seqno, job.ws.as_ref()))
-                .collect();
-            applier.apply_batch(&refs)
-        };
-        let Some(result) = crate::task::blocking(apply).await else {
+        let Some(reports) = crate::task::blocking(move || run_batch(&*applier, &batch)).await
+        else {
             return;
         };
-        for seqno in seqnos {
-            let result = result.clone();
-            if done.send(ApplyDone { seqno, result }).await.is_err() {
+        for report in reports {
+            if done.send(report).await.is_err() {
                 return;
             }
         }
     }
+}
+
+/// Writes a batch's rows in one engine call and executes its operations in
+/// another. Jobs released together never depend on each other, so the
+/// order between the two does not matter.
+fn run_batch(applier: &dyn Applier, batch: &[ApplyJob]) -> Vec<ApplyDone> {
+    let mut rows = Vec::new();
+    let mut ops = Vec::new();
+    for job in batch {
+        match &job.work {
+            Work::Rows(ws) => rows.push((job.seqno, ws.as_ref())),
+            Work::Execute { op, time } => ops.push((job.seqno, *time, op.as_ref())),
+        }
+    }
+    let mut reports = Vec::with_capacity(batch.len());
+    if !rows.is_empty() {
+        let result = applier.apply_batch(&rows);
+        reports.extend(rows.iter().map(|(seqno, _)| ApplyDone {
+            seqno: *seqno,
+            result: result.clone().map(|()| None),
+        }));
+    }
+    if !ops.is_empty() {
+        match applier.execute_batch(&ops) {
+            Ok(outputs) => {
+                assert_eq!(
+                    outputs.len(),
+                    ops.len(),
+                    "the engine returned {} outputs for {} operations",
+                    outputs.len(),
+                    ops.len()
+                );
+                reports.extend(
+                    ops.iter()
+                        .zip(outputs)
+                        .map(|((seqno, _, _), output)| ApplyDone {
+                            seqno: *seqno,
+                            result: Ok(Some(output)),
+                        }),
+                );
+            }
+            Err(err) => reports.extend(ops.iter().map(|(seqno, _, _)| ApplyDone {
+                seqno: *seqno,
+                result: Err(err.clone()),
+            })),
+        }
+    }
+    reports
 }

@@ -8,8 +8,10 @@ use super::digest::CertDigest;
 use super::index::KeyIndex;
 use super::matrix::{Relation, relation};
 use super::verdict::{AbortReason, FirstOutcome, Verdict};
-use crate::ids::Seqno;
-use crate::writeset::{Isolation, WriteSet};
+use bytes::Bytes;
+
+use crate::ids::{ClusterTime, NodeId, Seqno, TxnId};
+use crate::writeset::{Isolation, KeyEntry, Operation, Scope, WriteSet};
 
 /// Cluster-wide certification settings. Every node must use the same values,
 /// because they take part in every verdict.
@@ -57,7 +59,30 @@ pub struct Certifier {
     /// The digest of every verdict up to `last_seqno`; `None` when the
     /// certifier was restored from a checkpoint that predates digests.
     pub(super) digest: Option<CertDigest>,
+    /// The cluster time at `last_seqno`: the largest stamp so far.
+    pub(super) time: ClusterTime,
+    /// The last committed operation that wrote every key
+    /// ([`Scope::WritesAll`]): everything after depends on it, and a read
+    /// view older than it conflicts with it.
+    pub(super) write_all: Seqno,
     stats: CertStats,
+}
+
+/// What an operation or a write-set asks certification to check and record,
+/// in one shape.
+struct Candidate<'a> {
+    origin: NodeId,
+    txn_id: TxnId,
+    /// Declared keys, checked for conflicts after `key_view`.
+    keys: &'a [KeyEntry],
+    key_view: Seqno,
+    /// Keys that must not have been written after `read_view`.
+    reads: &'a [Bytes],
+    read_view: Seqno,
+    /// Record only the declared keys that are writes (an operation's reads
+    /// conflict with nothing later).
+    record_writes_only: bool,
+    scope: Scope,
 }
 
 impl Certifier {
@@ -74,6 +99,7 @@ impl Certifier {
             KeyIndex::default(),
             DedupTable::default(),
             Some(CertDigest::EMPTY),
+            (ClusterTime::ZERO, Seqno::ZERO),
         )
     }
 
@@ -84,6 +110,7 @@ impl Certifier {
         index: KeyIndex,
         dedup: DedupTable,
         digest: Option<CertDigest>,
+        (time, write_all): (ClusterTime, Seqno),
     ) -> Self {
         assert!(config.window > 0, "certification window must be positive");
         assert!(
@@ -97,7 +124,25 @@ impl Certifier {
             index,
             dedup,
             digest,
+            time,
+            write_all,
             stats: CertStats::default(),
+        }
+    }
+
+    /// The cluster time at [`Certifier::last_seqno`].
+    #[must_use]
+    pub fn time(&self) -> ClusterTime {
+        self.time
+    }
+
+    /// The next position was stamped `stamp` by the leader that ordered it:
+    /// the cluster time moves to it if it is later. Call it before
+    /// certifying or skipping the position.
+    pub fn observe_time(&mut self, stamp: ClusterTime) {
+        if stamp > self.time {
+            self.time = stamp;
+            self.digest = self.digest.map(|d| d.timed(self.last_seqno.next(), stamp));
         }
     }
 
@@ -139,24 +184,66 @@ impl Certifier {
     /// Panics unless `seqno` is exactly the next position: the total order
     /// delivers every position once, in order.
     pub fn certify(&mut self, seqno: Seqno, ws: &WriteSet) -> Verdict {
-        let verdict = self.decide(seqno, ws);
+        let serializable = ws.isolation() == Isolation::Serializable;
+        let candidate = Candidate {
+            origin: ws.origin(),
+            txn_id: ws.txn_id(),
+            keys: ws.keys(),
+            key_view: ws.read_view(),
+            reads: if serializable { ws.read_keys() } else { &[] },
+            read_view: ws.read_view(),
+            record_writes_only: false,
+            scope: Scope::Keys,
+        };
+        let verdict = self.decide(seqno, &candidate);
         self.digest = self.digest.map(|h| h.certified(seqno, ws, &verdict));
         verdict
     }
 
-    fn decide(&mut self, seqno: Seqno, ws: &WriteSet) -> Verdict {
+    /// Certifies the operation delivered at `seqno`. It reads the state just
+    /// before `seqno`, so its keys conflict with nothing: it commits unless
+    /// a key it watches was written after its view, or its view is older
+    /// than the window (a late copy of a retried submission), and depends
+    /// on the last commit that touched any of its keys.
+    ///
+    /// # Panics
+    /// Panics unless `seqno` is exactly the next position.
+    pub fn certify_operation(&mut self, seqno: Seqno, op: &Operation) -> Verdict {
+        let candidate = Candidate {
+            origin: op.origin(),
+            txn_id: op.txn_id(),
+            keys: op.keys(),
+            key_view: seqno.saturating_sub(1),
+            reads: op.watched(),
+            read_view: op.view(),
+            record_writes_only: true,
+            scope: op.scope(),
+        };
+        let verdict = self.decide(seqno, &candidate);
+        self.digest = self
+            .digest
+            .map(|h| h.certified_operation(seqno, op, &verdict));
+        verdict
+    }
+
+    fn decide(&mut self, seqno: Seqno, candidate: &Candidate<'_>) -> Verdict {
         self.advance(seqno);
-        if let Some(first) = self.dedup.lookup(ws.origin(), ws.txn_id()) {
+        if let Some(first) = self.dedup.lookup(candidate.origin, candidate.txn_id) {
             self.stats.duplicates += 1;
             return Verdict::Duplicate {
                 first_seqno: first.seqno,
                 first: first.outcome.clone(),
             };
         }
-        let (verdict, outcome) = match self.test(seqno, ws) {
+        let (verdict, outcome) = match self.test(seqno, candidate) {
             Ok(depends_on) => {
-                for entry in ws.keys() {
-                    self.index.record(&entry.key, entry.kind, seqno);
+                for entry in candidate.keys {
+                    if !candidate.record_writes_only || entry.kind.is_write() {
+                        self.index.record(&entry.key, entry.kind, seqno);
+                    }
+                }
+                if candidate.scope == Scope::WritesAll {
+                    self.write_all = seqno;
                 }
                 self.stats.committed += 1;
                 (Verdict::Commit { depends_on }, FirstOutcome::Committed)
@@ -173,8 +260,8 @@ impl Certifier {
         };
         self.dedup.record(DedupRecord {
             seqno,
-            origin: ws.origin(),
-            txn_id: ws.txn_id(),
+            origin: candidate.origin,
+            txn_id: candidate.txn_id,
             outcome,
         });
         verdict
@@ -212,8 +299,8 @@ impl Certifier {
 
     /// The rule itself, with no side effects: the dependency to commit with,
     /// or the reason to abort.
-    fn test(&self, seqno: Seqno, ws: &WriteSet) -> Result<Seqno, AbortReason> {
-        let read_view = ws.read_view();
+    fn test(&self, seqno: Seqno, candidate: &Candidate<'_>) -> Result<Seqno, AbortReason> {
+        let read_view = candidate.read_view.min(candidate.key_view);
         if read_view >= seqno {
             return Err(AbortReason::InvalidReadView { read_view });
         }
@@ -224,8 +311,8 @@ impl Certifier {
                 oldest_allowed,
             });
         }
-        let mut depends_on = self.purge_floor;
-        for entry in ws.keys() {
+        let mut depends_on = self.purge_floor.max(self.write_all);
+        for entry in candidate.keys {
             let Some(found) = self.index.get(&entry.key) else {
                 continue;
             };
@@ -236,7 +323,9 @@ impl Certifier {
                     continue;
                 }
                 match relation(found_kind, entry.kind) {
-                    Relation::Conflict if at > read_view => conflicting = conflicting.max(at),
+                    Relation::Conflict if at > candidate.key_view => {
+                        conflicting = conflicting.max(at);
+                    }
                     Relation::Conflict | Relation::Dependency => depends_on = depends_on.max(at),
                     Relation::Independent => {}
                 }
@@ -249,24 +338,42 @@ impl Certifier {
                 });
             }
         }
-        if ws.isolation() == Isolation::Serializable {
-            for key in ws.read_keys() {
-                let written = self
-                    .index
-                    .get(key)
-                    .map_or(Seqno::ZERO, |f| f.newest_write());
-                if written > read_view {
-                    return Err(AbortReason::ReadConflict {
-                        key: key.clone(),
-                        conflicting_seqno: written,
-                    });
-                }
-            }
+        if self.write_all > candidate.key_view
+            && let Some(entry) = candidate.keys.first()
+        {
+            return Err(AbortReason::KeyConflict {
+                key: entry.key.clone(),
+                kind: entry.kind,
+                conflicting_seqno: self.write_all,
+            });
+        }
+        self.test_reads(candidate)?;
+        if candidate.scope != Scope::Keys {
+            depends_on = seqno.saturating_sub(1);
         }
         assert!(
             depends_on < seqno,
             "dependency {depends_on} not before seqno {seqno}"
         );
         Ok(depends_on)
+    }
+
+    /// Serializable reads and watched keys: none may have been written
+    /// after the read view.
+    fn test_reads(&self, candidate: &Candidate<'_>) -> Result<(), AbortReason> {
+        for key in candidate.reads {
+            let written = self
+                .index
+                .get(key)
+                .map_or(Seqno::ZERO, |f| f.newest_write())
+                .max(self.write_all);
+            if written > candidate.read_view {
+                return Err(AbortReason::ReadConflict {
+                    key: key.clone(),
+                    conflicting_seqno: written,
+                });
+            }
+        }
+        Ok(())
     }
 }

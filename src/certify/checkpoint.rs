@@ -9,7 +9,7 @@ use super::dedup::{DedupRecord, DedupTable};
 use super::digest::CertDigest;
 use super::index::{KeyIndex, KindSeqnos};
 use crate::frame::{self, FrameError, FrameKind};
-use crate::ids::Seqno;
+use crate::ids::{ClusterTime, Seqno};
 
 /// The largest checkpoint body accepted: the frame's 32-bit length field.
 const MAX_CHECKPOINT_BYTES: usize = u32::MAX as usize;
@@ -31,8 +31,8 @@ struct CheckpointV1 {
     dedup: Vec<DedupRecord>,
 }
 
-/// Version 2 body, written now: version 1 and the certification digest.
-/// Released layout: change it only with a new version.
+/// Version 2 body, still read: version 1 and the certification digest.
+/// Released layout: never change it.
 #[derive(Serialize, Deserialize)]
 struct CheckpointV2 {
     window: u64,
@@ -41,6 +41,21 @@ struct CheckpointV2 {
     index: Vec<(Bytes, KindSeqnos)>,
     dedup: Vec<DedupRecord>,
     digest: Option<CertDigest>,
+}
+
+/// Version 3 body, written now: version 2, the cluster time and the last
+/// operation that wrote every key. Released layout: change it only with a
+/// new version.
+#[derive(Serialize, Deserialize)]
+struct CheckpointV3 {
+    window: u64,
+    last_seqno: Seqno,
+    purge_floor: Seqno,
+    index: Vec<(Bytes, KindSeqnos)>,
+    dedup: Vec<DedupRecord>,
+    digest: Option<CertDigest>,
+    time: ClusterTime,
+    write_all: Seqno,
 }
 
 impl From<CheckpointV1> for CheckpointV2 {
@@ -53,6 +68,23 @@ impl From<CheckpointV1> for CheckpointV2 {
             dedup: v1.dedup,
             // Not recorded then: unknown, never guessed.
             digest: None,
+        }
+    }
+}
+
+impl From<CheckpointV2> for CheckpointV3 {
+    fn from(v2: CheckpointV2) -> Self {
+        CheckpointV3 {
+            window: v2.window,
+            last_seqno: v2.last_seqno,
+            purge_floor: v2.purge_floor,
+            index: v2.index,
+            dedup: v2.dedup,
+            digest: v2.digest,
+            // Nothing before version 3 stamped or flushed: no time has
+            // passed and no operation wrote every key.
+            time: ClusterTime::ZERO,
+            write_all: Seqno::ZERO,
         }
     }
 }
@@ -82,7 +114,7 @@ impl CertCheckpoint {
         })
     }
 
-    fn decode_body(frame: &[u8]) -> Result<CheckpointV2, FrameError> {
+    fn decode_body(frame: &[u8]) -> Result<CheckpointV3, FrameError> {
         let (header, body) = frame::decode(frame, MAX_CHECKPOINT_BYTES)?;
         if header.kind != FrameKind::CertCheckpoint {
             return Err(invalid(format!(
@@ -92,7 +124,11 @@ impl CertCheckpoint {
         }
         if header.version == 1 {
             let v1: CheckpointV1 = frame::decode_body(FrameKind::CertCheckpoint, body)?;
-            return Ok(v1.into());
+            return Ok(CheckpointV2::from(v1).into());
+        }
+        if header.version == 2 {
+            let v2: CheckpointV2 = frame::decode_body(FrameKind::CertCheckpoint, body)?;
+            return Ok(v2.into());
         }
         frame::decode_body(FrameKind::CertCheckpoint, body)
     }
@@ -119,13 +155,15 @@ impl Certifier {
     /// # Errors
     /// [`FrameError::TooLarge`] if the index no longer fits in one frame.
     pub fn checkpoint(&self) -> Result<CertCheckpoint, FrameError> {
-        let body = CheckpointV2 {
+        let body = CheckpointV3 {
             window: self.config.window,
             last_seqno: self.last_seqno,
             purge_floor: self.purge_floor,
             index: self.index.sorted_entries(),
             dedup: self.dedup.records().cloned().collect(),
             digest: self.digest,
+            time: self.time,
+            write_all: self.write_all,
         };
         let frame = frame::encode(FrameKind::CertCheckpoint, &body, MAX_CHECKPOINT_BYTES)?;
         Ok(CertCheckpoint {
@@ -148,8 +186,10 @@ impl Certifier {
                 body.window, config.window
             )));
         }
-        if body.purge_floor > body.last_seqno {
-            return Err(invalid("purge floor is beyond the last seqno".into()));
+        if body.purge_floor > body.last_seqno || body.write_all > body.last_seqno {
+            return Err(invalid(
+                "purge floor or last write to every key is beyond the last seqno".into(),
+            ));
         }
         if !body.index.windows(2).all(|w| w[0].0 < w[1].0) {
             return Err(invalid("index keys are not sorted and unique".into()));
@@ -190,6 +230,7 @@ impl Certifier {
             index,
             dedup,
             body.digest,
+            (body.time, body.write_all),
         ))
     }
 }

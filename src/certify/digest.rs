@@ -5,13 +5,14 @@
 use serde::{Deserialize, Serialize};
 
 use super::verdict::{AbortReason, FirstOutcome, Verdict};
-use crate::ids::Seqno;
-use crate::writeset::WriteSet;
+use crate::ids::{ClusterTime, NodeId, Seqno, TxnId};
+use crate::writeset::{Operation, WriteSet};
 
 /// A chained digest over every position certified so far: for each seqno,
-/// what it carried (a barrier, or which transaction: origin and
-/// transaction id) and the verdict (commit and its dependency, abort and
-/// its reason, duplicate of which seqno).
+/// what it carried (a barrier, or which transaction or operation: origin
+/// and transaction id), the verdict (commit and its dependency, abort and
+/// its reason, duplicate of which seqno), and where the cluster time
+/// moved.
 ///
 /// Certification is a pure function of the log prefix, so every node that
 /// certified the prefix `1..=s` holds the same digest at `s`; a replica
@@ -48,6 +49,37 @@ impl CertDigest {
     /// The digest after `ws` was certified at `seqno` with `verdict`.
     #[must_use]
     pub fn certified(self, seqno: Seqno, ws: &WriteSet, verdict: &Verdict) -> Self {
+        self.decided(seqno, 0, (ws.origin(), ws.txn_id()), verdict)
+    }
+
+    /// The digest after `op` was certified at `seqno` with `verdict`.
+    #[must_use]
+    pub fn certified_operation(self, seqno: Seqno, op: &Operation, verdict: &Verdict) -> Self {
+        self.decided(seqno, 8, (op.origin(), op.txn_id()), verdict)
+    }
+
+    /// The digest after the cluster time moved to `time` at `seqno`.
+    #[must_use]
+    pub fn timed(self, seqno: Seqno, time: ClusterTime) -> Self {
+        self.step(&Step {
+            seqno: seqno.get(),
+            tag: 6,
+            origin: 0,
+            epoch: 0,
+            counter: 0,
+            detail: time.as_millis(),
+        })
+    }
+
+    /// One transaction's step: `base` tells write-sets (0) and operations
+    /// (8) apart.
+    fn decided(
+        self,
+        seqno: Seqno,
+        base: u8,
+        (origin, txn_id): (NodeId, TxnId),
+        verdict: &Verdict,
+    ) -> Self {
         let (tag, detail) = match verdict {
             Verdict::Commit { depends_on } => (1, depends_on.get()),
             Verdict::Abort { reason } => (2, reason_code(reason)),
@@ -61,10 +93,10 @@ impl CertDigest {
         };
         self.step(&Step {
             seqno: seqno.get(),
-            tag,
-            origin: ws.origin().get(),
-            epoch: ws.txn_id().epoch,
-            counter: ws.txn_id().counter,
+            tag: base + tag,
+            origin: origin.get(),
+            epoch: txn_id.epoch,
+            counter: txn_id.counter,
             detail,
         })
     }
@@ -128,8 +160,7 @@ impl std::fmt::Display for CertDigest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{NodeId, TxnId};
-    use crate::writeset::{Isolation, WriteSetBuilder};
+    use crate::writeset::{Isolation, OperationBuilder, WriteSetBuilder};
 
     fn ws(counter: u64) -> WriteSet {
         let mut builder = WriteSetBuilder::new(
@@ -176,7 +207,23 @@ mod tests {
             },
         );
         let skipped = base.skipped(Seqno::new(2));
-        let all = [a, other_txn, other_dependency, aborted, skipped];
+        let op = OperationBuilder::new().build(
+            NodeId::new(1),
+            TxnId::new(7, 1),
+            Seqno::ZERO,
+            bytes::Bytes::new(),
+        );
+        let operation = base.certified_operation(Seqno::new(2), &op, &commit(0));
+        let timed = base.timed(Seqno::new(2), ClusterTime::from_millis(5));
+        let all = [
+            a,
+            other_txn,
+            other_dependency,
+            aborted,
+            skipped,
+            operation,
+            timed,
+        ];
         for (i, x) in all.iter().enumerate() {
             for y in &all[i + 1..] {
                 assert_ne!(x, y);

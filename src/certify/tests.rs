@@ -242,3 +242,179 @@ fn gaps_in_the_order_are_a_bug() {
     let mut c = Certifier::new(CertConfig::default());
     c.skip(Seqno::new(2));
 }
+
+/// An operation built on `origin` as transaction `counter`, when its node
+/// had made `view` visible.
+fn op(
+    counter: u64,
+    view: u64,
+    reads: &[&str],
+    writes: &[&str],
+    scope: crate::writeset::Scope,
+) -> crate::writeset::Operation {
+    let mut b = crate::writeset::OperationBuilder::new();
+    for key in reads {
+        b.read(Bytes::copy_from_slice(key.as_bytes()));
+    }
+    for key in writes {
+        b.write(Bytes::copy_from_slice(key.as_bytes()));
+    }
+    b.cover(scope);
+    b.build(
+        NodeId::new(3),
+        TxnId::new(0, counter),
+        Seqno::new(view),
+        Bytes::new(),
+    )
+}
+
+fn key_conflict(key: &'static str, kind: KeyKind, at: u64) -> Verdict {
+    Verdict::Abort {
+        reason: AbortReason::KeyConflict {
+            key: Bytes::from_static(key.as_bytes()),
+            kind,
+            conflicting_seqno: Seqno::new(at),
+        },
+    }
+}
+
+/// An operation reads the state just before its own position, so a write
+/// after its view is what it reads, not a conflict: it commits and applies
+/// after that write. A transaction whose snapshot predates the operation's
+/// write conflicts with it, first-committer-wins as with any write.
+#[test]
+fn operations_never_conflict_and_transactions_conflict_with_them() {
+    use crate::writeset::Scope;
+    let mut c = Certifier::new(CertConfig { window: 100 });
+    let update = KeyKind::Update;
+    assert_eq!(
+        c.certify(Seqno::new(1), &ws(1, 1, 0, &[("k", update)])),
+        commit(0)
+    );
+    let verdict = c.certify_operation(Seqno::new(2), &op(2, 0, &["k"], &["k"], Scope::Keys));
+    assert_eq!(verdict, commit(1), "depends on the write it reads");
+    let verdict = c.certify_operation(Seqno::new(3), &op(3, 0, &[], &["k"], Scope::Keys));
+    assert_eq!(
+        verdict,
+        commit(2),
+        "a second blind write never aborts either"
+    );
+    let late = c.certify(Seqno::new(4), &ws(1, 4, 2, &[("k", update)]));
+    assert_eq!(late, key_conflict("k", update, 3));
+    let current = c.certify(Seqno::new(5), &ws(1, 5, 3, &[("k", update)]));
+    assert_eq!(current, commit(3));
+}
+
+/// What an operation only reads is not recorded: a later transaction
+/// changing that key does not conflict with the read.
+#[test]
+fn an_operations_reads_conflict_with_nothing_later() {
+    use crate::writeset::Scope;
+    let mut c = Certifier::new(CertConfig { window: 100 });
+    let read = c.certify_operation(Seqno::new(1), &op(1, 0, &["r"], &["w"], Scope::Keys));
+    assert_eq!(read, commit(0));
+    let exclusive = KeyKind::Exclusive;
+    let delete = c.certify(Seqno::new(2), &ws(1, 2, 0, &[("r", exclusive)]));
+    assert_eq!(delete, commit(0));
+    let write = c.certify(Seqno::new(3), &ws(1, 3, 0, &[("w", exclusive)]));
+    assert_eq!(write, key_conflict("w", exclusive, 1));
+}
+
+/// A watched key written after the view aborts the operation (Redis's
+/// `WATCH`); one written before it does not.
+#[test]
+fn a_watched_key_written_after_the_view_aborts_the_operation() {
+    let mut c = Certifier::new(CertConfig { window: 100 });
+    c.certify(Seqno::new(1), &ws(1, 1, 0, &[("w", KeyKind::Update)]));
+    let watching = |counter, view| {
+        let mut b = crate::writeset::OperationBuilder::new();
+        b.write(Bytes::from_static(b"x"));
+        b.watch(Seqno::new(view), Bytes::from_static(b"w"));
+        b.build(
+            NodeId::new(3),
+            TxnId::new(0, counter),
+            Seqno::new(9),
+            Bytes::new(),
+        )
+    };
+    let verdict = c.certify_operation(Seqno::new(2), &watching(2, 0));
+    assert_eq!(
+        verdict,
+        Verdict::Abort {
+            reason: AbortReason::ReadConflict {
+                key: Bytes::from_static(b"w"),
+                conflicting_seqno: Seqno::new(1),
+            }
+        }
+    );
+    let verdict = c.certify_operation(Seqno::new(3), &watching(3, 1));
+    assert_eq!(
+        verdict,
+        commit(0),
+        "a watched key is a condition, not a read"
+    );
+}
+
+/// A flush (an operation that writes every key) orders everything around
+/// it and conflicts with every older snapshot; a scan waits for everything
+/// before it.
+#[test]
+fn writing_every_key_orders_and_conflicts_with_everything() {
+    use crate::writeset::Scope;
+    let mut c = Certifier::new(CertConfig { window: 100 });
+    c.certify(Seqno::new(1), &ws(1, 1, 0, &[("a", KeyKind::Update)]));
+    c.skip(Seqno::new(2));
+    let flush = c.certify_operation(Seqno::new(3), &op(3, 0, &[], &[], Scope::WritesAll));
+    assert_eq!(flush, commit(2));
+    let old = c.certify(Seqno::new(4), &ws(1, 4, 2, &[("b", KeyKind::Exclusive)]));
+    assert_eq!(old, key_conflict("b", KeyKind::Exclusive, 3));
+    let new = c.certify(Seqno::new(5), &ws(1, 5, 3, &[("b", KeyKind::Exclusive)]));
+    assert_eq!(new, commit(3), "everything after depends on the flush");
+    c.skip(Seqno::new(6));
+    let scan = c.certify_operation(Seqno::new(7), &op(7, 6, &[], &[], Scope::ReadsAll));
+    assert_eq!(scan, commit(6));
+    let restored = Certifier::restore(c.config(), &c.checkpoint().unwrap()).unwrap();
+    assert_eq!(restored.write_all, Seqno::new(3));
+}
+
+/// A copy of an operation delivered more than the window after its view
+/// aborts, so a retried operation never executes twice; within the window
+/// a copy is a duplicate.
+#[test]
+fn a_late_copy_of_an_operation_aborts_and_an_early_one_is_a_duplicate() {
+    use crate::writeset::Scope;
+    let mut c = Certifier::new(CertConfig { window: 4 });
+    let first = op(1, 0, &[], &["k"], Scope::Keys);
+    assert_eq!(c.certify_operation(Seqno::new(1), &first), commit(0));
+    let copy = c.certify_operation(Seqno::new(2), &first);
+    assert!(matches!(copy, Verdict::Duplicate { .. }), "{copy:?}");
+    for s in 3..=4 {
+        c.skip(Seqno::new(s));
+    }
+    let late = c.certify_operation(Seqno::new(5), &first);
+    assert!(
+        matches!(
+            late,
+            Verdict::Abort {
+                reason: AbortReason::ReadViewTooOld { .. }
+            }
+        ),
+        "{late:?}"
+    );
+}
+
+/// The cluster time is the largest stamp so far, and a checkpoint keeps it.
+#[test]
+fn cluster_time_is_the_running_maximum_of_stamps() {
+    use crate::ids::ClusterTime;
+    let mut c = Certifier::new(CertConfig::default());
+    for (s, stamp) in [(1, 50), (2, 40), (3, 0), (4, 70)] {
+        c.observe_time(ClusterTime::from_millis(stamp));
+        c.skip(Seqno::new(s));
+        let expected = if s == 4 { 70 } else { 50 };
+        assert_eq!(c.time(), ClusterTime::from_millis(expected));
+    }
+    let restored = Certifier::restore(c.config(), &c.checkpoint().unwrap()).unwrap();
+    assert_eq!(restored.time(), ClusterTime::from_millis(70));
+    assert_eq!(restored.digest(), c.digest());
+}

@@ -8,10 +8,17 @@
 //! writes take precedence, deletes leave tombstones, the applied watermark
 //! and the certification checkpoint are written by one atomic batch, and
 //! versions older than every open read view are garbage-collected.
+//!
+//! Ordered operations run through an [`Executor`] the embedding program
+//! supplies ([`KvStore::open_with`]); an [`Execution`] and a
+//! [`KvTransaction`] are both a [`Keyspace`], so code written against that
+//! trait runs in either.
 
 mod engine;
 mod error;
+mod execution;
 mod gc;
+mod keyspace;
 mod layout;
 mod memory;
 mod mvcc;
@@ -24,7 +31,9 @@ mod transaction;
 
 pub use engine::{BatchOp, Engine, WriteBatch};
 pub use error::{EngineError, KvError};
+pub use execution::{Execution, Executor};
 pub use gc::GcStats;
+pub use keyspace::Keyspace;
 pub use memory::MemoryEngine;
 pub use mvcc::{ExportChunk, MvccStore};
 #[cfg(feature = "redb")]

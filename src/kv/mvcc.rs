@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 
 use super::engine::{Engine, WriteBatch};
-use super::error::EngineError;
+use super::error::{EngineError, KvError};
+use super::execution::{Execution, Executor};
 use super::gc::{GcQueue, GcStats};
 use super::layout::{
     self, DATA_END, DATA_START, META_APPLIED, META_CHECKPOINT, META_END, META_START, META_TRANSFER,
@@ -16,8 +17,8 @@ use super::layout::{
 use crate::Cause;
 use crate::apply::{Applier, ApplyError, Recovered};
 use crate::certify::CertCheckpoint;
-use crate::ids::Seqno;
-use crate::writeset::{RowOp, WriteSet};
+use crate::ids::{ClusterTime, Seqno};
+use crate::writeset::{Operation, RowOp, WriteSet};
 
 /// Live rows read for a state transfer, and where to continue.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct MvccStore {
     gc: Mutex<GcQueue>,
     /// Watermark commits since the last durable one.
     lazy_commits: AtomicU32,
+    /// What runs ordered operations; `None` for a store that submits none.
+    executor: Option<Arc<dyn Executor>>,
 }
 
 /// Every this many watermark commits one is made durable even without a
@@ -53,7 +56,22 @@ impl MvccStore {
             engine,
             gc: Mutex::new(GcQueue::new(gc_queue, true)),
             lazy_commits: AtomicU32::new(0),
+            executor: None,
         }
+    }
+
+    /// Keeps at most `gc_queue` keys queued for collection.
+    #[must_use]
+    pub fn with_gc_queue(mut self, gc_queue: usize) -> Self {
+        self.gc = Mutex::new(GcQueue::new(gc_queue.max(1), true));
+        self
+    }
+
+    /// Runs ordered operations with `executor`.
+    #[must_use]
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
+        self.executor = Some(executor);
+        self
     }
 
     fn gc_queue(&self) -> MutexGuard<'_, GcQueue> {
@@ -106,17 +124,51 @@ impl MvccStore {
         max_keys: usize,
         max_bytes: usize,
     ) -> Result<ExportChunk, EngineError> {
-        let mut cursor = match after {
+        let cursor = match after {
             Some(key) => layout::key_prefix_end(key),
             None => Bytes::from_static(layout::DATA_START),
         };
+        let (entries, exhausted) =
+            self.live_from(read_view, cursor, DATA_END, max_keys, max_bytes)?;
+        let next = match exhausted {
+            true => None,
+            false => entries.last().map(|(key, _)| key.clone()),
+        };
+        Ok(ExportChunk { entries, next })
+    }
+
+    /// The first `limit` live keys as of `read_view` in `start..end` (user
+    /// keys), with whether the range holds no more.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine or for damaged versions.
+    pub fn scan_live(
+        &self,
+        read_view: Seqno,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<(Bytes, Bytes)>, bool), EngineError> {
+        let cursor = layout::key_prefix(start).freeze();
+        let end = layout::key_prefix(end).freeze();
+        self.live_from(read_view, cursor, &end, limit, usize::MAX)
+    }
+
+    /// Live keys from the engine key `cursor` to `end`: at most `max_keys`,
+    /// and no more once `max_bytes` of keys and values are collected; and
+    /// whether the range was read to its end.
+    fn live_from(
+        &self,
+        read_view: Seqno,
+        mut cursor: Bytes,
+        end: &[u8],
+        max_keys: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<(Bytes, Bytes)>, bool), EngineError> {
         let (mut live, mut bytes) = (Vec::new(), 0);
         while live.len() < max_keys && bytes < max_bytes {
-            let Some((key, _)) = self.engine.scan(&cursor, DATA_END, 1)?.into_iter().next() else {
-                return Ok(ExportChunk {
-                    entries: live,
-                    next: None,
-                });
+            let Some((key, _)) = self.engine.scan(&cursor, end, 1)?.into_iter().next() else {
+                return Ok((live, true));
             };
             let (user_key, _) = layout::parse_version_key(&key)?;
             if let Some(value) = self.read_at(&user_key, read_view)? {
@@ -125,11 +177,8 @@ impl MvccStore {
             }
             cursor = layout::key_prefix_end(&user_key);
         }
-        let next = live.last().map(|(key, _)| key.clone());
-        Ok(ExportChunk {
-            entries: live,
-            next,
-        })
+        let exhausted = self.engine.scan(&cursor, end, 1)?.is_empty();
+        Ok((live, exhausted))
     }
 
     /// Starts filling the store from a state transfer: marks it incomplete
@@ -329,6 +378,52 @@ impl Applier for MvccStore {
 
     fn apply(&self, seqno: Seqno, ws: &WriteSet) -> Result<(), ApplyError> {
         self.apply_batch(&[(seqno, ws)])
+    }
+
+    fn execute(
+        &self,
+        seqno: Seqno,
+        time: ClusterTime,
+        op: &Operation,
+    ) -> Result<Bytes, ApplyError> {
+        let mut outputs = self.execute_batch(&[(seqno, time, op)])?;
+        outputs.pop().ok_or(ApplyError::Interrupted)
+    }
+
+    /// Runs each operation with the executor, each reading just below its
+    /// own position (none of them depends on another), and writes all
+    /// their effects in one engine write.
+    fn execute_batch(
+        &self,
+        batch: &[(Seqno, ClusterTime, &Operation)],
+    ) -> Result<Vec<Bytes>, ApplyError> {
+        let executor = self.executor.as_ref().ok_or(ApplyError::Unsupported)?;
+        let mut write = WriteBatch::new();
+        let mut written = Vec::new();
+        let mut outputs = Vec::with_capacity(batch.len());
+        for (seqno, time, op) in batch {
+            let mut execution = Execution::new(self, *seqno, *time);
+            let output = executor
+                .execute(op, &mut execution)
+                .map_err(|err| match err {
+                    KvError::Engine(err) => storage(err),
+                    KvError::Node(err) => ApplyError::Storage(Cause::new(err)),
+                })?;
+            for (key, value) in execution.into_writes() {
+                write.put(
+                    layout::version_key(&key, *seqno),
+                    layout::encode_value(value.as_deref()),
+                );
+                written.push((*seqno, key));
+            }
+            outputs.push(output);
+        }
+        self.engine.write(write).map_err(storage)?;
+        let mut queue = self.gc_queue();
+        for (seqno, key) in written {
+            queue.push(seqno, key);
+        }
+        Ok(outputs)
     }
 
     /// Every write-set's versions in one engine write.

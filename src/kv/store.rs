@@ -8,11 +8,12 @@ use tokio::task::JoinHandle;
 
 use super::engine::Engine;
 use super::error::KvError;
+use super::execution::Executor;
 use super::gc::GcStats;
 use super::mvcc::{ExportChunk, MvccStore};
 use super::transaction::KvTransaction;
 use crate::ids::{NodeId, Seqno};
-use crate::node::{Node, NodeConfig, TxnOptions};
+use crate::node::{Node, NodeConfig, OperationHandle, TxnOptions};
 use crate::order::TotalOrder;
 
 /// How the store runs.
@@ -84,13 +85,36 @@ impl KvStore {
         engine: Arc<dyn Engine>,
         order: Arc<dyn TotalOrder>,
     ) -> Result<KvStore, KvError> {
+        Self::start(config, MvccStore::new(engine, 1), order).await
+    }
+
+    /// As [`KvStore::open`], running the ordered operations of
+    /// [`KvStore::operation`] with `executor`.
+    ///
+    /// # Errors
+    /// As [`KvStore::open`].
+    pub async fn open_with(
+        config: StoreConfig,
+        engine: Arc<dyn Engine>,
+        order: Arc<dyn TotalOrder>,
+        executor: Arc<dyn Executor>,
+    ) -> Result<KvStore, KvError> {
+        let mvcc = MvccStore::new(engine, 1).with_executor(executor);
+        Self::start(config, mvcc, order).await
+    }
+
+    async fn start(
+        config: StoreConfig,
+        mvcc: MvccStore,
+        order: Arc<dyn TotalOrder>,
+    ) -> Result<KvStore, KvError> {
         crate::node::ConfigError::require_positive(&[
             ("gc_every", config.gc_every),
             ("gc_budget", config.gc_budget as u64),
             ("gc_queue", config.gc_queue as u64),
         ])
         .map_err(|err| KvError::Node(err.into()))?;
-        let mvcc = Arc::new(MvccStore::new(engine, config.gc_queue));
+        let mvcc = Arc::new(mvcc.with_gc_queue(config.gc_queue));
         let node = Node::start(config.node, order, mvcc.clone()).await?;
         let gc_task = tokio::spawn(gc_loop(
             node.clone(),
@@ -131,6 +155,15 @@ impl KvStore {
     pub async fn begin_with(&self, options: TxnOptions) -> Result<KvTransaction, KvError> {
         let txn = self.inner.node.begin_with(options).await?;
         Ok(KvTransaction::new(txn, self.inner.mvcc.clone()))
+    }
+
+    /// Starts an ordered operation carrying `payload` for the executor
+    /// this store was opened with; see [`Node::operation`].
+    ///
+    /// # Errors
+    /// See [`Node::operation`].
+    pub fn operation(&self, payload: impl Into<Bytes>) -> Result<OperationHandle, KvError> {
+        Ok(self.inner.node.operation(payload)?)
     }
 
     /// Every live key on this node at its applied watermark, with that

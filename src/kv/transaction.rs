@@ -6,8 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::KvError;
+use super::keyspace::{Keyspace, merged_scan};
 use super::mvcc::MvccStore;
-use crate::ids::Seqno;
+use crate::ids::{ClusterTime, Seqno};
 use crate::node::{CommitOutcome, Transaction};
 
 /// A store transaction. Reads see the snapshot at the read view plus this
@@ -79,11 +80,60 @@ impl KvTransaction {
         Ok(self.txn.delete(key)?)
     }
 
+    /// The cluster time at the read view ([`Transaction::read_time`]).
+    #[must_use]
+    pub fn time(&self) -> ClusterTime {
+        self.txn.read_time()
+    }
+
+    /// The first `limit` live keys in `start..end` at the read view, with
+    /// this transaction's own writes; see [`Keyspace::scan`].
+    ///
+    /// # Errors
+    /// [`KvError`] from the engine.
+    pub fn scan(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
+        let (mvcc, view) = (&self.mvcc, self.txn.read_view());
+        let mut fetch = |from: &[u8], n: usize| Ok(mvcc.scan_live(view, from, end, n)?);
+        merged_scan(self.txn.pending_writes(), &mut fetch, start, end, limit)
+    }
+
     /// Certifies and replicates the transaction; see [`Transaction::commit`].
     ///
     /// # Errors
     /// [`KvError::Node`] as [`Transaction::commit`] reports it.
     pub async fn commit(self) -> Result<CommitOutcome, KvError> {
         Ok(self.txn.commit().await?)
+    }
+}
+
+impl Keyspace for KvTransaction {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, KvError> {
+        KvTransaction::get(self, key)
+    }
+
+    fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), KvError> {
+        KvTransaction::put(self, key, value)
+    }
+
+    fn delete(&mut self, key: Bytes) -> Result<(), KvError> {
+        KvTransaction::delete(self, key)
+    }
+
+    fn scan(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
+        KvTransaction::scan(self, start, end, limit)
+    }
+
+    fn time(&self) -> ClusterTime {
+        KvTransaction::time(self)
     }
 }

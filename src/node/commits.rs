@@ -18,12 +18,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use super::error::Error;
 use super::outcome::CommitOutcome;
 use crate::ids::{Seqno, TxnId};
 
+/// How a local commit ended: the verdict and, for an operation, the output
+/// it computed here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub(crate) outcome: CommitOutcome,
+    pub(crate) output: Option<Bytes>,
+}
+
 /// What a waiting client is told.
-pub(crate) type Completion = Result<CommitOutcome, Error>;
+pub(crate) type Completion = Result<Settled, Error>;
 
 /// Where one local commit stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +57,9 @@ pub(crate) struct Commits {
     stages: BTreeMap<TxnId, Stage>,
     /// Certified commits by the position that must become visible.
     invisible: BTreeMap<Seqno, Vec<TxnId>>,
+    /// Positions of certified local operations, with their output once
+    /// executed here.
+    outputs: BTreeMap<Seqno, Option<Bytes>>,
     completed: Vec<(TxnId, Completion)>,
     limit: usize,
 }
@@ -56,6 +69,7 @@ impl Commits {
         Commits {
             stages: BTreeMap::new(),
             invisible: BTreeMap::new(),
+            outputs: BTreeMap::new(),
             completed: Vec::new(),
             limit,
         }
@@ -133,9 +147,16 @@ impl Commits {
         self.remove(txn_id);
     }
 
-    /// The verdict on a local write-set. A commit at or below `last_visible`
-    /// ends the wait now; a later one once it is visible.
-    pub(crate) fn certified(&mut self, txn_id: TxnId, outcome: CommitOutcome, last_visible: Seqno) {
+    /// The verdict on a local write-set or `operation`. A commit at or below
+    /// `last_visible` ends the wait now; a later one once it is visible
+    /// (an operation's once its output is in, too).
+    pub(crate) fn certified(
+        &mut self,
+        txn_id: TxnId,
+        outcome: CommitOutcome,
+        last_visible: Seqno,
+        operation: bool,
+    ) {
         match self.stages.get(&txn_id) {
             // A client that gave up, or a resubmission after a restart.
             None => return,
@@ -148,8 +169,28 @@ impl Commits {
             Some(seqno) if seqno > last_visible => {
                 self.stages.insert(txn_id, Stage::Certified(seqno));
                 self.invisible.entry(seqno).or_default().push(txn_id);
+                if operation {
+                    self.outputs.insert(seqno, None);
+                }
             }
-            _ => self.complete(txn_id, Ok(outcome)),
+            // A duplicate of an operation that executed before this client
+            // registered (impossible while it waits): its output is gone.
+            Some(_) if operation => self.complete(txn_id, Err(Error::OutcomeUnknown)),
+            _ => self.complete(
+                txn_id,
+                Ok(Settled {
+                    outcome,
+                    output: None,
+                }),
+            ),
+        }
+    }
+
+    /// The operation at `seqno` executed here with `output`; kept only when
+    /// a local client waits for it.
+    pub(crate) fn executed(&mut self, seqno: Seqno, output: Bytes) {
+        if let Some(slot) = self.outputs.get_mut(&seqno) {
+            *slot = Some(output);
         }
     }
 
@@ -160,9 +201,16 @@ impl Commits {
                 break;
             }
             let (seqno, txn_ids) = entry.remove_entry();
+            let output = self.outputs.remove(&seqno).map(|output| {
+                output.unwrap_or_else(|| panic!("operation at {seqno} visible before it executed"))
+            });
             for txn_id in txn_ids {
                 if self.stages.get(&txn_id) == Some(&Stage::Certified(seqno)) {
-                    self.complete(txn_id, Ok(CommitOutcome::Committed { seqno }));
+                    let settled = Settled {
+                        outcome: CommitOutcome::Committed { seqno },
+                        output: output.clone(),
+                    };
+                    self.complete(txn_id, Ok(settled));
                 }
             }
         }
@@ -192,6 +240,7 @@ impl Commits {
             self.complete(txn_id, Err(error.clone()));
         }
         self.invisible.clear();
+        self.outputs.clear();
     }
 
     fn complete(&mut self, txn_id: TxnId, completion: Completion) {
@@ -206,6 +255,7 @@ impl Commits {
             txn_ids.retain(|t| *t != txn_id);
             if txn_ids.is_empty() {
                 self.invisible.remove(&seqno);
+                self.outputs.remove(&seqno);
             }
         }
     }

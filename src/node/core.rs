@@ -25,22 +25,60 @@ use super::error::{Error, Failure};
 use super::outcome::{CommitOutcome, Conflict};
 use super::state::{Membership, NodeState};
 use super::status::Status;
+use bytes::Bytes;
+
+use crate::apply::pool::Work;
 use crate::apply::{ApplyError, ApplyScheduler, Job};
 use crate::certify::{CertCheckpoint, Certifier, FirstOutcome, Verdict};
-use crate::ids::{NodeId, Seqno, TxnId};
+use crate::frame::FrameKind;
+use crate::ids::{ClusterTime, NodeId, Seqno, TxnId};
 use crate::order::{Entry, Event, OrderError, View};
-use crate::writeset::WriteSet;
+use crate::writeset::{Operation, WriteSet};
 
 /// Something the runtime must do.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Hand a committed write-set to an apply worker.
-    Apply { seqno: Seqno, ws: Arc<WriteSet> },
+    /// Hand a committed position to an apply worker.
+    Apply { seqno: Seqno, work: Work },
     /// Make everything at or below `upto` visible, storing the checkpoint.
     MakeVisible {
         upto: Seqno,
         checkpoint: Option<CertCheckpoint>,
     },
+}
+
+/// What a submitted frame held.
+#[derive(Debug)]
+enum Delivered {
+    WriteSet(Arc<WriteSet>),
+    Operation(Arc<Operation>),
+}
+
+impl Delivered {
+    fn origin(&self) -> NodeId {
+        match self {
+            Delivered::WriteSet(ws) => ws.origin(),
+            Delivered::Operation(op) => op.origin(),
+        }
+    }
+
+    fn txn_id(&self) -> TxnId {
+        match self {
+            Delivered::WriteSet(ws) => ws.txn_id(),
+            Delivered::Operation(op) => op.txn_id(),
+        }
+    }
+
+    /// What applying it at a position whose cluster time is `time` takes.
+    fn work(&self, time: ClusterTime) -> Work {
+        match self {
+            Delivered::WriteSet(ws) => Work::Rows(ws.clone()),
+            Delivered::Operation(op) => Work::Execute {
+                op: op.clone(),
+                time,
+            },
+        }
+    }
 }
 
 /// Static settings of the core.
@@ -65,8 +103,13 @@ pub(crate) struct NodeCore {
     /// Positions at or below this are already applied in the engine: after a
     /// restart they are certified again (to rebuild the index) but not applied.
     replay_upto: Seqno,
-    /// Committed write-sets admitted to the scheduler, not yet dispatched.
-    pending: BTreeMap<Seqno, Arc<WriteSet>>,
+    /// Committed positions admitted to the scheduler, not yet dispatched.
+    pending: BTreeMap<Seqno, Work>,
+    /// The cluster time at every position in `(last_visible,
+    /// last_delivered]` where it moved, oldest first.
+    times: VecDeque<(Seqno, ClusterTime)>,
+    /// The cluster time at `last_visible`.
+    visible_time: ClusterTime,
     /// A checkpoint taken at certification, stored by the first
     /// `MakeVisible` whose watermark reaches it.
     checkpoint: Option<CertCheckpoint>,
@@ -97,6 +140,8 @@ impl NodeCore {
             commits: Commits::new(config.max_inflight_commits),
             replay_upto: last_visible,
             pending: BTreeMap::new(),
+            times: VecDeque::new(),
+            visible_time: certifier.time(),
             checkpoint: None,
             next_checkpoint,
             commands: VecDeque::new(),
@@ -174,13 +219,17 @@ impl NodeCore {
 
     pub(crate) fn handle_event(&mut self, event: Event) {
         match event {
-            Event::Ordered { seqno, entry } => self.handle_ordered(seqno, entry),
+            Event::Ordered {
+                seqno,
+                entry,
+                stamp,
+            } => self.handle_ordered(seqno, entry, stamp),
             Event::View(view) => self.handle_view(view),
         }
         self.check_invariants();
     }
 
-    fn handle_ordered(&mut self, seqno: Seqno, entry: Entry) {
+    fn handle_ordered(&mut self, seqno: Seqno, entry: Entry, stamp: ClusterTime) {
         assert!(
             self.wants_delivery(),
             "delivery of {seqno} while the core cannot take it"
@@ -191,35 +240,26 @@ impl NodeCore {
             "ordering layer skipped or repeated"
         );
         self.last_delivered = seqno;
+        self.certifier.observe_time(stamp);
         let certified = match entry {
-            Entry::WriteSet(frame) => {
-                match WriteSet::decode(&frame, self.config.max_write_set_bytes) {
-                    Ok(ws) => {
-                        let verdict = self.certifier.certify(seqno, &ws);
-                        Some((ws, verdict))
-                    }
-                    Err(err) => {
-                        // Every member received the same bytes, so every member
-                        // skips this position the same way.
-                        tracing::warn!(%seqno, error = %err, "delivered entry is not a valid write-set");
-                        self.certifier.skip(seqno);
-                        self.malformed += 1;
-                        None
-                    }
-                }
-            }
+            Entry::Submitted(frame) => self.certify(seqno, &frame),
             Entry::Barrier => {
                 self.certifier.skip(seqno);
                 None
             }
         };
         self.maybe_checkpoint(seqno);
+        let time = self.certifier.time();
         if seqno <= self.replay_upto {
+            self.visible_time = time;
             return;
         }
+        if self.times.back().map_or(self.visible_time, |(_, t)| *t) != time {
+            self.times.push_back((seqno, time));
+        }
         let job = match &certified {
-            Some((ws, Verdict::Commit { depends_on })) => {
-                self.pending.insert(seqno, Arc::new(ws.clone()));
+            Some((delivered, Verdict::Commit { depends_on })) => {
+                self.pending.insert(seqno, delivered.work(time));
                 Job::Apply {
                     depends_on: *depends_on,
                 }
@@ -227,17 +267,47 @@ impl NodeCore {
             _ => Job::Skip,
         };
         self.scheduler.admit(seqno, job);
-        if let Some((ws, verdict)) = certified
-            && ws.origin() == self.config.node_id
+        if let Some((delivered, verdict)) = certified
+            && delivered.origin() == self.config.node_id
         {
-            self.resolve_local(seqno, &ws, verdict);
+            self.resolve_local(seqno, &delivered, verdict);
         }
         self.pump();
     }
 
+    /// Decodes and certifies a submitted frame: a write-set or an
+    /// operation. Bytes that are neither are skipped.
+    fn certify(&mut self, seqno: Seqno, frame: &[u8]) -> Option<(Delivered, Verdict)> {
+        let max = self.config.max_write_set_bytes;
+        let decoded = match crate::frame::peek_header(frame, max) {
+            Ok(Some(header)) if header.kind == FrameKind::Operation => {
+                Operation::decode(frame, max).map(|op| Delivered::Operation(Arc::new(op)))
+            }
+            _ => WriteSet::decode(frame, max).map(|ws| Delivered::WriteSet(Arc::new(ws))),
+        };
+        match decoded {
+            Ok(delivered) => {
+                let verdict = match &delivered {
+                    Delivered::WriteSet(ws) => self.certifier.certify(seqno, ws),
+                    Delivered::Operation(op) => self.certifier.certify_operation(seqno, op),
+                };
+                Some((delivered, verdict))
+            }
+            Err(err) => {
+                // Every member received the same bytes, so every member
+                // skips this position the same way.
+                tracing::warn!(%seqno, error = %err, "delivered entry is neither a write-set nor an operation");
+                self.certifier.skip(seqno);
+                self.malformed += 1;
+                None
+            }
+        }
+    }
+
     /// Hands the verdict to the local client's commit: an abort ends its
     /// wait now, a commit once it is visible here.
-    fn resolve_local(&mut self, seqno: Seqno, ws: &WriteSet, verdict: Verdict) {
+    fn resolve_local(&mut self, seqno: Seqno, delivered: &Delivered, verdict: Verdict) {
+        let operation = matches!(delivered, Delivered::Operation(_));
         let outcome = match verdict {
             Verdict::Commit { .. } => {
                 self.local_commits += 1;
@@ -256,7 +326,9 @@ impl NodeCore {
             },
         };
         let last_visible = self.last_visible();
-        self.commits.certified(ws.txn_id(), outcome, last_visible);
+        let txn_id = delivered.txn_id();
+        self.commits
+            .certified(txn_id, outcome, last_visible, operation);
     }
 
     fn handle_view(&mut self, view: View) {
@@ -266,12 +338,20 @@ impl NodeCore {
         }
     }
 
-    pub(crate) fn handle_applied(&mut self, seqno: Seqno, result: Result<(), ApplyError>) {
+    /// A worker finished `seqno`; an operation's output comes with it.
+    pub(crate) fn handle_applied(
+        &mut self,
+        seqno: Seqno,
+        result: Result<Option<Bytes>, ApplyError>,
+    ) {
         if self.failure.is_some() {
             return;
         }
         match result {
-            Ok(()) => {
+            Ok(output) => {
+                if let Some(output) = output {
+                    self.commits.executed(seqno, output);
+                }
                 self.scheduler.applied(seqno);
                 self.pump();
             }
@@ -283,6 +363,13 @@ impl NodeCore {
     /// The engine made everything at or below `upto` visible.
     pub(crate) fn handle_visible(&mut self, upto: Seqno) {
         self.scheduler.visible(upto);
+        while let Some(&(seqno, time)) = self.times.front() {
+            if seqno > upto {
+                break;
+            }
+            self.visible_time = time;
+            self.times.pop_front();
+        }
         self.membership.on_visible(upto);
         self.commits.visible(upto);
         self.pump();
@@ -340,9 +427,9 @@ impl NodeCore {
             return;
         }
         while let Some(seqno) = self.scheduler.next_apply() {
-            let ws = self.pending.remove(&seqno);
-            let ws = ws.unwrap_or_else(|| panic!("scheduler released {seqno} without a write-set"));
-            self.commands.push_back(Command::Apply { seqno, ws });
+            let work = self.pending.remove(&seqno);
+            let work = work.unwrap_or_else(|| panic!("scheduler released {seqno} without work"));
+            self.commands.push_back(Command::Apply { seqno, work });
         }
         if let Some(upto) = self.scheduler.next_visible() {
             let checkpoint = match &self.checkpoint {
@@ -386,6 +473,7 @@ impl NodeCore {
             last_certified: self.certifier.last_seqno(),
             last_applied: self.scheduler.last_applied(),
             last_visible: self.last_visible(),
+            visible_time: self.visible_time,
             cert_digest: self.certifier.digest(),
             apply_queue: self.scheduler.queued(),
             cert: self.certifier.stats(),
@@ -433,6 +521,10 @@ impl NodeCore {
         assert!(
             self.pending.len() <= self.config.apply_queue,
             "pending write-sets unbounded"
+        );
+        assert!(
+            self.times.len() <= self.config.apply_queue,
+            "cluster times unbounded"
         );
         let command_bound = self.config.apply_slots + 4;
         assert!(

@@ -41,13 +41,14 @@ fn frame(origin: u64, counter: u64, read_view: u64, key: &str) -> Entry {
         Bytes::copy_from_slice(key.as_bytes()),
         Bytes::from_static(b"v"),
     );
-    Entry::WriteSet(b.build().encode(1 << 20).unwrap())
+    Entry::Submitted(b.build().encode(1 << 20).unwrap())
 }
 
 fn ordered(seqno: u64, entry: Entry) -> Event {
     Event::Ordered {
         seqno: Seqno::new(seqno),
         entry,
+        stamp: crate::ids::ClusterTime::ZERO,
     }
 }
 
@@ -105,18 +106,18 @@ fn dependent_write_sets_wait_and_commits_stay_in_order() {
     core.handle_event(ordered(3, frame(3, 1, 0, "b"))); // independent
     let out = drain(&mut core);
     assert_eq!(applies(&out), [1, 3], "seqno 2 must wait for 1");
-    core.handle_applied(Seqno::new(3), Ok(()));
+    core.handle_applied(Seqno::new(3), Ok(None));
     let out = drain(&mut core);
     assert!(
         visibles(&out).is_empty(),
         "3 finished first but 1 is still applying"
     );
-    core.handle_applied(Seqno::new(1), Ok(()));
+    core.handle_applied(Seqno::new(1), Ok(None));
     let out = drain(&mut core);
     assert_eq!(applies(&out), [2]);
     assert_eq!(visibles(&out), [1]);
     core.handle_visible(Seqno::new(1));
-    core.handle_applied(Seqno::new(2), Ok(()));
+    core.handle_applied(Seqno::new(2), Ok(None));
     let out = drain(&mut core);
     assert_eq!(visibles(&out), [3]);
     core.handle_visible(Seqno::new(3));
@@ -134,13 +135,20 @@ fn workers_bound_the_applies_in_flight() {
         core.handle_event(ordered(s, frame(2, s, s - 1, &format!("k{s}"))));
     }
     assert_eq!(applies(&drain(&mut core)), [1, 2]);
-    core.handle_applied(Seqno::new(2), Ok(()));
+    core.handle_applied(Seqno::new(2), Ok(None));
     assert_eq!(applies(&drain(&mut core)), [3]);
 }
 
-fn completions(core: &mut NodeCore) -> Vec<(u64, Completion)> {
+/// The completions of write-sets, which carry no output.
+fn completions(core: &mut NodeCore) -> Vec<(u64, Result<CommitOutcome, Error>)> {
     core.take_completions()
-        .map(|(txn_id, completion)| (txn_id.counter, completion))
+        .map(|(txn_id, completion)| {
+            let outcome = completion.map(|settled| {
+                assert_eq!(settled.output, None, "a write-set has no output");
+                settled.outcome
+            });
+            (txn_id.counter, outcome)
+        })
         .collect()
 }
 
@@ -165,7 +173,7 @@ fn a_local_abort_ends_at_certification_and_a_commit_once_visible() {
         "{ended:?}"
     );
     assert_eq!(applies(&out), [1]);
-    core.handle_applied(Seqno::new(1), Ok(()));
+    core.handle_applied(Seqno::new(1), Ok(None));
     // 2 and 3 have nothing to apply: one request covers all three.
     assert_eq!(visibles(&drain(&mut core)), [3]);
     assert!(
@@ -196,7 +204,7 @@ fn barriers_and_malformed_entries_take_positions_without_applies() {
     core.handle_event(ordered(1, Entry::Barrier));
     core.handle_event(ordered(
         2,
-        Entry::WriteSet(Bytes::from_static(b"not a frame")),
+        Entry::Submitted(Bytes::from_static(b"not a frame")),
     ));
     let out = drain_committing(&mut core);
     assert!(applies(&out).is_empty());
@@ -256,7 +264,7 @@ fn recovery_recertifies_without_applying_then_resumes() {
     // The engine applied up to 3; the certifier's checkpoint is from 1.
     let mut live = Certifier::new(CertConfig::default());
     let first = frame(2, 1, 0, "a");
-    let Entry::WriteSet(bytes) = &first else {
+    let Entry::Submitted(bytes) = &first else {
         unreachable!()
     };
     live.certify(Seqno::new(1), &WriteSet::decode(bytes, 1 << 20).unwrap());

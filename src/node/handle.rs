@@ -4,11 +4,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::config::NodeConfig;
 use super::core::{CoreConfig, NodeCore};
 use super::error::{ConfigError, Error};
+use super::operation::OperationHandle;
 use super::read_views::ReadViews;
 use super::runtime::{NodeRequest, Published, Runtime};
 use super::shared::Shared;
@@ -184,6 +186,24 @@ impl Node {
             txn_id,
             read_view,
             options.isolation,
+        ))
+    }
+
+    /// Starts an ordered operation carrying `payload`: declare its keys on
+    /// the handle, then [`OperationHandle::submit`] it. Unlike a
+    /// transaction it reads nothing now, so it needs no causal wait and
+    /// never conflicts: every node executes it at its position.
+    ///
+    /// # Errors
+    /// [`Error::Failed`] or [`Error::ShutDown`].
+    pub fn operation(&self, payload: impl Into<Bytes>) -> Result<OperationHandle, Error> {
+        self.check_serving()?;
+        let counter = self.shared.next_txn.fetch_add(1, Ordering::Relaxed);
+        let txn_id = TxnId::new(self.shared.epoch, counter);
+        Ok(OperationHandle::new(
+            self.shared.clone(),
+            txn_id,
+            payload.into(),
         ))
     }
 

@@ -6,12 +6,20 @@
 //! which replicates the write-set, waits for certification, and returns once
 //! the commit is visible on this node. Replicated write-sets from every node reach the
 //! engine through its [`crate::apply::Applier`].
+//!
+//! [`Node::operation`] is the other way to change data: an
+//! [`OperationHandle`] declares the keys of an opaque payload and submits
+//! it; every node's applier executes it at its position in the total order
+//! ([`crate::apply::Applier::execute`]) and the submitter gets the output
+//! its own node computed. An operation never conflicts unless it watches a
+//! key that changed.
 
 mod commits;
 mod config;
 mod core;
 mod error;
 mod handle;
+mod operation;
 mod outcome;
 mod read_views;
 mod runtime;
@@ -23,6 +31,7 @@ mod transaction;
 pub use config::NodeConfig;
 pub use error::{ConfigError, Error, Failure};
 pub use handle::{DonorGuard, Node};
+pub use operation::{OperationHandle, OperationOutcome};
 pub use outcome::{CommitOutcome, Conflict};
 pub use state::NodeState;
 pub use status::Status;

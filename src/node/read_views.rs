@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
 
 use super::status::Status;
-use crate::ids::Seqno;
+use crate::ids::{ClusterTime, Seqno};
 
 /// Counts of open transactions per read view. The visible watermark they
 /// start at is the one the runtime publishes in [`Status`]; taking a read
@@ -40,11 +40,15 @@ impl ReadViews {
     /// Opens a read view at the current visible watermark.
     pub(crate) fn open(self: &Arc<Self>) -> ReadViewGuard {
         let mut open = self.lock();
-        let seqno = self.last_visible();
+        let (seqno, time) = {
+            let status = self.status.borrow();
+            (status.last_visible, status.visible_time)
+        };
         *open.entry(seqno).or_default() += 1;
         ReadViewGuard {
             views: self.clone(),
             seqno,
+            time,
         }
     }
 
@@ -74,11 +78,17 @@ impl ReadViews {
 pub(crate) struct ReadViewGuard {
     views: Arc<ReadViews>,
     seqno: Seqno,
+    time: ClusterTime,
 }
 
 impl ReadViewGuard {
     pub(crate) fn seqno(&self) -> Seqno {
         self.seqno
+    }
+
+    /// The cluster time at the read view.
+    pub(crate) fn time(&self) -> ClusterTime {
+        self.time
     }
 }
 

@@ -108,7 +108,12 @@ impl Runtime {
                     }
                 }
                 done = made_visible(&mut making_visible) => self.finish_making_visible(done),
-                Some(done) = self.done.recv() => self.core.handle_applied(done.seqno, done.result),
+                Some(done) = self.done.recv() => {
+                    if let Ok(Some(output)) = &done.result {
+                        crate::simulation::witness_output(self.core.node_id(), done.seqno, output);
+                    }
+                    self.core.handle_applied(done.seqno, done.result);
+                }
                 Some(request) = self.requests.recv() => match request {
                     NodeRequest::TransferCheckpoint(reply) => {
                         let _ = reply.send(self.core.transfer_checkpoint());
@@ -159,7 +164,7 @@ impl Runtime {
     fn execute(&mut self, making_visible: &mut Option<MakingVisible>) {
         while let Some(command) = self.core.poll_command() {
             match command {
-                Command::Apply { seqno, ws } => self.pool.dispatch(ApplyJob { seqno, ws }),
+                Command::Apply { seqno, work } => self.pool.dispatch(ApplyJob { seqno, work }),
                 Command::MakeVisible { upto, checkpoint } => {
                     assert!(
                         making_visible.is_none(),

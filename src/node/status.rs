@@ -3,7 +3,7 @@
 use super::error::Failure;
 use super::state::NodeState;
 use crate::certify::{CertDigest, CertStats};
-use crate::ids::{NodeId, Seqno};
+use crate::ids::{ClusterTime, NodeId, Seqno};
 use crate::order::View;
 
 /// Replication status, published after every step of the node's core.
@@ -32,6 +32,9 @@ pub struct Status {
     /// Every position at or below this is applied and visible to readers
     /// here: new read views start at it.
     pub last_visible: Seqno,
+    /// The cluster time at `last_visible`: "now" for a read view taken at
+    /// it.
+    pub visible_time: ClusterTime,
     /// Positions between delivery and the visible watermark.
     pub apply_queue: usize,
     /// The digest of every verdict up to `last_certified`: two nodes at the

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::commits::Settled;
 use super::error::Error;
 use super::outcome::CommitOutcome;
 use super::read_views::ReadViewGuard;
 use super::runtime::CommitEvent;
 use super::shared::Shared;
-use crate::ids::{Seqno, TxnId};
+use crate::ids::{ClusterTime, Seqno, TxnId};
 use crate::writeset::{Isolation, KeyKind, WriteSetBuilder};
 
 /// How to begin a transaction.
@@ -76,6 +77,13 @@ impl Transaction {
         self.read_view.seqno()
     }
 
+    /// The cluster time at the read view: when reads decide whether
+    /// something has expired, this is "now" for them, on every node alike.
+    #[must_use]
+    pub fn read_time(&self) -> ClusterTime {
+        self.read_view.time()
+    }
+
     /// The transaction's id on this node.
     #[must_use]
     pub fn id(&self) -> TxnId {
@@ -137,6 +145,11 @@ impl Transaction {
         self.builder.pending_write(key)
     }
 
+    /// Every pending write, `None` for a delete.
+    pub(crate) fn pending_writes(&self) -> &std::collections::BTreeMap<Bytes, Option<Bytes>> {
+        self.builder.pending_writes()
+    }
+
     fn check_size(&self) -> Result<(), Error> {
         let len = self.builder.approx_encoded_len();
         let max = self.shared.config.max_write_set_bytes;
@@ -167,19 +180,28 @@ impl Transaction {
             return Err(Error::NotPrimary);
         }
         let max = shared.config.max_write_set_bytes;
-        let frame = self.builder.build().encode(max).map_err(|err| match err {
-            crate::frame::FrameError::TooLarge { len, .. } => Error::WriteSetTooLarge {
-                len: usize::try_from(len).unwrap_or(usize::MAX),
-                max,
-            },
-            other => Error::Encode(other),
-        })?;
+        let frame = self
+            .builder
+            .build()
+            .encode(max)
+            .map_err(|err| encode_error(err, max))?;
         let _permit = shared
             .inflight
             .acquire()
             .await
             .map_err(|_| Error::ShutDown)?;
-        settle(&shared, self.txn_id, frame).await
+        Ok(settle(&shared, self.txn_id, frame).await?.outcome)
+    }
+}
+
+/// The error for a write-set or operation that did not encode.
+pub(super) fn encode_error(err: crate::frame::FrameError, max: usize) -> Error {
+    match err {
+        crate::frame::FrameError::TooLarge { len, .. } => Error::WriteSetTooLarge {
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            max,
+        },
+        other => Error::Encode(other),
     }
 }
 
@@ -190,7 +212,7 @@ impl Transaction {
 /// connection): then it settles the commit at once and the submission is
 /// dropped. A copy it may still have sent is a duplicate, which
 /// certification recognises and nobody applies.
-async fn settle(shared: &Shared, txn_id: TxnId, frame: Bytes) -> Result<CommitOutcome, Error> {
+pub(super) async fn settle(shared: &Shared, txn_id: TxnId, frame: Bytes) -> Result<Settled, Error> {
     let (reply, mut completion) = oneshot::channel();
     let report = |event| async {
         shared

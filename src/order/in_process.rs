@@ -22,7 +22,7 @@ use super::cluster::{self, Cluster};
 use super::error::{OrderError, PeerError};
 use super::total_order::{Entry, Event, EventStream, OrderFuture, PeerService, TotalOrder};
 use super::view::View;
-use crate::ids::{NodeId, Seqno};
+use crate::ids::{ClusterTime, NodeId, Seqno};
 
 /// Limits of the in-process order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl std::fmt::Debug for Services {
 
 #[derive(Debug)]
 enum Logged {
-    WriteSet(Bytes),
+    Frame(Bytes, ClusterTime),
     View(View),
 }
 
@@ -115,6 +115,9 @@ struct HubState {
     primary: bool,
     /// The last logged primary view.
     primary_view: Option<View>,
+    /// The time entries are stamped with, when a test set it; otherwise
+    /// the submitting member's clock.
+    time: Option<ClusterTime>,
     next_subscription: u64,
 }
 
@@ -153,6 +156,7 @@ impl InProcessOrder {
             view_id: 0,
             primary: false,
             primary_view: None,
+            time: None,
             next_subscription: 1,
         };
         state.install_views();
@@ -194,6 +198,13 @@ impl InProcessOrder {
     /// [`OrderError::UnknownMember`] if `node` is not a member.
     pub fn heal(&self, node: NodeId) -> Result<(), OrderError> {
         self.set_connected(node, true)
+    }
+
+    /// Stamps every entry ordered from now on with `time` instead of the
+    /// submitting member's clock (`None` returns to the clock): a test's
+    /// control over the cluster time.
+    pub fn set_time(&self, time: Option<ClusterTime>) {
+        self.hub.lock().time = time;
     }
 
     /// The last ordered position.
@@ -353,7 +364,8 @@ impl TotalOrder for InProcessEndpoint {
                     }
                     state.can_order(self.node)?;
                     if !state.flow_control_blocks() {
-                        state.append(Logged::WriteSet(frame));
+                        let stamp = state.time.unwrap_or_else(|| crate::clock::now(self.node));
+                        state.append(Logged::Frame(frame, stamp));
                         break;
                     }
                 }
@@ -525,8 +537,12 @@ impl InProcessStream {
             });
         }
         let offset = seqno.distance_from(state.first_retained) as usize;
+        let mut stamp = ClusterTime::ZERO;
         let entry = match &state.log[offset] {
-            Logged::WriteSet(frame) => Entry::WriteSet(frame.clone()),
+            Logged::Frame(frame, time) => {
+                stamp = *time;
+                Entry::Submitted(frame.clone())
+            }
             // A view is announced before its position, so the node's state
             // changes before its watermark passes the view.
             Logged::View(view) if self.announced != Some(seqno) => {
@@ -536,7 +552,11 @@ impl InProcessStream {
             Logged::View(_) => Entry::Barrier,
         };
         member.cursor = seqno;
-        Ok(Some(Event::Ordered { seqno, entry }))
+        Ok(Some(Event::Ordered {
+            seqno,
+            entry,
+            stamp,
+        }))
     }
 }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::error::{OrderError, RemoteError};
 use super::view::View;
-use crate::ids::{NodeId, Seqno};
+use crate::ids::{ClusterTime, NodeId, Seqno};
 
 /// A boxed future returned by ordering-layer operations. Boxing keeps
 /// [`TotalOrder`] object-safe, so the node holds any implementation behind
@@ -19,8 +19,9 @@ pub type OrderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, OrderError>>
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Entry {
-    /// An encoded write-set frame, exactly as submitted.
-    WriteSet(Bytes),
+    /// A frame exactly as a node submitted it: a write-set or an ordered
+    /// operation.
+    Submitted(Bytes),
     /// A position the ordering layer used for itself (a membership change, a
     /// leader's no-op). It carries nothing to certify, but it is a position:
     /// watermarks move past it.
@@ -38,6 +39,10 @@ pub enum Event {
         seqno: Seqno,
         /// Its content.
         entry: Entry,
+        /// When the leader ordered it, by the leader's clock;
+        /// [`ClusterTime::ZERO`] for entries nobody stamped (barriers).
+        /// The cluster time at this position is the largest stamp so far.
+        stamp: ClusterTime,
     },
     /// This node's view of the membership changed.
     View(View),

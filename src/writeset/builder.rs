@@ -133,6 +133,11 @@ impl WriteSetBuilder {
         self.ops.get(key).map(Option::as_ref)
     }
 
+    /// Every pending write, `None` for a delete.
+    pub(crate) fn pending_writes(&self) -> &BTreeMap<Bytes, Option<Bytes>> {
+        &self.ops
+    }
+
     /// Finishes the canonical write-set.
     #[must_use]
     pub fn build(self) -> WriteSet {

@@ -46,7 +46,10 @@ fn entry(index: u64, data: &str) -> LogEntry {
     };
     LogEntry {
         log_id: openraft::LogId::new(leader, index),
-        payload: EntryPayload::Normal(Submission(bytes::Bytes::from(data.to_string()))),
+        payload: EntryPayload::Normal(Submission {
+            frame: bytes::Bytes::from(data.to_string()),
+            stamp: crate::ids::ClusterTime::ZERO,
+        }),
     }
 }
 
@@ -113,7 +116,10 @@ async fn entries_survive_reopening_across_segments_and_a_torn_tail_is_cut() {
         assert_eq!(e.log_id.index, i as u64);
         assert_eq!(
             e.payload,
-            EntryPayload::Normal(Submission(format!("value {i}").into()))
+            EntryPayload::Normal(Submission {
+                frame: format!("value {i}").into(),
+                stamp: crate::ids::ClusterTime::ZERO,
+            })
         );
     }
     // The log keeps working after the cut.
@@ -206,4 +212,48 @@ async fn a_snapshot_point_the_log_does_not_hold_drops_the_entries_before_it() {
     assert!(store.read(10, 40).is_err(), "dropped on disk too");
     let state = store.get_log_state().await.expect("state");
     assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(30));
+}
+
+/// A log written before entries carried stamps (record format 1) opens,
+/// and its entries read as unstamped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_records_open_as_unstamped_entries() {
+    use super::types::{LogEntryV1, SubmissionV1};
+    use crate::frame::{self, FrameKind};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store = LogStore::open(dir.path(), SyncMode::Always, 4096, 1 << 20).expect("open");
+        append(&mut store, vec![entry(0, "new")]).await;
+    }
+    let leader = openraft::impls::leader_id_adv::LeaderId {
+        term: 1,
+        node_id: 1,
+    };
+    let old = [
+        LogEntryV1 {
+            log_id: openraft::LogId::new(leader, 1),
+            payload: EntryPayload::Normal(SubmissionV1(bytes::Bytes::from_static(b"old"))),
+        },
+        LogEntryV1 {
+            log_id: openraft::LogId::new(leader, 2),
+            payload: EntryPayload::Blank,
+        },
+    ];
+    let segment = segment_files(dir.path()).pop().expect("a segment");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .expect("open segment");
+    for record in &old {
+        let bytes = frame::encode_version(FrameKind::LogEntry, 1, record, 1 << 20).expect("encode");
+        file.write_all(&bytes).expect("write");
+    }
+    drop(file);
+    let mut store = LogStore::open(dir.path(), SyncMode::Always, 4096, 1 << 20).expect("reopen");
+    let entries = store.try_get_log_entries(0..3).await.expect("read");
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[1], entry(1, "old"));
+    assert_eq!(entries[2].payload, EntryPayload::Blank);
+    assert_eq!(entries[2].log_id.index, 2);
 }

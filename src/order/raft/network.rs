@@ -18,7 +18,7 @@ use openraft::{BasicNode, EntryPayload, RaftNetworkFactory, RaftNetworkV2};
 use super::delivery::OrderSnapshot;
 use super::delivery::Raft;
 use super::messages::{PeerRequest, PeerResponse};
-use super::types::{LogEntry, LogId, Submission, TypeConfig, Vote};
+use super::types::{LogEntry, LogId, TypeConfig, Vote};
 use crate::net::{ClientConfig, NetError, PeerClient};
 use crate::order::RemoteError;
 
@@ -162,7 +162,7 @@ fn shorten(entries: &mut Vec<LogEntry>, max_bytes: usize) -> Option<LogId> {
         .iter()
         .position(|entry| {
             bytes += match &entry.payload {
-                EntryPayload::Normal(Submission(frame)) => frame.len(),
+                EntryPayload::Normal(submission) => submission.frame.len(),
                 _ => 0,
             };
             bytes > max_bytes
@@ -263,6 +263,7 @@ impl RaftNetworkV2<TypeConfig> for PeerLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::raft::types::Submission;
 
     fn entries(sizes: &[usize]) -> Vec<LogEntry> {
         let leader = openraft::impls::leader_id_adv::LeaderId {
@@ -273,7 +274,10 @@ mod tests {
             .zip(sizes)
             .map(|(index, &size)| LogEntry {
                 log_id: openraft::LogId::new(leader, index),
-                payload: EntryPayload::Normal(Submission(bytes::Bytes::from(vec![0; size]))),
+                payload: EntryPayload::Normal(Submission {
+                    frame: bytes::Bytes::from(vec![0; size]),
+                    stamp: crate::ids::ClusterTime::ZERO,
+                }),
             })
             .collect()
     }

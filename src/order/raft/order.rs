@@ -136,6 +136,7 @@ impl RaftOrder {
             listener,
             Arc::new(server_config(&config)),
             Arc::new(Service {
+                node: config.node_id,
                 raft: raft.clone(),
                 contact: contact.clone(),
                 flow: flow.clone(),
@@ -223,7 +224,11 @@ impl RaftOrder {
             if !self.flow.admit(self.config.primary_lease).await {
                 return Attempt::Paused;
             }
-            return match self.raft.client_write(Submission(frame.clone())).await {
+            return match self
+                .raft
+                .client_write(Submission::stamped(frame.clone(), self.config.node_id))
+                .await
+            {
                 Ok(_) => Attempt::Ordered,
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
                     Attempt::NotOrdered

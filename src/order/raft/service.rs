@@ -42,6 +42,8 @@ impl LeaderContact {
 
 /// The inbound side of the ordering layer.
 pub(crate) struct Service {
+    /// This node, whose clock stamps what it orders as leader.
+    pub(crate) node: NodeId,
     pub(crate) raft: Raft,
     pub(crate) contact: Arc<LeaderContact>,
     pub(crate) flow: Arc<FlowControl>,
@@ -66,9 +68,10 @@ impl Service {
         if !self.flow.admit(self.admit_wait).await {
             return vec![Forwarded::Paused; frames.len()];
         }
-        let writes = frames
-            .into_iter()
-            .map(|frame| self.raft.client_write(Submission(frame)));
+        let writes = frames.into_iter().map(|frame| {
+            self.raft
+                .client_write(Submission::stamped(frame, self.node))
+        });
         let results = join_all(writes).await;
         let mut out = Vec::with_capacity(results.len());
         for result in results {

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::delivery::DeliveryShared;
 use super::log::LogStore;
-use crate::ids::{NodeId, Seqno};
+use crate::ids::{ClusterTime, NodeId, Seqno};
 use crate::order::{Entry, Event, EventStream, OrderError, OrderFuture, View};
 
 /// Entries read from the log store at once.
@@ -92,13 +92,18 @@ impl RaftEventStream {
         for entry in entries {
             let index = entry.log_id.index;
             assert_eq!(index, self.next, "log store returned entries out of order");
-            let entry = match entry.payload {
-                EntryPayload::Normal(submission) => Entry::WriteSet(submission.0),
-                EntryPayload::Blank | EntryPayload::Membership(_) => Entry::Barrier,
+            let (entry, stamp) = match entry.payload {
+                EntryPayload::Normal(submission) => {
+                    (Entry::Submitted(submission.frame), submission.stamp)
+                }
+                EntryPayload::Blank | EntryPayload::Membership(_) => {
+                    (Entry::Barrier, ClusterTime::ZERO)
+                }
             };
             self.pending.push_back(Event::Ordered {
                 seqno: Seqno::new(index),
                 entry,
+                stamp,
             });
             self.next += 1;
         }

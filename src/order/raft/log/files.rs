@@ -16,7 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{self, FrameError, FrameKind, HEADER_LEN};
-use crate::order::raft::types::{LogEntry, LogId, Vote};
+use openraft::EntryPayload;
+
+use crate::ids::ClusterTime;
+use crate::order::raft::types::{LogEntry, LogEntryV1, LogId, Submission, SubmissionV1, Vote};
 
 const STATE_FILE: &str = "raft-state";
 const STATE_MAX: usize = 1 << 20;
@@ -392,14 +395,45 @@ fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
     if body_got < parsed.frame_len() - HEADER_LEN {
         return Ok(Record::Damaged(BadRecord::PartialBody));
     }
-    let decoded = frame::decode(&record, max_entry)
-        .and_then(|(_, body)| frame::decode_body::<LogEntry>(FrameKind::LogEntry, body));
+    let decoded = frame::decode(&record, max_entry).and_then(|(header, body)| {
+        if header.version == 1 {
+            let v1 = frame::decode_body::<LogEntryV1>(FrameKind::LogEntry, body)?;
+            return upgrade(v1);
+        }
+        frame::decode_body::<LogEntry>(FrameKind::LogEntry, body)
+    });
     Ok(match decoded {
         Ok(entry) if parsed.kind == FrameKind::LogEntry => {
             Record::Entry(Box::new(entry), record.len() as u64)
         }
         Ok(_) => Record::Damaged(BadRecord::Kind(parsed.kind)),
         Err(e) => Record::Damaged(e.into()),
+    })
+}
+
+/// A version 1 record's entry, as version 2 holds it: its frame without a
+/// stamp (cluster time does not move at it). The log id and membership have
+/// the same layout in both versions and are carried over through it.
+fn upgrade(v1: LogEntryV1) -> Result<LogEntry, FrameError> {
+    let convert = |err: postcard::Error| FrameError::Invalid {
+        kind: FrameKind::LogEntry,
+        reason: format!("a version 1 record does not convert: {err}"),
+    };
+    let log_id = postcard::to_stdvec(&v1.log_id).map_err(convert)?;
+    let payload = match v1.payload {
+        EntryPayload::Normal(SubmissionV1(frame)) => EntryPayload::Normal(Submission {
+            frame,
+            stamp: ClusterTime::ZERO,
+        }),
+        EntryPayload::Blank => EntryPayload::Blank,
+        EntryPayload::Membership(membership) => {
+            let bytes = postcard::to_stdvec(&membership).map_err(convert)?;
+            EntryPayload::Membership(postcard::from_bytes(&bytes).map_err(convert)?)
+        }
+    };
+    Ok(LogEntry {
+        log_id: postcard::from_bytes(&log_id).map_err(convert)?,
+        payload,
     })
 }
 
