@@ -5,9 +5,9 @@ CARGO ?= cargo
 # do not need it, so the release build never compiles it.
 FEATURES ?= --features rocksdb
 
-.PHONY: test deps fmt-check embedder clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
+.PHONY: test deps fmt-check embedder clippy unit example-smoke jepsen-smoke real-clients simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
 
-test: deps fmt-check embedder clippy unit example-smoke jepsen-smoke simulation fuzz-build bench-build
+test: deps fmt-check embedder clippy unit example-smoke jepsen-smoke real-clients simulation fuzz-build bench-build
 
 # A C++ compiler and libclang for RocksDB, from Debian, when missing.
 deps:
@@ -57,13 +57,19 @@ jepsen: jepsen-build
 jepsen-matrix: jepsen-build
 	TIME=$(TIME) ENGINE=$(ENGINE) bash scripts/jepsen-matrix.sh
 
-# CI: four short runs covering every workload and nemesis, both isolation
-# modes and both durable engines (about two minutes).
+# CI: five short runs covering every workload and nemesis, both isolation
+# modes and both durable engines (about three minutes).
 jepsen-smoke: jepsen-build
 	$(JEPSEN) --workload append --nemesis partition,kill --time 15 --seed 1
 	$(JEPSEN) --workload register --nemesis kill-all,pause --isolation serializable --time 15 --seed 2
 	$(JEPSEN) --workload bank --nemesis member,kill-majority --engine rocksdb --time 15 --seed 3
 	$(JEPSEN) --workload set --nemesis partition,pause --time 15 --seed 4
+	$(JEPSEN) --workload mixed --nemesis partition,kill --time 15 --seed 5
+
+# Real Redis clients against a real cluster: the newest redis-py (default
+# settings and RESP2) and redis-benchmark's default tests, none may fail.
+real-clients: jepsen-build
+	bash scripts/real-clients.sh
 
 # Deterministic simulation (tests/simulation): SEEDS seeds from FIRST, or
 # the one SEED, replayed exactly. `--cfg tokio_unstable` lets turmoil seed

@@ -10,12 +10,12 @@ time="${TIME:-60}"
 engine="${ENGINE:-redb}"
 out="${OUT:-$(mktemp -d)}"
 jepsen="${CARGO_TARGET_DIR:-target}/debug/examples/jepsen"
-workloads="${WORKLOADS:-append register bank set}"
+workloads="${WORKLOADS:-append register mixed bank set}"
 nemeses="${NEMESES:-none kill kill-majority kill-all pause partition member}"
 failed=0
 for workload in $workloads; do
     isolations="snapshot"
-    case "$workload" in append|register) isolations="snapshot serializable" ;; esac
+    case "$workload" in append|register|mixed) isolations="snapshot serializable" ;; esac
     for isolation in $isolations; do
         for nemesis in $nemeses; do
             dir="$out/$workload-$nemesis-$isolation"

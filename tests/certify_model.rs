@@ -6,7 +6,8 @@
 //! 2. Random concurrent read-modify-write transactions certified by it lose no
 //!    update under snapshot isolation, and under serializable isolation the
 //!    committed history equals running the committed transactions one by one
-//!    in seqno order.
+//!    in seqno order; both also when some of them are ordered operations
+//!    (which read at their position instead of a snapshot) on the same keys.
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use certus::certify::{
     AbortReason, CertCheckpoint, CertConfig, Certifier, FirstOutcome, Relation, Verdict, relation,
 };
-use certus::writeset::{Isolation, KeyKind, WriteSet, WriteSetBuilder};
+use certus::writeset::{Isolation, KeyKind, OperationBuilder, WriteSet, WriteSetBuilder};
 use certus::{NodeId, Seqno, TxnId};
 use proptest::prelude::*;
 
@@ -241,12 +242,14 @@ proptest! {
 }
 
 /// One transaction of the value-level simulation: increments `rmw` keys and
-/// reads `reads` keys.
+/// reads `reads` keys; as an ordered operation when `operation` (it then
+/// reads at its own position, not at a snapshot taken when it began).
 #[derive(Clone, Debug)]
 struct Increment {
     origin: u64,
     rmw: Vec<u8>,
     reads: Vec<u8>,
+    operation: bool,
 }
 
 fn increment() -> impl Strategy<Value = Increment> {
@@ -254,11 +257,13 @@ fn increment() -> impl Strategy<Value = Increment> {
         1..=3u64,
         prop::collection::btree_set(0..3u8, 1..=2),
         prop::collection::btree_set(0..3u8, 0..=2),
+        prop::bool::weighted(0.3),
     )
-        .prop_map(|(origin, rmw, reads)| Increment {
+        .prop_map(|(origin, rmw, reads, operation)| Increment {
             origin,
             rmw: rmw.into_iter().collect(),
             reads: reads.into_iter().collect(),
+            operation,
         })
 }
 
@@ -303,6 +308,17 @@ fn run(
     let mut committed = Vec::new();
     for &index in schedule {
         let txn = &txns[index];
+        if txn.operation {
+            // Submitted at its second appearance; it reads when it runs.
+            if begun.insert(index, (seqno, BTreeMap::new())).is_none() {
+                continue;
+            }
+            begun.remove(&index);
+            seqno = seqno.next();
+            let observed = execute(&mut certifier, &mut versions, seqno, index, txn);
+            committed.push((index, observed));
+            continue;
+        }
         let Some((read_view, reads)) = begun.remove(&index) else {
             let reads = txn
                 .rmw
@@ -334,6 +350,49 @@ fn run(
         }
     }
     (committed, versions)
+}
+
+/// Certifies `txn` as an operation at `seqno` (it must commit: nothing can
+/// come between what it reads and what it writes) and executes it there.
+fn execute(
+    certifier: &mut Certifier,
+    versions: &mut Versions,
+    seqno: Seqno,
+    index: usize,
+    txn: &Increment,
+) -> Observed {
+    let mut b = OperationBuilder::new();
+    for k in &txn.reads {
+        b.read(key(*k));
+    }
+    for k in &txn.rmw {
+        b.read(key(*k));
+        b.write(key(*k));
+    }
+    let view = seqno.saturating_sub(1);
+    let op = b.build(
+        NodeId::new(txn.origin),
+        TxnId::new(1, index as u64),
+        view,
+        Bytes::new(),
+    );
+    let verdict = certifier.certify_operation(seqno, &op);
+    assert!(matches!(verdict, Verdict::Commit { .. }), "{verdict:?}");
+    let before = seqno.saturating_sub(1);
+    let reads: BTreeMap<u8, i64> = txn
+        .rmw
+        .iter()
+        .chain(&txn.reads)
+        .map(|k| (*k, versions.read(*k, before)))
+        .collect();
+    for k in &txn.rmw {
+        versions
+            .0
+            .entry(*k)
+            .or_default()
+            .insert(seqno, reads[k] + 1);
+    }
+    Observed { seqno, reads }
 }
 
 proptest! {

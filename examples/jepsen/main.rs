@@ -95,6 +95,7 @@ fn make_workload(args: &Args) -> Result<Arc<dyn Workload>, String> {
             workload::Family::Register,
             serializable,
         )),
+        "mixed" => Arc::new(workload::Mixed::new(serializable)),
         "bank" => Arc::new(workload::Bank),
         "set" => Arc::new(workload::SetFull::new()),
         other => return Err(format!("unknown workload {other:?}")),

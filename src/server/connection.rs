@@ -36,6 +36,7 @@ pub(crate) async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_clients));
+    let laddr = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -52,6 +53,11 @@ pub(crate) async fn accept_loop(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            settings
+                .session
+                .clients
+                .rejected_connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::spawn(async move {
                 let mut out = BytesMut::new();
                 Reply::err("max number of clients reached").encode(&mut out);
@@ -59,7 +65,7 @@ pub(crate) async fn accept_loop(
             });
             continue;
         };
-        let session = Session::new(store.clone(), settings.session.clone());
+        let session = Session::new(store.clone(), settings.session.clone(), Some(peer), laddr);
         let settings = settings.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -98,7 +104,10 @@ async fn serve(
     }
 }
 
-/// Answers every complete command in `input`, appending replies to `output`.
+/// Answers every complete command in `input`, appending replies to
+/// `output`: the commands that arrived together are handed to the session
+/// together (up to `max_request_bytes` at a time), so it can run a
+/// pipeline's writes as one operation.
 async fn answer_all(
     input: &mut BytesMut,
     output: &mut BytesMut,
@@ -106,23 +115,35 @@ async fn answer_all(
     settings: &RespSettings,
 ) -> After {
     loop {
-        match resp::decode(input, &settings.limits) {
-            Ok(Some(command)) => {
-                let (reply, after) = session.handle(&command).await;
-                reply.encode_as(output, session.protocol());
-                if after == After::Close {
-                    return After::Close;
+        let mut commands = Vec::new();
+        let mut bytes = 0;
+        let (ending, more) = loop {
+            let before = input.len();
+            match resp::decode(input, &settings.limits) {
+                Ok(Some(command)) if command.is_empty() => {}
+                Ok(Some(command)) => {
+                    commands.push(command);
+                    bytes += before - input.len();
+                    if bytes >= settings.max_request_bytes {
+                        break (None, true);
+                    }
                 }
+                Ok(None) if input.len() > settings.max_request_bytes => {
+                    break (Some(Reply::err("Protocol error: request too large")), false);
+                }
+                Ok(None) => break (None, false),
+                Err(err) => break (Some(Reply::Error(format!("ERR {err}"))), false),
             }
-            Ok(None) if input.len() > settings.max_request_bytes => {
-                Reply::err("Protocol error: request too large").encode(output);
-                return After::Close;
-            }
-            Ok(None) => return After::Continue,
-            Err(err) => {
-                Reply::Error(format!("ERR {err}")).encode(output);
-                return After::Close;
-            }
+        };
+        if session.handle_all(commands, output).await == After::Close {
+            return After::Close;
+        }
+        if let Some(reply) = ending {
+            reply.encode_as(output, session.protocol());
+            return After::Close;
+        }
+        if !more {
+            return After::Continue;
         }
     }
 }

@@ -8,16 +8,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::clients::Clients;
 use super::config::{DaemonConfig, DaemonConfigError, EngineKind};
 use super::connection::{self, RespSettings};
+use super::executor::RedisExecutor;
 use super::health;
+use super::params::ServerFacts;
+use super::reaper;
 use super::resp::Limits;
 use super::session::SessionSettings;
 use super::supervisor::{StoreSlot, Supervisor, open_store};
 use crate::Cause;
-use crate::kv::{Engine, KvError, KvStore, MemoryEngine, RedbEngine};
+use std::sync::atomic::AtomicU64;
+
+use crate::kv::{Engine, Executor, KvError, KvStore, MemoryEngine, RedbEngine};
 use crate::net::{BoxListener, Connector, Tcp};
-use crate::order::{Cluster, RaftOrder, StartError};
+use crate::order::{Cluster, RaftOrder, StartError, SyncMode};
 use crate::transfer::Donor;
 
 /// Why a daemon could not start.
@@ -173,12 +179,7 @@ impl Daemon {
             health: health_listener,
             connector,
         } = listeners;
-        let peer_addr = peer_listener
-            .local_addr()
-            .map_err(|source| DaemonError::Listen {
-                addr: config.peer_listen.clone(),
-                source,
-            })?;
+        let peer_addr = local_addr(&peer_listener, &config.peer_listen)?;
         let order_config = config.order_config(&peer_addr.to_string())?;
         let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
@@ -188,7 +189,11 @@ impl Daemon {
         cluster.set_peer_service(Donor::start(slot.subscribe()));
         // A store whose gap left every log starts empty: the supervisor
         // fills it by state transfer while the ports answer LOADING.
-        let store = match open_store(&config.store_config(), &engine, &cluster).await {
+        let expired_keys = Arc::new(AtomicU64::new(0));
+        let executor: Arc<dyn Executor> = Arc::new(RedisExecutor {
+            expired_keys: expired_keys.clone(),
+        });
+        let store = match open_store(&config.store_config(), &engine, &cluster, &executor).await {
             Ok(store) => store,
             Err(err) => {
                 order.shutdown().await;
@@ -197,30 +202,30 @@ impl Daemon {
         };
         slot.send_replace(store);
         let client_addr = local_addr(&client_listener, &config.client_listen)?;
-        let health_addr = match &health_listener {
-            Some(listener) => Some(local_addr(listener, "health")?),
-            None => None,
-        };
+        let health_addr = health_listener
+            .as_ref()
+            .map(|listener| local_addr(listener, "health"))
+            .transpose()?;
         let (shutdown, stop) = watch::channel(false);
-        let settings = Arc::new(resp_settings(&config, cluster.clone()));
-        let mut tasks = vec![
-            tokio::spawn(connection::accept_loop(
-                client_listener,
-                slot.subscribe(),
-                settings,
-                stop.clone(),
-            )),
-            tokio::spawn(
-                Supervisor {
-                    slot: slot.clone(),
-                    config: config.store_config(),
-                    engine,
-                    order: cluster,
-                    shutdown: stop.clone(),
-                }
-                .run(),
-            ),
-        ];
+        let facts = facts(&config, client_addr, order.config().sync);
+        let settings = Arc::new(resp_settings(&config, cluster.clone(), facts, expired_keys));
+        let mut tasks = vec![tokio::spawn(connection::accept_loop(
+            client_listener,
+            slot.subscribe(),
+            settings,
+            stop.clone(),
+        ))];
+        let supervisor = Supervisor {
+            slot: slot.clone(),
+            config: config.store_config(),
+            engine,
+            order: cluster.clone(),
+            executor,
+            shutdown: stop.clone(),
+        };
+        tasks.push(tokio::spawn(supervisor.run()));
+        let reaper = reaper::run(config.id(), slot.subscribe(), cluster, stop.clone());
+        tasks.push(tokio::spawn(reaper));
         if let Some(listener) = health_listener {
             let stores = slot.subscribe();
             tasks.push(tokio::spawn(health::accept_loop(listener, stores, stop)));
@@ -295,8 +300,28 @@ fn local_addr(listener: &BoxListener, what: &str) -> Result<SocketAddr, DaemonEr
     })
 }
 
-fn resp_settings(config: &DaemonConfig, order: Arc<dyn Cluster>) -> RespSettings {
+/// What `CONFIG GET` and `INFO` report about this node.
+fn facts(config: &DaemonConfig, client_addr: SocketAddr, sync: SyncMode) -> ServerFacts {
+    ServerFacts {
+        bind: client_addr.ip().to_string(),
+        port: client_addr.port(),
+        dir: config.data_dir.display().to_string(),
+        max_clients: config.max_clients,
+        fsync_always: sync == SyncMode::Always,
+        max_bulk: Limits::default().max_bulk,
+    }
+}
+
+fn resp_settings(
+    config: &DaemonConfig,
+    order: Arc<dyn Cluster>,
+    facts: ServerFacts,
+    expired_keys: Arc<AtomicU64>,
+) -> RespSettings {
     let limits = Limits::default();
+    // An operation's payload must fit a write-set; keep every batch of
+    // commands well inside it.
+    let max_write_set = config.store_config().node.max_write_set_bytes;
     RespSettings {
         limits,
         max_request_bytes: limits.max_bulk + (1 << 20),
@@ -305,11 +330,14 @@ fn resp_settings(config: &DaemonConfig, order: Arc<dyn Cluster>) -> RespSettings
             isolation: config.isolation(),
             max_attempts: 100,
             max_queued: 100_000,
-            // A transaction's write-set is capped anyway; keep its queue
-            // within twice that.
-            max_queued_bytes: 2 * config.store_config().node.max_write_set_bytes,
+            max_queued_bytes: max_write_set / 2,
+            max_run: 1024,
+            max_run_bytes: (max_write_set / 4).min(4 << 20),
             order: Some(order),
-            next_client_id: std::sync::atomic::AtomicU64::new(1),
+            clients: Clients::new(),
+            facts,
+            expired_keys,
+            started: std::time::Instant::now(),
         }),
     }
 }

@@ -1,37 +1,263 @@
-//! The `INFO` reply: Redis's `field:value` lines, with a replication section
-//! named after Galera's `wsrep_%` status variables so operators find the
-//! fields they know.
+//! The `INFO` reply: Redis's sections with the fields clients and tools
+//! read, and a replication section that also carries Galera's `wsrep_%`
+//! status variables, so operators find the fields they know.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
+use super::db::Db;
+use super::session::{REDIS_VERSION, SessionSettings};
 use crate::kv::KvStore;
-use crate::node::{NodeState, Status};
+use crate::node::{NodeState, Status, TxnOptions};
 use crate::order::FlowControlStats;
 
-/// The `INFO` text for `section` (`None`, `all`, `everything` or `default`
-/// for every section).
-pub(crate) fn render(store: &KvStore, section: Option<&str>) -> String {
-    let status = store.node().status();
-    let want = |name: &str| {
-        matches!(section, None | Some("all" | "everything" | "default")) || section == Some(name)
+/// The sections `INFO` with no argument (or `default`) prints.
+const DEFAULT: [&str; 9] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "cluster",
+    "keyspace",
+];
+
+/// The `INFO` text for `sections` (none, `default`, `all` or `everything`
+/// for the default set). `store` is `None` while a state transfer loads.
+pub(crate) async fn render(
+    store: Option<&KvStore>,
+    settings: &SessionSettings,
+    sections: &[String],
+) -> String {
+    let everything = sections.is_empty()
+        || sections
+            .iter()
+            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
+    let want = |name: &str| everything || sections.iter().any(|s| s == name);
+    let keyspace = match (want("keyspace"), store) {
+        (true, Some(store)) => keyspace(store).await,
+        _ => Vec::new(),
     };
     let mut out = String::new();
-    if want("server") {
-        server(&mut out, &status);
-    }
-    if want("replication") {
-        replication(&mut out, &status, store.node().flow_control());
+    for name in DEFAULT.into_iter().filter(|name| want(name)) {
+        let fields = match name {
+            "keyspace" => keyspace.clone(),
+            other => section(other, store, settings),
+        };
+        let title = match name {
+            "cpu" => "CPU".to_string(),
+            other => format!("{}{}", other[..1].to_ascii_uppercase(), &other[1..]),
+        };
+        let _ = write!(out, "# {title}\r\n");
+        for (field, value) in fields {
+            let _ = write!(out, "{field}:{value}\r\n");
+        }
+        out.push_str("\r\n");
     }
     out
 }
 
-fn server(out: &mut String, status: &Status) {
-    let _ = write!(
-        out,
-        "# Server\r\ncertus_version:{}\r\nnode_id:{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION"),
-        status.node_id.get()
-    );
+/// The fields of one section other than `keyspace`.
+fn section(
+    name: &str,
+    store: Option<&KvStore>,
+    settings: &SessionSettings,
+) -> Vec<(&'static str, String)> {
+    let status = store.map(|s| s.node().status());
+    match name {
+        "server" => server(settings, status.as_ref()),
+        "clients" => clients(settings),
+        "memory" => memory(),
+        "persistence" => persistence(store.is_none(), settings),
+        "stats" => stats(settings),
+        "replication" => match (store, &status) {
+            (Some(store), Some(status)) => replication(status, store.node().flow_control()),
+            _ => vec![("role", "master".into()), ("connected_slaves", "0".into())],
+        },
+        "cpu" => cpu(),
+        "cluster" => vec![("cluster_enabled", "0".into())],
+        _ => Vec::new(),
+    }
+}
+
+fn server(settings: &SessionSettings, status: Option<&Status>) -> Vec<(&'static str, String)> {
+    let uptime = settings.started.elapsed().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let node = status.map_or(0, |s| s.node_id.get());
+    vec![
+        ("redis_version", REDIS_VERSION.into()),
+        ("redis_git_sha1", "00000000".into()),
+        ("redis_git_dirty", "0".into()),
+        ("redis_mode", "standalone".into()),
+        (
+            "os",
+            format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        ),
+        ("arch_bits", (usize::BITS).to_string()),
+        ("multiplexing_api", "epoll".into()),
+        ("process_id", std::process::id().to_string()),
+        ("process_supervised", "no".into()),
+        (
+            "run_id",
+            format!(
+                "{:040x}",
+                u128::from(node) << 64 | u128::from(uptime ^ now.as_secs())
+            ),
+        ),
+        ("tcp_port", settings.facts.port.to_string()),
+        ("server_time_usec", now.as_micros().to_string()),
+        ("uptime_in_seconds", uptime.to_string()),
+        ("uptime_in_days", (uptime / 86_400).to_string()),
+        ("hz", "10".into()),
+        ("configured_hz", "10".into()),
+        (
+            "executable",
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("certus_version", env!("CARGO_PKG_VERSION").into()),
+        ("node_id", node.to_string()),
+    ]
+}
+
+fn clients(settings: &SessionSettings) -> Vec<(&'static str, String)> {
+    vec![
+        ("connected_clients", settings.clients.count().to_string()),
+        ("cluster_connections", "0".into()),
+        ("maxclients", settings.facts.max_clients.to_string()),
+        ("client_recent_max_input_buffer", "0".into()),
+        ("client_recent_max_output_buffer", "0".into()),
+        ("blocked_clients", "0".into()),
+        ("tracking_clients", "0".into()),
+        ("clients_in_timeout_table", "0".into()),
+    ]
+}
+
+/// This process's resident memory, from /proc (0 where there is none).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 3] = [("G", 1_073_741_824.0), ("M", 1_048_576.0), ("K", 1024.0)];
+    let value = bytes as f64;
+    for (unit, size) in UNITS {
+        if value >= size {
+            return format!("{:.2}{unit}", value / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+fn memory() -> Vec<(&'static str, String)> {
+    let rss = resident_bytes();
+    vec![
+        ("used_memory", rss.to_string()),
+        ("used_memory_human", human(rss)),
+        ("used_memory_rss", rss.to_string()),
+        ("used_memory_rss_human", human(rss)),
+        ("used_memory_peak", rss.to_string()),
+        ("used_memory_peak_human", human(rss)),
+        ("maxmemory", "0".into()),
+        ("maxmemory_human", "0B".into()),
+        ("maxmemory_policy", "noeviction".into()),
+        ("mem_allocator", "libc".into()),
+    ]
+}
+
+fn persistence(loading: bool, settings: &SessionSettings) -> Vec<(&'static str, String)> {
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(settings.started.elapsed().as_secs());
+    vec![
+        ("loading", u8::from(loading).to_string()),
+        ("async_loading", "0".into()),
+        ("rdb_changes_since_last_save", "0".into()),
+        ("rdb_bgsave_in_progress", "0".into()),
+        ("rdb_last_save_time", start.to_string()),
+        ("rdb_last_bgsave_status", "ok".into()),
+        ("aof_enabled", "1".into()),
+        ("aof_rewrite_in_progress", "0".into()),
+        ("aof_last_write_status", "ok".into()),
+    ]
+}
+
+fn stats(settings: &SessionSettings) -> Vec<(&'static str, String)> {
+    let clients = &settings.clients;
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed).to_string();
+    vec![
+        (
+            "total_connections_received",
+            load(&clients.connections_received),
+        ),
+        (
+            "total_commands_processed",
+            load(&clients.commands_processed),
+        ),
+        ("instantaneous_ops_per_sec", "0".into()),
+        ("rejected_connections", load(&clients.rejected_connections)),
+        ("expired_keys", load(&settings.expired_keys)),
+        ("evicted_keys", "0".into()),
+        ("keyspace_hits", "0".into()),
+        ("keyspace_misses", "0".into()),
+        ("pubsub_channels", "0".into()),
+        ("pubsub_patterns", "0".into()),
+    ]
+}
+
+fn cpu() -> Vec<(&'static str, String)> {
+    // utime and stime, in clock ticks of (almost always) 1/100 s.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |at: usize| {
+        fields
+            .get(at)
+            .and_then(|t| t.parse::<f64>().ok())
+            .map_or(0.0, |t| t / 100.0)
+    };
+    vec![
+        ("used_cpu_sys", format!("{:.6}", ticks(12))),
+        ("used_cpu_user", format!("{:.6}", ticks(11))),
+    ]
+}
+
+/// `db0:keys=N,expires=M,avg_ttl=0`: counted on a snapshot of this node
+/// at its visible watermark (a scan of every key; no causal wait).
+async fn keyspace(store: &KvStore) -> Vec<(&'static str, String)> {
+    let options = TxnOptions::default().causal(false);
+    let Ok(mut txn) = store.begin_with(options).await else {
+        return Vec::new();
+    };
+    let mut db = Db::new(&mut txn, 0);
+    let (mut keys, mut expires, mut from) = (0usize, 0usize, 0u64);
+    loop {
+        let Ok((found, next)) = db.scan_from(from, 4096) else {
+            return Vec::new();
+        };
+        keys += found.len();
+        expires += found.iter().filter(|(_, r)| r.deadline.is_some()).count();
+        match next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    if keys == 0 {
+        return Vec::new();
+    }
+    vec![("db0", format!("keys={keys},expires={expires},avg_ttl=0"))]
 }
 
 /// Galera's name for a node state (`wsrep_local_state_comment`).
@@ -47,12 +273,19 @@ pub(crate) fn state_comment(state: NodeState) -> &'static str {
     }
 }
 
-/// The four watermarks under their certus names, after Galera's for the
-/// three it has (docs/glossary.md maps them).
-fn watermarks(status: &Status) -> [(&'static str, String); 7] {
+/// Redis's replication fields, then the four watermarks under their certus
+/// names, after Galera's for the three it has (docs/glossary.md maps them).
+fn replication(status: &Status, flow: FlowControlStats) -> Vec<(&'static str, String)> {
     let (delivered, certified) = (status.last_delivered.get(), status.last_certified.get());
     let (applied, visible) = (status.last_applied.get(), status.last_visible.get());
-    [
+    let mut fields = vec![
+        ("role", "master".into()),
+        ("connected_slaves", "0".into()),
+        ("master_failover_state", "no-failover".into()),
+        ("master_repl_offset", visible.to_string()),
+    ];
+    fields.extend(standing(status));
+    fields.extend([
         ("wsrep_last_delivered", delivered.to_string()),
         ("wsrep_last_committed", certified.to_string()),
         ("wsrep_last_applied", visible.to_string()),
@@ -60,19 +293,13 @@ fn watermarks(status: &Status) -> [(&'static str, String); 7] {
         ("certus_last_certified", certified.to_string()),
         ("certus_last_applied", applied.to_string()),
         ("certus_last_visible", visible.to_string()),
-    ]
-}
-
-fn replication(out: &mut String, status: &Status, flow: FlowControlStats) {
-    out.push_str("# Replication\r\n");
-    let fields = standing(status)
-        .into_iter()
-        .chain(watermarks(status))
-        .chain(counters(status, flow));
-    for (name, value) in fields {
-        let _ = write!(out, "{name}:{value}\r\n");
-    }
-    out.push_str("\r\n");
+        (
+            "certus_cluster_time_ms",
+            status.visible_time.as_millis().to_string(),
+        ),
+    ]);
+    fields.extend(counters(status, flow));
+    fields
 }
 
 /// Where the node stands in the cluster.

@@ -1,19 +1,27 @@
 //! The Redis-protocol (RESP) front end of the reference store, and
 //! [`Daemon`], a complete node as `certusd` runs it.
 //!
-//! Each client connection is a session ([`session`]) that maps commands
-//! onto store transactions: one transaction per command, `MULTI`/`EXEC` as
-//! one transaction, `WATCH` as a serializable transaction whose conflict is
-//! `EXEC`'s nil reply. `INFO` reports the replication state under Galera's
-//! `wsrep_` names, and an HTTP port answers load balancers' health checks.
+//! Each client connection is a session ([`session`]): commands that only
+//! read run on a causal snapshot of this node; commands that write, and
+//! `MULTI`/`EXEC` blocks, become ordered operations every node executes at
+//! their position ([`executor`]), so no command ever fails on a conflict;
+//! `WATCH` is the operation's condition. Keys expire by the cluster time
+//! ([`db`], [`reaper`]). `INFO` reports Redis's sections and the
+//! replication state under Galera's `wsrep_` names, and an HTTP port
+//! answers load balancers' health checks.
 
-mod command;
+mod clients;
+mod commands;
 mod config;
 mod connection;
 mod daemon;
-mod exec;
+mod db;
+mod executor;
+mod glob;
 mod health;
 mod info;
+mod params;
+mod reaper;
 pub mod resp;
 mod session;
 mod supervisor;

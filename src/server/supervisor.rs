@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::kv::{Engine, KvError, KvStore, StoreConfig};
+use crate::kv::{Engine, Executor, KvError, KvStore, StoreConfig};
 use crate::node;
 use crate::order::{Cluster, OrderError};
 use crate::transfer::{self, TransferError};
@@ -39,8 +39,15 @@ pub(crate) async fn open_store(
     config: &StoreConfig,
     engine: &Arc<dyn Engine>,
     order: &Arc<dyn Cluster>,
+    executor: &Arc<dyn Executor>,
 ) -> Result<Option<KvStore>, KvError> {
-    match KvStore::open(config.clone(), engine.clone(), order.clone()).await {
+    let opened = KvStore::open_with(
+        config.clone(),
+        engine.clone(),
+        order.clone(),
+        executor.clone(),
+    );
+    match opened.await {
         Err(KvError::Node(node::Error::Order(OrderError::StateTransferRequired {
             requested,
             first_retained,
@@ -69,6 +76,8 @@ pub(crate) struct Supervisor {
     pub(crate) config: StoreConfig,
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) order: Arc<dyn Cluster>,
+    /// Runs the Redis operations of every store it opens.
+    pub(crate) executor: Arc<dyn Executor>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -114,7 +123,8 @@ impl Supervisor {
         loop {
             let attempt = async {
                 transfer::fetch(&*self.order, self.engine.clone()).await?;
-                Ok::<_, RestoreError>(open_store(&self.config, &self.engine, &self.order).await?)
+                let opened = open_store(&self.config, &self.engine, &self.order, &self.executor);
+                Ok::<_, RestoreError>(opened.await?)
             };
             let outcome = tokio::select! {
                 biased;

@@ -109,6 +109,16 @@ impl RespCluster {
         redis::Client::open(url).unwrap().get_connection().unwrap()
     }
 
+    /// A new client connection to node `index` speaking RESP3 (the client
+    /// sends `HELLO 3` first).
+    pub(crate) fn client_resp3(&self, index: usize) -> redis::Connection {
+        let url = format!(
+            "redis://{}/?protocol=resp3",
+            self.daemon(index).client_addr()
+        );
+        redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+
     /// The store node `index` serves now.
     pub(crate) fn store(&self, index: usize) -> certus::kv::KvStore {
         self.daemon(index).store().expect("node is between stores")

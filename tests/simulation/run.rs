@@ -88,6 +88,7 @@ pub(crate) fn run(seed: u64, settings: &Settings, verbose: bool) -> Report {
     let started = Instant::now();
     PANICS.with(|p| p.borrow_mut().clear());
     let _simulation = certus::simulation::enter(seed);
+    skew_clocks(seed, settings.nodes);
     let serializable = seed.is_multiple_of(2);
     let dir = data_dir();
     let begin = Duration::from_secs(3);
@@ -107,6 +108,7 @@ pub(crate) fn run(seed: u64, settings: &Settings, verbose: bool) -> Report {
     for id in 0..settings.clients {
         sim.client(format!("c{id}"), workload::client(id, shared.clone()));
     }
+    sim.client("expiry", workload::expiry_client(shared.clone()));
     sim.client("final", workload::final_reads(shared.clone()));
     let mut schedule = Schedule::plan(seed, settings.nodes, begin, stop_at);
     let faults = schedule.faults();
@@ -123,6 +125,21 @@ pub(crate) fn run(seed: u64, settings: &Settings, verbose: bool) -> Report {
         wall: started.elapsed(),
         fingerprint,
         problems,
+    }
+}
+
+/// Gives every node its own wall clock: the simulated time from an epoch
+/// in 2025, skewed by up to two seconds either way per node (drawn from
+/// the seed), so a leader change moves the stamps' clock forwards or
+/// backwards and only the cluster time keeps expiry the same everywhere.
+fn skew_clocks(seed: u64, nodes: usize) {
+    certus::simulation::set_clock(|| {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        1_750_000_000_000 + u64::try_from(elapsed.as_millis()).unwrap_or(0)
+    });
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xc10c);
+    for node in 1..=nodes as u64 {
+        certus::simulation::set_clock_skew(certus::NodeId::new(node), rng.i64(-2000..=2000));
     }
 }
 
@@ -235,7 +252,7 @@ fn compare_finals(finals: &[Option<FinalState>]) -> Vec<String> {
         .filter(|(_, pair)| pair[0] != pair[1])
         .map(|(i, pair)| {
             format!(
-                "{} and {} differ: committed {} vs {}, certification digests {} vs {}, lists {:?} vs {:?}",
+                "{} and {} differ: committed {} vs {}, certification digests {} vs {}, lists {:?} vs {:?}, expiring {:?} vs {:?}",
                 cluster::host(i),
                 cluster::host(i + 1),
                 pair[0].last_certified,
@@ -243,7 +260,9 @@ fn compare_finals(finals: &[Option<FinalState>]) -> Vec<String> {
                 pair[0].digest,
                 pair[1].digest,
                 pair[0].lists,
-                pair[1].lists
+                pair[1].lists,
+                pair[0].expiring,
+                pair[1].expiring
             )
         })
         .collect()

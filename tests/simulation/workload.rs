@@ -4,6 +4,11 @@
 //! A transaction is `MULTI`, then `APPEND k "e,"` and `GET k` in a random
 //! order, then `EXEC`. As in Jepsen, a client whose operation's outcome is
 //! unknown (`info`) never retries it: it continues as a new process.
+//!
+//! Beside them, an expiry client sets and re-expires keys with short
+//! deadlines while the nodes' clocks are skewed; the final reads include
+//! those keys, which every node must agree on (alive or expired) at the
+//! same position, and every operation's output is witnessed on every node.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -32,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) nodes: usize,
     pub(crate) clients: usize,
     pub(crate) keys: u64,
+    /// Keys the expiry client sets with deadlines.
+    pub(crate) expiring: u64,
     /// Clients stop invoking at this simulated time.
     pub(crate) stop_at: Duration,
     /// How long the cluster gets to converge once every fault is healed.
@@ -44,11 +51,12 @@ pub(crate) struct Shared {
     pub(crate) finals: RefCell<Vec<Option<FinalState>>>,
 }
 
-/// One node's final state: the list at every key, its last certified
-/// seqno and its certification digest there.
+/// One node's final state: the list at every key, the expiring keys'
+/// values, its last certified seqno and its certification digest there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct FinalState {
     pub(crate) lists: BTreeMap<String, Vec<i64>>,
+    pub(crate) expiring: BTreeMap<String, Option<Vec<u8>>>,
     pub(crate) last_certified: u64,
     pub(crate) digest: String,
 }
@@ -64,11 +72,12 @@ impl Shared {
             nodes,
             clients,
             keys: 5,
+            expiring: 4,
             stop_at,
             settle: Duration::from_secs(90),
             events: RefCell::new(Vec::new()),
             next_element: Cell::new(1),
-            running: Cell::new(clients),
+            running: Cell::new(clients + 1),
             finals: RefCell::new(vec![None; nodes]),
         }
     }
@@ -174,6 +183,34 @@ pub(crate) async fn client(id: usize, shared: Rc<Shared>) -> turmoil::Result {
     Ok(())
 }
 
+/// Sets, re-expires and reads keys with deadlines of milliseconds to
+/// seconds, on every node in turn, while faults come and go. Nothing here
+/// joins the history: what it checks is that every node agrees.
+pub(crate) async fn expiry_client(shared: Rc<Shared>) -> turmoil::Result {
+    let mut rng = fastrand::Rng::with_seed(shared.seed ^ 0xe4_71e5);
+    let mut node = 0;
+    while now() < shared.stop_at {
+        let key = format!("e{}", rng.u64(0..shared.expiring));
+        let ms = rng.u64(20..3000).to_string();
+        let command: Vec<String> = match rng.u8(0..4) {
+            0 => vec!["SET".into(), key, "v".into(), "PX".into(), ms],
+            1 => vec!["PEXPIRE".into(), key, ms],
+            2 => vec!["INCR".into(), key],
+            _ => vec!["PTTL".into(), key],
+        };
+        let done = timeout(OP_TIMEOUT, async {
+            let mut resp = connect(&client_addr(node)).await?;
+            resp.call(&command).await
+        });
+        if !matches!(done.await, Ok(Ok(_))) {
+            node = (node + 1) % shared.nodes;
+        }
+        sleep(Duration::from_millis(rng.u64(0..200))).await;
+    }
+    shared.running.set(shared.running.get() - 1);
+    Ok(())
+}
+
 /// Runs `mops` as one `MULTI`/`EXEC` transaction.
 async fn transact(resp: &mut Resp, mops: &[Mop]) -> std::io::Result<Outcome> {
     let mut commands = vec![vec!["MULTI".to_string()]];
@@ -271,10 +308,11 @@ pub(crate) async fn final_reads(shared: Rc<Shared>) -> turmoil::Result {
         }
         let mut finals = Vec::with_capacity(shared.nodes);
         for (node, (last_certified, digest)) in committed.iter().enumerate() {
-            let read = timeout(OP_TIMEOUT, read_all(node, shared.keys)).await;
+            let read = timeout(OP_TIMEOUT, read_all(node, shared.keys, shared.expiring)).await;
             finals.push(match read {
-                Ok(Ok(lists)) => Some(FinalState {
+                Ok(Ok((lists, expiring))) => Some(FinalState {
                     lists,
+                    expiring,
                     last_certified: *last_certified,
                     digest: digest.clone(),
                 }),
@@ -321,8 +359,25 @@ async fn committed_everywhere(nodes: usize) -> Option<Vec<Position>> {
     Some(committed)
 }
 
-async fn read_all(node: usize, keys: u64) -> std::io::Result<BTreeMap<String, Vec<i64>>> {
+/// The lists and the expiring keys' values on `node`.
+type Contents = (
+    BTreeMap<String, Vec<i64>>,
+    BTreeMap<String, Option<Vec<u8>>>,
+);
+
+async fn read_all(node: usize, keys: u64, expiring: u64) -> std::io::Result<Contents> {
     let mut resp = connect(&client_addr(node)).await?;
+    let mut values = BTreeMap::new();
+    for k in 0..expiring {
+        let key = format!("e{k}");
+        match resp.call(&["GET", key.as_str()]).await? {
+            Value::Bulk(value) => values.insert(key, value),
+            other => {
+                let text = format!("{key}: {other:?}");
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, text));
+            }
+        };
+    }
     let mut lists = BTreeMap::new();
     for k in 0..keys {
         let key = format!("k{k}");
@@ -332,5 +387,5 @@ async fn read_all(node: usize, keys: u64) -> std::io::Result<BTreeMap<String, Ve
         })?;
         lists.insert(key, list);
     }
-    Ok(lists)
+    Ok((lists, values))
 }

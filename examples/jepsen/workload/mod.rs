@@ -2,6 +2,7 @@
 
 mod bank;
 mod keys;
+mod mixed;
 mod set;
 mod txn;
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 use crate::client::{Outcome, Recorder};
 
 pub(crate) use bank::Bank;
+pub(crate) use mixed::Mixed;
 pub(crate) use set::SetFull;
 pub(crate) use txn::{Family, Transactions};
 

@@ -1,5 +1,6 @@
 //! Elle's transactional workloads: transactions of writes and reads over a
-//! few hot keys (each retired after 32 writes), inside `MULTI`/`EXEC`.
+//! few hot keys (each retired after 32 writes), inside `MULTI`/`EXEC`, and
+//! one-micro-op transactions as plain commands beside them.
 //! - list-append: a list is a string of "element," items; `APPEND` appends,
 //!   `GET` reads.
 //! - rw-register: `SET` writes a value unique per key, `GET` reads.
@@ -135,6 +136,50 @@ impl Transactions {
     }
 }
 
+impl Transactions {
+    /// A one-micro-op transaction sent as a plain command, outside
+    /// `MULTI`: `APPEND` or `SET` (which the server runs in log order,
+    /// beside the `MULTI` blocks on the same keys), or `GET`.
+    fn single(
+        &self,
+        con: &mut Connection,
+        process: u64,
+        recorder: &Recorder,
+        mop: &Mop,
+        invoked: Value,
+    ) -> Outcome {
+        let mut pipe = redis::pipe();
+        match mop.write {
+            Some(value) => self.family.queue_write(&mut pipe, mop.key, value),
+            None => {
+                pipe.cmd("GET").arg(self.family.redis_key(mop.key));
+            }
+        }
+        let reply = pipe.query::<Vec<redis::Value>>(con);
+        let read = match (reply, mop.write) {
+            (Ok(_), Some(_)) => None,
+            (Ok(replies), None) => match replies.first().map(|r| self.family.parse(r)) {
+                Some(Ok(value)) => Some(value),
+                _ => {
+                    self.garbage.fetch_add(1, Ordering::Relaxed);
+                    let err = format!("unexpected reply {replies:?}");
+                    recorder.errored(process, Outcome::Info, "txn", invoked, &err);
+                    return Outcome::Info;
+                }
+            },
+            (Err(err), _) => {
+                let outcome = Outcome::of(&err);
+                recorder.errored(process, outcome, "txn", invoked, &err);
+                return outcome;
+            }
+        };
+        let reads: Vec<Value> = read.into_iter().collect();
+        let done = self.mops_json(std::slice::from_ref(mop), Some(&reads));
+        recorder.complete(process, Outcome::Ok, "txn", done);
+        Outcome::Ok
+    }
+}
+
 impl Workload for Transactions {
     fn step(
         &self,
@@ -146,6 +191,9 @@ impl Workload for Transactions {
         let mops = self.generate(rng);
         let invoked = self.mops_json(&mops, None);
         recorder.invoke(process, "txn", invoked.clone());
+        if let [mop] = &mops[..] {
+            return self.single(con, process, recorder, mop, invoked);
+        }
         let reply = multi_exec(con, |pipe| {
             for mop in &mops {
                 match mop.write {

@@ -1,4 +1,5 @@
-//! RESP, the Redis serialization protocol (version 2), as a sans-IO codec.
+//! RESP, the Redis serialization protocol, as a sans-IO codec: requests
+//! in (the same in RESP2 and RESP3), [`Reply`] out in either version.
 //!
 //! Clients send commands as arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`)
 //! or, from a terminal, as inline text lines (`GET k\r\n`). [`decode`]
@@ -9,8 +10,12 @@
 //! with an error reply and closes the connection, because the byte stream
 //! can no longer be split into commands.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
+
+mod reply;
+
+pub use reply::{Protocol, Reply};
 
 /// Upper bounds on what one request may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,128 +220,6 @@ fn split_inline(text: &[u8]) -> Option<Command> {
         args.push(Bytes::from(arg));
     }
     Some(args)
-}
-
-/// The protocol a connection speaks: RESP2 until `HELLO 3` switches it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// RESP2, every connection's start.
-    #[default]
-    Resp2,
-    /// RESP3: typed nulls, maps and verbatim strings.
-    Resp3,
-}
-
-/// A reply to a client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reply {
-    /// `+OK`: a short status line (no `\r` or `\n`).
-    Simple(&'static str),
-    /// `-ERR ...`: an error line; newlines in the text are replaced.
-    Error(String),
-    /// `:42`.
-    Integer(i64),
-    /// `$3\r\nabc` or `$-1` (nil).
-    Bulk(Option<Bytes>),
-    /// `*n` followed by the elements, or `*-1` (nil, as EXEC on a conflict).
-    Array(Option<Vec<Reply>>),
-    /// RESP3 `%n` of key and value pairs; RESP2 sends them as a flat array.
-    Map(Vec<(Reply, Reply)>),
-    /// RESP3 `=` text with the `txt` format (INFO); RESP2 sends a bulk string.
-    Verbatim(Bytes),
-}
-
-impl Reply {
-    /// A bulk string reply.
-    #[must_use]
-    pub fn bulk(value: impl Into<Bytes>) -> Reply {
-        Reply::Bulk(Some(value.into()))
-    }
-
-    /// An error reply with the usual `ERR` prefix.
-    #[must_use]
-    pub fn err(message: impl std::fmt::Display) -> Reply {
-        Reply::Error(format!("ERR {message}"))
-    }
-
-    /// Appends the RESP2 wire form to `out`.
-    pub fn encode(&self, out: &mut BytesMut) {
-        self.encode_as(out, Protocol::Resp2);
-    }
-
-    /// Appends the wire form in `protocol` to `out`. RESP3 differs for the
-    /// nil replies (`_`), maps and verbatim strings; everything else is the
-    /// same in both, as in Redis.
-    pub fn encode_as(&self, out: &mut BytesMut, protocol: Protocol) {
-        let resp3 = protocol == Protocol::Resp3;
-        match self {
-            Reply::Bulk(None) | Reply::Array(None) if resp3 => out.put_u8(b'_'),
-            Reply::Simple(text) => {
-                out.put_u8(b'+');
-                out.put_slice(text.as_bytes());
-            }
-            Reply::Error(text) => {
-                out.put_u8(b'-');
-                for &b in text.as_bytes() {
-                    out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
-                }
-            }
-            Reply::Integer(n) => {
-                out.put_u8(b':');
-                out.put_slice(n.to_string().as_bytes());
-            }
-            Reply::Bulk(None) => out.put_slice(b"$-1"),
-            Reply::Bulk(Some(value)) => {
-                out.put_u8(b'$');
-                put_len(out, value.len());
-                out.put_slice(value);
-            }
-            Reply::Verbatim(text) if resp3 => {
-                out.put_u8(b'=');
-                put_len(out, text.len() + 4);
-                out.put_slice(b"txt:");
-                out.put_slice(text);
-            }
-            Reply::Verbatim(text) => {
-                out.put_u8(b'$');
-                put_len(out, text.len());
-                out.put_slice(text);
-            }
-            Reply::Array(None) => out.put_slice(b"*-1"),
-            // Each element is a complete reply with its own line end.
-            Reply::Array(Some(items)) => {
-                out.put_u8(b'*');
-                put_len(out, items.len());
-                for item in items {
-                    item.encode_as(out, protocol);
-                }
-                return;
-            }
-            Reply::Map(pairs) => {
-                let (tag, len) = if resp3 {
-                    (b'%', pairs.len())
-                } else {
-                    (b'*', 2 * pairs.len())
-                };
-                out.put_u8(tag);
-                put_len(out, len);
-                for (key, value) in pairs {
-                    key.encode_as(out, protocol);
-                    value.encode_as(out, protocol);
-                }
-                return;
-            }
-        }
-        out.put_slice(b"\r\n");
-    }
-}
-
-/// An aggregate's length and its line end.
-fn put_len(out: &mut BytesMut, len: usize) {
-    out.put_slice(len.to_string().as_bytes());
-    out.put_slice(b"\r\n");
 }
 
 #[cfg(test)]

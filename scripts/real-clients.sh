@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Real Redis clients against a real three-node certusd cluster (part of
+# `make test`): the newest redis-py with its default settings (RESP3) and
+# with RESP2, then redis-benchmark's ping_inline, ping_mbulk, set, get,
+# incr and mset tests with their default keys (one hot key each), which
+# must all finish without an error. Installs Debian's redis-tools and
+# redis-py (into a virtual environment) when missing.
+#   CERTUSD   the binary (default: the debug build)
+#   REQUESTS  requests per redis-benchmark test (default 5000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+export CERTUSD="${CERTUSD:-$target/debug/certusd}"
+export PERF_SCRATCH="${PERF_SCRATCH:-$(mktemp -d)}"
+export ENGINE="${ENGINE:-redb}"
+requests="${REQUESTS:-5000}"
+
+if ! command -v redis-benchmark >/dev/null; then
+    echo "installing redis-tools"
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-tools
+fi
+venv="${CERTUS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/certus/venv}"
+if ! "$venv/bin/python" -c "import redis" 2>/dev/null; then
+    echo "installing redis-py into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade redis
+fi
+
+cleanup() {
+    bash scripts/perf-cluster.sh stop >/dev/null 2>&1 || true
+    rm -rf "$PERF_SCRATCH"
+}
+trap cleanup EXIT
+bash scripts/perf-cluster.sh fresh
+endpoints=$(bash scripts/perf-cluster.sh endpoints)
+
+"$venv/bin/python" scripts/redis_py_check.py ${endpoints//,/ }
+
+port=${endpoints%%,*}
+port=${port##*:}
+out=$(timeout 900 redis-benchmark -p "$port" -q -n "$requests" -c 16 \
+    -t ping_inline,ping_mbulk,set,get,incr,mset 2>&1 | tr '\r' '\n')
+results=$(grep "requests per second" <<<"$out" || true)
+echo "$results"
+if grep -qi "error" <<<"$out" || [ "$(wc -l <<<"$results")" -ne 6 ]; then
+    echo "redis-benchmark did not finish every test cleanly:" >&2
+    grep -v "rps=" <<<"$out" | tail -20 >&2
+    exit 1
+fi
+echo "real clients: redis-py and redis-benchmark passed"

@@ -1,0 +1,220 @@
+//! Commands on keys of any type, as Redis 7.2's src/db.c runs them, over a
+//! keyspace ordered by key hash (see [`crate::server::db`]).
+
+use bytes::Bytes;
+
+use super::{Handler, lower, not_integer, parse_i64, reply_on_err, syntax_error};
+use crate::kv::KvError;
+use crate::server::db::{self, Db, Kind};
+use crate::server::glob;
+use crate::server::resp::Reply;
+
+pub(super) fn handler(name: &str) -> Option<Handler> {
+    let handler: Handler = match name {
+        "del" | "unlink" => del,
+        "exists" => exists,
+        "touch" => exists,
+        "type" => key_type,
+        "rename" => |db, argv| rename(db, argv, false),
+        "renamenx" => |db, argv| rename(db, argv, true),
+        "copy" => copy,
+        "randomkey" => randomkey,
+        "keys" => keys,
+        "scan" => scan,
+        "dbsize" => dbsize,
+        "flushdb" | "flushall" => flush,
+        _ => return None,
+    };
+    Some(handler)
+}
+
+fn del(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let mut removed = 0;
+    for key in &argv[1..] {
+        removed += i64::from(db.remove(key)?);
+    }
+    Ok(Reply::Integer(removed))
+}
+
+/// `EXISTS` and `TOUCH`: how many of the keys exist, repeats counted.
+fn exists(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let mut present = 0;
+    for key in &argv[1..] {
+        present += i64::from(db.lookup(key)?.is_some());
+    }
+    Ok(Reply::Integer(present))
+}
+
+fn key_type(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let name = db.lookup(&argv[1])?.map_or("none", |r| r.kind.name());
+    Ok(Reply::Simple(name))
+}
+
+fn rename(db: &mut Db<'_>, argv: &[Bytes], nx: bool) -> Result<Reply, KvError> {
+    let (from, to) = (&argv[1], &argv[2]);
+    let Some(record) = db.lookup(from)? else {
+        return Ok(Reply::err("no such key"));
+    };
+    let done = if nx { Reply::Integer(1) } else { Reply::ok() };
+    if from == to {
+        return Ok(if nx { Reply::Integer(0) } else { done });
+    }
+    if nx && db.lookup(to)?.is_some() {
+        return Ok(Reply::Integer(0));
+    }
+    db.remove(to)?;
+    db.remove(from)?;
+    db.store(to, &record)?;
+    Ok(done)
+}
+
+fn copy(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let mut replace = false;
+    let mut i = 3;
+    while i < argv.len() {
+        match lower(&argv[i]).as_str() {
+            "replace" => replace = true,
+            "db" if i + 1 < argv.len() => {
+                let index = reply_on_err!(parse_i64(&argv[i + 1]));
+                if i32::try_from(index).is_err() {
+                    return Ok(not_integer());
+                }
+                if index != 0 {
+                    return Ok(Reply::err("DB index is out of range"));
+                }
+                i += 1;
+            }
+            _ => return Ok(syntax_error()),
+        }
+        i += 1;
+    }
+    let (from, to) = (&argv[1], &argv[2]);
+    if from == to {
+        return Ok(Reply::err("source and destination objects are the same"));
+    }
+    let Some(record) = db.lookup(from)? else {
+        return Ok(Reply::Integer(0));
+    };
+    if db.lookup(to)?.is_some() {
+        if !replace {
+            return Ok(Reply::Integer(0));
+        }
+        db.remove(to)?;
+    }
+    db.store(to, &record)?;
+    Ok(Reply::Integer(1))
+}
+
+/// Every live key, in hash order.
+fn live_keys(db: &mut Db<'_>) -> Result<Vec<(Bytes, Kind)>, KvError> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let (found, next) = db.scan_from(from, 4096)?;
+        out.extend(found.into_iter().map(|(key, record)| (key, record.kind)));
+        match next {
+            Some(next) => from = next,
+            None => return Ok(out),
+        }
+    }
+}
+
+fn randomkey(db: &mut Db<'_>, _argv: &[Bytes]) -> Result<Reply, KvError> {
+    // A point on the hash circle, then the first live key from there,
+    // wrapping around once.
+    let start = db.random() & u64::from(u32::MAX);
+    for (mut from, until) in [(Some(start), u64::MAX), (Some(0), start)] {
+        while let Some(hash) = from.filter(|h| *h <= until) {
+            let (found, next) = db.scan_from(hash, 1)?;
+            if let Some((key, _)) = found.into_iter().next() {
+                return Ok(Reply::Bulk(Some(key)));
+            }
+            from = next;
+        }
+    }
+    Ok(Reply::Bulk(None))
+}
+
+fn keys(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let pattern = &argv[1];
+    let all = pattern.as_ref() == b"*";
+    let matching = live_keys(db)?
+        .into_iter()
+        .filter(|(key, _)| all || glob::matches(pattern, key))
+        .map(|(key, _)| Reply::Bulk(Some(key)));
+    Ok(Reply::Array(Some(matching.collect())))
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`. The cursor is
+/// one more than the next key hash to visit (0 starts and ends), so every
+/// key present for the whole scan is returned, whichever node answers
+/// each call.
+fn scan(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let cursor = std::str::from_utf8(&argv[1])
+        .ok()
+        .filter(|text| !text.starts_with(|c: char| c.is_ascii_whitespace() || c == '+'))
+        .and_then(|text| text.parse::<u64>().ok());
+    let Some(cursor) = cursor else {
+        return Ok(Reply::err("invalid cursor"));
+    };
+    let mut count = 10usize;
+    let (mut pattern, mut kind) = (None, None);
+    let mut i = 2;
+    while i < argv.len() {
+        let (option, value) = (lower(&argv[i]), argv.get(i + 1));
+        match (option.as_str(), value) {
+            ("count", Some(value)) => {
+                let n = reply_on_err!(parse_i64(value));
+                if n < 1 {
+                    return Ok(syntax_error());
+                }
+                count = usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            ("match", Some(value)) => pattern = Some(value.clone()),
+            ("type", Some(value)) => kind = Some(Kind::from_name(value)),
+            _ => return Ok(syntax_error()),
+        }
+        i += 2;
+    }
+    let from = cursor.saturating_sub(1);
+    let (found, next) = db.scan_from(from, count.min(1 << 16))?;
+    let keys = found
+        .into_iter()
+        .filter(|(key, record)| {
+            pattern.as_ref().is_none_or(|p| glob::matches(p, key))
+                && kind.is_none_or(|k| k == Some(record.kind))
+        })
+        .map(|(key, _)| Reply::Bulk(Some(key)));
+    let next = next.map_or(0, |hash| hash + 1);
+    Ok(Reply::Array(Some(vec![
+        Reply::Bulk(Some(Bytes::from(next.to_string()))),
+        Reply::Array(Some(keys.collect())),
+    ])))
+}
+
+fn dbsize(db: &mut Db<'_>, _argv: &[Bytes]) -> Result<Reply, KvError> {
+    Ok(Reply::len(live_keys(db)?.len()))
+}
+
+/// `FLUSHALL` and `FLUSHDB` (one database): every record and expiry
+/// entry, expired or not, goes. `ASYNC` and `SYNC` make no difference.
+fn flush(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    match argv.get(1).map(|a| lower(a)) {
+        None => {}
+        Some(mode) if argv.len() == 2 && (mode == "sync" || mode == "async") => {}
+        Some(_) => return Ok(syntax_error()),
+    }
+    let keys = db.keys();
+    for (start, end) in [db::all_records(), db::all_expiries()] {
+        loop {
+            let chunk = keys.scan(&start, &end, 4096)?;
+            if chunk.is_empty() {
+                break;
+            }
+            for (key, _) in chunk {
+                keys.delete(key)?;
+            }
+        }
+    }
+    Ok(Reply::ok())
+}

@@ -1,0 +1,384 @@
+//! The Redis database on the store: how a Redis key, its type, its value
+//! and its expiry deadline are laid out in store keys, and the lookups
+//! every command shares.
+//!
+//! ```text
+//! record        'k' · be32(crc32(key)) · key  →  type · be64(deadline ms, 0 = none) · value
+//! expiry index  'x' · be64(deadline ms) · key →  (empty)
+//! ```
+//!
+//! Records sort by the hash of their key, so `SCAN` walks the keyspace in
+//! hash order with a numeric cursor (the next hash to visit), and a key
+//! present for a whole scan is returned. The expiry index lists keys by
+//! deadline for the reaper; it changes only together with its record, in
+//! the same command, so it never needs a key of its own in certification.
+//!
+//! A key is alive at a point of the order when its deadline is after the
+//! cluster time there ([`Keyspace::time`]): every node agrees on it at
+//! every position, whatever its clock. An expired record stays until the
+//! reaper's operation removes it, but no command sees it.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::kv::{Keyspace, KvError};
+
+/// Start of the record key space.
+const RECORDS: u8 = b'k';
+/// Start of the expiry index.
+const EXPIRIES: u8 = b'x';
+/// Bytes before a record's value: type and deadline.
+const HEADER: usize = 9;
+
+/// The type of a key's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String,
+}
+
+impl Kind {
+    fn code(self) -> u8 {
+        match self {
+            Kind::String => 0,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Kind> {
+        match code {
+            0 => Some(Kind::String),
+            _ => None,
+        }
+    }
+
+    /// The name `TYPE` replies with.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+        }
+    }
+
+    /// The type a name (as `SCAN ... TYPE` takes it) stands for.
+    pub(crate) fn from_name(name: &[u8]) -> Option<Kind> {
+        name.eq_ignore_ascii_case(b"string").then_some(Kind::String)
+    }
+}
+
+/// One key's stored value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) kind: Kind,
+    /// Milliseconds since the Unix epoch after which the key is gone.
+    pub(crate) deadline: Option<u64>,
+    pub(crate) value: Bytes,
+}
+
+/// The error every command gives for a key of another type.
+pub(crate) fn wrong_type() -> crate::server::resp::Reply {
+    crate::server::resp::Reply::Error(
+        "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+    )
+}
+
+/// The hash that orders records and makes `SCAN`'s cursor.
+pub(crate) fn key_hash(key: &[u8]) -> u32 {
+    crc32fast::hash(key)
+}
+
+/// The store key of `key`'s record.
+pub(crate) fn record_key(key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(key.len() + 5);
+    out.put_u8(RECORDS);
+    out.put_u32(key_hash(key));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The store key where records of hash `hash` and above begin.
+pub(crate) fn records_from(hash: u64) -> Bytes {
+    let mut out = BytesMut::with_capacity(5);
+    match u32::try_from(hash) {
+        Ok(hash) => {
+            out.put_u8(RECORDS);
+            out.put_u32(hash);
+        }
+        Err(_) => out.put_u8(RECORDS + 1),
+    }
+    out.freeze()
+}
+
+/// The end of the record key space.
+pub(crate) fn records_end() -> Bytes {
+    Bytes::from_static(&[RECORDS + 1])
+}
+
+/// The Redis key and its hash, from a record's store key.
+pub(crate) fn parse_record_key(stored: &[u8]) -> Option<(u32, Bytes)> {
+    let rest = stored.strip_prefix(&[RECORDS])?;
+    let hash = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    Some((hash, Bytes::copy_from_slice(&rest[4..])))
+}
+
+/// Every record, as a store key range.
+pub(crate) fn all_records() -> (Bytes, Bytes) {
+    (Bytes::from_static(&[RECORDS]), records_end())
+}
+
+/// Every expiry index entry, as a store key range.
+pub(crate) fn all_expiries() -> (Bytes, Bytes) {
+    (
+        Bytes::from_static(&[EXPIRIES]),
+        Bytes::from_static(&[EXPIRIES + 1]),
+    )
+}
+
+/// The store key of `key`'s entry in the expiry index.
+fn expiry_key(key: &[u8], deadline: u64) -> Bytes {
+    let mut out = BytesMut::with_capacity(key.len() + 9);
+    out.put_u8(EXPIRIES);
+    out.put_u64(deadline);
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The start and end of the expiry index entries due at or before `time`.
+pub(crate) fn expiries_due(time: u64) -> (Bytes, Bytes) {
+    let end = expiry_key(b"", time.saturating_add(1));
+    (Bytes::from_static(&[EXPIRIES]), end)
+}
+
+/// The key and deadline of an expiry index entry.
+pub(crate) fn parse_expiry_key(stored: &[u8]) -> Option<(Bytes, u64)> {
+    let rest = stored.strip_prefix(&[EXPIRIES])?;
+    let deadline = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    Some((Bytes::copy_from_slice(&rest[8..]), deadline))
+}
+
+fn encode_record(record: &Record) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER + record.value.len());
+    out.put_u8(record.kind.code());
+    out.put_u64(record.deadline.unwrap_or(0));
+    out.put_slice(&record.value);
+    out.freeze()
+}
+
+/// Decodes a stored record. A record that does not decode was not written
+/// by this layer (a write through the store's own API): it reads as a
+/// string holding the raw bytes, so nothing stored is ever unreadable.
+pub(crate) fn decode_record(stored: Bytes) -> Record {
+    let kind = stored.first().copied().and_then(Kind::from_code);
+    match (kind, stored.get(1..HEADER)) {
+        (Some(kind), Some(deadline)) => {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(deadline);
+            let deadline = u64::from_be_bytes(raw);
+            Record {
+                kind,
+                deadline: (deadline != 0).then_some(deadline),
+                value: stored.slice(HEADER..),
+            }
+        }
+        _ => Record {
+            kind: Kind::String,
+            deadline: None,
+            value: stored,
+        },
+    }
+}
+
+/// Live records found by a scan, and the next hash to visit (`None` at
+/// the end).
+pub(crate) type Scanned = (Vec<(Bytes, Record)>, Option<u64>);
+
+/// The Redis database over one keyspace: a transaction's snapshot on this
+/// node, or an ordered operation's position on every node.
+pub(crate) struct Db<'a> {
+    keys: &'a mut dyn Keyspace,
+    /// The cluster time of the point read, in milliseconds.
+    now: u64,
+    /// Where `RANDOMKEY`'s choices come from: the same on every node in an
+    /// operation, fresh for a read on one node.
+    seed: u64,
+}
+
+impl<'a> Db<'a> {
+    /// The database over `keys`; `seed` drives its random choices.
+    pub(crate) fn new(keys: &'a mut dyn Keyspace, seed: u64) -> Self {
+        let now = keys.time().as_millis();
+        Db { keys, now, seed }
+    }
+
+    /// The next random number (SplitMix64 over the seed).
+    pub(crate) fn random(&mut self) -> u64 {
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let z = self.seed;
+        let z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// "Now" for expiry, in milliseconds since the Unix epoch.
+    pub(crate) fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// The keyspace underneath, for scans.
+    pub(crate) fn keys(&mut self) -> &mut dyn Keyspace {
+        self.keys
+    }
+
+    /// Whether a record with `deadline` is alive now.
+    pub(crate) fn alive(&self, deadline: Option<u64>) -> bool {
+        deadline.is_none_or(|d| d > self.now)
+    }
+
+    /// The record of `key`, expired or not.
+    fn stored(&mut self, key: &[u8]) -> Result<Option<Record>, KvError> {
+        Ok(self.keys.get(&record_key(key))?.map(decode_record))
+    }
+
+    /// The deadline of `key`'s record, expired or not.
+    pub(crate) fn lookup_deadline(&mut self, key: &[u8]) -> Result<Option<u64>, KvError> {
+        Ok(self.stored(key)?.and_then(|r| r.deadline))
+    }
+
+    /// The live record of `key`: `None` when it is absent or expired.
+    pub(crate) fn lookup(&mut self, key: &[u8]) -> Result<Option<Record>, KvError> {
+        Ok(self.stored(key)?.filter(|r| self.alive(r.deadline)))
+    }
+
+    /// The string value of `key`: `Ok(None)` when absent, `Err` with the
+    /// `WRONGTYPE` reply for another type.
+    pub(crate) fn string(
+        &mut self,
+        key: &[u8],
+    ) -> Result<Result<Option<Record>, crate::server::resp::Reply>, KvError> {
+        Ok(match self.lookup(key)? {
+            Some(record) if record.kind != Kind::String => Err(wrong_type()),
+            other => Ok(other),
+        })
+    }
+
+    /// Stores `record` as `key`'s value, replacing whatever was there, and
+    /// keeps the expiry index in step.
+    pub(crate) fn store(&mut self, key: &[u8], record: &Record) -> Result<(), KvError> {
+        let old = self.stored(key)?.and_then(|r| r.deadline);
+        if old != record.deadline {
+            if let Some(old) = old {
+                self.keys.delete(expiry_key(key, old))?;
+            }
+            if let Some(new) = record.deadline {
+                self.keys.put(expiry_key(key, new), Bytes::new())?;
+            }
+        }
+        self.keys.put(record_key(key), encode_record(record))
+    }
+
+    /// Sets `key` to the string `value` with `deadline`.
+    pub(crate) fn set_string(
+        &mut self,
+        key: &[u8],
+        value: Bytes,
+        deadline: Option<u64>,
+    ) -> Result<(), KvError> {
+        let record = Record {
+            kind: Kind::String,
+            deadline,
+            value,
+        };
+        self.store(key, &record)
+    }
+
+    /// Removes `key` and its expiry entry. Returns whether a live key was
+    /// removed (an expired one is removed too, but did not exist).
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Result<bool, KvError> {
+        let Some(old) = self.stored(key)? else {
+            return Ok(false);
+        };
+        if let Some(deadline) = old.deadline {
+            self.keys.delete(expiry_key(key, deadline))?;
+        }
+        self.keys.delete(record_key(key))?;
+        Ok(self.alive(old.deadline))
+    }
+
+    /// Removes `key` if it is still due with `deadline` (the reaper's
+    /// check: a key given a new deadline or a new value since it was found
+    /// due stays). Returns whether it was removed.
+    pub(crate) fn reap(&mut self, key: &[u8], deadline: u64) -> Result<bool, KvError> {
+        match self.stored(key)? {
+            Some(record) if record.deadline == Some(deadline) && deadline <= self.now => {
+                self.remove(key)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Live records from hash `from` on: up to about `count` keys, always
+    /// ending at a change of hash, so a cursor at the next hash misses no
+    /// key. Returns them and the next hash to visit (`None` at the end).
+    pub(crate) fn scan_from(&mut self, from: u64, count: usize) -> Result<Scanned, KvError> {
+        let end = records_end();
+        let mut cursor = records_from(from);
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        let mut last_hash = None;
+        let chunk = count.clamp(16, 4096);
+        loop {
+            let entries = self.keys.scan(&cursor, &end, chunk)?;
+            let exhausted = entries.len() < chunk;
+            for (stored, value) in entries {
+                let Some((hash, key)) = parse_record_key(&stored) else {
+                    continue;
+                };
+                if seen >= count && last_hash != Some(hash) {
+                    return Ok((out, Some(u64::from(hash))));
+                }
+                seen += 1;
+                last_hash = Some(hash);
+                let record = decode_record(value);
+                if self.alive(record.deadline) {
+                    out.push((key, record));
+                }
+                cursor = crate::kv::successor_key(&stored);
+            }
+            if exhausted {
+                return Ok((out, None));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_foreign_bytes_read_as_strings() {
+        let record = Record {
+            kind: Kind::String,
+            deadline: Some(1_700_000_000_123),
+            value: Bytes::from_static(b"v"),
+        };
+        assert_eq!(decode_record(encode_record(&record)), record);
+        let raw = decode_record(Bytes::from_static(b"\x07odd"));
+        assert_eq!(raw.value, Bytes::from_static(b"\x07odd"));
+        assert_eq!(raw.deadline, None);
+    }
+
+    #[test]
+    fn store_keys_parse_back() {
+        let stored = record_key(b"user:1");
+        assert_eq!(
+            parse_record_key(&stored),
+            Some((key_hash(b"user:1"), Bytes::from_static(b"user:1")))
+        );
+        assert!(records_from(u64::from(key_hash(b"user:1"))) <= stored);
+        assert!(stored < records_end());
+        assert!(records_from(1 << 32) >= records_end());
+        let due = expiry_key(b"k", 42);
+        assert_eq!(parse_expiry_key(&due), Some((Bytes::from_static(b"k"), 42)));
+        let (start, end) = expiries_due(42);
+        assert!(start <= due && due < end);
+        assert!(expiry_key(b"k", 43) >= end);
+    }
+}

@@ -1,0 +1,241 @@
+//! Redis commands as ordered operations: what a session submits (a
+//! [`Batch`] of commands with their keys declared) and what every node's
+//! store runs at the operation's position ([`RedisExecutor`]).
+//!
+//! Every node executes the same commands against the same state at the
+//! same cluster time, so every node makes the same change and computes the
+//! same replies; only the node the client is connected to sends them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::commands::{self, Class, arity_error, lower};
+use super::db::{self, Db};
+use super::resp::{Protocol, Reply};
+use crate::ids::Seqno;
+use crate::kv::{Execution, Executor, KvError, KvStore};
+use crate::node::OperationOutcome;
+use crate::writeset::{Operation, Scope};
+
+/// What one Redis operation carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Batch {
+    /// The protocol the replies are encoded in (the client's).
+    pub(crate) resp3: bool,
+    pub(crate) kind: BatchKind,
+}
+
+/// The kinds of Redis operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum BatchKind {
+    /// Pipelined commands, run one after another: one reply each.
+    Pipeline(Vec<Vec<Bytes>>),
+    /// A `MULTI` ... `EXEC` block: the commands' replies, or nothing at
+    /// all when a watched key expired since `WATCH` (Redis aborts then;
+    /// a watched key written since is certification's abort).
+    Exec {
+        commands: Vec<Vec<Bytes>>,
+        watched: Vec<Bytes>,
+        /// The cluster time at `WATCH`.
+        watch_time: u64,
+    },
+    /// The reaper: remove each key still due at its deadline.
+    Expire(Vec<(Bytes, u64)>),
+}
+
+/// What executing a batch returned, per command, encoded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Output {
+    Replies(Vec<Bytes>),
+    /// A watched key expired: `EXEC` answers nil.
+    Aborted,
+}
+
+impl Batch {
+    fn protocol(&self) -> Protocol {
+        if self.resp3 {
+            Protocol::Resp3
+        } else {
+            Protocol::Resp2
+        }
+    }
+
+    /// Submits the batch as an operation on `store`, its keys declared
+    /// (and `watch`, the view and keys of `WATCH`, as its condition), and
+    /// returns the outcome and the replies.
+    pub(crate) async fn submit(
+        &self,
+        store: &KvStore,
+        watch: Option<(Seqno, &[Bytes])>,
+    ) -> Result<Submitted, KvError> {
+        let payload = postcard::to_allocvec(self).map_err(|err| {
+            KvError::Node(crate::node::Error::Encode(
+                crate::frame::FrameError::MalformedBody {
+                    kind: crate::frame::FrameKind::Operation,
+                    reason: err.to_string(),
+                },
+            ))
+        })?;
+        let mut op = store.operation(payload)?;
+        for (key, write) in self.declared() {
+            if write {
+                op.write(db::record_key(&key));
+            } else {
+                op.read(db::record_key(&key));
+            }
+        }
+        op.cover(self.scope());
+        if let Some((view, keys)) = watch {
+            for key in keys {
+                op.read(db::record_key(key));
+                op.watch(view, db::record_key(key));
+            }
+        }
+        Ok(match op.submit().await? {
+            OperationOutcome::Executed { output, .. } => {
+                match postcard::from_bytes::<Output>(&output) {
+                    Ok(Output::Replies(replies)) => Submitted::Replies(replies),
+                    Ok(Output::Aborted) => Submitted::Aborted,
+                    Err(_) => Submitted::Replies(vec![
+                        Reply::err("this node could not read its own output")
+                            .to_bytes(self.protocol()),
+                    ]),
+                }
+            }
+            OperationOutcome::Conflict(_) => Submitted::Conflict,
+        })
+    }
+
+    /// Every key the commands name, and whether they write it.
+    fn declared(&self) -> Vec<(Bytes, bool)> {
+        let commands = match &self.kind {
+            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => commands,
+            BatchKind::Expire(keys) => {
+                return keys.iter().map(|(key, _)| (key.clone(), true)).collect();
+            }
+        };
+        let mut keys = Vec::new();
+        for argv in commands {
+            let Some(spec) = argv.first().and_then(|name| commands::lookup(&lower(name))) else {
+                continue;
+            };
+            let write = spec.class() != Class::Read;
+            keys.extend(spec.keys(argv).map(|key| (key.clone(), write)));
+        }
+        keys
+    }
+
+    /// The widest scope of its commands.
+    fn scope(&self) -> Scope {
+        let commands = match &self.kind {
+            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => commands,
+            BatchKind::Expire(_) => return Scope::Keys,
+        };
+        let mut scope = Scope::Keys;
+        for argv in commands {
+            let class = argv
+                .first()
+                .and_then(|name| commands::lookup(&lower(name)))
+                .map(commands::Spec::class);
+            scope = match class {
+                Some(Class::WriteAll) => Scope::WritesAll,
+                Some(Class::ReadAll) if scope == Scope::Keys => Scope::ReadsAll,
+                _ => scope,
+            };
+        }
+        scope
+    }
+}
+
+/// How a submitted batch ended.
+#[derive(Debug)]
+pub(crate) enum Submitted {
+    /// It ran: each command's encoded reply.
+    Replies(Vec<Bytes>),
+    /// A watched key expired since `WATCH`: nothing ran.
+    Aborted,
+    /// Certification aborted it (a watched key was written, or it waited
+    /// longer than the certification window): nothing ran.
+    Conflict,
+}
+
+/// Runs Redis batches at their position. Counts the keys it reaped (every
+/// node reaps the same keys), for `INFO`'s `expired_keys`.
+#[derive(Debug, Default)]
+pub(crate) struct RedisExecutor {
+    pub(crate) expired_keys: Arc<AtomicU64>,
+}
+
+impl Executor for RedisExecutor {
+    fn execute(&self, op: &Operation, keys: &mut Execution<'_>) -> Result<Bytes, KvError> {
+        let seed = keys.seqno().get();
+        let output = match postcard::from_bytes::<Batch>(op.payload()) {
+            Ok(batch) => {
+                let mut db = Db::new(keys, seed);
+                self.run(&mut db, &batch)?
+            }
+            // The same bytes on every node: every node answers the same.
+            Err(_) => Output::Replies(vec![
+                Reply::err("malformed operation payload").to_bytes(Protocol::Resp2),
+            ]),
+        };
+        let encoded = postcard::to_allocvec(&output).unwrap_or_default();
+        Ok(Bytes::from(encoded))
+    }
+}
+
+impl RedisExecutor {
+    fn run(&self, db: &mut Db<'_>, batch: &Batch) -> Result<Output, KvError> {
+        let protocol = batch.protocol();
+        let run_all = |db: &mut Db<'_>, commands: &[Vec<Bytes>]| {
+            commands
+                .iter()
+                .map(|argv| Ok(run_command(db, argv)?.to_bytes(protocol)))
+                .collect::<Result<Vec<Bytes>, KvError>>()
+        };
+        Ok(match &batch.kind {
+            BatchKind::Pipeline(commands) => Output::Replies(run_all(db, commands)?),
+            BatchKind::Exec {
+                commands,
+                watched,
+                watch_time,
+            } => {
+                for key in watched {
+                    let deadline = db.lookup_deadline(key)?;
+                    if deadline.is_some_and(|d| d > *watch_time && d <= db.now()) {
+                        return Ok(Output::Aborted);
+                    }
+                }
+                Output::Replies(run_all(db, commands)?)
+            }
+            BatchKind::Expire(due) => {
+                let mut reaped = 0;
+                for (key, deadline) in due {
+                    reaped += u64::from(db.reap(key, *deadline)?);
+                }
+                self.expired_keys.fetch_add(reaped, Ordering::Relaxed);
+                Output::Replies(vec![Reply::Integer(reaped as i64).to_bytes(protocol)])
+            }
+        })
+    }
+}
+
+/// Runs one data command, checking what the session checked when it was
+/// submitted (the same on every node).
+pub(crate) fn run_command(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
+    let Some(name) = argv.first().map(|n| lower(n)) else {
+        return Ok(Reply::err("empty command"));
+    };
+    match commands::lookup(&name) {
+        Some(spec) if spec.class() != Class::Session => {
+            if !spec.accepts(argv.len()) {
+                return Ok(arity_error(&name));
+            }
+            commands::run(db, &name, argv)
+        }
+        _ => Ok(Reply::err(format_args!("unknown command '{name}'"))),
+    }
+}

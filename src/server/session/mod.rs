@@ -1,0 +1,514 @@
+//! One client connection's session: how its commands become reads on this
+//! node and operations ordered across the cluster.
+//!
+//! - Commands that only read run on a snapshot of this node, after a
+//!   causal wait: they see every write acknowledged anywhere before they
+//!   started, and are never ordered.
+//! - Commands that write become an ordered operation ([`Batch`]): every
+//!   node runs them at their position, so none can conflict, and this node
+//!   answers with the replies it computed. Pipelined commands that arrive
+//!   together travel in one operation (reads among them run there too), so
+//!   a pipeline costs one round of ordering and keeps its order.
+//! - `MULTI` ... `EXEC` is one operation (or one snapshot, when it only
+//!   reads); `WATCH` records the position it was called at, and `EXEC`
+//!   carries the watched keys as the operation's condition: certification
+//!   aborts it, and `EXEC` answers nil, when one was written after it.
+//!   `WATCH` holds nothing open, so it never holds back garbage collection.
+
+mod control;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+use super::clients::Clients;
+use super::commands::{self, Class, lower};
+use super::db::Db;
+use super::executor::{Batch, BatchKind, Submitted, run_command};
+use super::params::ServerFacts;
+use super::resp::{Command, Protocol, Reply};
+use crate::ids::Seqno;
+use crate::kv::{KvError, KvStore};
+use crate::node::{Error, TxnOptions};
+use crate::order::Cluster;
+use crate::writeset::Isolation;
+
+/// Settings shared by every session of a server.
+#[derive(Debug)]
+pub(crate) struct SessionSettings {
+    /// Isolation of the snapshots read-only commands run on.
+    pub(crate) isolation: Isolation,
+    /// Submissions of an operation that certification aborted for its age.
+    pub(crate) max_attempts: u32,
+    /// Commands queued in one `MULTI`, at most.
+    pub(crate) max_queued: usize,
+    /// Bytes of arguments queued in one `MULTI`, at most.
+    pub(crate) max_queued_bytes: usize,
+    /// Pipelined commands gathered into one operation, at most.
+    pub(crate) max_run: usize,
+    /// Bytes of arguments gathered into one operation, at most.
+    pub(crate) max_run_bytes: usize,
+    /// The ordering layer, for `CERTUS MEMBERS` and `CERTUS LEAVE`.
+    pub(crate) order: Option<Arc<dyn Cluster>>,
+    /// Every connected client, and the counters of `INFO stats`.
+    pub(crate) clients: Arc<Clients>,
+    /// What `CONFIG GET` and `INFO` report.
+    pub(crate) facts: ServerFacts,
+    /// Keys the reaper removed on this node.
+    pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
+    /// When the server started.
+    pub(crate) started: std::time::Instant,
+}
+
+/// The Redis release whose replies the server follows, as `HELLO` and
+/// `INFO` report it to clients that check versions.
+pub(crate) const REDIS_VERSION: &str = "7.2.4";
+
+/// What the connection does after a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    Continue,
+    Close,
+}
+
+/// A command queued in `MULTI`.
+#[derive(Debug)]
+enum Queued {
+    Data(Command),
+    /// A command about the connection or the server, run at `EXEC` here.
+    Session(Command),
+}
+
+#[derive(Debug, Default)]
+struct Multi {
+    queued: Vec<Queued>,
+    /// Bytes of the queued commands' arguments.
+    bytes: usize,
+    /// A command was refused while queueing: `EXEC` discards everything.
+    refused: bool,
+}
+
+/// What `WATCH` observed: the position and cluster time it was called at,
+/// and the keys.
+#[derive(Debug)]
+struct Watch {
+    view: Seqno,
+    time: u64,
+    keys: Vec<Bytes>,
+}
+
+/// Data commands gathered from a pipeline, not yet run.
+#[derive(Debug, Default)]
+struct Run {
+    commands: Vec<Command>,
+    bytes: usize,
+    writes: bool,
+}
+
+/// One connection's session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// The daemon's current store (none during a full state transfer).
+    stores: watch::Receiver<Option<KvStore>>,
+    settings: Arc<SessionSettings>,
+    multi: Option<Multi>,
+    watch: Option<Watch>,
+    /// What the connection speaks; `HELLO` switches it.
+    protocol: Protocol,
+    id: u64,
+    /// `CLIENT REPLY OFF` (or `SKIP` for the next command) mutes replies.
+    muted: Mute,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mute {
+    No,
+    Next,
+    All,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.settings.clients.disconnect(self.id);
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        stores: watch::Receiver<Option<KvStore>>,
+        settings: Arc<SessionSettings>,
+        addr: Option<std::net::SocketAddr>,
+        laddr: Option<std::net::SocketAddr>,
+    ) -> Self {
+        let id = settings.clients.connect(addr, laddr);
+        Session {
+            stores,
+            settings,
+            multi: None,
+            watch: None,
+            protocol: Protocol::Resp2,
+            id,
+            muted: Mute::No,
+        }
+    }
+
+    /// The protocol this session's replies are encoded in.
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Answers every command of a pipeline, in order, into `out`.
+    /// Consecutive data commands outside `MULTI` run together.
+    pub(crate) async fn handle_all(&mut self, commands: Vec<Command>, out: &mut BytesMut) -> After {
+        let mut run = Run::default();
+        for argv in commands {
+            self.settings
+                .clients
+                .commands_processed
+                .fetch_add(1, AtomicOrdering::Relaxed);
+            match self.data_class(&argv) {
+                Some(class) if self.multi.is_none() && self.muted == Mute::No => {
+                    run.bytes += argv.iter().map(Bytes::len).sum::<usize>();
+                    run.writes |= matches!(class, Class::Write | Class::WriteAll);
+                    run.commands.push(argv);
+                    if run.commands.len() >= self.settings.max_run
+                        || run.bytes >= self.settings.max_run_bytes
+                    {
+                        self.flush(&mut run, out).await;
+                    }
+                }
+                _ => {
+                    self.flush(&mut run, out).await;
+                    let (reply, after) = self.handle(argv).await;
+                    self.emit(&reply, out);
+                    if after == After::Close {
+                        return After::Close;
+                    }
+                }
+            }
+        }
+        self.flush(&mut run, out).await;
+        After::Continue
+    }
+
+    /// Writes `reply` unless replies are muted.
+    fn emit(&mut self, reply: &Reply, out: &mut BytesMut) {
+        match self.muted {
+            Mute::No => reply.encode_as(out, self.protocol),
+            Mute::Next => self.muted = Mute::No,
+            Mute::All => {}
+        }
+    }
+
+    /// The class of a well-formed data command; `None` for anything else
+    /// (connection and server commands, unknown commands, bad arity).
+    fn data_class(&self, argv: &Command) -> Option<Class> {
+        let spec = commands::lookup(&lower(argv.first()?))?;
+        let class = spec.class();
+        (class != Class::Session && spec.accepts(argv.len())).then_some(class)
+    }
+
+    /// Runs the gathered data commands: on a snapshot here when none
+    /// writes, else as one ordered operation.
+    async fn flush(&mut self, run: &mut Run, out: &mut BytesMut) {
+        let Run {
+            commands, writes, ..
+        } = std::mem::take(run);
+        if commands.is_empty() {
+            return;
+        }
+        if let Some(argv) = commands.last() {
+            let name = lower(&argv[0]);
+            self.settings.clients.update(self.id, |c| c.command = name);
+        }
+        let replies = if writes {
+            self.order(BatchKind::Pipeline(commands.clone()), None)
+                .await
+        } else {
+            self.read(&commands).await
+        };
+        let reply = match replies {
+            Ok(Some(replies)) => {
+                for reply in replies {
+                    out.extend_from_slice(&reply);
+                }
+                return;
+            }
+            Ok(None) => Reply::err("operation aborted"),
+            Err(reply) => reply,
+        };
+        // Every command gets an answer, the same one.
+        for _ in &commands {
+            reply.encode_as(out, self.protocol);
+        }
+    }
+
+    /// The store to run on, or the error for a node between stores.
+    fn store(&self) -> Result<KvStore, Reply> {
+        self.stores.borrow().clone().ok_or_else(|| {
+            Reply::Error("LOADING this node is receiving a full state transfer".into())
+        })
+    }
+
+    /// Runs read-only commands on one causal snapshot of this node.
+    async fn read(&self, commands: &[Command]) -> Result<Option<Vec<Bytes>>, Reply> {
+        let store = self.store()?;
+        let options = TxnOptions::isolation(self.settings.isolation);
+        let mut txn = store
+            .begin_with(options)
+            .await
+            .map_err(|e| error_reply(&e))?;
+        let mut db = Db::new(&mut txn, fresh_seed());
+        let mut replies = Vec::with_capacity(commands.len());
+        for argv in commands {
+            let reply = run_command(&mut db, argv).map_err(|e| error_reply(&e))?;
+            replies.push(reply.to_bytes(self.protocol));
+        }
+        Ok(Some(replies))
+    }
+
+    /// Orders `kind` as one operation and returns its replies: `None` when
+    /// it was aborted (a watched key changed).
+    async fn order(
+        &self,
+        kind: BatchKind,
+        watch: Option<&Watch>,
+    ) -> Result<Option<Vec<Bytes>>, Reply> {
+        let store = self.store()?;
+        let batch = Batch {
+            resp3: self.protocol == Protocol::Resp3,
+            kind,
+        };
+        let condition = watch.map(|w| (w.view, w.keys.as_slice()));
+        for _ in 0..self.settings.max_attempts {
+            let submitted = batch
+                .submit(&store, condition)
+                .await
+                .map_err(|e| error_reply(&e))?;
+            match submitted {
+                Submitted::Replies(replies) => return Ok(Some(replies)),
+                Submitted::Aborted => return Ok(None),
+                // A watched key changed: the client decides, as with Redis.
+                Submitted::Conflict if watch.is_some() => return Ok(None),
+                // Ordered too late to execute (it waited out the whole
+                // certification window): nothing ran, so again.
+                Submitted::Conflict => {}
+            }
+        }
+        Err(Reply::Error(format!(
+            "TIMEOUT the operation was ordered too late to run {} times; nothing was executed",
+            self.settings.max_attempts
+        )))
+    }
+
+    /// Handles one command that is not run with others: connection and
+    /// server commands, `MULTI` and its queue, and malformed commands.
+    async fn handle(&mut self, argv: Command) -> (Reply, After) {
+        let Some(name) = argv.first().map(|n| lower(n)) else {
+            return (Reply::err("empty command"), After::Continue);
+        };
+        self.settings.clients.update(self.id, |c| {
+            c.command = name.clone();
+            c.last_command = std::time::Instant::now();
+        });
+        if self.multi.is_some()
+            && !matches!(
+                name.as_str(),
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
+        {
+            return (self.queue(argv), After::Continue);
+        }
+        match name.as_str() {
+            "multi" => (self.multi(), After::Continue),
+            "exec" => (self.exec().await, After::Continue),
+            "discard" => (self.discard(), After::Continue),
+            "watch" => (self.watch(&argv).await, After::Continue),
+            "unwatch" => {
+                self.set_watch(None);
+                (Reply::ok(), After::Continue)
+            }
+            _ => self.control(&name, &argv).await,
+        }
+    }
+
+    fn multi(&mut self) -> Reply {
+        if self.multi.is_some() {
+            return Reply::err("MULTI calls can not be nested");
+        }
+        self.multi = Some(Multi::default());
+        self.settings.clients.update(self.id, |c| c.multi = Some(0));
+        Reply::ok()
+    }
+
+    fn discard(&mut self) -> Reply {
+        if self.multi.is_none() {
+            return Reply::err("DISCARD without MULTI");
+        }
+        self.end_multi();
+        Reply::ok()
+    }
+
+    fn end_multi(&mut self) {
+        self.multi = None;
+        self.set_watch(None);
+        self.settings.clients.update(self.id, |c| c.multi = None);
+    }
+
+    fn set_watch(&mut self, watch: Option<Watch>) {
+        let watching = watch.as_ref().map_or(0, |w| w.keys.len());
+        self.watch = watch;
+        self.settings
+            .clients
+            .update(self.id, |c| c.watching = watching);
+    }
+
+    /// Inside `MULTI`: checks the command exists and its arity (Redis
+    /// refuses the `EXEC` then), and queues it.
+    fn queue(&mut self, argv: Command) -> Reply {
+        let name = lower(&argv[0]);
+        let spec = commands::lookup(&name);
+        let refusal = match spec {
+            None if name == "certus" => {
+                Some(Reply::err("Command not allowed inside a transaction"))
+            }
+            None => Some(control::unknown_command(&argv)),
+            Some(spec) if !spec.accepts(argv.len()) => Some(commands::arity_error(&name)),
+            Some(_) => None,
+        };
+        let settings = self.settings.clone();
+        let Some(multi) = self.multi.as_mut() else {
+            return Reply::err("not in MULTI");
+        };
+        let size = argv.iter().map(Bytes::len).sum::<usize>();
+        if refusal.is_none()
+            && (multi.queued.len() >= settings.max_queued
+                || multi.bytes + size > settings.max_queued_bytes)
+        {
+            multi.refused = true;
+            return Reply::err("too many commands queued in MULTI");
+        }
+        if let Some(reply) = refusal {
+            multi.refused = true;
+            return reply;
+        }
+        let data = spec.is_some_and(|s| s.class() != Class::Session);
+        multi.bytes += size;
+        multi.queued.push(if data {
+            Queued::Data(argv)
+        } else {
+            Queued::Session(argv)
+        });
+        let queued = multi.queued.len();
+        settings.clients.update(self.id, |c| c.multi = Some(queued));
+        Reply::Simple("QUEUED")
+    }
+
+    async fn exec(&mut self) -> Reply {
+        let Some(multi) = self.multi.take() else {
+            return Reply::err("EXEC without MULTI");
+        };
+        let watch = self.watch.take();
+        self.end_multi();
+        if multi.refused {
+            return Reply::Error(
+                "EXECABORT Transaction discarded because of previous errors.".into(),
+            );
+        }
+        let data: Vec<Command> = multi
+            .queued
+            .iter()
+            .filter_map(|q| match q {
+                Queued::Data(argv) => Some(argv.clone()),
+                Queued::Session(_) => None,
+            })
+            .collect();
+        let writes = data
+            .iter()
+            .any(|argv| matches!(self.data_class(argv), Some(Class::Write | Class::WriteAll)));
+        let replies = if data.is_empty() && watch.is_none() {
+            Ok(Some(Vec::new()))
+        } else if !writes && watch.is_none() {
+            self.read(&data).await
+        } else {
+            let kind = BatchKind::Exec {
+                commands: data,
+                watched: watch.as_ref().map(|w| w.keys.clone()).unwrap_or_default(),
+                watch_time: watch.as_ref().map_or(0, |w| w.time),
+            };
+            self.order(kind, watch.as_ref()).await
+        };
+        let mut replies = match replies {
+            Ok(Some(replies)) => replies.into_iter(),
+            Ok(None) => return Reply::Array(None),
+            Err(reply) => return reply,
+        };
+        let mut items = Vec::with_capacity(multi.queued.len());
+        for queued in multi.queued {
+            items.push(match queued {
+                Queued::Data(_) => Reply::Raw(replies.next().unwrap_or_default()),
+                Queued::Session(argv) => {
+                    let name = lower(&argv[0]);
+                    self.control(&name, &argv).await.0
+                }
+            });
+        }
+        Reply::Array(Some(items))
+    }
+
+    /// `WATCH`: the position and cluster time of a causal read now.
+    async fn watch(&mut self, argv: &Command) -> Reply {
+        if self.multi.is_some() {
+            return Reply::err("WATCH inside MULTI is not allowed");
+        }
+        if argv.len() < 2 {
+            return commands::arity_error("watch");
+        }
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(reply) => return reply,
+        };
+        let keys = argv[1..].to_vec();
+        let watch = match self.watch.take() {
+            // A later WATCH adds keys; all share the first one's position,
+            // so a change between the two aborts too (never too few).
+            Some(mut watch) => {
+                watch.keys.extend(keys);
+                watch
+            }
+            None => match store.begin().await {
+                Ok(txn) => Watch {
+                    view: txn.read_view(),
+                    time: txn.time().as_millis(),
+                    keys,
+                },
+                Err(err) => return error_reply(&err),
+            },
+        };
+        self.set_watch(Some(watch));
+        Reply::ok()
+    }
+}
+
+/// A seed no two reads share, for `RANDOMKEY` on a snapshot.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// The error reply for a failed store operation. The first word is a code a
+/// client can match on.
+pub(crate) fn error_reply(err: &KvError) -> Reply {
+    let code = match err {
+        KvError::Node(Error::NotPrimary) => "NOTPRIMARY",
+        KvError::Node(Error::OutcomeUnknown) => "UNKNOWN",
+        KvError::Node(Error::Timeout { .. }) => "TIMEOUT",
+        KvError::Node(Error::ShutDown) => "SHUTDOWN",
+        _ => "ERR",
+    };
+    Reply::Error(format!("{code} {err}"))
+}
