@@ -304,3 +304,29 @@ fn connection_and_server_commands_answer_as_redis() {
     assert_eq!(ok(&mut con, &["PING"]), "PONG");
     cluster.shutdown();
 }
+
+/// `CLIENT REPLY OFF` and `SKIP` silence replies (their own too), over a
+/// raw connection since no client library expects missing replies.
+#[test]
+fn client_reply_off_and_skip_silence_replies() {
+    use std::io::{Read, Write};
+    let cluster = RespCluster::start(1);
+    let mut socket = std::net::TcpStream::connect(cluster.client_addr(0)).unwrap();
+    socket
+        .write_all(
+            b"CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nINCR a\r\n\
+              GET a\r\nCLIENT REPLY ON\r\nGET a\r\n",
+        )
+        .unwrap();
+    let expected = b"$1\r\n1\r\n+OK\r\n$1\r\n2\r\n";
+    let mut got = vec![0u8; expected.len()];
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    socket.read_exact(&mut got).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(expected)
+    );
+    cluster.shutdown();
+}

@@ -204,7 +204,7 @@ impl Session {
                     Reply::ok()
                 }
                 "skip" => {
-                    self.muted = Mute::Next;
+                    self.muted = Mute::Skip(2);
                     Reply::ok()
                 }
                 _ => commands::syntax_error(),

@@ -118,14 +118,16 @@ pub(crate) struct Session {
     /// What the connection speaks; `HELLO` switches it.
     protocol: Protocol,
     id: u64,
-    /// `CLIENT REPLY OFF` (or `SKIP` for the next command) mutes replies.
+    /// `CLIENT REPLY OFF` (or `SKIP` for the next command) mutes replies;
+    /// neither is answered itself, as in Redis.
     muted: Mute,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mute {
     No,
-    Next,
+    /// Skip this many replies (`CLIENT REPLY SKIP`: its own and the next).
+    Skip(u8),
     All,
 }
 
@@ -169,7 +171,7 @@ impl Session {
                 .commands_processed
                 .fetch_add(1, AtomicOrdering::Relaxed);
             match self.data_class(&argv) {
-                Some(class) if self.multi.is_none() && self.muted == Mute::No => {
+                Some(class) if self.multi.is_none() => {
                     run.bytes += argv.iter().map(Bytes::len).sum::<usize>();
                     run.writes |= matches!(class, Class::Write | Class::WriteAll);
                     run.commands.push(argv);
@@ -195,10 +197,20 @@ impl Session {
 
     /// Writes `reply` unless replies are muted.
     fn emit(&mut self, reply: &Reply, out: &mut BytesMut) {
+        if self.unmuted() {
+            reply.encode_as(out, self.protocol);
+        }
+    }
+
+    /// Whether the next reply is sent (`CLIENT REPLY`); a `SKIP` is used up.
+    fn unmuted(&mut self) -> bool {
         match self.muted {
-            Mute::No => reply.encode_as(out, self.protocol),
-            Mute::Next => self.muted = Mute::No,
-            Mute::All => {}
+            Mute::No => true,
+            Mute::Skip(n) => {
+                self.muted = if n > 1 { Mute::Skip(n - 1) } else { Mute::No };
+                false
+            }
+            Mute::All => false,
         }
     }
 
@@ -229,19 +241,18 @@ impl Session {
         } else {
             self.read(&commands).await
         };
-        let reply = match replies {
-            Ok(Some(replies)) => {
-                for reply in replies {
-                    out.extend_from_slice(&reply);
-                }
-                return;
+        let replies = match replies {
+            Ok(Some(replies)) => replies,
+            // Every command gets an answer, the same one.
+            Ok(None) => {
+                vec![Reply::err("operation aborted").to_bytes(self.protocol); commands.len()]
             }
-            Ok(None) => Reply::err("operation aborted"),
-            Err(reply) => reply,
+            Err(reply) => vec![reply.to_bytes(self.protocol); commands.len()],
         };
-        // Every command gets an answer, the same one.
-        for _ in &commands {
-            reply.encode_as(out, self.protocol);
+        for reply in replies {
+            if self.unmuted() {
+                out.extend_from_slice(&reply);
+            }
         }
     }
 
