@@ -61,12 +61,25 @@ all_synced() {
     for n in $(seq 1 "$nodes"); do synced "$n" || return 1; done
 }
 
+listening() { # listening PORT -> something accepts connections there
+    { exec 4<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    exec 4<&-
+}
+
 start() {
     [[ -x $certusd ]] || { echo "no certusd at $certusd (cargo build --release --bin certusd)" >&2; exit 1; }
     mkdir -p "$scratch"
-    local n
+    local n port
     for n in $(seq 1 "$nodes"); do
         pid_of "$n" >/dev/null && continue
+        # Another cluster (another PERF_SCRATCH) on these ports would answer
+        # the health checks below in this one's place.
+        for port in $((6379 + n)) $((7100 + n)) $((9200 + n)); do
+            if listening "$port"; then
+                echo "port $port is in use by something this script did not start" >&2
+                exit 1
+            fi
+        done
         config "$n" >"$scratch/node$n.toml"
         RUST_LOG="${RUST_LOG:-warn}" nohup "$certusd" --config="$scratch/node$n.toml" \
             >>"$scratch/node$n.log" 2>&1 &
