@@ -34,6 +34,7 @@ pub use error::{EngineError, KvError};
 pub use execution::{Execution, Executor};
 pub use gc::GcStats;
 pub use keyspace::Keyspace;
+#[cfg(feature = "server")]
 pub(crate) use keyspace::successor as successor_key;
 pub use memory::MemoryEngine;
 pub use mvcc::{ExportChunk, MvccStore};
