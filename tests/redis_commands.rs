@@ -274,6 +274,7 @@ fn connection_and_server_commands_answer_as_redis() {
         list.contains("name=tester") && list.contains("lib-name=certus-test"),
         "{list}"
     );
+    assert!(list.contains("cmd=client|list"), "{list}");
     assert_eq!(ok(&mut con, &["CLIENT", "GETNAME"]), "tester");
     let config: Value = query(&mut con, &["CONFIG", "GET", "save"]).unwrap();
     assert!(matches!(config, Value::Map(_)), "RESP3 maps: {config:?}");

@@ -320,8 +320,15 @@ impl Session {
         let Some(name) = argv.first().map(|n| lower(n)) else {
             return (Reply::err("empty command"), After::Continue);
         };
+        // `cmd=` shows a subcommand as Redis does: `client|list`.
+        let shown = match argv.get(1) {
+            Some(sub) if matches!(name.as_str(), "client" | "config" | "command") => {
+                format!("{name}|{}", lower(sub))
+            }
+            _ => name.clone(),
+        };
         self.settings.clients.update(self.id, |c| {
-            c.command = name.clone();
+            c.command = shown;
             c.last_command = std::time::Instant::now();
         });
         if self.multi.is_some()
