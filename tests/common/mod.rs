@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certus::kv::{Engine, KvError, KvStore, KvTransaction, MemoryEngine, StoreConfig};
+use certus::kv::{Engine, Executor, KvError, KvStore, KvTransaction, MemoryEngine, StoreConfig};
 use certus::node::CommitOutcome;
 use certus::order::{InProcessConfig, InProcessOrder};
 use certus::{NodeId, Seqno};
@@ -76,6 +76,8 @@ pub(crate) struct Cluster {
     disks: Vec<Box<dyn Disk>>,
     engines: Vec<Option<Arc<dyn Engine>>>,
     configure: fn(&mut StoreConfig),
+    /// Runs ordered operations, when the test submits any.
+    executor: Option<Arc<dyn Executor>>,
 }
 
 impl Cluster {
@@ -92,6 +94,16 @@ impl Cluster {
         disks: Vec<Box<dyn Disk>>,
         configure: fn(&mut StoreConfig),
     ) -> Cluster {
+        Cluster::start_with_executor(disks, configure, None).await
+    }
+
+    /// One node per disk, each store running ordered operations with
+    /// `executor`.
+    pub(crate) async fn start_with_executor(
+        disks: Vec<Box<dyn Disk>>,
+        configure: fn(&mut StoreConfig),
+        executor: Option<Arc<dyn Executor>>,
+    ) -> Cluster {
         let ids: Vec<NodeId> = (1..=disks.len() as u64).map(NodeId::new).collect();
         let hub = InProcessOrder::new(InProcessConfig::default(), ids.clone());
         let mut cluster = Cluster {
@@ -101,6 +113,7 @@ impl Cluster {
             engines: disks.iter().map(|_| None).collect(),
             disks,
             configure,
+            executor,
         };
         for index in 0..cluster.ids.len() {
             let store = cluster.open(index).await;
@@ -115,7 +128,12 @@ impl Cluster {
         let order = Arc::new(self.hub.endpoint(self.ids[index]).unwrap());
         let engine = self.disks[index].open();
         self.engines[index] = Some(engine.clone());
-        KvStore::open(config, engine, order).await.unwrap()
+        match &self.executor {
+            Some(executor) => KvStore::open_with(config, engine, order, executor.clone())
+                .await
+                .unwrap(),
+            None => KvStore::open(config, engine, order).await.unwrap(),
+        }
     }
 
     /// The engine a running node uses.
