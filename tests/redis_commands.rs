@@ -205,6 +205,23 @@ fn keys_expire_on_every_node_by_the_cluster_clock() {
                 .all(|(key, _)| !key.windows(5).any(|w| w == b"short"))
         });
     }
+    // More keys due at once than one removal carries: all are reclaimed.
+    let mut pipe = redis::pipe();
+    for i in 0..700 {
+        pipe.cmd("SET")
+            .arg(format!("bulk:{i}"))
+            .arg(i)
+            .arg("PX")
+            .arg(50);
+    }
+    let _: Vec<String> = pipe.query(&mut cons[0]).unwrap();
+    for node in 0..3 {
+        let store = cluster.store(node);
+        eventually("every bulk key to be reclaimed", || {
+            // What is left: `long`'s record and its expiry entry.
+            cluster_dump(&store).1.len() == 2
+        });
+    }
     cluster.shutdown();
 }
 

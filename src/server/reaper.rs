@@ -40,27 +40,33 @@ pub(crate) async fn run(
     order: Arc<dyn Cluster>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut backlog = false;
     loop {
+        // A full batch leaves more keys due: the next pass starts at once.
+        let pause = if backlog { Duration::ZERO } else { TICK };
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
-            () = tokio::time::sleep(TICK) => {}
+            () = tokio::time::sleep(pause) => {}
         }
+        backlog = false;
         if order.leader() != Some(node) {
             continue;
         }
         let Some(store) = stores.borrow().clone() else {
             continue;
         };
-        if let Err(err) = reap(node, &store).await {
-            tracing::debug!(error = %err, "expiry pass failed; the next tick retries");
+        match reap(node, &store).await {
+            Ok(full) => backlog = full,
+            Err(err) => tracing::debug!(error = %err, "expiry pass failed; the next tick retries"),
         }
     }
 }
 
 /// One pass: orders the removal of the keys due now by this node's clock,
 /// or an empty operation when the cluster time lags while keys wait.
-async fn reap(node: NodeId, store: &KvStore) -> Result<(), KvError> {
+/// Returns whether it removed a full batch (more may be due).
+async fn reap(node: NodeId, store: &KvStore) -> Result<bool, KvError> {
     let now = crate::clock::now(node).as_millis();
     let mut txn = store
         .begin_with(TxnOptions::default().causal(false))
@@ -80,14 +86,15 @@ async fn reap(node: NodeId, store: &KvStore) -> Result<(), KvError> {
         !txn.scan(&all, &all_end, 1)?.is_empty()
     };
     drop(txn);
+    let full = due.len() >= BATCH;
     let kind = if !due.is_empty() {
         BatchKind::Expire(due)
     } else if waiting && lag >= IDLE_TICK.as_millis() as u64 {
         BatchKind::Pipeline(Vec::new())
     } else {
-        return Ok(());
+        return Ok(false);
     };
     let batch = Batch { resp3: false, kind };
     batch.submit(store, None).await?;
-    Ok(())
+    Ok(full)
 }
