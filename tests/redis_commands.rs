@@ -151,6 +151,13 @@ fn watch_and_multi_behave_as_in_redis() {
     let exec: (String, String, i64) = query(&mut a, &["EXEC"]).unwrap();
     assert_eq!(exec, ("2".into(), "PONG".into(), 3));
 
+    assert_eq!(ok(&mut a, &["MULTI"]), "OK");
+    assert_eq!(ok(&mut a, &["UNWATCH"]), "QUEUED");
+    assert_eq!(ok(&mut a, &["CLIENT", "SETNAME", "in-multi"]), "QUEUED");
+    let exec: (String, String) = query(&mut a, &["EXEC"]).unwrap();
+    assert_eq!(exec, ("OK".into(), "OK".into()));
+    assert_eq!(ok(&mut a, &["CLIENT", "GETNAME"]), "in-multi");
+
     assert_eq!(ok(&mut a, &["SET", "s", "text"]), "OK");
     let exec: Vec<RedisResult<Value>> = redis::pipe()
         .atomic()

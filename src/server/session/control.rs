@@ -70,6 +70,10 @@ impl Session {
             },
             "echo" => Reply::Bulk(Some(argv[1].clone())),
             "quit" => return (Reply::ok(), After::Close),
+            "unwatch" => {
+                self.set_watch(None);
+                Reply::ok()
+            }
             "reset" => self.reset(),
             "hello" => self.hello(argv),
             "auth" => auth(argv),

@@ -344,10 +344,6 @@ impl Session {
             "exec" => (self.exec().await, After::Continue),
             "discard" => (self.discard(), After::Continue),
             "watch" => (self.watch(&argv).await, After::Continue),
-            "unwatch" => {
-                self.set_watch(None);
-                (Reply::ok(), After::Continue)
-            }
             _ => self.control(&name, &argv).await,
         }
     }
