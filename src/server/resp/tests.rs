@@ -178,6 +178,46 @@ fn resp3_types_its_nulls_maps_and_verbatim_text_and_resp2_flattens_them() {
     }
 }
 
+#[test]
+fn resp3_sets_doubles_booleans_big_numbers_and_pushes_have_resp2_forms() {
+    let cases: [(Reply, &[u8], &[u8]); 8] = [
+        (
+            Reply::Set(vec![Reply::Simple("write")]),
+            b"*1\r\n+write\r\n",
+            b"~1\r\n+write\r\n",
+        ),
+        (Reply::Double(1.5), b"$3\r\n1.5\r\n", b",1.5\r\n"),
+        (Reply::Double(f64::INFINITY), b"$3\r\ninf\r\n", b",inf\r\n"),
+        (Reply::Boolean(true), b":1\r\n", b"#t\r\n"),
+        (Reply::Boolean(false), b":0\r\n", b"#f\r\n"),
+        (
+            Reply::BigNumber("123456789012345678901234567890".into()),
+            b"$30\r\n123456789012345678901234567890\r\n",
+            b"(123456789012345678901234567890\r\n",
+        ),
+        (
+            Reply::Push(vec![Reply::bulk("message"), Reply::Integer(1)]),
+            b"*2\r\n$7\r\nmessage\r\n:1\r\n",
+            b">2\r\n$7\r\nmessage\r\n:1\r\n",
+        ),
+        (Reply::Null, b"$-1\r\n", b"_\r\n"),
+    ];
+    for (reply, resp2, resp3) in cases {
+        assert_eq!(
+            &reply.to_bytes(Protocol::Resp2)[..],
+            resp2,
+            "{reply:?} in RESP2"
+        );
+        assert_eq!(
+            &reply.to_bytes(Protocol::Resp3)[..],
+            resp3,
+            "{reply:?} in RESP3"
+        );
+    }
+    let raw = Reply::Array(Some(vec![Reply::Raw(Bytes::from_static(b":7\r\n"))]));
+    assert_eq!(&raw.to_bytes(Protocol::Resp3)[..], b"*1\r\n:7\r\n");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
