@@ -356,9 +356,12 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
         wire::write_frame(&mut write, &frame)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let mut reader = FrameReader::new(read, self.config.max_frame);
+        let mut reader = FrameReader::new(read, wire::MAX_HELLO);
         match reader.next::<HelloReply>().await {
-            Ok(HelloReply::Welcome) => Ok((reader, write)),
+            Ok(HelloReply::Welcome) => {
+                reader.set_max(self.config.max_frame);
+                Ok((reader, write))
+            }
             Ok(HelloReply::Refused(reason)) => {
                 tracing::warn!(peer = %self.peer, addr = %self.shared.addr, %reason, "peer refused the connection");
                 Err(NetError::Refused {

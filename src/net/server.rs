@@ -34,6 +34,8 @@ pub(crate) struct ServerConfig {
     pub(crate) concurrency: usize,
     /// Deadline for a new connection's handshake.
     pub(crate) handshake_timeout: Duration,
+    /// Connections open at once, at most; more are closed at once.
+    pub(crate) max_connections: usize,
 }
 
 /// Accepts peers on `listener` until `shutdown` turns true, then drops every
@@ -49,14 +51,24 @@ pub(crate) async fn serve<Req, Resp, H>(
     H: Handler<Req, Resp>,
 {
     let mut connections = JoinSet::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     loop {
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%from, limit = config.max_connections, "refusing a peer connection: too many open");
+                        drop(stream);
+                        continue;
+                    };
                     tracing::debug!(%from, "peer connection accepted");
-                    connections.spawn(connection(stream, config.clone(), handler.clone()));
+                    let (config, handler) = (config.clone(), handler.clone());
+                    connections.spawn(async move {
+                        connection(stream, config, handler).await;
+                        drop(slot);
+                    });
                 }
                 Err(err) => tracing::warn!(error = %err, "accepting a peer connection failed"),
             },
@@ -72,10 +84,12 @@ where
     H: Handler<Req, Resp>,
 {
     let (read, mut write) = tokio::io::split(stream);
-    let mut reader = FrameReader::new(read, config.max_frame);
+    // Until the handshake succeeds, nothing beyond a small hello is read.
+    let mut reader = FrameReader::new(read, wire::MAX_HELLO);
     let Some(hello) = handshake(&mut reader, &mut write, &config).await else {
         return;
     };
+    reader.set_max(config.max_frame);
     let (tx, mut rx) = mpsc::channel::<Tagged<Resp>>(config.concurrency.max(1));
     let max_frame = config.max_frame;
     let writer = async move {

@@ -27,6 +27,7 @@ async fn server(cluster: &str) -> (String, watch::Sender<bool>) {
         max_frame: 1 << 16,
         concurrency: 8,
         handshake_timeout: Duration::from_secs(5),
+        max_connections: 16,
     });
     tokio::spawn(serve(Box::new(listener), config, Arc::new(Echo), stopped));
     (addr, stop)

@@ -12,6 +12,17 @@ use crate::ids::NodeId;
 /// Version of the peer protocol spoken after the handshake.
 pub(crate) const PROTOCOL: u16 = 1;
 
+/// The largest hello (or hello reply) body read: everything a connection
+/// may make the accepting node read or allocate before it is known.
+pub(crate) const MAX_HELLO: usize = 4 << 10;
+
+/// Bytes a frame's buffer grows by at most before they have arrived: a
+/// header that claims a large body costs only what is actually sent.
+const GROWTH: usize = 64 << 10;
+
+/// A buffer larger than this after a frame is given back before the next.
+const KEEP: usize = 1 << 20;
+
 /// The first frame on every connection, from the connecting side.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Hello {
@@ -108,8 +119,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// The next frame's body, decoded.
+    /// Accepts frames of up to `max` bytes from now on (after the
+    /// handshake, which is read with [`MAX_HELLO`]).
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// The next frame's body, decoded. The buffer grows with what arrives
+    /// ([`GROWTH`] at a time), never to what a header merely claims.
     pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Result<T, ReadError> {
+        if self.buf.capacity() > KEEP {
+            self.buf = BytesMut::with_capacity(HEADER_LEN + 4096);
+        }
         self.buf.clear();
         self.buf.resize(HEADER_LEN, 0);
         self.input
@@ -128,11 +149,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }));
         }
         let len = header.frame_len();
-        self.buf.resize(len, 0);
-        self.input
-            .read_exact(&mut self.buf[HEADER_LEN..len])
-            .await
-            .map_err(ReadError::Io)?;
+        while self.buf.len() < len {
+            let start = self.buf.len();
+            self.buf.resize(start + (len - start).min(GROWTH), 0);
+            self.input
+                .read_exact(&mut self.buf[start..])
+                .await
+                .map_err(ReadError::Io)?;
+        }
         let (_, body) = frame::decode(&self.buf, self.max).map_err(ReadError::Frame)?;
         frame::decode_body(FrameKind::Peer, body).map_err(ReadError::Frame)
     }

@@ -4,7 +4,8 @@
 //!
 //! Any request on any path gets the answer (HAProxy's `option httpchk`
 //! sends `OPTIONS /`), so this is a few lines over TCP rather than an HTTP
-//! framework: it reads at most one request head, bounded in size and time.
+//! framework: it reads at most one request head, bounded in size and time,
+//! for at most 64 connections at once.
 
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ use crate::node::{NodeState, Status};
 const MAX_HEAD: usize = 8 << 10;
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Checks answered at once; more connections are closed at once (a load
+/// balancer holds one or two).
+const MAX_CHECKS: usize = 64;
 
 /// Whether the node should receive traffic, and the body that says why.
 pub(crate) fn verdict(status: Option<&Status>) -> (bool, String) {
@@ -45,6 +49,7 @@ pub(crate) async fn accept_loop(
     stores: watch::Receiver<Option<KvStore>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CHECKS));
     loop {
         let accepted = tokio::select! {
             biased;
@@ -52,10 +57,15 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, from)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%from, "refusing a health check: {MAX_CHECKS} already open");
+                    continue;
+                };
                 let status = stores.borrow().as_ref().map(|s| s.node().status());
                 tokio::spawn(async move {
                     let _ = answer(stream, status).await;
+                    drop(slot);
                 });
             }
             Err(err) => {

@@ -131,6 +131,11 @@ impl NetCluster {
         self.stores[index].as_ref().expect("node is stopped")
     }
 
+    /// The peer (replication) address of node `index`.
+    pub(crate) fn peer_addr(&self, index: usize) -> String {
+        self.addrs[index].clone()
+    }
+
     /// Stops a node: its store, then its ordering layer (log closed).
     pub(crate) async fn stop(&mut self, index: usize) {
         let store = self.stores[index].take().expect("node already stopped");

@@ -377,6 +377,9 @@ fn server_config(config: &RaftOrderConfig) -> ServerConfig {
         max_frame: config.max_entry_bytes.saturating_mul(4),
         concurrency: 256,
         handshake_timeout: config.election_timeout.0,
+        // Three nodes open a few connections each; strangers cannot hold
+        // more than this many handshakes open at once.
+        max_connections: 256,
     }
 }
 
