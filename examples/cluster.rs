@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use certus::kv::{KvError, KvStore};
-use certus::node::{CommitOutcome, NodeState};
+use certus::node::{CommitOutcome, Error, NodeState};
 use certus::server::{Daemon, DaemonConfig};
 
 const NODES: u64 = 3;
@@ -170,20 +170,43 @@ async fn serve(stores: &[KvStore], options: &Options) -> Result<(), String> {
     verify(stores).await
 }
 
-/// Opens the accounts unless a previous run already did.
+/// Whether `err` passes by itself: the cluster was between leaders (a
+/// loaded machine can delay heartbeats past the primary lease), or a
+/// commit's outcome got lost with it. A transfer is atomic either way, so
+/// the total stays conserved.
+fn transient(err: &KvError) -> bool {
+    matches!(
+        err,
+        KvError::Node(Error::NotPrimary | Error::OutcomeUnknown | Error::Timeout { .. })
+    )
+}
+
+/// Opens the accounts unless a previous run already did, riding out an
+/// election (bounded).
 async fn open_accounts(store: &KvStore) -> Result<(), String> {
-    let mut txn = store.begin().await.map_err(|e| e.to_string())?;
-    if txn.get(b"account:00").map_err(|e| e.to_string())?.is_some() {
-        return Ok(());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match try_open_accounts(store).await {
+            Err(err) if transient(&err) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other.map_err(|e| e.to_string())?,
+        }
+    }
+}
+
+async fn try_open_accounts(store: &KvStore) -> Result<Result<(), String>, KvError> {
+    let mut txn = store.begin().await?;
+    if txn.get(b"account:00")?.is_some() {
+        return Ok(Ok(()));
     }
     for account in 0..ACCOUNTS {
-        txn.put(format!("account:{account:02}"), OPENING_BALANCE.to_string())
-            .map_err(|e| e.to_string())?;
+        txn.put(format!("account:{account:02}"), OPENING_BALANCE.to_string())?;
     }
-    match txn.commit().await.map_err(|e| e.to_string())? {
+    Ok(match txn.commit().await? {
         CommitOutcome::Committed { .. } => Ok(()),
         other => Err(format!("opening the accounts: {other:?}")),
-    }
+    })
 }
 
 /// Transfers between random accounts until told to stop; a conflict is
@@ -202,10 +225,12 @@ async fn transfer_loop(store: KvStore, client: u64, stop: Arc<AtomicBool>) -> Re
             continue;
         }
         // Commits and conflicts are counted by the nodes; after a conflict
-        // the next transfer simply starts afresh.
-        let _ = transfer(&store, from, to, amount)
-            .await
-            .map_err(|e| e.to_string())?;
+        // (or an election) the next transfer simply starts afresh.
+        match transfer(&store, from, to, amount).await {
+            Ok(_) => {}
+            Err(err) if transient(&err) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(err) => return Err(err.to_string()),
+        }
     }
     Ok(())
 }
