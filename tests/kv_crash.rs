@@ -102,14 +102,33 @@ impl Disk for VolatileDisk {
     }
 }
 
+/// Three volatile engines, and the disks the cluster opens them through.
+fn volatile_disks() -> (Vec<Arc<Volatile>>, Vec<Box<dyn Disk>>) {
+    let engines: Vec<Arc<Volatile>> = (0..3).map(|_| Arc::default()).collect();
+    let disks = engines
+        .iter()
+        .map(|e| Box::new(VolatileDisk(e.clone())) as Box<dyn Disk>)
+        .collect();
+    (engines, disks)
+}
+
+/// Crashes node 3's engine (it must lose something), restarts the node on
+/// what survived, and returns the data every node then holds.
+async fn crash_and_restart(
+    cluster: &mut Cluster,
+    engines: &[Arc<Volatile>],
+) -> Vec<(Bytes, Bytes)> {
+    let lost = engines[2].crash();
+    assert!(lost > 0, "nothing was lost: every write was synced");
+    cluster.stop(2).await;
+    cluster.restart(2).await;
+    cluster.assert_identical().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_engine_lost_its_unsynced_commits_replays_them_from_the_log() {
     bounded(async {
-        let engines: Vec<Arc<Volatile>> = (0..3).map(|_| Arc::default()).collect();
-        let disks = engines
-            .iter()
-            .map(|e| Box::new(VolatileDisk(e.clone())) as Box<dyn Disk>)
-            .collect();
+        let (engines, disks) = volatile_disks();
         let mut cluster = Cluster::start_on(disks, |_| {}).await;
         for round in 0..100 {
             let store = cluster.store(round % 3);
@@ -121,11 +140,7 @@ async fn a_node_whose_engine_lost_its_unsynced_commits_replays_them_from_the_log
         let written = cluster.assert_identical().await;
         assert_eq!(written.len(), 100);
 
-        let lost = engines[2].crash();
-        assert!(lost > 0, "nothing was lost: every commit was synced");
-        cluster.stop(2).await;
-        cluster.restart(2).await;
-        let after = cluster.assert_identical().await;
+        let after = crash_and_restart(&mut cluster, &engines).await;
         assert_eq!(
             after, written,
             "the restarted node did not recover the lost commits"
@@ -152,11 +167,7 @@ impl Executor for Increment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_engine_lost_executed_operations_executes_them_again() {
     bounded(async {
-        let engines: Vec<Arc<Volatile>> = (0..3).map(|_| Arc::default()).collect();
-        let disks = engines
-            .iter()
-            .map(|e| Box::new(VolatileDisk(e.clone())) as Box<dyn Disk>)
-            .collect();
+        let (engines, disks) = volatile_disks();
         let executor: Arc<dyn Executor> = Arc::new(Increment);
         let mut cluster = Cluster::start_with_executor(disks, |_| {}, Some(executor)).await;
         for index in 0..3 {
@@ -179,11 +190,7 @@ async fn a_node_whose_engine_lost_executed_operations_executes_them_again() {
         let values: Vec<i64> = counted.iter().map(|(_, v)| int(Some(v.clone()))).collect();
         assert_eq!(values, [30, 30, 30, 30]);
 
-        let lost = engines[2].crash();
-        assert!(lost > 0, "nothing was lost: every execution was synced");
-        cluster.stop(2).await;
-        cluster.restart(2).await;
-        let after = cluster.assert_identical().await;
+        let after = crash_and_restart(&mut cluster, &engines).await;
         assert_eq!(after, counted, "re-execution after the crash diverged");
     })
     .await;

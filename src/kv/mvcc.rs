@@ -60,13 +60,6 @@ impl MvccStore {
         }
     }
 
-    /// Keeps at most `gc_queue` keys queued for collection.
-    #[must_use]
-    pub fn with_gc_queue(mut self, gc_queue: usize) -> Self {
-        self.gc = Mutex::new(GcQueue::new(gc_queue.max(1), true));
-        self
-    }
-
     /// Runs ordered operations with `executor`.
     #[must_use]
     pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {

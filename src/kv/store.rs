@@ -85,7 +85,7 @@ impl KvStore {
         engine: Arc<dyn Engine>,
         order: Arc<dyn TotalOrder>,
     ) -> Result<KvStore, KvError> {
-        Self::start(config, MvccStore::new(engine, 1), order).await
+        Self::start(config, engine, order, None).await
     }
 
     /// As [`KvStore::open`], running the ordered operations of
@@ -99,14 +99,14 @@ impl KvStore {
         order: Arc<dyn TotalOrder>,
         executor: Arc<dyn Executor>,
     ) -> Result<KvStore, KvError> {
-        let mvcc = MvccStore::new(engine, 1).with_executor(executor);
-        Self::start(config, mvcc, order).await
+        Self::start(config, engine, order, Some(executor)).await
     }
 
     async fn start(
         config: StoreConfig,
-        mvcc: MvccStore,
+        engine: Arc<dyn Engine>,
         order: Arc<dyn TotalOrder>,
+        executor: Option<Arc<dyn Executor>>,
     ) -> Result<KvStore, KvError> {
         crate::node::ConfigError::require_positive(&[
             ("gc_every", config.gc_every),
@@ -114,7 +114,11 @@ impl KvStore {
             ("gc_queue", config.gc_queue as u64),
         ])
         .map_err(|err| KvError::Node(err.into()))?;
-        let mvcc = Arc::new(mvcc.with_gc_queue(config.gc_queue));
+        let mut mvcc = MvccStore::new(engine, config.gc_queue);
+        if let Some(executor) = executor {
+            mvcc = mvcc.with_executor(executor);
+        }
+        let mvcc = Arc::new(mvcc);
         let node = Node::start(config.node, order, mvcc.clone()).await?;
         let gc_task = tokio::spawn(gc_loop(
             node.clone(),

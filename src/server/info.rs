@@ -40,11 +40,12 @@ pub(crate) async fn render(
         (true, Some(store)) => keyspace(store).await,
         _ => Vec::new(),
     };
+    let status = store.map(|s| s.node().status());
     let mut out = String::new();
     for name in DEFAULT.into_iter().filter(|name| want(name)) {
         let fields = match name {
             "keyspace" => keyspace.clone(),
-            other => section(other, store, settings),
+            other => section(other, store, status.as_ref(), settings),
         };
         let title = match name {
             "cpu" => "CPU".to_string(),
@@ -63,16 +64,16 @@ pub(crate) async fn render(
 fn section(
     name: &str,
     store: Option<&KvStore>,
+    status: Option<&Status>,
     settings: &SessionSettings,
 ) -> Vec<(&'static str, String)> {
-    let status = store.map(|s| s.node().status());
     match name {
-        "server" => server(settings, status.as_ref()),
+        "server" => server(settings, status),
         "clients" => clients(settings),
         "memory" => memory(),
         "persistence" => persistence(store.is_none(), settings),
         "stats" => stats(settings),
-        "replication" => match (store, &status) {
+        "replication" => match (store, status) {
             (Some(store), Some(status)) => replication(status, store.node().flow_control()),
             _ => vec![("role", "master".into()), ("connected_slaves", "0".into())],
         },

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::db::{self, Db};
+use super::db;
 use super::executor::{Batch, BatchKind};
 use crate::ids::NodeId;
 use crate::kv::{KvError, KvStore};
@@ -72,14 +72,11 @@ async fn reap(node: NodeId, store: &KvStore) -> Result<bool, KvError> {
         .begin_with(TxnOptions::default().causal(false))
         .await?;
     let (start, end) = db::expiries_due(now);
-    let due: Vec<(bytes::Bytes, u64)> = {
-        let mut db = Db::new(&mut txn, 0);
-        db.keys()
-            .scan(&start, &end, BATCH)?
-            .into_iter()
-            .filter_map(|(stored, _)| db::parse_expiry_key(&stored))
-            .collect()
-    };
+    let due: Vec<(bytes::Bytes, u64)> = txn
+        .scan(&start, &end, BATCH)?
+        .into_iter()
+        .filter_map(|(stored, _)| db::parse_expiry_key(&stored))
+        .collect();
     let lag = now.saturating_sub(txn.time().as_millis());
     let waiting = !due.is_empty() || {
         let (all, all_end) = db::all_expiries();

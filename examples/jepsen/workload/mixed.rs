@@ -21,6 +21,7 @@ use redis::{Connection, Value as Reply};
 use serde_json::{Value, json};
 
 use super::keys::{KeyPool, mget};
+use super::txn::parse_register as parse;
 use super::{Verdict, Workload, check_transactions, multi_exec, settle};
 use crate::client::{Outcome, Recorder};
 
@@ -31,15 +32,6 @@ const ACTIVE: usize = 4;
 
 fn redis_key(key: u64) -> String {
     format!("m:{key}")
-}
-
-/// A register's value: nil, or an integer; `None` for anything else.
-fn parse(value: &Reply) -> Option<Option<i64>> {
-    match value {
-        Reply::Nil => Some(None),
-        Reply::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok().map(Some),
-        _ => None,
-    }
 }
 
 /// The mixed workload.

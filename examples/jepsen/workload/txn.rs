@@ -72,7 +72,7 @@ impl Family {
 }
 
 /// A register's value: nil, or an integer; `None` for anything else.
-fn parse_register(value: &redis::Value) -> Option<Option<i64>> {
+pub(crate) fn parse_register(value: &redis::Value) -> Option<Option<i64>> {
     match value {
         redis::Value::Nil => Some(None),
         redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok().map(Some),

@@ -371,11 +371,8 @@ fn command(argv: &Command) -> Reply {
     let Some(sub) = argv.get(1).map(|s| lower(s)) else {
         return Reply::Array(Some(top().map(command_info).collect()));
     };
-    let name = format!("command|{sub}");
-    match commands::lookup(&name) {
-        None => return unknown_subcommand("command", &argv[1]),
-        Some(spec) if !spec.accepts(argv.len()) => return arity_error(&name),
-        Some(_) => {}
+    if let Err(reply) = subcommand("command", argv) {
+        return reply;
     }
     let named = |names: &[Bytes]| -> Vec<Option<&'static Spec>> {
         names.iter().map(|n| commands::lookup(&lower(n))).collect()

@@ -235,19 +235,17 @@ impl Session {
             let name = lower(&argv[0]);
             self.settings.clients.update(self.id, |c| c.command = name);
         }
+        let count = commands.len();
         let replies = if writes {
-            self.order(BatchKind::Pipeline(commands.clone()), None)
-                .await
+            self.order(BatchKind::Pipeline(commands), None).await
         } else {
             self.read(&commands).await
         };
         let replies = match replies {
             Ok(Some(replies)) => replies,
             // Every command gets an answer, the same one.
-            Ok(None) => {
-                vec![Reply::err("operation aborted").to_bytes(self.protocol); commands.len()]
-            }
-            Err(reply) => vec![reply.to_bytes(self.protocol); commands.len()],
+            Ok(None) => vec![Reply::err("operation aborted").to_bytes(self.protocol); count],
+            Err(reply) => vec![reply.to_bytes(self.protocol); count],
         };
         for reply in replies {
             if self.unmuted() {
