@@ -7,6 +7,10 @@
 //! every second shows each node's state and position. Ctrl-C stops the nodes
 //! cleanly; started again, the cluster resumes from the same data.
 //!
+//! The nodes talk over mutual TLS with a throw-away CA and node
+//! certificates the example makes on first start under `--dir`/`tls`
+//! (`certusd certs` makes them for a real deployment).
+//!
 //! With `--load`, clients on every node move money between accounts; at the
 //! end the example checks that every node holds exactly the same data and
 //! that no money was created or lost, and exits non-zero otherwise.
@@ -25,7 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use certus::NodeId;
 use certus::kv::{KvError, KvStore};
+use certus::net::CertificateAuthority;
 use certus::node::{CommitOutcome, Error, NodeState};
 use certus::server::{Daemon, DaemonConfig};
 
@@ -85,8 +91,25 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// The example's CA and node certificates under `dir/tls`, made on first
+/// start.
+fn certificates(dir: &std::path::Path) -> Result<(), String> {
+    let tls = dir.join("tls");
+    let ca = CertificateAuthority::open_or_create(&tls, "certus-example")
+        .map_err(|e| format!("cannot make the example's CA: {e}"))?;
+    for id in 1..=NODES {
+        if !tls.join(format!("node-{id}.key")).exists() {
+            let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+            ca.write_node(&tls, NodeId::new(id), &hosts)
+                .map_err(|e| format!("cannot make node {id}'s certificate: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Node `id`'s settings: client port 6379 + id, peer port 7000 + id,
-/// health port 9200 + id, all on 127.0.0.1.
+/// health port 9200 + id, all on 127.0.0.1; peer TLS with the example's
+/// certificates.
 fn node_config(dir: &std::path::Path, id: u64) -> DaemonConfig {
     let mut config = DaemonConfig::new(
         id,
@@ -96,6 +119,10 @@ fn node_config(dir: &std::path::Path, id: u64) -> DaemonConfig {
     );
     config.cluster = "certus-example".into();
     config.health_listen = Some(format!("127.0.0.1:{}", 9200 + id));
+    let tls = dir.join("tls");
+    config.peer_ca = Some(tls.join("ca.pem"));
+    config.peer_cert = Some(tls.join(format!("node-{id}.pem")));
+    config.peer_key = Some(tls.join(format!("node-{id}.key")));
     for member in 1..=NODES {
         let addr = format!("127.0.0.1:{}", 7000 + member);
         config.initial_members.insert(member.to_string(), addr);
@@ -104,6 +131,7 @@ fn node_config(dir: &std::path::Path, id: u64) -> DaemonConfig {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    certificates(&options.dir)?;
     let mut daemons = Vec::new();
     for id in 1..=NODES {
         let config = node_config(&options.dir, id);

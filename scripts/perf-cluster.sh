@@ -9,6 +9,8 @@
 #   ENGINE        rocksdb | redb | memory (default redb)
 #   SYNC          always | batch (default always: fsync before acknowledging)
 #   CAUSAL        true | false (default true: causal reads)
+#   INSECURE_PEERS true for plaintext peer links (default: mutual TLS with
+#                 certificates `certusd certs` makes under PERF_SCRATCH/tls)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="${PERF_SCRATCH:-/var/tmp/certus-perf}"
@@ -17,6 +19,7 @@ engine="${ENGINE:-redb}"
 sync="${SYNC:-always}"
 causal="${CAUSAL:-true}"
 nodes="${NODES:-3}"
+insecure="${INSECURE_PEERS:-false}"
 [[ $nodes =~ ^[1-9]$ ]] || { echo "NODES must be 1 to 9" >&2; exit 2; }
 ENDPOINTS=$(seq -s, -f "127.0.0.1:%g" 6380 $((6379 + nodes)))
 
@@ -32,9 +35,15 @@ health_listen = "127.0.0.1:$((9200 + n))"
 engine = "$engine"
 sync = "$sync"
 causal_reads = $causal
-
-[initial_members]
 EOF
+    if [[ $insecure == true ]]; then
+        echo "insecure_peers = true"
+    else
+        echo "peer_ca = \"$scratch/tls/ca.pem\""
+        echo "peer_cert = \"$scratch/tls/node-$n.pem\""
+        echo "peer_key = \"$scratch/tls/node-$n.key\""
+    fi
+    echo "[initial_members]"
     local m
     for m in $(seq 1 "$nodes"); do echo "$m = \"127.0.0.1:$((7100 + m))\""; done
 }
@@ -80,6 +89,9 @@ start() {
                 exit 1
             fi
         done
+        if [[ $insecure != true && ! -f $scratch/tls/node-$n.key ]]; then
+            "$certusd" certs --dir "$scratch/tls" --cluster certus-perf --node "$n" >/dev/null
+        fi
         config "$n" >"$scratch/node$n.toml"
         RUST_LOG="${RUST_LOG:-warn}" nohup "$certusd" --config="$scratch/node$n.toml" \
             >>"$scratch/node$n.log" 2>&1 &

@@ -166,11 +166,29 @@ fn node(dir: &Path, id: usize, peer: SocketAddr, extra: &[String]) -> Node {
 /// Short timeouts for a loaded 2-core machine, and a log so short that a
 /// node down for a few hundred writes, or a new one, needs a full state
 /// transfer; everything else default.
+/// Peer TLS with node `id`'s certificate, made by `certusd certs` itself.
 fn write_config(dir: &Path, id: usize) -> PathBuf {
+    let tls = dir.join("tls");
+    let made = Command::new(env!("CARGO_BIN_EXE_certusd"))
+        .args(["certs", "--cluster", "certus-process-test", "--node"])
+        .arg(id.to_string())
+        .arg("--dir")
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "certusd certs: {made:?}");
+    let written = String::from_utf8_lossy(&made.stdout);
+    assert!(written.contains(&format!("node-{id}.key")), "{written}");
     let path = dir.join(format!("node-{id}.toml"));
-    let text = "cluster = \"certus-process-test\"\nheartbeat_ms = 50\n\
-                election_timeout_ms = [400, 800]\nprimary_lease_ms = 800\n\
-                commit_timeout_ms = 20000\nlog_retention = 40\n";
+    let text = format!(
+        "cluster = \"certus-process-test\"\nheartbeat_ms = 50\n\
+         election_timeout_ms = [400, 800]\nprimary_lease_ms = 800\n\
+         commit_timeout_ms = 20000\nlog_retention = 40\n\
+         peer_ca = \"{ca}\"\npeer_cert = \"{dir}/node-{id}.pem\"\n\
+         peer_key = \"{dir}/node-{id}.key\"\n",
+        ca = tls.join("ca.pem").display(),
+        dir = tls.display(),
+    );
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use certus::net::CertificateAuthority;
+
 use crate::proxy::{Net, Proxy};
 
 /// What every node of the cluster shares.
@@ -262,6 +264,22 @@ enum Start<'a> {
     Join(&'a [SocketAddr]),
 }
 
+/// Node `id`'s peer TLS settings, its certificate made (with the run's CA,
+/// made first if need be) under `dir/tls`.
+fn peer_tls(dir: &Path, id: u64) -> Result<String, String> {
+    let tls = dir.join("tls");
+    let ca = CertificateAuthority::open_or_create(&tls, "jepsen").map_err(|e| e.to_string())?;
+    let (cert, key) = ca
+        .write_node(&tls, certus::NodeId::new(id), &[])
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "peer_ca = \"{}\"\npeer_cert = \"{}\"\npeer_key = \"{}\"\n",
+        tls.join("ca.pem").display(),
+        cert.display(),
+        key.display()
+    ))
+}
+
 /// Short timeouts, so faults show within a short run; a short log, so
 /// restarted and new nodes also get full state transfers.
 fn write_config(
@@ -285,6 +303,7 @@ fn write_config(
         settings.engine,
         settings.isolation,
     );
+    text.push_str(&peer_tls(&settings.dir, id)?);
     match start {
         Start::Join(seeds) => {
             let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();

@@ -11,18 +11,29 @@
 //!
 //! Flags override the file. Logs go to standard error; `RUST_LOG` filters
 //! them (default `info`). SIGINT or SIGTERM stops the node cleanly.
+//!
+//! `certusd certs` makes the cluster's CA (once) and node certificates for
+//! peer TLS:
+//!
+//! ```text
+//! certusd certs --dir certs --cluster certus --node 1 --node 2 --node 3
+//! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use certus::NodeId;
+use certus::net::CertificateAuthority;
 use certus::server::{Daemon, DaemonConfig};
 use clap::Parser;
 use serde::Deserialize as _;
 
 /// One certus node: synchronous multi-master replication, Redis protocol.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration file (keys as in `certus::server::DaemonConfig`).
     #[arg(long, short)]
     config: Option<PathBuf>,
@@ -54,6 +65,58 @@ struct Args {
     /// Storage engine: rocksdb, redb or memory.
     #[arg(long)]
     engine: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make the cluster's CA (once) and certificates for nodes' peer TLS.
+    Certs(CertsArgs),
+}
+
+/// Files written: ca.pem and ca.key (the CA, reused when present; keep the
+/// key off the nodes), node-<ID>.pem and node-<ID>.key for each node.
+#[derive(Debug, clap::Args)]
+struct CertsArgs {
+    /// Directory of the CA and the node certificates (made if absent).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The cluster's name, as in the nodes' configuration.
+    #[arg(long, default_value = "certus")]
+    cluster: String,
+    /// A node id to issue a certificate for (repeat for each node).
+    #[arg(long = "node", value_name = "ID", required = true)]
+    nodes: Vec<u64>,
+    /// A host name or address to add to every node certificate besides
+    /// node-<ID> (repeat), for tools that check them.
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+}
+
+/// Makes the CA if absent and issues each node's certificate.
+fn certs(args: &CertsArgs) -> ExitCode {
+    use std::io::Write;
+    let issue = || -> Result<Vec<PathBuf>, certus::net::CertError> {
+        let ca = CertificateAuthority::open_or_create(&args.dir, &args.cluster)?;
+        let mut written = vec![args.dir.join("ca.pem")];
+        for node in &args.nodes {
+            let (cert, key) = ca.write_node(&args.dir, NodeId::new(*node), &args.hosts)?;
+            written.extend([cert, key]);
+        }
+        Ok(written)
+    };
+    match issue() {
+        Ok(written) => {
+            let mut out = std::io::stdout().lock();
+            for path in written {
+                let _ = writeln!(out, "{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("certusd certs: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 impl Args {
@@ -117,6 +180,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Command::Certs(certs_args)) = &args.command {
+        return certs(certs_args);
+    }
     let config = match args.table().and_then(|table| {
         DaemonConfig::deserialize(table).map_err(|e| format!("configuration: {e}"))
     }) {

@@ -15,19 +15,20 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::error::NetError;
+use super::identity::Identity;
+use super::tls;
 use super::transport::{BoxStream, Connector};
-use super::wire::{self, FrameReader, Hello, HelloReply, PROTOCOL, Tagged};
+use super::wire::{self, FrameReader, Hello, HelloReply, PROTOCOL, Tagged, TermsReply};
 use crate::ids::NodeId;
+use rustls::pki_types::ServerName;
 
 /// How a node connects to its peers.
 #[derive(Clone, Debug)]
 pub(crate) struct ClientConfig {
     /// Opens the connections.
     pub(crate) connector: Arc<dyn Connector>,
-    /// The cluster name sent in every handshake.
-    pub(crate) cluster: String,
-    /// This node.
-    pub(crate) me: NodeId,
+    /// This node, its cluster and its credentials.
+    pub(crate) identity: Arc<Identity>,
     /// Largest frame body sent or accepted.
     pub(crate) max_frame: usize,
     /// Requests queued for writing per peer.
@@ -155,9 +156,10 @@ where
     Req: Serialize + Send + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
-    /// Starts the connection task for `peer` at `addr` on the current runtime.
-    /// The task ends when every handle is dropped.
-    pub(crate) fn start(config: Arc<ClientConfig>, peer: NodeId, addr: String) -> Self {
+    /// Starts the connection task for `peer` at `addr` on the current
+    /// runtime (`None`: whichever member listens there, for a joining
+    /// node's seed). The task ends when every handle is dropped.
+    pub(crate) fn start(config: Arc<ClientConfig>, peer: Option<NodeId>, addr: String) -> Self {
         let shared = Arc::new(Shared {
             addr,
             next_id: AtomicU64::new(1),
@@ -233,7 +235,8 @@ where
 /// The task that owns the connection's write half and reconnects.
 struct Writer<Resp> {
     config: Arc<ClientConfig>,
-    peer: NodeId,
+    /// `None` for a seed.
+    peer: Option<NodeId>,
     shared: Arc<Shared<Resp>>,
     conn: Option<WriteHalf<BoxStream>>,
     /// The task reading responses on `conn`.
@@ -252,7 +255,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
                 self.conn = None;
             }
             if self.conn.is_some() && self.shared.silent(self.config.dead_after) {
-                tracing::warn!(peer = %self.peer, addr = %self.shared.addr, "peer connection silent; replacing it");
+                tracing::warn!(peer = ?self.peer, addr = %self.shared.addr, "peer connection silent; replacing it");
                 self.close();
             }
             if self.conn.is_none() && Instant::now() >= self.next_attempt {
@@ -276,7 +279,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
             }
             self.shared.wrote();
             if let Err(err) = wire::write_frame(conn, &frame).await {
-                tracing::debug!(peer = %self.peer, error = %err, "peer connection write failed");
+                tracing::debug!(peer = ?self.peer, error = %err, "peer connection write failed");
                 self.close();
             }
         }
@@ -320,58 +323,96 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
                 {
                     old.abort();
                 }
-                tracing::debug!(peer = %self.peer, addr = %self.shared.addr, "connected to peer");
+                tracing::debug!(peer = ?self.peer, addr = %self.shared.addr, "connected to peer");
             }
             Err(failure) => {
                 let (min, max) = self.config.backoff;
                 self.backoff = (self.backoff * 2).clamp(min, max);
                 self.next_attempt = Instant::now() + self.backoff;
-                tracing::debug!(peer = %self.peer, error = %failure, "cannot connect to peer");
+                tracing::debug!(peer = ?self.peer, error = %failure, "cannot connect to peer");
                 self.failure = Some(failure);
             }
         }
     }
 
+    /// The connecting side of the handshake: hello, TLS (when peers use
+    /// it) verifying that the certificate names the node addressed, then
+    /// the terms, checked on this side too.
     async fn handshake(
         &self,
     ) -> Result<(FrameReader<ReadHalf<BoxStream>>, WriteHalf<BoxStream>), NetError> {
+        let addr = &self.shared.addr;
         let unreachable = |reason: String| NetError::Unreachable {
-            addr: self.shared.addr.clone(),
+            addr: addr.clone(),
             reason,
         };
+        let refused = |reason: String| {
+            tracing::warn!(peer = ?self.peer, %addr, %reason, "peer connection refused");
+            NetError::Refused {
+                addr: addr.clone(),
+                reason,
+            }
+        };
+        let identity = &self.config.identity;
+        if let (Some(tls), Some(peer)) = (&identity.tls, self.peer) {
+            tls.check_allowed(peer).map_err(refused)?;
+        }
         let stream = self
             .config
             .connector
-            .connect(&self.shared.addr)
+            .connect(addr)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let (read, mut write) = tokio::io::split(stream);
         let hello = Hello {
             protocol: PROTOCOL,
-            cluster: self.config.cluster.clone(),
-            from: self.config.me,
+            cluster: identity.name.clone(),
+            from: identity.me,
             to: self.peer,
         };
-        let frame = wire::encode(&hello, self.config.max_frame)?;
-        wire::write_frame(&mut write, &frame)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        send(&mut write, &hello).await.map_err(unreachable)?;
         let mut reader = FrameReader::new(read, wire::MAX_HELLO);
         match reader.next::<HelloReply>().await {
-            Ok(HelloReply::Welcome) => {
-                reader.set_max(self.config.max_frame);
-                Ok((reader, write))
-            }
-            Ok(HelloReply::Refused(reason)) => {
-                tracing::warn!(peer = %self.peer, addr = %self.shared.addr, %reason, "peer refused the connection");
-                Err(NetError::Refused {
-                    addr: self.shared.addr.clone(),
-                    reason,
-                })
-            }
-            Err(err) => Err(unreachable(err.to_string())),
+            Ok(HelloReply::Welcome) => {}
+            Ok(HelloReply::Refused(reason)) => return Err(refused(reason)),
+            Err(err) => return Err(unreachable(err.to_string())),
         }
+        let mut stream = reader.into_inner().unsplit(write);
+        if let Some(tls) = &identity.tls {
+            let name = match self.peer {
+                Some(peer) => tls::server_name(peer).map_err(unreachable)?,
+                None => {
+                    ServerName::try_from("certus-seed").map_err(|e| unreachable(e.to_string()))?
+                }
+            };
+            let secured = tls
+                .connector(self.peer.is_none())
+                .connect(name, stream)
+                .await
+                .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))?;
+            stream = Box::new(secured);
+        }
+        let (read, mut write) = tokio::io::split(stream);
+        send(&mut write, &identity.terms())
+            .await
+            .map_err(unreachable)?;
+        let mut reader = FrameReader::new(read, wire::MAX_HELLO);
+        match reader.next::<TermsReply>().await {
+            Ok(TermsReply::Agreed(theirs)) => identity.agree(&theirs).map_err(refused)?,
+            Ok(TermsReply::Refused(reason)) => return Err(refused(reason)),
+            Err(err) => return Err(unreachable(err.to_string())),
+        }
+        reader.set_max(self.config.max_frame);
+        Ok((reader, write))
     }
+}
+
+/// Writes one handshake frame.
+async fn send<T: Serialize>(write: &mut WriteHalf<BoxStream>, value: &T) -> Result<(), String> {
+    let frame = wire::encode(value, wire::MAX_HELLO).map_err(|e| e.to_string())?;
+    wire::write_frame(write, &frame)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn read_responses<Resp: DeserializeOwned>(

@@ -4,8 +4,11 @@
 //! Every message is one [`crate::frame`] of kind [`FrameKind::Peer`]: a
 //! versioned header with a crc32 over header and body, so a corrupt or
 //! foreign byte stream is refused before anything is decoded. A connection
-//! opens with a handshake that names the cluster and both nodes; a node of
-//! another cluster, or a connection meant for another node, is refused.
+//! opens with a plaintext hello that names the cluster and both nodes (a
+//! node of another cluster, or a connection meant for another node, is
+//! refused), then mutual TLS ([`PeerTls`]) proving both nodes' ids, then
+//! the terms: the cluster id and the settings every member shares
+//! ([`identity`]).
 //!
 //! [`PeerClient`] keeps one persistent connection to a peer, reconnects with
 //! backoff, and pipelines requests over it (many in flight, matched by id).
@@ -14,15 +17,24 @@
 //!
 //! [`FrameKind::Peer`]: crate::frame::FrameKind::Peer
 
+#[cfg(feature = "certs")]
+mod certs;
 mod client;
 mod error;
+mod identity;
 mod server;
+mod tls;
 mod transport;
 mod wire;
 
+#[cfg(feature = "certs")]
+pub use certs::{CertError, CertificateAuthority, NodeCertificate};
 pub(crate) use client::{ClientConfig, PeerClient};
 pub use error::NetError;
-pub(crate) use server::{Handler, ServerConfig, serve};
+pub(crate) use identity::Identity;
+pub use identity::{ClusterId, PeerSecurity};
+pub(crate) use server::{Caller, Handler, ServerConfig, serve};
+pub use tls::{PeerTls, TlsError, node_name, verify_node_certificate};
 pub use transport::{BoxFuture, BoxListener, BoxStream, Connector, Listener, Stream, Tcp};
 pub use wire::connection_origin;
 

@@ -9,24 +9,36 @@ use tokio::sync::watch;
 use super::*;
 use crate::ids::NodeId;
 
+#[cfg(feature = "certs")]
+mod tls_tests;
+
 struct Echo;
 
 impl Handler<String, String> for Echo {
-    async fn handle(&self, from: NodeId, req: String) -> String {
-        format!("{from} said {req}")
+    async fn handle(&self, caller: Caller, req: String) -> String {
+        format!("{} said {req}", caller.node)
     }
 }
 
+fn identity(cluster: &str, me: u64, security: &PeerSecurity) -> Arc<Identity> {
+    let identity = Identity::open(cluster, NodeId::new(me), Default::default(), security, None);
+    Arc::new(identity.expect("identity"))
+}
+
 async fn server(cluster: &str) -> (String, watch::Sender<bool>) {
+    serve_as(identity(cluster, 2, &PeerSecurity::Insecure)).await
+}
+
+async fn serve_as(identity: Arc<Identity>) -> (String, watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let (stop, stopped) = watch::channel(false);
     let config = Arc::new(ServerConfig {
-        cluster: cluster.to_string(),
-        me: NodeId::new(2),
+        identity,
         max_frame: 1 << 16,
         concurrency: 8,
         handshake_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(60),
         max_connections: 16,
     });
     tokio::spawn(serve(Box::new(listener), config, Arc::new(Echo), stopped));
@@ -34,17 +46,24 @@ async fn server(cluster: &str) -> (String, watch::Sender<bool>) {
 }
 
 fn client(cluster: &str, addr: &str) -> PeerClient<String, String> {
-    let config = Arc::new(ClientConfig {
+    client_as(identity(cluster, 1, &PeerSecurity::Insecure), 2, addr)
+}
+
+fn client_config(identity: Arc<Identity>, dead_after: Duration) -> Arc<ClientConfig> {
+    Arc::new(ClientConfig {
         connector: super::Tcp::connector(),
-        cluster: cluster.to_string(),
-        me: NodeId::new(1),
+        identity,
         max_frame: 1 << 16,
         queue: 64,
         connect_timeout: Duration::from_secs(5),
         backoff: (Duration::from_millis(1), Duration::from_millis(10)),
-        dead_after: Duration::from_secs(30),
-    });
-    PeerClient::start(config, NodeId::new(2), addr.to_string())
+        dead_after,
+    })
+}
+
+fn client_as(identity: Arc<Identity>, to: u64, addr: &str) -> PeerClient<String, String> {
+    let config = client_config(identity, Duration::from_secs(30));
+    PeerClient::start(config, Some(NodeId::new(to)), addr.to_string())
 }
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -96,7 +115,7 @@ fn connection_origin_reads_the_hello_and_nothing_else() {
         protocol: wire::PROTOCOL,
         cluster: "c".into(),
         from: NodeId::new(7),
-        to: NodeId::new(2),
+        to: Some(NodeId::new(2)),
     };
     let frame = wire::encode(&hello, 1 << 16).expect("encode");
     assert_eq!(connection_origin(&frame), Some(NodeId::new(7)));
@@ -122,7 +141,13 @@ async fn black_hole(accepted: tokio::sync::mpsc::UnboundedSender<usize>) -> Stri
             let _ = accepted.send(n);
             tokio::spawn(async move {
                 let welcome = wire::encode(&wire::HelloReply::Welcome, 1 << 16).expect("encode");
+                let terms = wire::Terms {
+                    cluster_id: None,
+                    settings: Default::default(),
+                };
+                let agreed = wire::encode(&wire::TermsReply::Agreed(terms), 1 << 16);
                 let _ = wire::write_frame(&mut stream, &welcome).await;
+                let _ = wire::write_frame(&mut stream, &agreed.expect("encode")).await;
                 let mut sink = [0u8; 4096];
                 while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
             });
@@ -135,17 +160,9 @@ async fn black_hole(accepted: tokio::sync::mpsc::UnboundedSender<usize>) -> Stri
 async fn a_silent_connection_is_replaced() {
     let (tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
     let addr = black_hole(tx).await;
-    let config = Arc::new(ClientConfig {
-        connector: super::Tcp::connector(),
-        cluster: "prod".into(),
-        me: NodeId::new(1),
-        max_frame: 1 << 16,
-        queue: 64,
-        connect_timeout: Duration::from_secs(5),
-        backoff: (Duration::from_millis(1), Duration::from_millis(10)),
-        dead_after: Duration::from_millis(100),
-    });
-    let peer: PeerClient<String, String> = PeerClient::start(config, NodeId::new(2), addr);
+    let me = identity("prod", 1, &PeerSecurity::Insecure);
+    let config = client_config(me, Duration::from_millis(100));
+    let peer: PeerClient<String, String> = PeerClient::start(config, Some(NodeId::new(2)), addr);
     let mut connections = 0;
     // Each call times out unanswered; once one has waited `dead_after`, the
     // next is written on a new connection. Bounded: 200 calls of 20 ms.

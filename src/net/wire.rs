@@ -9,8 +9,9 @@ use super::error::NetError;
 use crate::frame::{self, FrameError, FrameKind, HEADER_LEN};
 use crate::ids::NodeId;
 
-/// Version of the peer protocol spoken after the handshake.
-pub(crate) const PROTOCOL: u16 = 1;
+/// Version of the peer protocol. 2 added the terms exchanged after the
+/// hello (cluster id and shared settings) and TLS between the two.
+pub(crate) const PROTOCOL: u16 = 2;
 
 /// The largest hello (or hello reply) body read: everything a connection
 /// may make the accepting node read or allocate before it is known.
@@ -23,19 +24,39 @@ const GROWTH: usize = 64 << 10;
 /// A buffer larger than this after a frame is given back before the next.
 const KEEP: usize = 1 << 20;
 
-/// The first frame on every connection, from the connecting side.
+/// The first frame on every connection, from the connecting side, in
+/// plaintext: where the connection is meant to go, as a TLS client's
+/// server name is. It proves nothing; the certificates that follow do.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Hello {
     pub(crate) protocol: u16,
     pub(crate) cluster: String,
     pub(crate) from: NodeId,
-    pub(crate) to: NodeId,
+    /// The node addressed; `None` for a joining node's seed, known by
+    /// address only (such a connection may only ask to join).
+    pub(crate) to: Option<NodeId>,
 }
 
 /// The accepting side's answer to [`Hello`].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) enum HelloReply {
     Welcome,
+    Refused(String),
+}
+
+/// What each side states once the link is secured (inside TLS when peers
+/// use it): the cluster id it belongs to, if it has one yet, and the
+/// settings every member must share. The connecting side speaks first.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Terms {
+    pub(crate) cluster_id: Option<super::identity::ClusterId>,
+    pub(crate) settings: std::collections::BTreeMap<String, String>,
+}
+
+/// The accepting side's answer to [`Terms`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum TermsReply {
+    Agreed(Terms),
     Refused(String),
 }
 
@@ -49,6 +70,7 @@ pub(crate) struct Tagged<M> {
 impl Hello {
     /// Why the accepting node `me` of `cluster` must refuse this hello.
     pub(crate) fn refusal(&self, cluster: &str, me: NodeId) -> Option<String> {
+        let misaddressed = self.to.is_some_and(|to| to != me);
         if self.protocol != PROTOCOL {
             Some(format!(
                 "protocol {} is not supported (this node speaks {PROTOCOL})",
@@ -59,8 +81,9 @@ impl Hello {
                 "wrong cluster name {:?} (this node belongs to {cluster:?})",
                 self.cluster
             ))
-        } else if self.to != me && self.to.get() != 0 {
-            Some(format!("this is {me}, not {}", self.to))
+        } else if misaddressed {
+            let to = self.to.map_or(0, NodeId::get);
+            Some(format!("this is {me}, not node-{to}"))
         } else {
             None
         }
@@ -125,6 +148,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.max = max;
     }
 
+    /// The stream, positioned just after the last frame read (frames are
+    /// read exactly, never ahead).
+    pub(crate) fn into_inner(self) -> R {
+        self.input
+    }
+
     /// The next frame's body, decoded. The buffer grows with what arrives
     /// ([`GROWTH`] at a time), never to what a header merely claims.
     pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Result<T, ReadError> {
@@ -180,7 +209,7 @@ mod tests {
             protocol: PROTOCOL,
             cluster: cluster.to_string(),
             from: NodeId::new(1),
-            to: NodeId::new(to),
+            to: Some(NodeId::new(to)),
         }
     }
 

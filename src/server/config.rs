@@ -127,6 +127,24 @@ pub struct DaemonConfig {
     /// (Galera's `gcs.fc_limit`).
     #[serde(default = "default_fc_limit")]
     pub fc_limit: u64,
+    /// The cluster CA's certificate (PEM): peers must present a certificate
+    /// it signed. With `peer_cert` and `peer_key`, required unless
+    /// `insecure_peers`. Make all three with `certusd certs`.
+    #[serde(default)]
+    pub peer_ca: Option<PathBuf>,
+    /// This node's certificate (PEM), naming `node-<node_id>`.
+    #[serde(default)]
+    pub peer_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[serde(default)]
+    pub peer_key: Option<PathBuf>,
+    /// Only these node ids may be peers, even with a valid certificate.
+    #[serde(default)]
+    pub allowed_peers: Option<Vec<u64>>,
+    /// Plaintext, unauthenticated peer links: anyone who reaches the peer
+    /// port can act as any node. Only for a network nothing else reaches.
+    #[serde(default)]
+    pub insecure_peers: bool,
 }
 
 fn default_cluster() -> String {
@@ -187,6 +205,27 @@ impl DaemonConfig {
             commit_timeout_ms: default_wait(),
             log_retention: default_retention(),
             fc_limit: default_fc_limit(),
+            peer_ca: None,
+            peer_cert: None,
+            peer_key: None,
+            allowed_peers: None,
+            insecure_peers: false,
+        }
+    }
+
+    /// The certificate files, when all three are set.
+    ///
+    /// # Errors
+    /// [`DaemonConfigError`] when only some are set, when none is and
+    /// `insecure_peers` is off, or when both are chosen.
+    pub fn peer_files(&self) -> Result<Option<[&PathBuf; 3]>, DaemonConfigError> {
+        let files = [&self.peer_ca, &self.peer_cert, &self.peer_key];
+        match (files, self.insecure_peers) {
+            ([Some(ca), Some(cert), Some(key)], false) => Ok(Some([ca, cert, key])),
+            ([None, None, None], true) => Ok(None),
+            ([None, None, None], false) => Err(DaemonConfigError::NoPeerSecurity),
+            (_, true) => Err(DaemonConfigError::PeerSecurityConflict),
+            _ => Err(DaemonConfigError::PartialPeerTls),
         }
     }
 
@@ -237,6 +276,15 @@ impl DaemonConfig {
         config.submit_timeout = Duration::from_millis(self.commit_timeout_ms);
         config.log_retention = self.log_retention;
         config.fc_limit = self.fc_limit;
+        let node = self.store_config().node;
+        let shared = [
+            ("isolation", format!("{:?}", self.isolation())),
+            ("certification_window", node.cert.window.to_string()),
+            ("max_write_set_bytes", node.max_write_set_bytes.to_string()),
+        ];
+        for (key, value) in shared {
+            config.shared_settings.insert(key.to_string(), value);
+        }
         Ok(config)
     }
 
@@ -278,6 +326,17 @@ pub enum DaemonConfigError {
         /// This node.
         node_id: u64,
     },
+    /// Neither certificates nor `insecure_peers`.
+    #[error(
+        "peer links need peer_ca, peer_cert and peer_key (make them with `certusd certs`), or insecure_peers = true on a network nothing else can reach"
+    )]
+    NoPeerSecurity,
+    /// Only some of the certificate files.
+    #[error("peer_ca, peer_cert and peer_key must be set together")]
+    PartialPeerTls,
+    /// Certificates and `insecure_peers` both.
+    #[error("insecure_peers = true cannot be combined with peer_ca, peer_cert or peer_key")]
+    PeerSecurityConflict,
     /// `engine = "rocksdb"` in a build without it.
     #[error("engine = \"rocksdb\" needs a build with the rocksdb feature; use \"redb\"")]
     NoRocksdb,
@@ -299,6 +358,9 @@ mod tests {
         );
         expected.health_listen = Some("10.0.0.1:9200".into());
         expected.engine = EngineKind::Rocksdb;
+        expected.peer_ca = Some("/etc/certus/ca.pem".into());
+        expected.peer_cert = Some("/etc/certus/node-1.pem".into());
+        expected.peer_key = Some("/etc/certus/node-1.key".into());
         for id in 1..=3 {
             let addr = format!("10.0.0.{id}:7001");
             expected.initial_members.insert(id.to_string(), addr);
@@ -322,5 +384,35 @@ mod tests {
         assert_eq!(err, DaemonConfigError::MissingSelf { node_id: 2 });
         let unknown = toml::from_str::<DaemonConfig>("node_id = 1\nnode = 2");
         assert!(unknown.unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn peer_links_are_secured_or_declared_insecure_never_by_omission() {
+        let mut config = DaemonConfig::new(1, PathBuf::from("d"), "a:1", "a:2");
+        assert_eq!(config.peer_files(), Err(DaemonConfigError::NoPeerSecurity));
+        let err = DaemonConfigError::NoPeerSecurity.to_string();
+        assert!(
+            err.contains("certusd certs") && err.contains("insecure_peers"),
+            "{err}"
+        );
+        config.peer_ca = Some("ca.pem".into());
+        assert_eq!(config.peer_files(), Err(DaemonConfigError::PartialPeerTls));
+        config.peer_cert = Some("n.pem".into());
+        config.peer_key = Some("n.key".into());
+        assert!(matches!(config.peer_files(), Ok(Some(_))));
+        config.insecure_peers = true;
+        assert_eq!(
+            config.peer_files(),
+            Err(DaemonConfigError::PeerSecurityConflict)
+        );
+        let insecure = DaemonConfig {
+            peer_ca: None,
+            peer_cert: None,
+            peer_key: None,
+            ..config
+        };
+        assert_eq!(insecure.peer_files(), Ok(None));
+        let order = insecure.order_config("a:1").unwrap();
+        assert_eq!(order.shared_settings["isolation"], "Snapshot");
     }
 }

@@ -21,8 +21,9 @@ use super::supervisor::{StoreSlot, Supervisor, open_store};
 use crate::Cause;
 use std::sync::atomic::AtomicU64;
 
+use crate::ids::NodeId;
 use crate::kv::{Engine, Executor, KvError, KvStore, MemoryEngine, RedbEngine};
-use crate::net::{BoxListener, Connector, Tcp};
+use crate::net::{BoxListener, Connector, PeerSecurity, PeerTls, Tcp, TlsError};
 use crate::order::{Cluster, RaftOrder, StartError, SyncMode};
 use crate::transfer::Donor;
 
@@ -56,6 +57,9 @@ pub enum DaemonError {
     /// The store did not start.
     #[error(transparent)]
     Store(#[from] KvError),
+    /// The peer certificates could not be loaded.
+    #[error("peer TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A running node with its client and health ports.
@@ -148,6 +152,18 @@ impl Listeners {
     }
 }
 
+/// How the node's peer links are secured, with its certificates loaded.
+fn peer_security(config: &DaemonConfig) -> Result<PeerSecurity, DaemonError> {
+    let Some([ca, cert, key]) = config.peer_files()? else {
+        return Ok(PeerSecurity::Insecure);
+    };
+    let mut tls = PeerTls::from_files(ca, cert, key)?;
+    if let Some(allowed) = &config.allowed_peers {
+        tls = tls.allow_only(allowed.iter().copied().map(NodeId::new));
+    }
+    Ok(PeerSecurity::Tls(Arc::new(tls)))
+}
+
 impl Daemon {
     /// Binds the ports, opens the log and the engine, joins the cluster and
     /// starts serving clients. A node whose gap is gone from every log
@@ -180,7 +196,8 @@ impl Daemon {
             connector,
         } = listeners;
         let peer_addr = local_addr(&peer_listener, &config.peer_listen)?;
-        let order_config = config.order_config(&peer_addr.to_string())?;
+        let mut order_config = config.order_config(&peer_addr.to_string())?;
+        order_config.security = Some(peer_security(&config)?);
         let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
         // Everything above the ordering layer sees only its traits.

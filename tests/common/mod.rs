@@ -37,6 +37,28 @@ pub(crate) fn stable_listener() -> std::net::TcpListener {
     panic!("no free loopback port below the ephemeral range");
 }
 
+/// A test cluster's CA and node certificates for nodes `1..=nodes`, under
+/// `dir/tls`, as `certusd certs` writes them. Returns the directory.
+pub(crate) fn certificates(dir: &std::path::Path, nodes: u64) -> std::path::PathBuf {
+    let tls = dir.join("tls");
+    let ca = certus::net::CertificateAuthority::open_or_create(&tls, "certus-test").unwrap();
+    for id in 1..=nodes {
+        ca.write_node(&tls, NodeId::new(id), &[]).unwrap();
+    }
+    tls
+}
+
+/// Node `id`'s peer TLS from the files [`certificates`] wrote in `tls`.
+pub(crate) fn peer_tls(tls: &std::path::Path, id: NodeId) -> certus::net::PeerSecurity {
+    let name = certus::net::node_name(id);
+    let files = certus::net::PeerTls::from_files(
+        &tls.join("ca.pem"),
+        &tls.join(format!("{name}.pem")),
+        &tls.join(format!("{name}.key")),
+    );
+    certus::net::PeerSecurity::Tls(Arc::new(files.unwrap()))
+}
+
 /// [`stable_listener`] for tokio.
 pub(crate) fn stable_tokio_listener() -> tokio::net::TcpListener {
     tokio::net::TcpListener::from_std(stable_listener()).unwrap()

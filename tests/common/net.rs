@@ -90,6 +90,7 @@ impl NetCluster {
             orders: (0..nodes).map(|_| None).collect(),
             stores: (0..nodes).map(|_| None).collect(),
         };
+        super::certificates(cluster.dir.path(), nodes);
         for (index, listener) in listeners.into_iter().enumerate() {
             cluster.open(index, listener).await;
         }
@@ -110,6 +111,8 @@ impl NetCluster {
     async fn open(&mut self, index: usize, listener: TcpListener) {
         let dir = self.dir.path().join(format!("node-{}", index + 1));
         let mut config = config(self.ids[index], &self.addrs[index], dir, &self.members());
+        let tls = self.dir.path().join("tls");
+        config.security = Some(super::peer_tls(&tls, self.ids[index]));
         config.fc_limit = self.tune.fc_limit;
         config.max_entry_bytes = self.tune.max_entry_bytes;
         let order = Arc::new(

@@ -55,6 +55,8 @@ impl RespCluster {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
+        // Certificates for a few more nodes than start: tests add joiners.
+        let tls = super::certificates(dir.path(), nodes + 3);
         let mut listeners = Vec::new();
         for _ in 0..nodes {
             listeners.push(rt.block_on(loopback_ports()));
@@ -69,6 +71,9 @@ impl RespCluster {
                 &addr(&l.client),
             );
             config.cluster = "certus-resp-test".into();
+            config.peer_ca = Some(tls.join("ca.pem"));
+            config.peer_cert = Some(tls.join(format!("node-{id}.pem")));
+            config.peer_key = Some(tls.join(format!("node-{id}.key")));
             config.health_listen = l.health.as_ref().map(addr);
             config.engine = EngineKind::Memory;
             config.heartbeat_ms = 50;
@@ -168,6 +173,9 @@ impl RespCluster {
         config.health_listen = listeners.health.as_ref().map(addr);
         config.initial_members.clear();
         config.join = vec![self.configs[0].peer_listen.clone()];
+        let tls = self.dir.path().join("tls");
+        config.peer_cert = Some(tls.join(format!("node-{id}.pem")));
+        config.peer_key = Some(tls.join(format!("node-{id}.key")));
         let daemon = self
             .rt
             .block_on(Daemon::start_on(config.clone(), listeners));

@@ -76,6 +76,9 @@ pub(crate) fn config(index: usize, nodes: usize, dir: &Path, serializable: bool)
         &format!("0.0.0.0:{CLIENT_PORT}"),
     );
     config.cluster = "certus-sim".into();
+    // Plaintext: the simulated network is the test's own, and the
+    // simulation replays byte for byte only without TLS's randomness.
+    config.insecure_peers = true;
     config.peer_advertise = Some(format!("{}:{PEER_PORT}", host(index)));
     config.engine = EngineKind::Memory;
     config.heartbeat_ms = 50;

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use super::log::SyncMode;
 use crate::ids::NodeId;
+use crate::net::PeerSecurity;
 
 /// How one node takes part in the networked ordering layer.
 /// [`RaftOrderConfig::new`] gives production defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RaftOrderConfig {
     /// This node.
@@ -56,6 +57,15 @@ pub struct RaftOrderConfig {
     /// this many committed positions it has not yet consumed, it asks the
     /// leader to pause admitting new write-sets until it is back under half.
     pub fc_limit: u64,
+    /// How peer links are secured. `None` refuses to start: a node must
+    /// be given certificates ([`PeerSecurity::Tls`]) or be told explicitly
+    /// that its peer network is trusted ([`PeerSecurity::Insecure`]).
+    pub security: Option<PeerSecurity>,
+    /// Settings every member must share (certification window, isolation,
+    /// write-set size limit...), by name: a peer whose values differ is
+    /// refused at the handshake, with the setting named. The ordering
+    /// layer adds its own (`max_entry_bytes`).
+    pub shared_settings: BTreeMap<String, String>,
 }
 
 impl RaftOrderConfig {
@@ -80,7 +90,17 @@ impl RaftOrderConfig {
             submit_timeout: Duration::from_secs(10),
             forward_batch: 256,
             fc_limit: 1024,
+            security: None,
+            shared_settings: BTreeMap::new(),
         }
+    }
+
+    /// The settings peers must share: [`Self::shared_settings`] and this
+    /// layer's own.
+    pub(super) fn settings(&self) -> BTreeMap<String, String> {
+        let mut settings = self.shared_settings.clone();
+        settings.insert("max_entry_bytes".into(), self.max_entry_bytes.to_string());
+        settings
     }
 
     pub(super) fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {

@@ -13,6 +13,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers};
 use tokio::sync::watch;
 
+use super::admission::Members;
 use super::config::RaftOrderConfig;
 use super::delivery::Raft;
 use super::messages::{PeerRequest, PeerResponse};
@@ -35,6 +36,17 @@ pub(crate) fn members(raft: &Raft) -> Vec<Member> {
             voter: voters.contains(id),
         })
         .collect()
+}
+
+/// The voters and learners this node knows of, for the admission rule.
+pub(crate) fn known(raft: &Raft) -> Members {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow_watched();
+    let membership = metrics.membership_config.membership();
+    Members {
+        voters: membership.voter_ids().collect(),
+        learners: membership.learner_ids().collect(),
+    }
 }
 
 /// On the leader: the learners and how far each one's log matches.

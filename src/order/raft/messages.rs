@@ -56,6 +56,8 @@ pub(crate) enum PeerResponse {
     Membership(Result<(), RemoteError>),
     /// `None` when the node has no peer service.
     Service(Option<Result<Bytes, RemoteError>>),
+    /// The caller may not ask this (see `admission`); nothing was done.
+    Refused(String),
 }
 
 /// What became of one forwarded frame.

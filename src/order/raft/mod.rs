@@ -6,11 +6,13 @@
 //! is applied, and each node's event feed ([`stream`]) reads the entries
 //! from the log. Peers talk over [`crate::net`]. The decisions taken on
 //! every heartbeat and for flow control are pure rules ([`monitor`] and
-//! [`flow`], each a `rule.rs` beside its `shell.rs`). No openraft type
+//! [`flow`], each a `rule.rs` beside its `shell.rs`), and so is which peer
+//! may ask what ([`admission`]). No openraft type
 //! appears in this module's public items.
 //!
 //! [`TotalOrder`]: crate::order::TotalOrder
 
+mod admission;
 mod config;
 mod delivery;
 mod flow;

@@ -46,7 +46,7 @@ impl Peers {
         }
         let client = PeerClient::start(
             self.config.clone(),
-            crate::NodeId::new(id),
+            Some(crate::NodeId::new(id)),
             addr.to_string(),
         );
         clients.insert(id, client.clone());
@@ -60,10 +60,10 @@ impl Peers {
         Ok(self.client(leader, &addr))
     }
 
-    /// A one-off client for whichever node listens at `addr` (node id 0 in
-    /// the hello), for a joining node that knows only addresses.
+    /// A one-off client for whichever member listens at `addr`, for a
+    /// joining node that knows only addresses: it may only ask to join.
     pub(crate) fn seed(&self, addr: &str) -> Client {
-        PeerClient::start(self.config.clone(), crate::NodeId::new(0), addr.to_string())
+        PeerClient::start(self.config.clone(), None, addr.to_string())
     }
 }
 

@@ -28,7 +28,9 @@ use super::sync_points::{ReadIndex, SyncPoints};
 use super::types::{Runtime, Submission};
 use crate::Cause;
 use crate::ids::{NodeId, Seqno};
-use crate::net::{self, BoxListener, ClientConfig, Connector, ServerConfig};
+use crate::net::{
+    self, BoxListener, ClientConfig, Connector, Identity, PeerSecurity, ServerConfig,
+};
 use crate::order::{
     Cluster, EventStream, FlowControlStats, Member, OrderError, OrderFuture, PeerError,
     PeerService, TotalOrder,
@@ -52,6 +54,11 @@ pub enum StartError {
     /// Raft refused to start.
     #[error("raft failed to start: {0}")]
     Raft(#[source] Cause),
+    /// No [`RaftOrderConfig::security`] was chosen.
+    #[error(
+        "peer links are not secured: give the node its certificates (PeerSecurity::Tls) or declare the peer network trusted (PeerSecurity::Insecure)"
+    )]
+    NoPeerSecurity,
 }
 
 /// What one submission attempt came to.
@@ -115,13 +122,29 @@ impl RaftOrder {
         connector: Arc<dyn Connector>,
     ) -> Result<Self, StartError> {
         let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
+        let security = config.security.clone().ok_or(StartError::NoPeerSecurity)?;
         let storage_err = |source| StartError::Storage {
             path: config.dir.display().to_string(),
             source,
         };
         let local_addr = listener.local_addr().map_err(storage_err)?;
+        if matches!(security, PeerSecurity::Insecure) {
+            tracing::warn!(node = %config.node_id, %local_addr, "PEER LINKS ARE INSECURE: neither authenticated nor encrypted; anyone who reaches the peer port can act as any node and read all data");
+        }
         let (store, delivery, shared) = open_log(&config).await.map_err(storage_err)?;
-        let peers = Arc::new(Peers::new(client_config(&config, connector)));
+        let identity = Identity::open(
+            &config.cluster,
+            config.node_id,
+            config.settings(),
+            &security,
+            Some(&config.dir),
+        );
+        let identity = Arc::new(identity.map_err(storage_err)?);
+        let peers = Arc::new(Peers::new(client_config(
+            &config,
+            connector,
+            identity.clone(),
+        )));
         let network = Network {
             me: config.node_id.get(),
             peers: peers.clone(),
@@ -134,7 +157,7 @@ impl RaftOrder {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = tokio::spawn(net::serve(
             listener,
-            Arc::new(server_config(&config)),
+            Arc::new(server_config(&config, identity.clone())),
             Arc::new(Service {
                 node: config.node_id,
                 raft: raft.clone(),
@@ -147,7 +170,7 @@ impl RaftOrder {
             shutdown_rx.clone(),
         ));
         let mut tasks = vec![server];
-        if bootstrap(&raft, &config).await? {
+        if bootstrap(&raft, &config, &identity).await? {
             let join = membership::join(&config, peers.clone(), shutdown_rx.clone());
             tasks.push(tokio::spawn(join));
         }
@@ -354,11 +377,14 @@ fn machine_seed() -> u64 {
 }
 
 /// How this node's connections to its peers behave.
-fn client_config(config: &RaftOrderConfig, connector: Arc<dyn Connector>) -> ClientConfig {
+fn client_config(
+    config: &RaftOrderConfig,
+    connector: Arc<dyn Connector>,
+    identity: Arc<Identity>,
+) -> ClientConfig {
     ClientConfig {
         connector,
-        cluster: config.cluster.clone(),
-        me: config.node_id,
+        identity,
         max_frame: config.max_entry_bytes.saturating_mul(4),
         queue: 1024,
         connect_timeout: config.election_timeout.0,
@@ -370,13 +396,15 @@ fn client_config(config: &RaftOrderConfig, connector: Arc<dyn Connector>) -> Cli
 }
 
 /// How this node serves its peers.
-fn server_config(config: &RaftOrderConfig) -> ServerConfig {
+fn server_config(config: &RaftOrderConfig, identity: Arc<Identity>) -> ServerConfig {
     ServerConfig {
-        cluster: config.cluster.clone(),
-        me: config.node_id,
+        identity,
         max_frame: config.max_entry_bytes.saturating_mul(4),
         concurrency: 256,
         handshake_timeout: config.election_timeout.0,
+        // Members speak at least every heartbeat; a link silent this long
+        // is dead or a stranger's.
+        idle_timeout: config.election_timeout.1 * 50,
         // Three nodes open a few connections each; strangers cannot hold
         // more than this many handshakes open at once.
         max_connections: 256,
@@ -384,9 +412,15 @@ fn server_config(config: &RaftOrderConfig) -> ServerConfig {
 }
 
 /// Bootstraps a new cluster when this node is one of its initial members
-/// and has never run. Returns whether the node must instead join an
-/// existing cluster through `config.join`.
-async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<bool, StartError> {
+/// and has never run; the lowest-id initial member makes the cluster id,
+/// which the others adopt when they first meet a member that has it.
+/// Returns whether the node must instead join an existing cluster through
+/// `config.join`.
+async fn bootstrap(
+    raft: &Raft,
+    config: &RaftOrderConfig,
+    identity: &Identity,
+) -> Result<bool, StartError> {
     let initialized = raft
         .is_initialized()
         .await
@@ -402,6 +436,12 @@ async fn bootstrap(raft: &Raft, config: &RaftOrderConfig) -> Result<bool, StartE
         .iter()
         .map(|(id, addr)| (id.get(), BasicNode { addr: addr.clone() }))
         .collect();
+    if config.initial_members.keys().next() == Some(&config.node_id) {
+        identity.create().map_err(|source| StartError::Storage {
+            path: config.dir.display().to_string(),
+            source,
+        })?;
+    }
     tracing::info!(node = %config.node_id, ?members, "bootstrapping a new cluster");
     match raft.initialize(members).await {
         Ok(()) => Ok(false),

@@ -11,15 +11,17 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::raft::AppendEntriesResponse;
 use openraft::storage::Snapshot;
 
+use super::admission::{self, Ask};
 use super::delivery::Raft;
 use super::flow::{FlowControl, Request};
 use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
 use super::network::Peers;
-use super::types::Submission;
+use super::types::{Submission, Vote};
 use crate::ids::NodeId;
-use crate::net::Handler;
+use crate::net::{Caller, Handler};
 use crate::order::{PeerError, PeerService, RemoteError};
+use openraft::vote::RaftLeaderId;
 
 /// When the leader last reached this node, read by the monitor's tick.
 #[derive(Default)]
@@ -119,8 +121,36 @@ impl Service {
     }
 }
 
+/// What `req` asks, for the admission rule.
+fn ask(req: &PeerRequest) -> Ask {
+    let leader = |vote: &Vote| *vote.leader_id().node_id();
+    match req {
+        PeerRequest::Append(rpc) => Ask::Replicate {
+            sender: leader(&rpc.vote),
+        },
+        PeerRequest::Snapshot { vote, .. } => Ask::Replicate {
+            sender: leader(vote),
+        },
+        PeerRequest::Vote(rpc) | PeerRequest::PreVote(rpc) => Ask::Vote {
+            candidate: leader(&rpc.vote),
+        },
+        PeerRequest::Forward(_) => Ask::Forward,
+        PeerRequest::ReadIndex => Ask::ReadIndex,
+        PeerRequest::FlowControl { pause } => Ask::FlowControl { pause: *pause },
+        PeerRequest::Join { node, .. } => Ask::Join { node: *node },
+        PeerRequest::Leave { node } => Ask::Leave { node: *node },
+        PeerRequest::Service(_) => Ask::Service,
+    }
+}
+
 impl Handler<PeerRequest, PeerResponse> for Service {
-    async fn handle(&self, from: NodeId, req: PeerRequest) -> PeerResponse {
+    async fn handle(&self, caller: Caller, req: PeerRequest) -> PeerResponse {
+        let ask = ask(&req);
+        if let Err(reason) = admission::admit(caller, ask, &membership::known(&self.raft)) {
+            tracing::warn!(from = %caller.node, ?ask, %reason, "refused a peer request");
+            return PeerResponse::Refused(reason);
+        }
+        let from = caller.node;
         match req {
             PeerRequest::Append(rpc) => {
                 let result = self.raft.append_entries(rpc).await;

@@ -1,0 +1,417 @@
+//! Mutual TLS 1.3 on peer links, and the node identity a certificate
+//! proves.
+//!
+//! Every node holds a certificate signed by the cluster's CA whose subject
+//! alternative names include `node-<id>` ([`node_name`]). Both ends of a
+//! peer link verify the other's chain against the CA; the connecting side
+//! also checks that the certificate names the node it meant to reach, and
+//! the accepting side that it names the node the hello claims to be
+//! ([`PeerTls::check_peer`]). So `from` on a peer link cannot be forged by
+//! anyone without that node's key.
+//!
+//! The crypto provider is aws-lc-rs, rustls' default: it offers
+//! post-quantum key exchange (X25519MLKEM768, so recorded traffic stays
+//! private from a future quantum computer) and builds with the Rust
+//! toolchain and a C compiler alone (aws-lc-sys no longer needs CMake or
+//! Go). rustls deprecated its *ring* provider for lacking post-quantum key
+//! exchange.
+//!
+//! Certificates given as files are reloaded when a file changes: each new
+//! connection looks at their modification times, so a rotated certificate
+//! is in use from the next connection on, without a restart (as etcd does).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::ids::NodeId;
+
+/// The name a node's certificate must carry (as a DNS subject alternative
+/// name) to speak for node `id`.
+#[must_use]
+pub fn node_name(id: NodeId) -> String {
+    format!("node-{}", id.get())
+}
+
+/// Why peer TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A PEM input holds nothing usable of what it should.
+    #[error("{what}: {reason}")]
+    Pem {
+        /// Which input ("CA certificate", "node certificate", "node key").
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the certificates or key.
+    #[error("TLS setup: {0}")]
+    Rustls(#[source] rustls::Error),
+    /// The CA certificates cannot verify clients.
+    #[error("CA certificates: {0}")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+}
+
+/// The PEM inputs of peer TLS.
+#[derive(Clone, PartialEq, Eq)]
+struct Pems {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// Where the PEM files are, and when each was last changed.
+#[derive(Debug)]
+struct Files {
+    paths: [PathBuf; 3],
+    stamps: Mutex<[Option<SystemTime>; 3]>,
+}
+
+/// What one set of certificates turns into.
+struct Loaded {
+    acceptor: TlsAcceptor,
+    /// Verifies that the accepting node is the one addressed.
+    connector: TlsConnector,
+    /// Verifies only that the accepting node belongs to the CA: for a
+    /// joining node's first contact with a seed it knows by address alone.
+    seed_connector: TlsConnector,
+}
+
+/// A node's peer TLS: its certificate and key, the cluster's CA, and an
+/// optional allow-list of node ids.
+pub struct PeerTls {
+    files: Option<Files>,
+    allowed: Option<BTreeSet<NodeId>>,
+    loaded: Mutex<Arc<Loaded>>,
+}
+
+impl fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerTls")
+            .field("files", &self.files)
+            .field("allowed", &self.allowed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerTls {
+    /// Peer TLS from PEM text: the CA certificate(s), this node's
+    /// certificate chain, and its private key.
+    ///
+    /// # Errors
+    /// [`TlsError`] when an input does not parse or rustls refuses it.
+    pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Self, TlsError> {
+        let pems = Pems {
+            ca: ca.to_vec(),
+            cert: cert.to_vec(),
+            key: key.to_vec(),
+        };
+        Ok(PeerTls {
+            files: None,
+            allowed: None,
+            loaded: Mutex::new(Arc::new(Loaded::new(&pems)?)),
+        })
+    }
+
+    /// Peer TLS from PEM files, reloaded whenever one of them changes.
+    ///
+    /// # Errors
+    /// [`TlsError`] when a file cannot be read or parsed.
+    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let paths = [ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()];
+        let stamps = paths.each_ref().map(|p| modified(p));
+        let loaded = Loaded::new(&read_pems(&paths)?)?;
+        Ok(PeerTls {
+            files: Some(Files {
+                paths,
+                stamps: Mutex::new(stamps),
+            }),
+            allowed: None,
+            loaded: Mutex::new(Arc::new(loaded)),
+        })
+    }
+
+    /// Accepts only these nodes as peers, in both directions.
+    #[must_use]
+    pub fn allow_only(mut self, nodes: impl IntoIterator<Item = NodeId>) -> Self {
+        self.allowed = Some(nodes.into_iter().collect());
+        self
+    }
+
+    /// The acceptor for a new incoming connection.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        self.current().acceptor.clone()
+    }
+
+    /// The connector for a new outgoing connection; `seed` when the node
+    /// at the other end is known by address only.
+    pub(crate) fn connector(&self, seed: bool) -> TlsConnector {
+        let loaded = self.current();
+        if seed {
+            loaded.seed_connector.clone()
+        } else {
+            loaded.connector.clone()
+        }
+    }
+
+    /// Why `node` must not be a peer, if it must not: the certificate a
+    /// peer presented (`certs`, end entity first, as verified by the
+    /// handshake) must name `node`, and `node` must be allowed.
+    pub(crate) fn check_peer(
+        &self,
+        certs: Option<&[CertificateDer<'_>]>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        self.check_allowed(node)?;
+        let end_entity = certs
+            .and_then(<[_]>::first)
+            .ok_or_else(|| "no client certificate".to_string())?;
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| format!("unreadable certificate: {e}"))?;
+        let name = server_name(node)?;
+        cert.verify_is_valid_for_subject_name(&name)
+            .map_err(|_| format!("the certificate does not name {}", node_name(node)))
+    }
+
+    /// Why `node` is not allowed as a peer, if it is not.
+    pub(crate) fn check_allowed(&self, node: NodeId) -> Result<(), String> {
+        match &self.allowed {
+            Some(allowed) if !allowed.contains(&node) => {
+                Err(format!("{} is not in the peer allow-list", node_name(node)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The configuration in force, reloaded first if a file changed. A
+    /// reload that fails keeps the previous configuration and says why.
+    fn current(&self) -> Arc<Loaded> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(files) = &self.files {
+            let now = files.paths.each_ref().map(|p| modified(p));
+            let mut stamps = files.stamps.lock().unwrap_or_else(PoisonError::into_inner);
+            if now != *stamps {
+                *stamps = now;
+                match read_pems(&files.paths).and_then(|pems| Loaded::new(&pems)) {
+                    Ok(fresh) => {
+                        tracing::info!(cert = %files.paths[1].display(), "peer certificates reloaded");
+                        *loaded = Arc::new(fresh);
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "peer certificates changed but cannot be loaded; keeping the previous ones");
+                    }
+                }
+            }
+        }
+        loaded.clone()
+    }
+}
+
+/// Whether `cert` (PEM, end entity first) is a certificate for node `node`
+/// issued by the CA in `ca` (PEM), usable at both ends of a peer link now;
+/// if not, why.
+///
+/// # Errors
+/// The reason, as text for an operator.
+pub fn verify_node_certificate(ca: &[u8], cert: &[u8], node: NodeId) -> Result<(), String> {
+    let mut roots = RootCertStore::empty();
+    for ca in certificates(ca, "CA certificate").map_err(|e| e.to_string())? {
+        roots.add(ca).map_err(|e| e.to_string())?;
+    }
+    let chain = certificates(cert, "node certificate").map_err(|e| e.to_string())?;
+    let end_entity = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| e.to_string())?;
+    let algorithms = provider().signature_verification_algorithms.all;
+    for usage in [
+        webpki::KeyUsage::server_auth(),
+        webpki::KeyUsage::client_auth(),
+    ] {
+        end_entity
+            .verify_for_usage(
+                algorithms,
+                &roots.roots,
+                &chain[1..],
+                UnixTime::now(),
+                usage,
+                None,
+                None,
+            )
+            .map_err(|e| format!("not issued by this CA for peer links: {e}"))?;
+    }
+    end_entity
+        .verify_is_valid_for_subject_name(&server_name(node)?)
+        .map_err(|_| format!("the certificate does not name {}", node_name(node)))
+}
+
+/// The rustls name of node `id`'s certificate.
+pub(crate) fn server_name(id: NodeId) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(node_name(id)).map_err(|e| format!("bad node name: {e}"))
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn read_pems(paths: &[PathBuf; 3]) -> Result<Pems, TlsError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.clone(),
+            source,
+        })
+    };
+    Ok(Pems {
+        ca: read(&paths[0])?,
+        cert: read(&paths[1])?,
+        key: read(&paths[2])?,
+    })
+}
+
+fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            what,
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            what,
+            reason: "no certificate in it".to_string(),
+        });
+    }
+    Ok(certs)
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+impl Loaded {
+    fn new(pems: &Pems) -> Result<Self, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for ca in certificates(&pems.ca, "CA certificate")? {
+            roots.add(ca).map_err(TlsError::Rustls)?;
+        }
+        let roots = Arc::new(roots);
+        let chain = certificates(&pems.cert, "node certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(&pems.key).map_err(|e| TlsError::Pem {
+            what: "node key",
+            reason: e.to_string(),
+        })?;
+        let provider = provider();
+        let tls13 = &[&rustls::version::TLS13];
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(TlsError::Verifier)?;
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(tls13)
+            .map_err(TlsError::Rustls)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(TlsError::Rustls)?;
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(tls13)
+            .map_err(TlsError::Rustls)?
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .map_err(TlsError::Rustls)?;
+        let seed = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(tls13)
+            .map_err(TlsError::Rustls)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SeedVerifier { roots, provider }))
+            .with_client_auth_cert(chain, key)
+            .map_err(TlsError::Rustls)?;
+        Ok(Loaded {
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+            connector: TlsConnector::from(Arc::new(client)),
+            seed_connector: TlsConnector::from(Arc::new(seed)),
+        })
+    }
+}
+
+/// Verifies a seed's certificate chain against the CA, whatever node it
+/// names: a joining node knows its seeds by address, not by id.
+#[derive(Debug)]
+struct SeedVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for SeedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let invalid = |e: webpki::Error| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+                Arc::new(e),
+            )))
+        };
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(invalid)?;
+        cert.verify_for_usage(
+            self.provider.signature_verification_algorithms.all,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map_err(invalid)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // Only TLS 1.3 is offered.
+        Err(rustls::Error::General("TLS 1.2 is not offered".to_string()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,168 @@
+//! Which peer may ask what: the rule every request passes before the
+//! ordering layer acts on it. Pure: the caller (proved by its certificate
+//! when peers use TLS), what it asks, and the membership as this node
+//! knows it, in; a verdict out.
+
+use std::collections::BTreeSet;
+
+use crate::net::Caller;
+
+/// What a request asks, as far as the rule needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// A raft append or snapshot from the leader `sender` its vote names.
+    Replicate { sender: u64 },
+    /// A (pre-)vote for `candidate`.
+    Vote { candidate: u64 },
+    /// Write-sets for the leader to order.
+    Forward,
+    /// A sync point.
+    ReadIndex,
+    /// Flow control: pause (or resume) admission for the caller.
+    FlowControl { pause: bool },
+    /// Add `node` as a learner.
+    Join { node: u64 },
+    /// Remove `node`.
+    Leave { node: u64 },
+    /// The embedding program's peer service (state transfer).
+    Service,
+}
+
+/// The membership as this node knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Members {
+    pub(crate) voters: BTreeSet<u64>,
+    pub(crate) learners: BTreeSet<u64>,
+}
+
+impl Members {
+    fn contains(&self, node: u64) -> bool {
+        self.voters.contains(&node) || self.learners.contains(&node)
+    }
+}
+
+/// Whether `caller` may `ask` this node, and if not, why.
+///
+/// - A seed connection (one that did not address this node) may only ask
+///   to join.
+/// - Raft messages speak for their sender only: an append's leader, a
+///   vote's candidate, must be the caller. Votes count only from voters
+///   this node knows of (a fresh node, which knows none, answers any).
+///   Appends are taken from any proved node of the cluster: a follower that
+///   lags the membership must still hear a leader it has not heard of yet,
+///   and raft's terms turn away a stale one.
+/// - Forwarded write-sets, sync points and state transfer only for members.
+/// - A pause counts only from a voter: a learner catching up must not stop
+///   the cluster's writes.
+/// - A node joins or leaves on its own credential (the caller is that
+///   node), or through a voter that passes the request to the leader.
+pub(crate) fn admit(caller: Caller, ask: Ask, members: &Members) -> Result<(), String> {
+    let node = caller.node.get();
+    let voter = members.voters.contains(&node);
+    let refuse = |why: &str| Err(format!("{} {why}", caller.node));
+    if caller.seed && !matches!(ask, Ask::Join { .. }) {
+        return refuse("may only ask to join on a connection to a seed");
+    }
+    match ask {
+        Ask::Replicate { sender } if sender != node => {
+            refuse(&format!("sent a raft message of node-{sender}"))
+        }
+        Ask::Vote { candidate } if candidate != node => {
+            refuse(&format!("asked for a vote for node-{candidate}"))
+        }
+        Ask::Vote { .. } if !members.voters.is_empty() && !voter => {
+            refuse("is not a voter and may not campaign")
+        }
+        Ask::Forward | Ask::ReadIndex | Ask::Service if !members.contains(node) => {
+            refuse("is not a member of this cluster")
+        }
+        Ask::FlowControl { pause: true } if !voter => refuse("is not a voter and may not pause"),
+        Ask::Join { node: joiner } | Ask::Leave { node: joiner } if joiner != node && !voter => {
+            refuse(&format!("may not change node-{joiner}'s membership"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::NodeId;
+
+    fn caller(node: u64) -> Caller {
+        Caller {
+            node: NodeId::new(node),
+            seed: false,
+        }
+    }
+
+    fn members() -> Members {
+        Members {
+            voters: BTreeSet::from([1, 2, 3]),
+            learners: BTreeSet::from([4]),
+        }
+    }
+
+    #[test]
+    fn raft_messages_speak_only_for_their_sender() {
+        let m = members();
+        assert_eq!(admit(caller(2), Ask::Replicate { sender: 2 }, &m), Ok(()));
+        assert_eq!(admit(caller(9), Ask::Replicate { sender: 9 }, &m), Ok(()));
+        let forged = admit(caller(9), Ask::Replicate { sender: 1 }, &m);
+        assert_eq!(
+            forged,
+            Err("node-9 sent a raft message of node-1".to_string())
+        );
+        assert!(admit(caller(9), Ask::Vote { candidate: 1 }, &m).is_err());
+        assert!(admit(caller(4), Ask::Vote { candidate: 4 }, &m).is_err());
+        assert_eq!(admit(caller(3), Ask::Vote { candidate: 3 }, &m), Ok(()));
+        let fresh = Members::default();
+        assert_eq!(admit(caller(3), Ask::Vote { candidate: 3 }, &fresh), Ok(()));
+    }
+
+    #[test]
+    fn strangers_get_no_service_and_learners_cannot_pause() {
+        let m = members();
+        for ask in [Ask::Forward, Ask::ReadIndex, Ask::Service] {
+            assert!(admit(caller(9), ask, &m).is_err(), "{ask:?}");
+            assert_eq!(admit(caller(4), ask, &m), Ok(()), "{ask:?}");
+        }
+        assert!(admit(caller(4), Ask::FlowControl { pause: true }, &m).is_err());
+        assert!(admit(caller(9), Ask::FlowControl { pause: true }, &m).is_err());
+        assert_eq!(
+            admit(caller(2), Ask::FlowControl { pause: true }, &m),
+            Ok(())
+        );
+        assert_eq!(
+            admit(caller(4), Ask::FlowControl { pause: false }, &m),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn membership_changes_need_the_node_itself_or_a_voter() {
+        let m = members();
+        assert_eq!(admit(caller(9), Ask::Join { node: 9 }, &m), Ok(()));
+        assert!(admit(caller(9), Ask::Join { node: 8 }, &m).is_err());
+        assert!(admit(caller(9), Ask::Leave { node: 1 }, &m).is_err());
+        assert!(admit(caller(4), Ask::Leave { node: 1 }, &m).is_err());
+        assert_eq!(admit(caller(4), Ask::Leave { node: 4 }, &m), Ok(()));
+        assert_eq!(admit(caller(2), Ask::Join { node: 9 }, &m), Ok(()));
+    }
+
+    #[test]
+    fn a_seed_connection_may_only_join() {
+        let seed = Caller {
+            seed: true,
+            ..caller(9)
+        };
+        let m = members();
+        assert_eq!(admit(seed, Ask::Join { node: 9 }, &m), Ok(()));
+        assert!(admit(seed, Ask::Replicate { sender: 9 }, &m).is_err());
+        let voter_seed = Caller {
+            seed: true,
+            ..caller(1)
+        };
+        assert!(admit(voter_seed, Ask::Service, &m).is_err());
+    }
+}
