@@ -246,10 +246,7 @@ mod tests {
         let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let renamed = CertificateAuthority::open_or_create(dir.path(), "staging").expect("load");
-        let err = renamed
-            .issue(NodeId::new(8), &[])
-            .err()
-            .expect("wrong name");
+        let err = renamed.issue(NodeId::new(8), &[]).expect_err("wrong name");
         assert!(matches!(err, CertError::Verify(_)), "{err}");
     }
 }

@@ -10,8 +10,10 @@ use crate::net::Caller;
 /// What a request asks, as far as the rule needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ask {
-    /// A raft append or snapshot from the leader `sender` its vote names.
-    Replicate { sender: u64 },
+    /// A raft append or snapshot from the leader `sender` its vote names;
+    /// a leader's vote is always `committed` (openraft asserts it, so an
+    /// uncommitted one would stop this node's raft).
+    Replicate { sender: u64, committed: bool },
     /// A (pre-)vote for `candidate`.
     Vote { candidate: u64 },
     /// Write-sets for the leader to order.
@@ -46,7 +48,8 @@ impl Members {
 /// - A seed connection (one that did not address this node) may only ask
 ///   to join.
 /// - Raft messages speak for their sender only: an append's leader, a
-///   vote's candidate, must be the caller. Votes count only from voters
+///   vote's candidate, must be the caller, and a leader's vote must be
+///   committed. Votes count only from voters
 ///   this node knows of (a fresh node, which knows none, answers any).
 ///   Appends are taken from any proved node of the cluster: a follower that
 ///   lags the membership must still hear a leader it has not heard of yet,
@@ -64,9 +67,12 @@ pub(crate) fn admit(caller: Caller, ask: Ask, members: &Members) -> Result<(), S
         return refuse("may only ask to join on a connection to a seed");
     }
     match ask {
-        Ask::Replicate { sender } if sender != node => {
+        Ask::Replicate { sender, .. } if sender != node => {
             refuse(&format!("sent a raft message of node-{sender}"))
         }
+        Ask::Replicate {
+            committed: false, ..
+        } => refuse("sent a leader's message without a committed vote"),
         Ask::Vote { candidate } if candidate != node => {
             refuse(&format!("asked for a vote for node-{candidate}"))
         }
@@ -106,9 +112,18 @@ mod tests {
     #[test]
     fn raft_messages_speak_only_for_their_sender() {
         let m = members();
-        assert_eq!(admit(caller(2), Ask::Replicate { sender: 2 }, &m), Ok(()));
-        assert_eq!(admit(caller(9), Ask::Replicate { sender: 9 }, &m), Ok(()));
-        let forged = admit(caller(9), Ask::Replicate { sender: 1 }, &m);
+        let replicate = |sender| Ask::Replicate {
+            sender,
+            committed: true,
+        };
+        assert_eq!(admit(caller(2), replicate(2), &m), Ok(()));
+        assert_eq!(admit(caller(9), replicate(9), &m), Ok(()));
+        let uncommitted = Ask::Replicate {
+            sender: 2,
+            committed: false,
+        };
+        assert!(admit(caller(2), uncommitted, &m).is_err());
+        let forged = admit(caller(9), replicate(1), &m);
         assert_eq!(
             forged,
             Err("node-9 sent a raft message of node-1".to_string())
@@ -158,7 +173,11 @@ mod tests {
         };
         let m = members();
         assert_eq!(admit(seed, Ask::Join { node: 9 }, &m), Ok(()));
-        assert!(admit(seed, Ask::Replicate { sender: 9 }, &m).is_err());
+        let replicate = Ask::Replicate {
+            sender: 9,
+            committed: true,
+        };
+        assert!(admit(seed, replicate, &m).is_err());
         let voter_seed = Caller {
             seed: true,
             ..caller(1)

@@ -34,3 +34,5 @@ pub use order::{RaftOrder, StartError};
 
 #[cfg(test)]
 mod conformance;
+#[cfg(all(test, feature = "certs"))]
+mod hostile_tests;

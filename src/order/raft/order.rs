@@ -122,29 +122,14 @@ impl RaftOrder {
         connector: Arc<dyn Connector>,
     ) -> Result<Self, StartError> {
         let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
-        let security = config.security.clone().ok_or(StartError::NoPeerSecurity)?;
         let storage_err = |source| StartError::Storage {
             path: config.dir.display().to_string(),
             source,
         };
         let local_addr = listener.local_addr().map_err(storage_err)?;
-        if matches!(security, PeerSecurity::Insecure) {
-            tracing::warn!(node = %config.node_id, %local_addr, "PEER LINKS ARE INSECURE: neither authenticated nor encrypted; anyone who reaches the peer port can act as any node and read all data");
-        }
         let (store, delivery, shared) = open_log(&config).await.map_err(storage_err)?;
-        let identity = Identity::open(
-            &config.cluster,
-            config.node_id,
-            config.settings(),
-            &security,
-            Some(&config.dir),
-        );
-        let identity = Arc::new(identity.map_err(storage_err)?);
-        let peers = Arc::new(Peers::new(client_config(
-            &config,
-            connector,
-            identity.clone(),
-        )));
+        let identity = identity(&config, local_addr)?;
+        let peers = peers(&config, connector, identity.clone());
         let network = Network {
             me: config.node_id.get(),
             peers: peers.clone(),
@@ -214,6 +199,19 @@ impl RaftOrder {
     #[must_use]
     pub fn config(&self) -> &RaftOrderConfig {
         &self.config
+    }
+
+    /// openraft itself, for tests that watch its metrics.
+    #[cfg(test)]
+    pub(super) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Waits until this node is in the primary component, for at most
+    /// `timeout`; whether it is.
+    #[cfg(test)]
+    pub(super) async fn wait_primary(&self, timeout: Duration) -> bool {
+        self.primary_again(Instant::now() + timeout).await
     }
 
     /// Whether this node currently leads the ordering layer.
@@ -334,6 +332,31 @@ impl RaftOrder {
     }
 }
 
+/// This node's identity on peer links, its cluster id read from the log
+/// directory. Insecure peer links are logged loudly.
+fn identity(
+    config: &RaftOrderConfig,
+    local_addr: std::net::SocketAddr,
+) -> Result<Arc<Identity>, StartError> {
+    let security = config.security.as_ref().ok_or(StartError::NoPeerSecurity)?;
+    if matches!(security, PeerSecurity::Insecure) {
+        tracing::warn!(node = %config.node_id, %local_addr, "PEER LINKS ARE INSECURE: neither authenticated nor encrypted; anyone who reaches the peer port can act as any node and read all data");
+    }
+    let identity = Identity::open(
+        &config.cluster,
+        config.node_id,
+        config.settings(),
+        security,
+        Some(&config.dir),
+    );
+    identity
+        .map(Arc::new)
+        .map_err(|source| StartError::Storage {
+            path: config.dir.display().to_string(),
+            source,
+        })
+}
+
 /// Opens the log and the state machine over it, agreeing on the snapshot
 /// point.
 async fn open_log(
@@ -376,13 +399,13 @@ fn machine_seed() -> u64 {
         .finish()
 }
 
-/// How this node's connections to its peers behave.
-fn client_config(
+/// This node's connections to its peers.
+fn peers(
     config: &RaftOrderConfig,
     connector: Arc<dyn Connector>,
     identity: Arc<Identity>,
-) -> ClientConfig {
-    ClientConfig {
+) -> Arc<Peers> {
+    Arc::new(Peers::new(ClientConfig {
         connector,
         identity,
         max_frame: config.max_entry_bytes.saturating_mul(4),
@@ -392,7 +415,7 @@ fn client_config(
         // Long enough for any one answer (a state-transfer chunk included),
         // short next to how long a silent link would otherwise stay in use.
         dead_after: config.election_timeout.1 * 2,
-    }
+    }))
 }
 
 /// How this node serves its peers.

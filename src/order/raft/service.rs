@@ -124,13 +124,13 @@ impl Service {
 /// What `req` asks, for the admission rule.
 fn ask(req: &PeerRequest) -> Ask {
     let leader = |vote: &Vote| *vote.leader_id().node_id();
+    let replicate = |vote: &Vote| Ask::Replicate {
+        sender: leader(vote),
+        committed: vote.is_committed(),
+    };
     match req {
-        PeerRequest::Append(rpc) => Ask::Replicate {
-            sender: leader(&rpc.vote),
-        },
-        PeerRequest::Snapshot { vote, .. } => Ask::Replicate {
-            sender: leader(vote),
-        },
+        PeerRequest::Append(rpc) => replicate(&rpc.vote),
+        PeerRequest::Snapshot { vote, .. } => replicate(vote),
         PeerRequest::Vote(rpc) | PeerRequest::PreVote(rpc) => Ask::Vote {
             candidate: leader(&rpc.vote),
         },
