@@ -21,12 +21,13 @@ expire pexpire expireat pexpireat ttl pttl expiretime pexpiretime persist
 dbsize flushdb flushall info time lastsave
 ping echo quit reset hello auth select
 multi exec discard watch unwatch
-client config command
+client config command acl
 """.split()
 SUBCOMMANDS = {
     "client": "id info list getname setname setinfo no-evict no-touch reply".split(),
     "config": "get set resetstat rewrite".split(),
     "command": "count info docs list getkeys".split(),
+    "acl": "whoami users list cat getuser setuser deluser".split(),
 }
 
 # JSON flag names as COMMAND INFO spells them (Redis's addReplyCommandFlags).

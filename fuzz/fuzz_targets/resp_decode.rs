@@ -14,6 +14,7 @@ const LIMITS: Limits = Limits {
     max_args: 64,
     max_bulk: 4096,
     max_inline: 4096,
+    unauthenticated: false,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -34,6 +34,8 @@ pub use error::NetError;
 pub(crate) use identity::Identity;
 pub use identity::{ClusterId, PeerSecurity};
 pub(crate) use server::{Caller, Handler, ServerConfig, serve};
+#[cfg(feature = "server")]
+pub(crate) use tls::{Files, Reloading, chain_and_key, provider, roots};
 pub use tls::{PeerTls, TlsError, node_name, verify_node_certificate};
 pub use transport::{BoxFuture, BoxListener, BoxStream, Connector, Listener, Stream, Tcp};
 pub use wire::connection_origin;

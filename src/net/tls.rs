@@ -72,19 +72,120 @@ pub enum TlsError {
     Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
-/// The PEM inputs of peer TLS.
-#[derive(Clone, PartialEq, Eq)]
-struct Pems {
-    ca: Vec<u8>,
-    cert: Vec<u8>,
-    key: Vec<u8>,
+/// PEM files watched for changes: when one was modified since it was
+/// last read, they are read again.
+#[derive(Debug)]
+pub(crate) struct Files {
+    paths: Vec<PathBuf>,
+    stamps: Mutex<Vec<Option<SystemTime>>>,
 }
 
-/// Where the PEM files are, and when each was last changed.
-#[derive(Debug)]
-struct Files {
-    paths: [PathBuf; 3],
-    stamps: Mutex<[Option<SystemTime>; 3]>,
+impl Files {
+    /// Watches `paths`, as read just now.
+    pub(crate) fn new(paths: Vec<PathBuf>) -> Self {
+        let stamps = paths.iter().map(|p| modified(p)).collect();
+        Files {
+            paths,
+            stamps: Mutex::new(stamps),
+        }
+    }
+
+    /// Every file's contents, in order.
+    pub(crate) fn read(&self) -> Result<Vec<Vec<u8>>, TlsError> {
+        self.paths
+            .iter()
+            .map(|path| {
+                std::fs::read(path).map_err(|source| TlsError::Read {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// The contents again if a file changed since the last look; `None`
+    /// when nothing changed.
+    pub(crate) fn changed(&self) -> Option<Result<Vec<Vec<u8>>, TlsError>> {
+        let now: Vec<_> = self.paths.iter().map(|p| modified(p)).collect();
+        let mut stamps = self.stamps.lock().unwrap_or_else(PoisonError::into_inner);
+        if now == *stamps {
+            return None;
+        }
+        *stamps = now;
+        Some(self.read())
+    }
+
+    /// The first file, for log lines.
+    pub(crate) fn first(&self) -> &Path {
+        self.paths.first().map_or(Path::new(""), PathBuf::as_path)
+    }
+}
+
+/// Builds a configuration from the contents of its files.
+type Build<T> = Box<dyn Fn(&[Vec<u8>]) -> Result<T, TlsError> + Send + Sync>;
+
+/// A TLS configuration built from files, rebuilt when they change.
+pub(crate) struct Reloading<T> {
+    files: Option<Files>,
+    build: Build<T>,
+    loaded: Mutex<Arc<T>>,
+}
+
+impl<T> Reloading<T> {
+    /// Built from `files` now, and again whenever one changes.
+    pub(crate) fn from_files(
+        files: Files,
+        build: impl Fn(&[Vec<u8>]) -> Result<T, TlsError> + Send + Sync + 'static,
+    ) -> Result<Self, TlsError> {
+        let loaded = build(&files.read()?)?;
+        Ok(Reloading {
+            files: Some(files),
+            build: Box::new(build),
+            loaded: Mutex::new(Arc::new(loaded)),
+        })
+    }
+
+    /// Built once, from memory.
+    pub(crate) fn fixed(value: T) -> Self {
+        Reloading {
+            files: None,
+            build: Box::new(|_| {
+                Err(TlsError::Pem {
+                    what: "fixed configuration",
+                    reason: "never rebuilt".into(),
+                })
+            }),
+            loaded: Mutex::new(Arc::new(value)),
+        }
+    }
+
+    /// The configuration in force, rebuilt first if a file changed. A
+    /// rebuild that fails keeps the previous configuration and says why.
+    pub(crate) fn current(&self) -> Arc<T> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(files) = &self.files
+            && let Some(contents) = files.changed()
+        {
+            match contents.and_then(|c| (self.build)(&c)) {
+                Ok(fresh) => {
+                    tracing::info!(file = %files.first().display(), "certificates reloaded");
+                    *loaded = Arc::new(fresh);
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "certificates changed but cannot be loaded; keeping the previous ones");
+                }
+            }
+        }
+        loaded.clone()
+    }
+}
+
+impl<T> fmt::Debug for Reloading<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloading")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one set of certificates turns into.
@@ -99,19 +200,10 @@ struct Loaded {
 
 /// A node's peer TLS: its certificate and key, the cluster's CA, and an
 /// optional allow-list of node ids.
+#[derive(Debug)]
 pub struct PeerTls {
-    files: Option<Files>,
     allowed: Option<BTreeSet<NodeId>>,
-    loaded: Mutex<Arc<Loaded>>,
-}
-
-impl fmt::Debug for PeerTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PeerTls")
-            .field("files", &self.files)
-            .field("allowed", &self.allowed)
-            .finish_non_exhaustive()
-    }
+    loaded: Reloading<Loaded>,
 }
 
 impl PeerTls {
@@ -121,15 +213,9 @@ impl PeerTls {
     /// # Errors
     /// [`TlsError`] when an input does not parse or rustls refuses it.
     pub fn from_pem(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Self, TlsError> {
-        let pems = Pems {
-            ca: ca.to_vec(),
-            cert: cert.to_vec(),
-            key: key.to_vec(),
-        };
         Ok(PeerTls {
-            files: None,
             allowed: None,
-            loaded: Mutex::new(Arc::new(Loaded::new(&pems)?)),
+            loaded: Reloading::fixed(Loaded::new(ca, cert, key)?),
         })
     }
 
@@ -138,16 +224,16 @@ impl PeerTls {
     /// # Errors
     /// [`TlsError`] when a file cannot be read or parsed.
     pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let paths = [ca.to_path_buf(), cert.to_path_buf(), key.to_path_buf()];
-        let stamps = paths.each_ref().map(|p| modified(p));
-        let loaded = Loaded::new(&read_pems(&paths)?)?;
+        let files = Files::new(vec![
+            ca.to_path_buf(),
+            cert.to_path_buf(),
+            key.to_path_buf(),
+        ]);
+        let loaded =
+            Reloading::from_files(files, |pems| Loaded::new(&pems[0], &pems[1], &pems[2]))?;
         Ok(PeerTls {
-            files: Some(Files {
-                paths,
-                stamps: Mutex::new(stamps),
-            }),
             allowed: None,
-            loaded: Mutex::new(Arc::new(loaded)),
+            loaded,
         })
     }
 
@@ -203,27 +289,8 @@ impl PeerTls {
         }
     }
 
-    /// The configuration in force, reloaded first if a file changed. A
-    /// reload that fails keeps the previous configuration and says why.
     fn current(&self) -> Arc<Loaded> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(files) = &self.files {
-            let now = files.paths.each_ref().map(|p| modified(p));
-            let mut stamps = files.stamps.lock().unwrap_or_else(PoisonError::into_inner);
-            if now != *stamps {
-                *stamps = now;
-                match read_pems(&files.paths).and_then(|pems| Loaded::new(&pems)) {
-                    Ok(fresh) => {
-                        tracing::info!(cert = %files.paths[1].display(), "peer certificates reloaded");
-                        *loaded = Arc::new(fresh);
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "peer certificates changed but cannot be loaded; keeping the previous ones");
-                    }
-                }
-            }
-        }
-        loaded.clone()
+        self.loaded.current()
     }
 }
 
@@ -271,20 +338,6 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn read_pems(paths: &[PathBuf; 3]) -> Result<Pems, TlsError> {
-    let read = |path: &PathBuf| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.clone(),
-            source,
-        })
-    };
-    Ok(Pems {
-        ca: read(&paths[0])?,
-        cert: read(&paths[1])?,
-        key: read(&paths[2])?,
-    })
-}
-
 fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
@@ -301,22 +354,36 @@ fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'st
     Ok(certs)
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// The CA certificates in `pem`, as trust anchors.
+pub(crate) fn roots(pem: &[u8]) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in certificates(pem, "CA certificate")? {
+        roots.add(ca).map_err(TlsError::Rustls)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// A certificate chain and its key.
+pub(crate) fn chain_and_key(
+    cert: &[u8],
+    key: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain = certificates(cert, "certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::Pem {
+        what: "private key",
+        reason: e.to_string(),
+    })?;
+    Ok((chain, key))
+}
+
 impl Loaded {
-    fn new(pems: &Pems) -> Result<Self, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for ca in certificates(&pems.ca, "CA certificate")? {
-            roots.add(ca).map_err(TlsError::Rustls)?;
-        }
-        let roots = Arc::new(roots);
-        let chain = certificates(&pems.cert, "node certificate")?;
-        let key = PrivateKeyDer::from_pem_slice(&pems.key).map_err(|e| TlsError::Pem {
-            what: "node key",
-            reason: e.to_string(),
-        })?;
+    fn new(ca: &[u8], cert: &[u8], key: &[u8]) -> Result<Self, TlsError> {
+        let roots = roots(ca)?;
+        let (chain, key) = chain_and_key(cert, key)?;
         let provider = provider();
         let tls13 = &[&rustls::version::TLS13];
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())

@@ -28,6 +28,8 @@ pub(crate) struct ClientInfo {
     pub(crate) multi: Option<usize>,
     pub(crate) watching: usize,
     pub(crate) resp: i64,
+    /// The user the connection runs as.
+    pub(crate) user: String,
 }
 
 impl ClientInfo {
@@ -46,6 +48,7 @@ impl ClientInfo {
             multi: None,
             watching: 0,
             resp: 2,
+            user: "default".into(),
         }
     }
 
@@ -67,7 +70,7 @@ impl ClientInfo {
             out,
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={flags} db=0 sub=0 \
              psub=0 ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
-             rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default \
+             rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} \
              redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             addr(self.addr),
@@ -79,6 +82,7 @@ impl ClientInfo {
                 .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
             self.watching,
             self.command,
+            self.user,
             self.resp,
             text(&self.lib_name),
             text(&self.lib_ver),

@@ -12,6 +12,8 @@ use crate::kv::StoreConfig;
 use crate::order::{RaftOrderConfig, SyncMode};
 use crate::writeset::Isolation;
 
+use super::tls::TlsAuthClients;
+
 /// Where a node keeps its data.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -145,6 +147,31 @@ pub struct DaemonConfig {
     /// port can act as any node. Only for a network nothing else reaches.
     #[serde(default)]
     pub insecure_peers: bool,
+    /// The default user's password (Redis's `requirepass`): clients must
+    /// `AUTH` before anything else.
+    #[serde(default)]
+    pub requirepass: Option<String>,
+    /// Client users in Redis's ACL file syntax, one per entry:
+    /// `"user <name> on #<sha256 hex> ~* &* +@all -@dangerous"`.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Address of a client port that speaks TLS (Redis's `tls-port`);
+    /// needs `tls_cert` and `tls_key`.
+    #[serde(default)]
+    pub tls_listen: Option<String>,
+    /// The certificate the TLS client port presents (PEM).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// The CA that signs clients' certificates (PEM).
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// Whether clients must present a certificate: `yes` (the default
+    /// when `tls_ca` is set), `optional` or `no`.
+    #[serde(default)]
+    pub tls_auth_clients: Option<TlsAuthClients>,
 }
 
 fn default_cluster() -> String {
@@ -210,7 +237,44 @@ impl DaemonConfig {
             peer_key: None,
             allowed_peers: None,
             insecure_peers: false,
+            requirepass: None,
+            users: Vec::new(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_auth_clients: None,
         }
+    }
+
+    /// The TLS client port's files and client-certificate rule, when a
+    /// TLS client port is configured.
+    ///
+    /// # Errors
+    /// [`DaemonConfigError::ClientTls`] when the settings do not fit.
+    pub fn client_tls(&self) -> Result<Option<ClientTlsFiles<'_>>, DaemonConfigError> {
+        let bad = |reason| Err(DaemonConfigError::ClientTls(reason));
+        let Some(_) = &self.tls_listen else {
+            return Ok(None);
+        };
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return bad("tls_listen needs tls_cert and tls_key");
+        };
+        let default = if self.tls_ca.is_some() {
+            TlsAuthClients::Yes
+        } else {
+            TlsAuthClients::No
+        };
+        let auth = self.tls_auth_clients.unwrap_or(default);
+        if auth != TlsAuthClients::No && self.tls_ca.is_none() {
+            return bad("tls_auth_clients = \"yes\" or \"optional\" needs tls_ca");
+        }
+        Ok(Some(ClientTlsFiles {
+            cert,
+            key,
+            ca: self.tls_ca.as_deref(),
+            auth,
+        }))
     }
 
     /// The certificate files, when all three are set.
@@ -307,6 +371,20 @@ impl DaemonConfig {
     }
 }
 
+/// The TLS client port's settings, checked ([`DaemonConfig::client_tls`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientTlsFiles<'a> {
+    /// The certificate the port presents.
+    pub cert: &'a std::path::Path,
+    /// Its key.
+    pub key: &'a std::path::Path,
+    /// The CA of clients' certificates.
+    pub ca: Option<&'a std::path::Path>,
+    /// Whether clients must present one.
+    pub auth: TlsAuthClients,
+}
+
 /// A daemon setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -337,6 +415,9 @@ pub enum DaemonConfigError {
     /// Certificates and `insecure_peers` both.
     #[error("insecure_peers = true cannot be combined with peer_ca, peer_cert or peer_key")]
     PeerSecurityConflict,
+    /// The TLS client port's settings do not fit together.
+    #[error("client TLS: {0}")]
+    ClientTls(&'static str),
     /// `engine = "rocksdb"` in a build without it.
     #[error("engine = \"rocksdb\" needs a build with the rocksdb feature; use \"redb\"")]
     NoRocksdb,

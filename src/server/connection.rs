@@ -2,12 +2,14 @@
 //!
 //! Commands are decoded from whatever bytes arrived and answered in order;
 //! replies to pipelined commands are written together. Everything is
-//! bounded: connections by `max_clients`, one request by the codec's
-//! [`Limits`] and `max_request_bytes`. A malformed request is answered with
+//! bounded: connections by `max_clients` (every client port together),
+//! one request by the codec's [`Limits`] (much smaller until the client
+//! authenticates) and `max_request_bytes`. A malformed request is answered with
 //! an error and the connection is closed, as Redis does: the stream can no
 //! longer be split into commands.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,27 +17,34 @@ use tokio::sync::{Semaphore, watch};
 
 use super::resp::{self, Limits, Reply};
 use super::session::{After, Session, SessionSettings};
+use super::tls::ClientTls;
 use crate::kv::KvStore;
 use crate::net::{BoxListener, BoxStream};
 
-/// Settings of the RESP listener.
+/// Settings of the RESP listeners.
 #[derive(Clone, Debug)]
 pub(crate) struct RespSettings {
     pub(crate) limits: Limits,
     /// Bytes buffered for one request before the connection is refused.
     pub(crate) max_request_bytes: usize,
-    pub(crate) max_clients: usize,
+    /// Connections open at once on every client port together
+    /// (`max_clients`).
+    pub(crate) slots: Arc<Semaphore>,
     pub(crate) session: Arc<SessionSettings>,
 }
 
-/// Accepts clients until `shutdown` turns true.
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Accepts clients until `shutdown` turns true; over TLS with `tls`.
 pub(crate) async fn accept_loop(
     listener: BoxListener,
     store: watch::Receiver<Option<KvStore>>,
     settings: Arc<RespSettings>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<Arc<ClientTls>>,
 ) {
-    let slots = Arc::new(Semaphore::new(settings.max_clients));
+    let slots = settings.slots.clone();
     let laddr = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -65,15 +74,35 @@ pub(crate) async fn accept_loop(
             });
             continue;
         };
-        let session = Session::new(store.clone(), settings.session.clone(), Some(peer), laddr);
-        let settings = settings.clone();
-        let shutdown = shutdown.clone();
+        let (store, settings) = (store.clone(), settings.clone());
+        let (shutdown, tls) = (shutdown.clone(), tls.clone());
         tokio::spawn(async move {
+            let stream = match tls {
+                Some(tls) => match secure(stream, &tls).await {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::debug!(%peer, error = %err, "client TLS handshake failed");
+                        return;
+                    }
+                },
+                None => stream,
+            };
+            let session = Session::new(store, settings.session.clone(), Some(peer), laddr);
             if let Err(err) = serve(stream, session, &settings, shutdown).await {
                 tracing::debug!(%peer, error = %err, "client connection ended");
             }
             drop(slot);
         });
+    }
+}
+
+/// The TLS handshake with a client, bounded in time.
+async fn secure(stream: BoxStream, tls: &ClientTls) -> std::io::Result<BoxStream> {
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE, tls.acceptor().accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => Ok(Box::new(stream)),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }
 
@@ -117,14 +146,22 @@ async fn answer_all(
     loop {
         let mut commands = Vec::new();
         let mut bytes = 0;
+        // Until it authenticates, a client may send only small commands,
+        // and one at a time: AUTH decides how the next is read.
+        let guest = !session.authenticated();
+        let limits = if guest {
+            Limits::unauthenticated()
+        } else {
+            settings.limits
+        };
         let (ending, more) = loop {
             let before = input.len();
-            match resp::decode(input, &settings.limits) {
+            match resp::decode(input, &limits) {
                 Ok(Some(command)) if command.is_empty() => {}
                 Ok(Some(command)) => {
                     commands.push(command);
                     bytes += before - input.len();
-                    if bytes >= settings.max_request_bytes {
+                    if guest || bytes >= settings.max_request_bytes {
                         break (None, true);
                     }
                 }

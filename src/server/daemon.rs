@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::acl::{Acl, AclError};
 use super::clients::Clients;
 use super::config::{DaemonConfig, DaemonConfigError, EngineKind};
 use super::connection::{self, RespSettings};
@@ -18,6 +19,7 @@ use super::reaper;
 use super::resp::Limits;
 use super::session::SessionSettings;
 use super::supervisor::{StoreSlot, Supervisor, open_store};
+use super::tls::ClientTls;
 use crate::Cause;
 use std::sync::atomic::AtomicU64;
 
@@ -60,6 +62,9 @@ pub enum DaemonError {
     /// The peer certificates could not be loaded.
     #[error("peer TLS: {0}")]
     Tls(#[from] TlsError),
+    /// A client user definition is unusable.
+    #[error(transparent)]
+    Acl(#[from] AclError),
 }
 
 /// A running node with its client and health ports.
@@ -67,6 +72,7 @@ pub struct Daemon {
     slot: Arc<StoreSlot>,
     order: Arc<RaftOrder>,
     client_addr: SocketAddr,
+    client_tls_addr: Option<SocketAddr>,
     health_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -130,6 +136,8 @@ pub struct Listeners {
     pub client: BoxListener,
     /// The health-check port.
     pub health: Option<BoxListener>,
+    /// The Redis-protocol port that speaks TLS (`tls_listen`).
+    pub client_tls: Option<BoxListener>,
     /// Opens connections to the other nodes.
     pub connector: Arc<dyn Connector>,
 }
@@ -147,8 +155,96 @@ impl Listeners {
                 Some(addr) => Some(bind(addr).await?),
                 None => None,
             },
+            client_tls: match &config.tls_listen {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
             connector: Tcp::connector(),
         })
+    }
+}
+
+/// The TLS client port's acceptor, when one is configured.
+fn tls_acceptor(config: &DaemonConfig) -> Result<Option<ClientTls>, DaemonError> {
+    let Some(files) = config.client_tls()? else {
+        return Ok(None);
+    };
+    Ok(Some(ClientTls::from_files(
+        files.cert, files.key, files.ca, files.auth,
+    )?))
+}
+
+/// The client-facing ports a node serves.
+struct Ports {
+    client: BoxListener,
+    client_tls: Option<(BoxListener, Arc<ClientTls>)>,
+    health: Option<BoxListener>,
+}
+
+/// Where the ports ended up.
+struct Addrs {
+    client: SocketAddr,
+    client_tls: Option<SocketAddr>,
+    health: Option<SocketAddr>,
+}
+
+/// What the node runs above the ordering layer.
+struct Services<'a> {
+    config: &'a DaemonConfig,
+    order: &'a Arc<RaftOrder>,
+    slot: &'a Arc<StoreSlot>,
+    engine: Arc<dyn Engine>,
+    executor: Arc<dyn Executor>,
+    expired_keys: Arc<AtomicU64>,
+    acl: Arc<Acl>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Services<'_> {
+    /// Starts the client ports, the supervisor, the reaper and the health
+    /// check.
+    fn spawn(self, ports: Ports) -> Result<(Addrs, Vec<JoinHandle<()>>), DaemonError> {
+        let config = self.config;
+        let cluster: Arc<dyn Cluster> = self.order.clone();
+        let addrs = Addrs {
+            client: local_addr(&ports.client, &config.client_listen)?,
+            client_tls: match &ports.client_tls {
+                Some((listener, _)) => Some(local_addr(listener, "tls")?),
+                None => None,
+            },
+            health: match &ports.health {
+                Some(listener) => Some(local_addr(listener, "health")?),
+                None => None,
+            },
+        };
+        let facts = facts(config, addrs.client, self.order.config().sync);
+        let settings = resp_settings(config, cluster.clone(), facts, self.expired_keys, self.acl);
+        let settings = Arc::new(settings);
+        let stop = self.stop;
+        let accept = |listener, tls| {
+            let subscribe = self.slot.subscribe();
+            connection::accept_loop(listener, subscribe, settings.clone(), stop.clone(), tls)
+        };
+        let mut tasks = vec![tokio::spawn(accept(ports.client, None))];
+        if let Some((listener, tls)) = ports.client_tls {
+            tasks.push(tokio::spawn(accept(listener, Some(tls))));
+        }
+        let supervisor = Supervisor {
+            slot: self.slot.clone(),
+            config: config.store_config(),
+            engine: self.engine,
+            order: cluster.clone(),
+            executor: self.executor,
+            shutdown: stop.clone(),
+        };
+        tasks.push(tokio::spawn(supervisor.run()));
+        let reaper = reaper::run(config.id(), self.slot.subscribe(), cluster, stop.clone());
+        tasks.push(tokio::spawn(reaper));
+        if let Some(listener) = ports.health {
+            let stores = self.slot.subscribe();
+            tasks.push(tokio::spawn(health::accept_loop(listener, stores, stop)));
+        }
+        Ok((addrs, tasks))
     }
 }
 
@@ -191,13 +287,24 @@ impl Daemon {
             .map_err(|e| storage_error(&config.data_dir, e))?;
         let Listeners {
             peer: peer_listener,
-            client: client_listener,
-            health: health_listener,
+            client,
+            health,
+            client_tls,
             connector,
         } = listeners;
         let peer_addr = local_addr(&peer_listener, &config.peer_listen)?;
         let mut order_config = config.order_config(&peer_addr.to_string())?;
         order_config.security = Some(peer_security(&config)?);
+        let acl = Acl::from_config(config.requirepass.as_deref(), &config.users)?;
+        let client_tls = match (client_tls, tls_acceptor(&config)?) {
+            (Some(listener), Some(tls)) => Some((listener, Arc::new(tls))),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    DaemonConfigError::ClientTls("a TLS client port needs tls_listen").into(),
+                );
+            }
+        };
         let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
         // Everything above the ordering layer sees only its traits.
@@ -218,41 +325,30 @@ impl Daemon {
             }
         };
         slot.send_replace(store);
-        let client_addr = local_addr(&client_listener, &config.client_listen)?;
-        let health_addr = health_listener
-            .as_ref()
-            .map(|listener| local_addr(listener, "health"))
-            .transpose()?;
         let (shutdown, stop) = watch::channel(false);
-        let facts = facts(&config, client_addr, order.config().sync);
-        let settings = Arc::new(resp_settings(&config, cluster.clone(), facts, expired_keys));
-        let mut tasks = vec![tokio::spawn(connection::accept_loop(
-            client_listener,
-            slot.subscribe(),
-            settings,
-            stop.clone(),
-        ))];
-        let supervisor = Supervisor {
-            slot: slot.clone(),
-            config: config.store_config(),
-            engine,
-            order: cluster.clone(),
-            executor,
-            shutdown: stop.clone(),
+        let ports = Ports {
+            client,
+            client_tls,
+            health,
         };
-        tasks.push(tokio::spawn(supervisor.run()));
-        let reaper = reaper::run(config.id(), slot.subscribe(), cluster, stop.clone());
-        tasks.push(tokio::spawn(reaper));
-        if let Some(listener) = health_listener {
-            let stores = slot.subscribe();
-            tasks.push(tokio::spawn(health::accept_loop(listener, stores, stop)));
-        }
-        tracing::info!(node = config.node_id, %client_addr, ?health_addr, %peer_addr, "certusd serving");
+        let services = Services {
+            config: &config,
+            order: &order,
+            slot: &slot,
+            engine,
+            executor,
+            expired_keys,
+            acl: Arc::new(acl),
+            stop,
+        };
+        let (addrs, tasks) = services.spawn(ports)?;
+        tracing::info!(node = config.node_id, client_addr = %addrs.client, tls_addr = ?addrs.client_tls, health_addr = ?addrs.health, %peer_addr, "certusd serving");
         Ok(Daemon {
             slot,
             order,
-            client_addr,
-            health_addr,
+            client_addr: addrs.client,
+            client_tls_addr: addrs.client_tls,
+            health_addr: addrs.health,
             shutdown,
             tasks: Mutex::new(tasks),
         })
@@ -262,6 +358,12 @@ impl Daemon {
     #[must_use]
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// The Redis-protocol address that speaks TLS, if the node has one.
+    #[must_use]
+    pub fn client_tls_addr(&self) -> Option<SocketAddr> {
+        self.client_tls_addr
     }
 
     /// The health-check address, when configured.
@@ -334,6 +436,7 @@ fn resp_settings(
     order: Arc<dyn Cluster>,
     facts: ServerFacts,
     expired_keys: Arc<AtomicU64>,
+    acl: Arc<Acl>,
 ) -> RespSettings {
     let limits = Limits::default();
     // An operation's payload must fit a write-set; keep every batch of
@@ -342,7 +445,7 @@ fn resp_settings(
     RespSettings {
         limits,
         max_request_bytes: limits.max_bulk + (1 << 20),
-        max_clients: config.max_clients,
+        slots: Arc::new(tokio::sync::Semaphore::new(config.max_clients)),
         session: Arc::new(SessionSettings {
             isolation: config.isolation(),
             max_attempts: 100,
@@ -355,6 +458,7 @@ fn resp_settings(
             facts,
             expired_keys,
             started: std::time::Instant::now(),
+            acl,
         }),
     }
 }

@@ -10,6 +10,7 @@
 //! replication state under Galera's `wsrep_` names, and an HTTP port
 //! answers load balancers' health checks.
 
+mod acl;
 mod clients;
 mod commands;
 mod config;
@@ -25,6 +26,11 @@ mod reaper;
 pub mod resp;
 mod session;
 mod supervisor;
+mod tls;
 
-pub use config::{DaemonConfig, DaemonConfigError, EngineKind, IsolationSetting, SyncSetting};
+pub use acl::AclError;
+pub use config::{
+    ClientTlsFiles, DaemonConfig, DaemonConfigError, EngineKind, IsolationSetting, SyncSetting,
+};
 pub use daemon::{Daemon, DaemonError, Listeners};
+pub use tls::TlsAuthClients;

@@ -32,6 +32,7 @@ async fn loopback_ports() -> Listeners {
         peer: bind().await,
         client: bind().await,
         health: Some(bind().await),
+        client_tls: None,
         connector: Tcp::connector(),
     }
 }
@@ -81,6 +82,13 @@ impl RespCluster {
             config.primary_lease_ms = 800;
             config.commit_timeout_ms = 20_000;
             tweak(&mut config);
+            if config.tls_listen.is_some() {
+                // The TLS client port presents the node's certificate, and
+                // clients' certificates come from the test CA.
+                config.tls_cert = config.peer_cert.clone();
+                config.tls_key = config.peer_key.clone();
+                config.tls_ca = config.peer_ca.clone();
+            }
             for (other, ol) in listeners.iter().enumerate() {
                 let other = (other as u64 + 1).to_string();
                 config.initial_members.insert(other, addr(&ol.peer));
@@ -93,8 +101,11 @@ impl RespCluster {
             configs,
             daemons: Vec::new(),
         };
-        for (index, listeners) in listeners.into_iter().enumerate() {
+        for (index, mut listeners) in listeners.into_iter().enumerate() {
             let config = cluster.configs[index].clone();
+            if config.tls_listen.is_some() {
+                listeners.client_tls = Some(cluster.rt.block_on(bind()));
+            }
             let daemon = cluster.rt.block_on(Daemon::start_on(config, listeners));
             cluster.daemons.push(Some(daemon.unwrap()));
         }
@@ -112,6 +123,18 @@ impl RespCluster {
     pub(crate) fn client(&self, index: usize) -> redis::Connection {
         let url = format!("redis://{}/", self.daemon(index).client_addr());
         redis::Client::open(url).unwrap().get_connection().unwrap()
+    }
+
+    /// Node `index`'s TLS client address.
+    pub(crate) fn client_tls_addr(&self, index: usize) -> std::net::SocketAddr {
+        self.daemon(index)
+            .client_tls_addr()
+            .expect("no TLS client port")
+    }
+
+    /// The directory of the test CA and certificates.
+    pub(crate) fn tls_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("tls")
     }
 
     /// A new client connection to node `index` speaking RESP3 (the client

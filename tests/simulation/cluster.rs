@@ -106,6 +106,7 @@ pub(crate) async fn node(config: DaemonConfig) -> turmoil::Result {
         peer: bind(PEER_PORT).await?,
         client: bind(CLIENT_PORT).await?,
         health: None,
+        client_tls: None,
         connector: Arc::new(SimConnector),
     };
     let daemon = Daemon::start_on(config, listeners).await?;

@@ -26,6 +26,9 @@ pub struct Limits {
     pub max_bulk: usize,
     /// Bytes in one inline command line.
     pub max_inline: usize,
+    /// The limits are those of a connection that has not authenticated:
+    /// exceeding them is reported as Redis does for such a connection.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
@@ -36,6 +39,21 @@ impl Default for Limits {
             max_args: 1 << 20,
             max_bulk: 32 << 20,
             max_inline: 64 << 10,
+            unauthenticated: false,
+        }
+    }
+}
+
+impl Limits {
+    /// What a connection that has not authenticated may send, as Redis
+    /// bounds it: 10 arguments of at most 16 KiB each.
+    #[must_use]
+    pub fn unauthenticated() -> Self {
+        Limits {
+            max_args: 10,
+            max_bulk: 16 << 10,
+            max_inline: 16 << 10,
+            unauthenticated: true,
         }
     }
 }
@@ -47,6 +65,13 @@ pub enum RespError {
     /// A length or count field is not a number in range.
     #[error("Protocol error: invalid {what} length")]
     BadLength {
+        /// Which length: "multibulk" or "bulk".
+        what: &'static str,
+    },
+    /// A length or count beyond what a connection that has not
+    /// authenticated may send.
+    #[error("Protocol error: unauthenticated {what} length")]
+    Unauthenticated {
         /// Which length: "multibulk" or "bulk".
         what: &'static str,
     },
@@ -92,8 +117,13 @@ fn read_number(
     buf: &[u8],
     at: usize,
     what: &'static str,
-    max: usize,
+    limits: &Limits,
 ) -> Result<Option<(i64, usize)>, RespError> {
+    let max = if what == "bulk" {
+        limits.max_bulk
+    } else {
+        limits.max_args
+    };
     let Some(end) = find_crlf(buf, at + 1) else {
         // A length line longer than any valid one is an error, not a wait.
         return if buf.len() - at > 32 {
@@ -105,14 +135,21 @@ fn read_number(
     let digits =
         std::str::from_utf8(&buf[at + 1..end]).map_err(|_| RespError::BadLength { what })?;
     let n: i64 = digits.parse().map_err(|_| RespError::BadLength { what })?;
-    if n > i64::try_from(max).unwrap_or(i64::MAX) || n < -1 {
+    if n < -1 {
         return Err(RespError::BadLength { what });
+    }
+    if n > i64::try_from(max).unwrap_or(i64::MAX) {
+        return Err(if limits.unauthenticated {
+            RespError::Unauthenticated { what }
+        } else {
+            RespError::BadLength { what }
+        });
     }
     Ok(Some((n, end + 2)))
 }
 
 fn decode_array(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Command>, RespError> {
-    let Some((count, mut at)) = read_number(buf, 0, "multibulk", limits.max_args)? else {
+    let Some((count, mut at)) = read_number(buf, 0, "multibulk", limits)? else {
         return Ok(None);
     };
     if count <= 0 {
@@ -132,7 +169,7 @@ fn decode_array(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Command>, 
                 got: char::from(first),
             });
         }
-        let Some((len, start)) = read_number(buf, at, "bulk", limits.max_bulk)? else {
+        let Some((len, start)) = read_number(buf, at, "bulk", limits)? else {
             return Ok(None);
         };
         let len = usize::try_from(len).map_err(|_| RespError::BadLength { what: "bulk" })?;

@@ -91,6 +91,7 @@ fn malformed_requests_are_errors_not_waits_or_panics() {
         max_args: 8,
         max_bulk: 16,
         max_inline: 32,
+        unauthenticated: false,
     };
     let mut huge = BytesMut::from(&b"*9999999999\r\n"[..]);
     assert_eq!(
@@ -254,7 +255,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(input in prop::collection::vec(any::<u8>(), 0..200)) {
         let mut buf = BytesMut::from(&input[..]);
-        let limits = Limits { max_args: 64, max_bulk: 64, max_inline: 128 };
+        let limits = Limits { max_args: 64, max_bulk: 64, max_inline: 128, unauthenticated: false };
         for _ in 0..=input.len() {
             let before = buf.len();
             match decode(&mut buf, &limits) {

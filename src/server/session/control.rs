@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::{After, Mute, REDIS_VERSION, Session};
+use super::{After, Mute, REDIS_VERSION, Session, auth};
 use crate::server::commands::{self, COMMANDS, Spec, arity_error, lower, not_integer, parse_i64};
 use crate::server::info;
 use crate::server::resp::{Command, Protocol, Reply};
@@ -76,7 +76,11 @@ impl Session {
             }
             "reset" => self.reset(),
             "hello" => self.hello(argv),
-            "auth" => auth(argv),
+            "auth" => self.auth(argv),
+            "acl" => match subcommand("acl", argv) {
+                Ok((_, sub)) => self.acl(&sub, argv),
+                Err(reply) => reply,
+            },
             "select" => match parse_i64(&argv[1]) {
                 Ok(0) => Reply::ok(),
                 Ok(n) if i32::try_from(n).is_ok() => Reply::err("DB index is out of range"),
@@ -106,6 +110,8 @@ impl Session {
     /// `RESET`: the connection as it was when it connected.
     fn reset(&mut self) -> Reply {
         self.end_multi();
+        let user = self.initial_user();
+        self.become_user(user);
         self.protocol = Protocol::Resp2;
         self.muted = Mute::No;
         self.settings.clients.update(self.id, |c| {
@@ -131,12 +137,11 @@ impl Session {
             rest = after;
         }
         let mut name = None;
+        let mut credentials = None;
         while let Some((option, after)) = rest.split_first() {
             match (lower(option).as_str(), after) {
-                ("auth", [user, _pass, tail @ ..]) => {
-                    if user.as_ref() != b"default" {
-                        return wrongpass();
-                    }
+                ("auth", [user, pass, tail @ ..]) => {
+                    credentials = Some((user.clone(), pass.clone()));
                     rest = tail;
                 }
                 ("setname", [client, tail @ ..]) => {
@@ -151,6 +156,19 @@ impl Session {
                     return Reply::err(format_args!("Syntax error in HELLO option '{option}'"));
                 }
             }
+        }
+        if let Some((user, pass)) = credentials
+            && !self.login(&user, &pass)
+        {
+            return auth::wrongpass();
+        }
+        if !self.authenticated() {
+            return Reply::Error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise \
+                 the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the \
+                 client and select the RESP protocol version at the same time"
+                    .into(),
+            );
         }
         self.protocol = protocol;
         let id = i64::try_from(self.id).unwrap_or(i64::MAX);
@@ -317,24 +335,6 @@ impl Session {
                 "unknown subcommand '{other}' for 'certus' (MEMBERS, LEAVE)"
             )),
         }
-    }
-}
-
-fn wrongpass() -> Reply {
-    Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
-}
-
-/// `AUTH [user] password`: no password is configured, so the default user
-/// takes any (Redis's `nopass`), and a password alone is a mistake.
-fn auth(argv: &Command) -> Reply {
-    match argv.len() {
-        2 => Reply::err(
-            "AUTH <password> called without any password configured for the default user. \
-             Are you sure your configuration is correct?",
-        ),
-        3 if argv[1].as_ref() == b"default" => Reply::ok(),
-        3 => wrongpass(),
-        _ => commands::syntax_error(),
     }
 }
 

@@ -15,6 +15,7 @@
 //!   aborts it, and `EXEC` answers nil, when one was written after it.
 //!   `WATCH` holds nothing open, so it never holds back garbage collection.
 
+mod auth;
 mod control;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use std::sync::atomic::Ordering as AtomicOrdering;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
+use super::acl::{Acl, User};
 use super::clients::Clients;
 use super::commands::{self, Class, lower};
 use super::db::Db;
@@ -60,6 +62,8 @@ pub(crate) struct SessionSettings {
     pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
     /// When the server started.
     pub(crate) started: std::time::Instant,
+    /// The users, and what each may run.
+    pub(crate) acl: Arc<Acl>,
 }
 
 /// The Redis release whose replies the server follows, as `HELLO` and
@@ -121,6 +125,9 @@ pub(crate) struct Session {
     /// `CLIENT REPLY OFF` (or `SKIP` for the next command) mutes replies;
     /// neither is answered itself, as in Redis.
     muted: Mute,
+    /// Who runs the commands; `None` until `AUTH` when a password is
+    /// required.
+    user: Option<Arc<User>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,7 +152,7 @@ impl Session {
         laddr: Option<std::net::SocketAddr>,
     ) -> Self {
         let id = settings.clients.connect(addr, laddr);
-        Session {
+        let mut session = Session {
             stores,
             settings,
             multi: None,
@@ -153,7 +160,10 @@ impl Session {
             protocol: Protocol::Resp2,
             id,
             muted: Mute::No,
-        }
+            user: None,
+        };
+        session.become_user(session.initial_user());
+        session
     }
 
     /// The protocol this session's replies are encoded in.
@@ -170,6 +180,14 @@ impl Session {
                 .clients
                 .commands_processed
                 .fetch_add(1, AtomicOrdering::Relaxed);
+            if let Err(reply) = self.permit(&argv) {
+                self.flush(&mut run, out).await;
+                if let Some(multi) = self.multi.as_mut() {
+                    multi.refused = true;
+                }
+                self.emit(&reply, out);
+                continue;
+            }
             match self.data_class(&argv) {
                 Some(class) if self.multi.is_none() => {
                     run.bytes += argv.iter().map(Bytes::len).sum::<usize>();
