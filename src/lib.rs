@@ -9,6 +9,8 @@ pub mod certify;
 pub mod check;
 pub mod clock;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ids;
 pub mod kv;
 pub mod net;

@@ -15,6 +15,7 @@ mod view;
 pub use cluster::{Cluster, Member};
 pub use error::{OrderError, PeerError, RemoteError};
 pub use in_process::{InProcessConfig, InProcessEndpoint, InProcessOrder};
+pub(crate) use raft::judge_request;
 pub use raft::{RaftOrder, RaftOrderConfig, StartError, SyncMode};
 pub use total_order::{
     Entry, Event, EventStream, FlowControlStats, OrderFuture, PeerFuture, PeerService, TotalOrder,

@@ -31,6 +31,7 @@ mod types;
 pub use config::RaftOrderConfig;
 pub use log::SyncMode;
 pub use order::{RaftOrder, StartError};
+pub(crate) use service::judge_request;
 
 #[cfg(test)]
 mod conformance;

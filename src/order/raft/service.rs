@@ -121,6 +121,28 @@ impl Service {
     }
 }
 
+/// Decodes `body` as a peer request, as the peer port does, and judges it
+/// from a few callers against a three-voter membership with one learner;
+/// for the fuzz targets. Never panics.
+pub(crate) fn judge_request(body: &[u8]) {
+    use crate::frame::{FrameKind, decode_body};
+    let Ok(tagged) = decode_body::<crate::net::Tagged<PeerRequest>>(FrameKind::Peer, body) else {
+        return;
+    };
+    let ask = ask(&tagged.body);
+    let members = admission::Members {
+        voters: [1, 2, 3].into(),
+        learners: [4].into(),
+    };
+    for (node, seed) in [(1, false), (4, false), (9, false), (9, true)] {
+        let caller = Caller {
+            node: NodeId::new(node),
+            seed,
+        };
+        let _ = admission::admit(caller, ask, &members);
+    }
+}
+
 /// What `req` asks, for the admission rule.
 fn ask(req: &PeerRequest) -> Ask {
     let leader = |vote: &Vote| *vote.leader_id().node_id();
