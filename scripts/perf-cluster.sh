@@ -11,6 +11,10 @@
 #   CAUSAL        true | false (default true: causal reads)
 #   INSECURE_PEERS true for plaintext peer links (default: mutual TLS with
 #                 certificates `certusd certs` makes under PERF_SCRATCH/tls)
+#   REQUIREPASS   a password clients must AUTH with (default: none)
+#   CLIENT_TLS    true for a TLS client port on 127.0.0.1:(6479+N) too, with
+#                 client certificates optional (PERF_SCRATCH/tls/node-100.*
+#                 is one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="${PERF_SCRATCH:-/var/tmp/certus-perf}"
@@ -20,6 +24,8 @@ sync="${SYNC:-always}"
 causal="${CAUSAL:-true}"
 nodes="${NODES:-3}"
 insecure="${INSECURE_PEERS:-false}"
+requirepass="${REQUIREPASS:-}"
+client_tls="${CLIENT_TLS:-false}"
 [[ $nodes =~ ^[1-9]$ ]] || { echo "NODES must be 1 to 9" >&2; exit 2; }
 ENDPOINTS=$(seq -s, -f "127.0.0.1:%g" 6380 $((6379 + nodes)))
 
@@ -42,6 +48,14 @@ EOF
         echo "peer_ca = \"$scratch/tls/ca.pem\""
         echo "peer_cert = \"$scratch/tls/node-$n.pem\""
         echo "peer_key = \"$scratch/tls/node-$n.key\""
+    fi
+    if [[ -n $requirepass ]]; then echo "requirepass = \"$requirepass\""; fi
+    if [[ $client_tls == true ]]; then
+        echo "tls_listen = \"127.0.0.1:$((6479 + n))\""
+        echo "tls_cert = \"$scratch/tls/node-$n.pem\""
+        echo "tls_key = \"$scratch/tls/node-$n.key\""
+        echo "tls_ca = \"$scratch/tls/ca.pem\""
+        echo "tls_auth_clients = \"optional\""
     fi
     echo "[initial_members]"
     local m
@@ -89,8 +103,12 @@ start() {
                 exit 1
             fi
         done
-        if [[ $insecure != true && ! -f $scratch/tls/node-$n.key ]]; then
-            "$certusd" certs --dir "$scratch/tls" --cluster certus-perf --node "$n" >/dev/null
+        if [[ ! -f $scratch/tls/node-$n.key ]]; then
+            "$certusd" certs --dir "$scratch/tls" --cluster certus-perf --node "$n" \
+                --host 127.0.0.1 --host localhost >/dev/null
+        fi
+        if [[ $client_tls == true && ! -f $scratch/tls/node-100.key ]]; then
+            "$certusd" certs --dir "$scratch/tls" --cluster certus-perf --node 100 >/dev/null
         fi
         config "$n" >"$scratch/node$n.toml"
         RUST_LOG="${RUST_LOG:-warn}" nohup "$certusd" --config="$scratch/node$n.toml" \

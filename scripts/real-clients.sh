@@ -3,7 +3,9 @@
 # `make test`): the newest redis-py with its default settings (RESP3) and
 # with RESP2, then redis-benchmark's ping_inline, ping_mbulk, set, get,
 # incr and mset tests with their defaults but the request count (50
-# clients, one hot key each), which must all finish without an error.
+# clients, one hot key each), which must all finish without an error. The
+# cluster requires a password, and each node also has a TLS client port:
+# redis-py and redis-cli use it, with and without a client certificate.
 # Installs Debian's redis-tools and redis-py (into a virtual environment)
 # when missing.
 #   CERTUSD   the binary (default: the debug build)
@@ -14,6 +16,8 @@ target="${CARGO_TARGET_DIR:-target}"
 export CERTUSD="${CERTUSD:-$target/debug/certusd}"
 export PERF_SCRATCH="${PERF_SCRATCH:-$(mktemp -d)}"
 export ENGINE="${ENGINE:-redb}"
+export REQUIREPASS="${REQUIREPASS:-real-clients-password}"
+export CLIENT_TLS=true
 requests="${REQUESTS:-5000}"
 
 if ! command -v redis-benchmark >/dev/null; then
@@ -38,11 +42,18 @@ trap cleanup EXIT
 bash scripts/perf-cluster.sh fresh
 endpoints=$(bash scripts/perf-cluster.sh endpoints)
 
-"$venv/bin/python" scripts/redis_py_check.py ${endpoints//,/ }
+REDIS_PASSWORD="$REQUIREPASS" CERTUS_TLS_DIR="$PERF_SCRATCH/tls" \
+    "$venv/bin/python" scripts/redis_py_check.py ${endpoints//,/ }
 
 port=${endpoints%%,*}
 port=${port##*:}
-out=$(timeout 900 redis-benchmark -p "$port" -q -n "$requests" \
+tls="$PERF_SCRATCH/tls"
+answer=$(redis-cli --tls --cacert "$tls/ca.pem" --cert "$tls/node-100.pem" --key "$tls/node-100.key" \
+    -p $((port + 100)) --user default --pass "$REQUIREPASS" --no-auth-warning PING)
+[[ $answer == PONG ]] || { echo "redis-cli over TLS answered: $answer" >&2; exit 1; }
+answer=$(redis-cli -p "$port" GET anything 2>&1)
+[[ $answer == *NOAUTH* ]] || { echo "redis-cli without a password got: $answer" >&2; exit 1; }
+out=$(timeout 900 redis-benchmark -p "$port" -a "$REQUIREPASS" -q -n "$requests" \
     -t ping_inline,ping_mbulk,set,get,incr,mset 2>&1 | tr '\r' '\n')
 results=$(grep "requests per second" <<<"$out" || true)
 echo "$results"
@@ -51,4 +62,4 @@ if grep -qi "error" <<<"$out" || [ "$(wc -l <<<"$results")" -ne 6 ]; then
     grep -v "rps=" <<<"$out" | tail -20 >&2
     exit 1
 fi
-echo "real clients: redis-py and redis-benchmark passed"
+echo "real clients: redis-py (password, TLS), redis-cli (TLS, NOAUTH) and redis-benchmark passed"

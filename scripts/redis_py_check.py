@@ -3,10 +3,16 @@
 
 Usage: redis_py_check.py host:port host:port ...
 
+With REDIS_PASSWORD set, every client authenticates, and a client without
+it must be refused; with CERTUS_TLS_DIR set too (the cluster's ca.pem and a
+client certificate node-100.pem/.key), each node's TLS port (its port +
+100) is checked as well.
+
 Every check asserts what Redis 7.2 answers. The clients connect to
 different nodes, so each write is read back elsewhere. Exits non-zero on
 the first failure, naming it.
 """
+import os
 import sys
 import time
 
@@ -113,10 +119,38 @@ def check(nodes, **options):
     assert a.flushall() is True and b.dbsize() == 0
 
 
+def check_security(nodes, password):
+    host, port = nodes[0]
+    try:
+        redis.Redis(host=host, port=int(port)).get("k")
+        raise AssertionError("a client without the password was served")
+    except redis.exceptions.AuthenticationError:
+        pass
+    try:
+        redis.Redis(host=host, port=int(port), password="wrong").ping()
+        raise AssertionError("a wrong password was accepted")
+    except redis.exceptions.AuthenticationError:
+        pass
+    tls = os.environ.get("CERTUS_TLS_DIR")
+    if not tls:
+        return
+    for certfile in (f"{tls}/node-100.pem", None):
+        client = redis.Redis(
+            host=host, port=int(port) + 100, password=password, ssl=True,
+            ssl_ca_certs=f"{tls}/ca.pem", ssl_certfile=certfile,
+            ssl_keyfile=certfile and f"{tls}/node-100.key")
+        assert client.set("over-tls", "yes") is True
+        assert client.get("over-tls") == b"yes"
+    print("redis-py: AUTH refused without the password; TLS with and without a client certificate")
+
+
 def main():
     nodes = [e.split(":") for e in sys.argv[1:]]
-    check(nodes)
-    check(nodes, protocol=2)
+    password = os.environ.get("REDIS_PASSWORD")
+    check(nodes, password=password)
+    check(nodes, protocol=2, password=password)
+    if password:
+        check_security(nodes, password)
     print("redis-py: every check passed, with the default protocol and with RESP2")
 
 

@@ -6,6 +6,7 @@
 //! certusd --node-id 1 --data-dir /var/lib/certus \
 //!         --peer-listen 10.0.0.1:7001 --client-listen 10.0.0.1:6379 \
 //!         --health-listen 10.0.0.1:9200 \
+//!         --peer-ca ca.pem --peer-cert node-1.pem --peer-key node-1.key \
 //!         --member 1=10.0.0.1:7001 --member 2=10.0.0.2:7001 --member 3=10.0.0.3:7001
 //! ```
 //!
@@ -65,6 +66,19 @@ struct Args {
     /// Storage engine: rocksdb, redb or memory.
     #[arg(long)]
     engine: Option<String>,
+    /// The cluster CA's certificate, for verifying peers (PEM).
+    #[arg(long)]
+    peer_ca: Option<PathBuf>,
+    /// This node's peer certificate, naming node-<ID> (PEM).
+    #[arg(long)]
+    peer_cert: Option<PathBuf>,
+    /// This node's peer key (PEM).
+    #[arg(long)]
+    peer_key: Option<PathBuf>,
+    /// Plaintext, unauthenticated peer links: only on a network nothing
+    /// else can reach.
+    #[arg(long)]
+    insecure_peers: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -154,6 +168,17 @@ impl Args {
             self.health_listen.clone().map(toml::Value::String),
         );
         set("engine", self.engine.clone().map(toml::Value::String));
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| toml::Value::String(p.display().to_string()))
+        };
+        set("peer_ca", path(&self.peer_ca));
+        set("peer_cert", path(&self.peer_cert));
+        set("peer_key", path(&self.peer_key));
+        set(
+            "insecure_peers",
+            self.insecure_peers.then_some(toml::Value::Boolean(true)),
+        );
         if !self.join.is_empty() {
             let seeds = self.join.iter().cloned().map(toml::Value::String).collect();
             table.insert("join".into(), toml::Value::Array(seeds));

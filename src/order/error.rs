@@ -105,6 +105,10 @@ pub enum PeerError {
     /// The node has no peer service registered.
     #[error("serves no peer requests")]
     NoService,
+    /// The node refused the request from this one (it is not a member, or
+    /// may not ask this); nothing was done.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The node handled the request and failed; its reason is the source.
     #[error("{0}")]
     Remote(#[source] RemoteError),

@@ -132,6 +132,7 @@ pub(crate) async fn to_leader(
     let client = peers.leader(raft).map_err(|_| PeerError::NoLeader)?;
     match client.call(request, timeout).await {
         Ok(PeerResponse::Membership(result)) => result.map_err(PeerError::Remote),
+        Ok(PeerResponse::Refused(reason)) => Err(PeerError::Refused(reason)),
         Ok(_) => Err(PeerError::Malformed),
         Err(err) => Err(PeerError::Unreachable(Cause::new(err))),
     }
@@ -167,6 +168,9 @@ async fn join_through(
                 return;
             }
             Ok(PeerResponse::Membership(Err(reason))) => {
+                tracing::warn!(%seed, %reason, "join refused; retrying");
+            }
+            Ok(PeerResponse::Refused(reason)) => {
                 tracing::warn!(%seed, %reason, "join refused; retrying");
             }
             Ok(_) => tracing::warn!(%seed, "malformed answer to a join"),

@@ -519,6 +519,7 @@ impl Cluster for RaftOrder {
                 Ok(PeerResponse::Service(Some(Ok(answer)))) => return Ok(answer),
                 Ok(PeerResponse::Service(Some(Err(remote)))) => PeerError::Remote(remote),
                 Ok(PeerResponse::Service(None)) => PeerError::NoService,
+                Ok(PeerResponse::Refused(reason)) => PeerError::Refused(reason),
                 Ok(_) => PeerError::Malformed,
                 Err(err) => PeerError::Unreachable(Cause::new(err)),
             };
