@@ -136,3 +136,57 @@ async fn another_cluster_id_or_setting_is_refused_on_both_sides() {
         .expect_err("the server has another id now");
     assert!(err.to_string().contains("is not this cluster's"), "{err}");
 }
+
+/// Writes node `node`'s files from `ca` into `dir` and stamps them with
+/// `at`, so a rewrite is seen as a change whatever the clock's grain.
+fn write_files(
+    dir: &std::path::Path,
+    ca: &CertificateAuthority,
+    node: u64,
+    at: std::time::SystemTime,
+) {
+    let issued = ca.issue(NodeId::new(node), &[]).expect("issue");
+    for (name, text) in [
+        ("ca.pem", ca.cert_pem()),
+        ("node.pem", issued.cert_pem.as_str()),
+        ("node.key", issued.key_pem.as_str()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        file.set_modified(at).expect("stamp");
+    }
+}
+
+#[tokio::test]
+async fn rotated_certificates_are_used_from_the_next_connection_without_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old_ca = CertificateAuthority::generate("prod").expect("ca");
+    let new_ca = CertificateAuthority::generate("prod").expect("ca");
+    let epoch = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    write_files(dir.path(), &old_ca, 2, epoch);
+    let files = |name: &str| dir.path().join(name);
+    let tls = PeerTls::from_files(&files("ca.pem"), &files("node.pem"), &files("node.key"));
+    let (addr, _stop) = serve_as(identity("prod", 2, &secure(tls.expect("tls")))).await;
+    let old_member = || identity("prod", 1, &secure(tls_for(&old_ca, 1)));
+    let new_member = || identity("prod", 1, &secure(tls_for(&new_ca, 1)));
+    assert!(call_from(old_member(), 2, &addr).await.is_ok());
+    assert!(call_from(new_member(), 2, &addr).await.is_err());
+
+    write_files(dir.path(), &new_ca, 2, epoch + Duration::from_secs(60));
+    assert!(call_from(new_member(), 2, &addr).await.is_ok());
+    assert!(call_from(old_member(), 2, &addr).await.is_err());
+
+    // A broken rewrite keeps the certificates in force.
+    std::fs::write(files("node.key"), "not a key").expect("write");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(files("node.key"))
+        .expect("open");
+    file.set_modified(epoch + Duration::from_secs(120))
+        .expect("stamp");
+    assert!(call_from(new_member(), 2, &addr).await.is_ok());
+}
