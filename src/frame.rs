@@ -51,7 +51,7 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
-    const fn code(self) -> u8 {
+    pub(crate) const fn code(self) -> u8 {
         match self {
             FrameKind::WriteSet => 1,
             FrameKind::CertCheckpoint => 2,

@@ -8,6 +8,26 @@ use crate::frame::{self, FrameKind};
 /// before allocation is exercised.
 pub const MAX_PEER_BODY: usize = 1 << 16;
 
+/// `body` behind a well-formed header of `kind` with a correct checksum,
+/// so a fuzzer reaches a body decoder without having to forge a crc32.
+///
+/// # Panics
+/// When `body` is longer than 4 GiB (fuzz inputs are small).
+#[must_use]
+pub fn framed(kind: FrameKind, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).expect("fuzz inputs are small");
+    let mut frame = Vec::with_capacity(frame::HEADER_LEN + body.len());
+    frame.extend_from_slice(&frame::MAGIC.to_be_bytes());
+    frame.extend_from_slice(&kind.current_version().to_be_bytes());
+    frame.extend_from_slice(&[kind.code(), 0]); // no flags
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(body);
+    let crc = crc32fast::hash(&frame);
+    frame[12..16].copy_from_slice(&crc.to_be_bytes());
+    frame
+}
+
 /// Treats `frame` as one peer frame: header and checksum checks, then the
 /// body as every handshake frame and as a request, each judged as the
 /// node judges it (hello refusal, terms agreement, request admission).
@@ -30,19 +50,8 @@ mod tests {
     use super::*;
     use crate::net::Tagged;
 
-    /// `body` behind a valid peer header, as the fuzz target frames it.
     fn framed(body: &[u8]) -> Vec<u8> {
-        let len = u32::try_from(body.len()).expect("small");
-        let mut frame = Vec::new();
-        frame.extend_from_slice(&frame::MAGIC.to_be_bytes());
-        frame.extend_from_slice(&FrameKind::Peer.current_version().to_be_bytes());
-        frame.extend_from_slice(&[3, 0]); // kind: peer; no flags
-        frame.extend_from_slice(&len.to_be_bytes());
-        frame.extend_from_slice(&[0; 4]);
-        frame.extend_from_slice(body);
-        let crc = crc32fast::hash(&frame);
-        frame[12..16].copy_from_slice(&crc.to_be_bytes());
-        frame
+        super::framed(FrameKind::Peer, body)
     }
 
     proptest! {

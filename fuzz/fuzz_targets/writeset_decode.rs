@@ -13,7 +13,8 @@
 
 #![no_main]
 
-use certus::frame::{FrameKind, HEADER_LEN, MAGIC};
+use certus::frame::FrameKind;
+use certus::fuzzing::framed;
 use certus::writeset::WriteSet;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +23,7 @@ const MAX_BYTES: usize = 1 << 16;
 
 fuzz_target!(|data: &[u8]| {
     check(data);
-    check(&framed(data));
+    check(&framed(FrameKind::WriteSet, data));
 });
 
 fn check(frame: &[u8]) {
@@ -32,20 +33,4 @@ fn check(frame: &[u8]) {
         let round = WriteSet::decode(&again, MAX_BYTES).expect("an encoded write-set decodes");
         assert_eq!(round, ws);
     }
-}
-
-/// `body` behind a well-formed version-1 write-set header.
-fn framed(body: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(body.len()).expect("fuzz inputs are small");
-    let mut frame = Vec::with_capacity(HEADER_LEN + body.len());
-    frame.extend_from_slice(&MAGIC.to_be_bytes());
-    frame.extend_from_slice(&FrameKind::WriteSet.current_version().to_be_bytes());
-    frame.push(1); // kind: write-set
-    frame.push(0); // flags
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&[0; 4]);
-    frame.extend_from_slice(body);
-    let crc = crc32fast::hash(&frame);
-    frame[12..16].copy_from_slice(&crc.to_be_bytes());
-    frame
 }
