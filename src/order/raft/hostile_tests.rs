@@ -113,9 +113,14 @@ fn attacker(
         security,
         None,
     );
+    client_of(identity.expect("identity"), to, addr)
+}
+
+/// A client with `identity` to node `to` at `addr`.
+fn client_of(identity: Identity, to: u64, addr: &str) -> PeerClient<PeerRequest, PeerResponse> {
     let config = ClientConfig {
         connector: Tcp::connector(),
-        identity: Arc::new(identity.expect("identity")),
+        identity: Arc::new(identity),
         max_frame: 1 << 20,
         queue: 16,
         connect_timeout: WAIT,
@@ -281,17 +286,7 @@ async fn strangers_without_the_ca_or_of_another_cluster_are_refused_at_the_door(
     )
     .expect("identity");
     outsider.create().expect("id");
-    let config = ClientConfig {
-        connector: Tcp::connector(),
-        identity: Arc::new(outsider),
-        max_frame: 1 << 20,
-        queue: 16,
-        connect_timeout: WAIT,
-        backoff: (Duration::from_millis(1), Duration::from_millis(10)),
-        dead_after: WAIT,
-    };
-    let client: PeerClient<PeerRequest, PeerResponse> =
-        PeerClient::start(Arc::new(config), Some(NodeId::new(leader_id)), addr.clone());
+    let client = client_of(outsider, leader_id, addr);
     let err = client
         .call(&PeerRequest::ReadIndex, WAIT)
         .await
