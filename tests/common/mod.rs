@@ -39,6 +39,7 @@ pub(crate) fn stable_listener() -> std::net::TcpListener {
 
 /// A test cluster's CA and node certificates for nodes `1..=nodes`, under
 /// `dir/tls`, as `certusd certs` writes them. Returns the directory.
+#[cfg(feature = "certs")]
 pub(crate) fn certificates(dir: &std::path::Path, nodes: u64) -> std::path::PathBuf {
     let tls = dir.join("tls");
     let ca = certus::net::CertificateAuthority::open_or_create(&tls, "certus-test").unwrap();
@@ -48,7 +49,21 @@ pub(crate) fn certificates(dir: &std::path::Path, nodes: u64) -> std::path::Path
     tls
 }
 
+/// Without the `certs` feature no certificates are made, and clusters
+/// run insecure peers.
+#[cfg(not(feature = "certs"))]
+pub(crate) fn certificates(dir: &std::path::Path, _nodes: u64) -> std::path::PathBuf {
+    dir.join("tls")
+}
+
+/// Without the `certs` feature: plaintext peers.
+#[cfg(not(feature = "certs"))]
+pub(crate) fn peer_tls(_tls: &std::path::Path, _id: NodeId) -> certus::net::PeerSecurity {
+    certus::net::PeerSecurity::Insecure
+}
+
 /// Node `id`'s peer TLS from the files [`certificates`] wrote in `tls`.
+#[cfg(feature = "certs")]
 pub(crate) fn peer_tls(tls: &std::path::Path, id: NodeId) -> certus::net::PeerSecurity {
     let name = certus::net::node_name(id);
     let files = certus::net::PeerTls::from_files(

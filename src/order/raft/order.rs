@@ -202,14 +202,14 @@ impl RaftOrder {
     }
 
     /// openraft itself, for tests that watch its metrics.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "certs"))]
     pub(super) fn raft(&self) -> &Raft {
         &self.raft
     }
 
     /// Waits until this node is in the primary component, for at most
     /// `timeout`; whether it is.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "certs"))]
     pub(super) async fn wait_primary(&self, timeout: Duration) -> bool {
         self.primary_again(Instant::now() + timeout).await
     }
