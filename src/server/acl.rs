@@ -228,6 +228,12 @@ impl User {
         allowed
     }
 
+    /// Whether this user may run every command (`+@all` and nothing
+    /// after it), so no command needs looking up to be allowed.
+    pub(crate) fn unrestricted(&self) -> bool {
+        matches!(self.rules.as_slice(), [(true, Target::All)])
+    }
+
     /// Whether `password` opens this user.
     fn accepts(&self, password: &[u8]) -> bool {
         if !self.enabled {
@@ -407,6 +413,7 @@ mod tests {
         let acl = acl(None, &[]).unwrap();
         assert!(!acl.auth_required());
         let default = acl.default_user();
+        assert!(default.unrestricted());
         assert!(default.may_run("flushall", &["@write", "@dangerous"]));
         assert_eq!(default.describe(), "user default on nopass ~* &* +@all");
         assert!(acl.authenticate(b"default", b"anything").is_some());
@@ -438,6 +445,7 @@ mod tests {
         )
         .unwrap();
         let app = acl.authenticate(b"app", b"pw").unwrap();
+        assert!(!app.unrestricted());
         assert!(app.may_run("get", &["@read", "@string", "@fast"]));
         assert!(!app.may_run("flushall", &["@keyspace", "@write", "@slow", "@dangerous"]));
         assert!(!app.may_run("config|set", &["@admin", "@slow", "@dangerous"]));
