@@ -340,6 +340,18 @@ impl DaemonConfig {
         config.submit_timeout = Duration::from_millis(self.commit_timeout_ms);
         config.log_retention = self.log_retention;
         config.fc_limit = self.fc_limit;
+        config
+            .check()
+            .map_err(|(setting, problem)| DaemonConfigError::Invalid {
+                key: file_key(setting),
+                problem,
+            })?;
+        if self.max_clients == 0 {
+            return Err(DaemonConfigError::Invalid {
+                key: "max_clients",
+                problem: "must be positive",
+            });
+        }
         let node = self.store_config().node;
         let shared = [
             ("isolation", format!("{:?}", self.isolation())),
@@ -368,6 +380,17 @@ impl DaemonConfig {
             IsolationSetting::Snapshot => Isolation::Snapshot,
             IsolationSetting::Serializable => Isolation::Serializable,
         }
+    }
+}
+
+/// The configuration file's key for the ordering layer's `setting`.
+fn file_key(setting: &'static str) -> &'static str {
+    match setting {
+        "heartbeat" => "heartbeat_ms",
+        "election_timeout" => "election_timeout_ms",
+        "primary_lease" => "primary_lease_ms",
+        "submit_timeout" => "commit_timeout_ms",
+        other => other,
     }
 }
 
@@ -415,6 +438,14 @@ pub enum DaemonConfigError {
     /// Certificates and `insecure_peers` both.
     #[error("insecure_peers = true cannot be combined with peer_ca, peer_cert or peer_key")]
     PeerSecurityConflict,
+    /// A setting's value cannot work.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The key in the configuration file.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The TLS client port's settings do not fit together.
     #[error("client TLS: {0}")]
     ClientTls(&'static str),
@@ -465,6 +496,49 @@ mod tests {
         assert_eq!(err, DaemonConfigError::MissingSelf { node_id: 2 });
         let unknown = toml::from_str::<DaemonConfig>("node_id = 1\nnode = 2");
         assert!(unknown.unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn nonsense_timeouts_and_ids_are_refused_by_their_key() {
+        let base = || {
+            let mut config = DaemonConfig::new(1, PathBuf::from("d"), "a:1", "a:2");
+            config.initial_members.insert("1".into(), "a:1".into());
+            config
+        };
+        assert!(base().order_config("a:1").is_ok());
+        type Tweak = fn(&mut DaemonConfig);
+        let cases: [(Tweak, &str); 7] = [
+            (|c| c.heartbeat_ms = 0, "heartbeat_ms: must be positive"),
+            (
+                |c| c.election_timeout_ms = [800, 600],
+                "election_timeout_ms: its maximum must exceed its minimum",
+            ),
+            (
+                |c| c.election_timeout_ms = [50, 1200],
+                "election_timeout_ms: its minimum must exceed the heartbeat",
+            ),
+            (
+                |c| c.primary_lease_ms = 100,
+                "primary_lease_ms: must exceed the heartbeat",
+            ),
+            (
+                |c| c.commit_timeout_ms = 0,
+                "commit_timeout_ms: must be positive",
+            ),
+            (|c| c.fc_limit = 0, "fc_limit: must be positive"),
+            (
+                |c| {
+                    c.initial_members.insert("0".into(), "a:3".into());
+                },
+                "initial_members: a member id must not be 0",
+            ),
+        ];
+        for (tweak, expected) in cases {
+            let mut config = base();
+            tweak(&mut config);
+            let err = config.order_config("a:1").expect_err(expected);
+            assert_eq!(err.to_string(), expected);
+        }
     }
 
     #[test]

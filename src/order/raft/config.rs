@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::log::SyncMode;
+use super::order::StartError;
 use crate::ids::NodeId;
 use crate::net::PeerSecurity;
 
@@ -103,7 +104,43 @@ impl RaftOrderConfig {
         settings
     }
 
-    pub(super) fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+    /// The first setting that cannot work, named, with what is wrong.
+    ///
+    /// # Errors
+    /// `(setting, problem)`.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        let positive = [
+            ("heartbeat", self.heartbeat.is_zero()),
+            ("submit_timeout", self.submit_timeout.is_zero()),
+            ("log_retention", self.log_retention == 0),
+            ("max_delivery_lag", self.max_delivery_lag == 0),
+            ("max_entry_bytes", self.max_entry_bytes == 0),
+            ("forward_batch", self.forward_batch == 0),
+            ("fc_limit", self.fc_limit == 0),
+        ];
+        if let Some((setting, _)) = positive.iter().find(|(_, zero)| *zero) {
+            return Err((setting, "must be positive"));
+        }
+        let (min, max) = self.election_timeout;
+        if self.node_id.get() == 0 {
+            Err(("node_id", "must not be 0"))
+        } else if self.initial_members.keys().any(|id| id.get() == 0) {
+            Err(("initial_members", "a member id must not be 0"))
+        } else if min <= self.heartbeat {
+            Err(("election_timeout", "its minimum must exceed the heartbeat"))
+        } else if max <= min {
+            Err(("election_timeout", "its maximum must exceed its minimum"))
+        } else if self.primary_lease <= self.heartbeat {
+            Err(("primary_lease", "must exceed the heartbeat"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// openraft's settings, after [`Self::check`].
+    pub(super) fn raft_config(&self) -> Result<openraft::Config, StartError> {
+        self.check()
+            .map_err(|(setting, problem)| StartError::Setting { setting, problem })?;
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let config = openraft::Config {
             cluster_name: self.cluster.clone(),
@@ -126,6 +163,6 @@ impl RaftOrderConfig {
             enable_leader_restore: Some(false),
             ..Default::default()
         };
-        config.validate()
+        config.validate().map_err(StartError::Config)
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use tokio::net::TcpListener;
 
-use super::messages::{PeerRequest, PeerResponse};
+use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::types::{SnapshotMeta, Vote};
 use super::{RaftOrder, RaftOrderConfig};
 use crate::ids::NodeId;
@@ -22,6 +22,9 @@ use crate::net::{
 use crate::order::{Cluster, TotalOrder};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The clusters' entry size limit: small, so a test can exceed it.
+const MAX_ENTRY: usize = 1 << 20;
 
 fn security(ca: &CertificateAuthority, node: u64) -> PeerSecurity {
     let issued = ca.issue(NodeId::new(node), &[]).expect("issue");
@@ -65,6 +68,7 @@ async fn start(ca: &CertificateAuthority, ids: &[u64]) -> Cluster3 {
         config.heartbeat = Duration::from_millis(50);
         config.election_timeout = (Duration::from_millis(300), Duration::from_millis(600));
         config.security = Some(security(ca, *id));
+        config.max_entry_bytes = MAX_ENTRY;
         let order = RaftOrder::start(config, Box::new(listener), Tcp::connector());
         orders.push(order.await.expect("start"));
     }
@@ -121,7 +125,7 @@ fn client_of(identity: Identity, to: u64, addr: &str) -> PeerClient<PeerRequest,
     let config = ClientConfig {
         connector: Tcp::connector(),
         identity: Arc::new(identity),
-        max_frame: 1 << 20,
+        max_frame: MAX_ENTRY * 4,
         queue: 16,
         connect_timeout: WAIT,
         backoff: (Duration::from_millis(1), Duration::from_millis(10)),
@@ -130,9 +134,11 @@ fn client_of(identity: Identity, to: u64, addr: &str) -> PeerClient<PeerRequest,
     PeerClient::start(Arc::new(config), Some(NodeId::new(to)), addr.to_string())
 }
 
-/// The settings a default node shares.
+/// The settings the clusters' nodes share.
 fn default_settings() -> BTreeMap<String, String> {
-    RaftOrderConfig::new(NodeId::new(1), "hostile", "", "".into()).settings()
+    let mut config = RaftOrderConfig::new(NodeId::new(1), "hostile", "", "".into());
+    config.max_entry_bytes = MAX_ENTRY;
+    config.settings()
 }
 
 /// Every request an attacker might forge, speaking for `victim`.
@@ -293,6 +299,40 @@ async fn strangers_without_the_ca_or_of_another_cluster_are_refused_at_the_door(
         .expect_err("other cluster");
     assert!(err.to_string().contains("is not this cluster's"), "{err}");
 
+    assert_unharmed(&cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
+    let ca = CertificateAuthority::generate("hostile").expect("ca");
+    let cluster = start(&ca, &[1, 2, 3]).await;
+    let (leader, leader_id) = cluster.leader();
+    let member = (1..=3).find(|id| *id != leader_id).expect("a follower");
+    let client = attacker(
+        member,
+        &security(&ca, member),
+        leader_id,
+        &cluster.addrs[leader],
+    );
+    let huge = Bytes::from(vec![7u8; MAX_ENTRY + 1]);
+    // Exactly at the limit: ordered (its log record is a little larger).
+    let small = Bytes::from(vec![7u8; MAX_ENTRY]);
+    let answer = client
+        .call(&PeerRequest::Forward(vec![huge, small]), WAIT)
+        .await
+        .expect("answered");
+    let PeerResponse::Forward(results) = answer else {
+        panic!("not a forward answer: {answer:?}");
+    };
+    assert_eq!(
+        results[0],
+        Forwarded::TooLarge {
+            len: MAX_ENTRY + 1,
+            max: MAX_ENTRY
+        }
+    );
+    assert_eq!(results[1], Forwarded::Ordered);
     assert_unharmed(&cluster).await;
     cluster.shutdown().await;
 }

@@ -73,6 +73,8 @@ pub(crate) enum Forwarded {
     Failed(RemoteError),
     /// Flow control held it back while a node caught up: not appended.
     Paused,
+    /// Larger than the leader's entry size limit: not appended.
+    TooLarge { len: usize, max: usize },
 }
 
 /// Where the leader is, as far as the answering node knows.

@@ -43,6 +43,14 @@ pub enum StartError {
     /// A setting is unusable.
     #[error("invalid ordering configuration: {0}")]
     Config(#[source] openraft::ConfigError),
+    /// A setting cannot work ([`RaftOrderConfig::check`]).
+    #[error("invalid ordering setting {setting}: {problem}")]
+    Setting {
+        /// The setting's name.
+        setting: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// The log, vote or snapshot point could not be read or written.
     #[error("ordering log at {path}: {source}")]
     Storage {
@@ -121,7 +129,7 @@ impl RaftOrder {
         listener: BoxListener,
         connector: Arc<dyn Connector>,
     ) -> Result<Self, StartError> {
-        let raft_config = Arc::new(config.raft_config().map_err(StartError::Config)?);
+        let raft_config = Arc::new(config.raft_config()?);
         let storage_err = |source| StartError::Storage {
             path: config.dir.display().to_string(),
             source,
@@ -149,6 +157,7 @@ impl RaftOrder {
                 contact: contact.clone(),
                 flow: flow.clone(),
                 admit_wait: config.primary_lease,
+                max_entry_bytes: config.max_entry_bytes,
                 peers: peers.clone(),
                 app: app.clone(),
             }),
@@ -262,7 +271,9 @@ impl RaftOrder {
         };
         match self.forwarder.forward(client, frame.clone()).await {
             Ok(Forwarded::Ordered) => Attempt::Ordered,
-            Ok(Forwarded::NotLeader(_)) => Attempt::NotOrdered,
+            // Never sent by a leader that agreed this node's terms: the
+            // limit is a shared setting, checked here before sending.
+            Ok(Forwarded::NotLeader(_) | Forwarded::TooLarge { .. }) => Attempt::NotOrdered,
             Ok(Forwarded::Discarded(_) | Forwarded::Failed(_)) => Attempt::MaybeOrdered,
             Ok(Forwarded::Paused) => Attempt::Paused,
             Err(err) if err.not_sent() => Attempt::NotOrdered,
@@ -357,12 +368,19 @@ fn identity(
         })
 }
 
+/// Room in a log record beyond the frame it carries: the log id, the
+/// stamp and postcard's lengths. Without it a frame just under
+/// `max_entry_bytes` made a record over the log's limit, and openraft stops
+/// for good on an entry its log cannot store.
+const RECORD_OVERHEAD: usize = 4096;
+
 /// Opens the log and the state machine over it, agreeing on the snapshot
 /// point.
 async fn open_log(
     config: &RaftOrderConfig,
 ) -> std::io::Result<(LogStore, Delivery, Arc<DeliveryShared>)> {
-    let store = LogStore::open(&config.dir, config.sync, 64 << 20, config.max_entry_bytes)?;
+    let max_record = config.max_entry_bytes + RECORD_OVERHEAD;
+    let store = LogStore::open(&config.dir, config.sync, 64 << 20, max_record)?;
     let (delivery, shared) = Delivery::open(&config.dir, config.max_delivery_lag, store.clone())?;
     delivery.settle().await?;
     Ok((store, delivery, shared))

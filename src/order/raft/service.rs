@@ -51,6 +51,8 @@ pub(crate) struct Service {
     pub(crate) flow: Arc<FlowControl>,
     /// How long a forwarded batch waits for flow control to reopen.
     pub(crate) admit_wait: Duration,
+    /// Largest entry ordered, in bytes.
+    pub(crate) max_entry_bytes: usize,
     pub(crate) peers: Arc<Peers>,
     pub(crate) app: Arc<OnceLock<Arc<dyn PeerService>>>,
 }
@@ -62,6 +64,9 @@ impl Service {
         }
     }
 
+    /// Orders forwarded frames, in order. A frame over the entry size limit
+    /// is refused, not appended: openraft stops for good on an entry its
+    /// log cannot store.
     async fn forward(&self, frames: Vec<bytes::Bytes>) -> Vec<Forwarded> {
         if !self.raft.is_leader() {
             let redirect = self.redirect().await;
@@ -70,26 +75,38 @@ impl Service {
         if !self.flow.admit(self.admit_wait).await {
             return vec![Forwarded::Paused; frames.len()];
         }
-        let writes = frames.into_iter().map(|frame| {
-            self.raft
-                .client_write(Submission::stamped(frame, self.node))
-        });
-        let results = join_all(writes).await;
-        let mut out = Vec::with_capacity(results.len());
-        for result in results {
-            out.push(match result {
-                Ok(_) => Forwarded::Ordered,
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+        let max = self.max_entry_bytes;
+        let writes = frames
+            .iter()
+            .filter(|frame| frame.len() <= max)
+            .map(|frame| {
+                self.raft
+                    .client_write(Submission::stamped(frame.clone(), self.node))
+            });
+        let mut results = join_all(writes).await.into_iter();
+        let mut out = Vec::with_capacity(frames.len());
+        for frame in &frames {
+            if frame.len() > max {
+                out.push(Forwarded::TooLarge {
+                    len: frame.len(),
+                    max,
+                });
+                continue;
+            }
+            out.push(match results.next() {
+                Some(Ok(_)) => Forwarded::Ordered,
+                Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                     Forwarded::NotLeader(Redirect {
                         leader: f.leader_id,
                     })
                 }
-                Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f))) => {
+                Some(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => {
                     Forwarded::Discarded(Redirect {
                         leader: f.leader_id,
                     })
                 }
-                Err(other) => Forwarded::Failed(RemoteError::new(&other)),
+                Some(Err(other)) => Forwarded::Failed(RemoteError::new(&other)),
+                None => Forwarded::Failed(RemoteError::new(&PeerError::Malformed)),
             });
         }
         out
