@@ -29,9 +29,11 @@ const IN_FLIGHT: usize = 8;
 
 impl Forwarder {
     /// Starts the batching task; it ends when the forwarder is dropped.
-    pub(crate) fn start(batch: usize, queue: usize, timeout: Duration) -> Self {
+    /// A batch holds at most `limits.0` frames and `limits.1` bytes of them
+    /// (a single larger frame goes alone).
+    pub(crate) fn start(limits: (usize, usize), queue: usize, timeout: Duration) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        tokio::spawn(run(rx, batch.max(1), timeout));
+        tokio::spawn(run(rx, (limits.0.max(1), limits.1), timeout));
         Forwarder { tx }
     }
 
@@ -46,30 +48,26 @@ impl Forwarder {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<(Client, Item)>, batch: usize, timeout: Duration) {
+async fn run(mut rx: mpsc::Receiver<(Client, Item)>, limits: (usize, usize), timeout: Duration) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    // A submission for another leader than the batch being gathered starts
-    // the next batch.
+    // A submission for another leader than the batch being gathered, or
+    // one that would take it over its byte limit, starts the next batch.
     let mut carried = None;
     loop {
         let next = match carried.take() {
             Some(next) => Some(next),
             None => rx.recv().await,
         };
-        let Some((client, first)) = next else {
+        let Some(first) = next else {
             return;
         };
-        let mut items = vec![first];
-        while items.len() < batch {
-            match rx.try_recv() {
-                Ok((c, item)) if c.addr() == client.addr() => items.push(item),
-                Ok(other) => {
-                    carried = Some(other);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
+        let client = first.0.clone();
+        let leader = client.addr().to_string();
+        let next = || rx.try_recv().ok();
+        let (items, next_batch) = gather(first, next, limits, |(c, item): &(Client, Item)| {
+            (c.addr() == leader, item.frame.len())
+        });
+        carried = next_batch;
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
@@ -78,6 +76,33 @@ async fn run(mut rx: mpsc::Receiver<(Client, Item)>, batch: usize, timeout: Dura
             drop(permit);
         });
     }
+}
+
+/// One batch: `first`, then what `next` yields while it goes to the same
+/// leader and the batch stays within `limits` (frames, bytes); returns the
+/// batch and the item that starts the next one, if one was taken. `look`
+/// tells of an item whether it goes to the same leader, and its size.
+fn gather<T, I>(
+    first: (T, I),
+    mut next: impl FnMut() -> Option<(T, I)>,
+    limits: (usize, usize),
+    look: impl Fn(&(T, I)) -> (bool, usize),
+) -> (Vec<I>, Option<(T, I)>) {
+    let (count, max_bytes) = limits;
+    let mut bytes = look(&first).1;
+    let mut items = vec![first.1];
+    while items.len() < count {
+        let Some(candidate) = next() else {
+            return (items, None);
+        };
+        let (same, size) = look(&candidate);
+        if !same || bytes + size > max_bytes {
+            return (items, Some(candidate));
+        }
+        bytes += size;
+        items.push(candidate.1);
+    }
+    (items, None)
 }
 
 async fn send_batch(client: Client, items: Vec<Item>, timeout: Duration) {
@@ -99,5 +124,54 @@ async fn send_batch(client: Client, items: Vec<Item>, timeout: Duration) {
                 let _ = item.reply.send(Err(err.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gather;
+
+    /// Items as (leader, (name, size)).
+    fn batches(items: &[(&'static str, usize)], limits: (usize, usize)) -> Vec<Vec<usize>> {
+        let mut queue: std::collections::VecDeque<_> = items
+            .iter()
+            .map(|(leader, size)| (*leader, *size))
+            .collect();
+        let mut out = Vec::new();
+        let mut carried = None;
+        while let Some(first) = carried.take().or_else(|| queue.pop_front()) {
+            let look_leader = first.0;
+            let (batch, next) = gather(
+                first,
+                || queue.pop_front(),
+                limits,
+                |(l, size)| (*l == look_leader, *size),
+            );
+            out.push(batch);
+            carried = next;
+        }
+        out
+    }
+
+    #[test]
+    fn batches_end_at_the_count_the_bytes_or_another_leader() {
+        let items = [
+            ("a", 3),
+            ("a", 3),
+            ("a", 3),
+            ("a", 3),
+            ("b", 1),
+            ("a", 9),
+            ("a", 1),
+        ];
+        assert_eq!(
+            batches(&items, (3, 100)),
+            [vec![3, 3, 3], vec![3], vec![1], vec![9, 1]]
+        );
+        assert_eq!(
+            batches(&items, (100, 7)),
+            [vec![3, 3], vec![3, 3], vec![1], vec![9], vec![1]],
+            "a frame over the byte limit goes alone"
+        );
     }
 }

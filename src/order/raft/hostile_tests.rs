@@ -336,3 +336,24 @@ async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
     assert_unharmed(&cluster).await;
     cluster.shutdown().await;
 }
+
+/// Write-sets near the entry limit submitted at once on a follower are all
+/// ordered: the forwarder's batches fit a peer frame (the batching rule is
+/// tested in `forwarder::tests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_submissions_on_a_follower_are_forwarded_in_batches_that_fit() {
+    let ca = CertificateAuthority::generate("hostile").expect("ca");
+    let cluster = start(&ca, &[1, 2, 3]).await;
+    let (_, leader_id) = cluster.leader();
+    let follower = cluster
+        .orders
+        .iter()
+        .find(|o| o.node_id().get() != leader_id)
+        .expect("a follower");
+    let submissions = (0..8u8).map(|i| follower.submit(Bytes::from(vec![i; MAX_ENTRY - 64])));
+    let results = futures_util::future::join_all(submissions).await;
+    for result in results {
+        result.expect("ordered");
+    }
+    cluster.shutdown().await;
+}

@@ -180,7 +180,10 @@ impl RaftOrder {
         let (sync_points, task) = SyncPoints::start(reader);
         tasks.push(task);
         tasks.push(tokio::spawn(monitor.run(shutdown_rx)));
-        let forwarder = Forwarder::start(config.forward_batch, 4096, config.submit_timeout);
+        // Twice the largest entry: any one frame fits, and a batch stays
+        // well inside the peer frame limit (four times the largest entry).
+        let limits = (config.forward_batch, config.max_entry_bytes * 2);
+        let forwarder = Forwarder::start(limits, 4096, config.submit_timeout);
         Ok(RaftOrder {
             config,
             raft,
