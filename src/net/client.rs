@@ -370,7 +370,9 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
             from: identity.me,
             to: self.peer,
         };
-        send(&mut write, &hello).await.map_err(unreachable)?;
+        wire::send_handshake(&mut write, &hello)
+            .await
+            .map_err(unreachable)?;
         let mut reader = FrameReader::new(read, wire::MAX_HELLO);
         match reader.next::<HelloReply>().await {
             Ok(HelloReply::Welcome) => {}
@@ -393,7 +395,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
             stream = Box::new(secured);
         }
         let (read, mut write) = tokio::io::split(stream);
-        send(&mut write, &identity.terms())
+        wire::send_handshake(&mut write, &identity.terms())
             .await
             .map_err(unreachable)?;
         let mut reader = FrameReader::new(read, wire::MAX_HELLO);
@@ -405,14 +407,6 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
         reader.set_max(self.config.max_frame);
         Ok((reader, write))
     }
-}
-
-/// Writes one handshake frame.
-async fn send<T: Serialize>(write: &mut WriteHalf<BoxStream>, value: &T) -> Result<(), String> {
-    let frame = wire::encode(value, wire::MAX_HELLO).map_err(|e| e.to_string())?;
-    wire::write_frame(write, &frame)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 async fn read_responses<Resp: DeserializeOwned>(

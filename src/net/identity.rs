@@ -218,8 +218,7 @@ impl Identity {
 
 /// The first setting two nodes disagree on, named with both values.
 fn mismatch(mine: &BTreeMap<String, String>, theirs: &BTreeMap<String, String>) -> Option<String> {
-    let keys = mine.keys().chain(theirs.keys());
-    keys.into_iter().find_map(|key| {
+    mine.keys().chain(theirs.keys()).find_map(|key| {
         let (a, b) = (mine.get(key), theirs.get(key));
         (a != b).then(|| {
             let show = |v: Option<&String>| v.map_or("unset".to_string(), |v| format!("{v:?}"));

@@ -35,30 +35,12 @@ pub(crate) use identity::Identity;
 pub use identity::{ClusterId, PeerSecurity};
 pub(crate) use server::{Caller, Handler, ServerConfig, serve};
 
-/// Decodes `frame` as each handshake frame the peer port reads before it
-/// trusts anyone (hello, terms, and their replies) and runs the checks the
-/// node runs on them; for the fuzz targets. Never panics.
-pub(crate) fn judge_handshake(body: &[u8]) {
-    use crate::frame::{FrameKind, decode_body};
-    if let Ok(hello) = decode_body::<wire::Hello>(FrameKind::Peer, body) {
-        let _ = hello.refusal("fuzz", crate::NodeId::new(1));
-    }
-    if let Ok(terms) = decode_body::<wire::Terms>(FrameKind::Peer, body) {
-        let settings = [("window".to_string(), "1".to_string())].into();
-        let me = crate::NodeId::new(1);
-        if let Ok(identity) = Identity::open("fuzz", me, settings, &PeerSecurity::Insecure, None) {
-            let _ = identity.agree(&terms);
-        }
-    }
-    let _ = decode_body::<wire::HelloReply>(FrameKind::Peer, body);
-    let _ = decode_body::<wire::TermsReply>(FrameKind::Peer, body);
-}
 #[cfg(feature = "server")]
 pub(crate) use tls::{Files, Reloading, chain_and_key, provider, roots};
 pub use tls::{PeerTls, TlsError, node_name, verify_node_certificate};
 pub use transport::{BoxFuture, BoxListener, BoxStream, Connector, Listener, Stream, Tcp};
-pub(crate) use wire::Tagged;
 pub use wire::connection_origin;
+pub(crate) use wire::{Tagged, judge_handshake};
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,12 @@
 //! The accepting side: handshake, then answer requests concurrently.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
-
-use tokio::io::WriteHalf;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -195,7 +193,9 @@ async fn handshake(
     let reply = refusal
         .clone()
         .map_or(HelloReply::Welcome, HelloReply::Refused);
-    send(&mut write, &reply).await.map_err(&refuse)?;
+    wire::send_handshake(&mut write, &reply)
+        .await
+        .map_err(&refuse)?;
     if let Some(reason) = refusal {
         return Err(refuse(reason));
     }
@@ -221,19 +221,13 @@ async fn handshake(
         Ok(()) => TermsReply::Agreed(identity.terms()),
         Err(reason) => TermsReply::Refused(reason.clone()),
     };
-    send(&mut write, &reply).await.map_err(&refuse)?;
+    wire::send_handshake(&mut write, &reply)
+        .await
+        .map_err(&refuse)?;
     verdict.map_err(&refuse)?;
     let caller = Caller {
         node: hello.from,
         seed: hello.to.is_none(),
     };
     Ok((reader.into_inner().unsplit(write), caller))
-}
-
-/// Writes one handshake frame.
-async fn send<T: Serialize>(write: &mut WriteHalf<BoxStream>, value: &T) -> Result<(), String> {
-    let frame = wire::encode(value, wire::MAX_HELLO).map_err(|e| e.to_string())?;
-    wire::write_frame(write, &frame)
-        .await
-        .map_err(|e| format!("cannot answer: {e}"))
 }

@@ -59,7 +59,7 @@ pub enum TlsError {
     /// A PEM input holds nothing usable of what it should.
     #[error("{what}: {reason}")]
     Pem {
-        /// Which input ("CA certificate", "node certificate", "node key").
+        /// Which input ("CA certificate", "certificate", "private key").
         what: &'static str,
         /// What is wrong with it.
         reason: String,
@@ -126,8 +126,8 @@ type Build<T> = Box<dyn Fn(&[Vec<u8>]) -> Result<T, TlsError> + Send + Sync>;
 
 /// A TLS configuration built from files, rebuilt when they change.
 pub(crate) struct Reloading<T> {
-    files: Option<Files>,
-    build: Build<T>,
+    /// Where it was built from, and how; `None` when built from memory.
+    source: Option<(Files, Build<T>)>,
     loaded: Mutex<Arc<T>>,
 }
 
@@ -139,8 +139,7 @@ impl<T> Reloading<T> {
     ) -> Result<Self, TlsError> {
         let loaded = build(&files.read()?)?;
         Ok(Reloading {
-            files: Some(files),
-            build: Box::new(build),
+            source: Some((files, Box::new(build))),
             loaded: Mutex::new(Arc::new(loaded)),
         })
     }
@@ -148,13 +147,7 @@ impl<T> Reloading<T> {
     /// Built once, from memory.
     pub(crate) fn fixed(value: T) -> Self {
         Reloading {
-            files: None,
-            build: Box::new(|_| {
-                Err(TlsError::Pem {
-                    what: "fixed configuration",
-                    reason: "never rebuilt".into(),
-                })
-            }),
+            source: None,
             loaded: Mutex::new(Arc::new(value)),
         }
     }
@@ -163,10 +156,10 @@ impl<T> Reloading<T> {
     /// rebuild that fails keeps the previous configuration and says why.
     pub(crate) fn current(&self) -> Arc<T> {
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(files) = &self.files
+        if let Some((files, build)) = &self.source
             && let Some(contents) = files.changed()
         {
-            match contents.and_then(|c| (self.build)(&c)) {
+            match contents.and_then(|c| build(&c)) {
                 Ok(fresh) => {
                     tracing::info!(file = %files.first().display(), "certificates reloaded");
                     *loaded = Arc::new(fresh);
@@ -182,8 +175,9 @@ impl<T> Reloading<T> {
 
 impl<T> fmt::Debug for Reloading<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let files = self.source.as_ref().map(|(files, _)| files);
         f.debug_struct("Reloading")
-            .field("files", &self.files)
+            .field("files", &files)
             .finish_non_exhaustive()
     }
 }
@@ -274,9 +268,7 @@ impl PeerTls {
             .ok_or_else(|| "no client certificate".to_string())?;
         let cert = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|e| format!("unreadable certificate: {e}"))?;
-        let name = server_name(node)?;
-        cert.verify_is_valid_for_subject_name(&name)
-            .map_err(|_| format!("the certificate does not name {}", node_name(node)))
+        check_name(&cert, node)
     }
 
     /// Why `node` is not allowed as a peer, if it is not.
@@ -301,10 +293,7 @@ impl PeerTls {
 /// # Errors
 /// The reason, as text for an operator.
 pub fn verify_node_certificate(ca: &[u8], cert: &[u8], node: NodeId) -> Result<(), String> {
-    let mut roots = RootCertStore::empty();
-    for ca in certificates(ca, "CA certificate").map_err(|e| e.to_string())? {
-        roots.add(ca).map_err(|e| e.to_string())?;
-    }
+    let roots = roots(ca).map_err(|e| e.to_string())?;
     let chain = certificates(cert, "node certificate").map_err(|e| e.to_string())?;
     let end_entity = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| e.to_string())?;
     let algorithms = provider().signature_verification_algorithms.all;
@@ -324,8 +313,12 @@ pub fn verify_node_certificate(ca: &[u8], cert: &[u8], node: NodeId) -> Result<(
             )
             .map_err(|e| format!("not issued by this CA for peer links: {e}"))?;
     }
-    end_entity
-        .verify_is_valid_for_subject_name(&server_name(node)?)
+    check_name(&end_entity, node)
+}
+
+/// Whether `cert` names node `node` (the DNS name `node-<id>`).
+fn check_name(cert: &webpki::EndEntityCert<'_>, node: NodeId) -> Result<(), String> {
+    cert.verify_is_valid_for_subject_name(&server_name(node)?)
         .map_err(|_| format!("the certificate does not name {}", node_name(node)))
 }
 

@@ -70,7 +70,6 @@ pub(crate) struct Tagged<M> {
 impl Hello {
     /// Why the accepting node `me` of `cluster` must refuse this hello.
     pub(crate) fn refusal(&self, cluster: &str, me: NodeId) -> Option<String> {
-        let misaddressed = self.to.is_some_and(|to| to != me);
         if self.protocol != PROTOCOL {
             Some(format!(
                 "protocol {} is not supported (this node speaks {PROTOCOL})",
@@ -81,11 +80,9 @@ impl Hello {
                 "wrong cluster name {:?} (this node belongs to {cluster:?})",
                 self.cluster
             ))
-        } else if misaddressed {
-            let to = self.to.map_or(0, NodeId::get);
-            Some(format!("this is {me}, not node-{to}"))
         } else {
-            None
+            let misaddressed = self.to.filter(|to| *to != me);
+            misaddressed.map(|to| format!("this is {me}, not {to}"))
         }
     }
 }
@@ -104,6 +101,26 @@ pub fn connection_origin(frame: &[u8]) -> Option<NodeId> {
         .map(|hello| hello.from)
 }
 
+/// Decodes `body` as each handshake frame the peer port reads before it
+/// trusts anyone (hello, terms, and their replies) and runs the checks the
+/// node runs on them; for the fuzz targets. Never panics.
+pub(crate) fn judge_handshake(body: &[u8]) {
+    use super::identity::{Identity, PeerSecurity};
+    use crate::frame::decode_body;
+    if let Ok(hello) = decode_body::<Hello>(FrameKind::Peer, body) {
+        let _ = hello.refusal("fuzz", NodeId::new(1));
+    }
+    if let Ok(terms) = decode_body::<Terms>(FrameKind::Peer, body) {
+        let settings = [("window".to_string(), "1".to_string())].into();
+        let me = NodeId::new(1);
+        if let Ok(identity) = Identity::open("fuzz", me, settings, &PeerSecurity::Insecure, None) {
+            let _ = identity.agree(&terms);
+        }
+    }
+    let _ = decode_body::<HelloReply>(FrameKind::Peer, body);
+    let _ = decode_body::<TermsReply>(FrameKind::Peer, body);
+}
+
 /// Encodes one peer frame.
 pub(crate) fn encode<T: Serialize>(value: &T, max: usize) -> Result<Bytes, NetError> {
     Ok(frame::encode(FrameKind::Peer, value, max)?)
@@ -116,6 +133,18 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     out.write_all(frame).await?;
     out.flush().await
+}
+
+/// Writes one handshake frame (at most [`MAX_HELLO`]); the error as text
+/// for the refusal or failure it ends in.
+pub(crate) async fn send_handshake<W: AsyncWrite + Unpin, T: Serialize>(
+    out: &mut W,
+    value: &T,
+) -> Result<(), String> {
+    let frame = encode(value, MAX_HELLO).map_err(|e| e.to_string())?;
+    write_frame(out, &frame)
+        .await
+        .map_err(|e| format!("cannot send the handshake: {e}"))
 }
 
 /// Reads frames of one connection, reusing one buffer.

@@ -164,14 +164,22 @@ impl Listeners {
     }
 }
 
-/// The TLS client port's acceptor, when one is configured.
-fn tls_acceptor(config: &DaemonConfig) -> Result<Option<ClientTls>, DaemonError> {
-    let Some(files) = config.client_tls()? else {
-        return Ok(None);
+/// The TLS client port and its acceptor, when one is configured; both
+/// halves (the bound port, the settings) must be there or neither.
+fn client_tls_port(
+    listener: Option<BoxListener>,
+    config: &DaemonConfig,
+) -> Result<Option<(BoxListener, Arc<ClientTls>)>, DaemonError> {
+    let reason = match (listener, config.client_tls()?) {
+        (Some(listener), Some(files)) => {
+            let tls = ClientTls::from_files(files.cert, files.key, files.ca, files.auth)?;
+            return Ok(Some((listener, Arc::new(tls))));
+        }
+        (None, None) => return Ok(None),
+        (Some(_), None) => "a TLS client port was given but tls_listen is not set",
+        (None, Some(_)) => "tls_listen is set but no TLS client port was given",
     };
-    Ok(Some(ClientTls::from_files(
-        files.cert, files.key, files.ca, files.auth,
-    )?))
+    Err(DaemonConfigError::ClientTls(reason).into())
 }
 
 /// The client-facing ports a node serves.
@@ -296,15 +304,7 @@ impl Daemon {
         let mut order_config = config.order_config(&peer_addr.to_string())?;
         order_config.security = Some(peer_security(&config)?);
         let acl = Acl::from_config(config.requirepass.as_deref(), &config.users)?;
-        let client_tls = match (client_tls, tls_acceptor(&config)?) {
-            (Some(listener), Some(tls)) => Some((listener, Arc::new(tls))),
-            (None, None) => None,
-            _ => {
-                return Err(
-                    DaemonConfigError::ClientTls("a TLS client port needs tls_listen").into(),
-                );
-            }
-        };
+        let client_tls = client_tls_port(client_tls, &config)?;
         let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
         // Everything above the ordering layer sees only its traits.

@@ -49,8 +49,8 @@ impl Members {
 ///   to join.
 /// - Raft messages speak for their sender only: an append's leader, a
 ///   vote's candidate, must be the caller, and a leader's vote must be
-///   committed. Votes count only from voters
-///   this node knows of (a fresh node, which knows none, answers any).
+///   committed. Votes count only from voters this node knows of (a fresh
+///   node, which knows none, answers any).
 ///   Appends are taken from any proved node of the cluster: a follower that
 ///   lags the membership must still hear a leader it has not heard of yet,
 ///   and raft's terms turn away a stale one.
@@ -59,20 +59,31 @@ impl Members {
 ///   the cluster's writes.
 /// - A node joins or leaves on its own credential (the caller is that
 ///   node), or through a voter that passes the request to the leader.
-pub(crate) fn admit(caller: Caller, ask: Ask, members: &Members) -> Result<(), String> {
+///
+/// `members` is asked for only when the answer depends on it: never for
+/// raft's appends, the hottest path.
+pub(crate) fn admit(
+    caller: Caller,
+    ask: Ask,
+    members: impl FnOnce() -> Members,
+) -> Result<(), String> {
     let node = caller.node.get();
-    let voter = members.voters.contains(&node);
     let refuse = |why: &str| Err(format!("{} {why}", caller.node));
     if caller.seed && !matches!(ask, Ask::Join { .. }) {
         return refuse("may only ask to join on a connection to a seed");
     }
-    match ask {
-        Ask::Replicate { sender, .. } if sender != node => {
+    if let Ask::Replicate { sender, committed } = ask {
+        return if sender != node {
             refuse(&format!("sent a raft message of node-{sender}"))
-        }
-        Ask::Replicate {
-            committed: false, ..
-        } => refuse("sent a leader's message without a committed vote"),
+        } else if !committed {
+            refuse("sent a leader's message without a committed vote")
+        } else {
+            Ok(())
+        };
+    }
+    let members = members();
+    let voter = members.voters.contains(&node);
+    match ask {
         Ask::Vote { candidate } if candidate != node => {
             refuse(&format!("asked for a vote for node-{candidate}"))
         }
@@ -116,40 +127,48 @@ mod tests {
             sender,
             committed: true,
         };
-        assert_eq!(admit(caller(2), replicate(2), &m), Ok(()));
-        assert_eq!(admit(caller(9), replicate(9), &m), Ok(()));
+        assert_eq!(admit(caller(2), replicate(2), || m.clone()), Ok(()));
+        // Appends never wait on the membership.
+        let unasked = || -> Members { panic!("the membership was looked up") };
+        assert_eq!(admit(caller(2), replicate(2), unasked), Ok(()));
+        assert_eq!(admit(caller(9), replicate(9), || m.clone()), Ok(()));
         let uncommitted = Ask::Replicate {
             sender: 2,
             committed: false,
         };
-        assert!(admit(caller(2), uncommitted, &m).is_err());
-        let forged = admit(caller(9), replicate(1), &m);
+        assert!(admit(caller(2), uncommitted, || m.clone()).is_err());
+        let forged = admit(caller(9), replicate(1), || m.clone());
         assert_eq!(
             forged,
             Err("node-9 sent a raft message of node-1".to_string())
         );
-        assert!(admit(caller(9), Ask::Vote { candidate: 1 }, &m).is_err());
-        assert!(admit(caller(4), Ask::Vote { candidate: 4 }, &m).is_err());
-        assert_eq!(admit(caller(3), Ask::Vote { candidate: 3 }, &m), Ok(()));
-        let fresh = Members::default();
-        assert_eq!(admit(caller(3), Ask::Vote { candidate: 3 }, &fresh), Ok(()));
+        assert!(admit(caller(9), Ask::Vote { candidate: 1 }, || m.clone()).is_err());
+        assert!(admit(caller(4), Ask::Vote { candidate: 4 }, || m.clone()).is_err());
+        assert_eq!(
+            admit(caller(3), Ask::Vote { candidate: 3 }, || m.clone()),
+            Ok(())
+        );
+        assert_eq!(
+            admit(caller(3), Ask::Vote { candidate: 3 }, Members::default),
+            Ok(())
+        );
     }
 
     #[test]
     fn strangers_get_no_service_and_learners_cannot_pause() {
         let m = members();
         for ask in [Ask::Forward, Ask::ReadIndex, Ask::Service] {
-            assert!(admit(caller(9), ask, &m).is_err(), "{ask:?}");
-            assert_eq!(admit(caller(4), ask, &m), Ok(()), "{ask:?}");
+            assert!(admit(caller(9), ask, || m.clone()).is_err(), "{ask:?}");
+            assert_eq!(admit(caller(4), ask, || m.clone()), Ok(()), "{ask:?}");
         }
-        assert!(admit(caller(4), Ask::FlowControl { pause: true }, &m).is_err());
-        assert!(admit(caller(9), Ask::FlowControl { pause: true }, &m).is_err());
+        assert!(admit(caller(4), Ask::FlowControl { pause: true }, || m.clone()).is_err());
+        assert!(admit(caller(9), Ask::FlowControl { pause: true }, || m.clone()).is_err());
         assert_eq!(
-            admit(caller(2), Ask::FlowControl { pause: true }, &m),
+            admit(caller(2), Ask::FlowControl { pause: true }, || m.clone()),
             Ok(())
         );
         assert_eq!(
-            admit(caller(4), Ask::FlowControl { pause: false }, &m),
+            admit(caller(4), Ask::FlowControl { pause: false }, || m.clone()),
             Ok(())
         );
     }
@@ -157,12 +176,21 @@ mod tests {
     #[test]
     fn membership_changes_need_the_node_itself_or_a_voter() {
         let m = members();
-        assert_eq!(admit(caller(9), Ask::Join { node: 9 }, &m), Ok(()));
-        assert!(admit(caller(9), Ask::Join { node: 8 }, &m).is_err());
-        assert!(admit(caller(9), Ask::Leave { node: 1 }, &m).is_err());
-        assert!(admit(caller(4), Ask::Leave { node: 1 }, &m).is_err());
-        assert_eq!(admit(caller(4), Ask::Leave { node: 4 }, &m), Ok(()));
-        assert_eq!(admit(caller(2), Ask::Join { node: 9 }, &m), Ok(()));
+        assert_eq!(
+            admit(caller(9), Ask::Join { node: 9 }, || m.clone()),
+            Ok(())
+        );
+        assert!(admit(caller(9), Ask::Join { node: 8 }, || m.clone()).is_err());
+        assert!(admit(caller(9), Ask::Leave { node: 1 }, || m.clone()).is_err());
+        assert!(admit(caller(4), Ask::Leave { node: 1 }, || m.clone()).is_err());
+        assert_eq!(
+            admit(caller(4), Ask::Leave { node: 4 }, || m.clone()),
+            Ok(())
+        );
+        assert_eq!(
+            admit(caller(2), Ask::Join { node: 9 }, || m.clone()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -172,16 +200,16 @@ mod tests {
             ..caller(9)
         };
         let m = members();
-        assert_eq!(admit(seed, Ask::Join { node: 9 }, &m), Ok(()));
+        assert_eq!(admit(seed, Ask::Join { node: 9 }, || m.clone()), Ok(()));
         let replicate = Ask::Replicate {
             sender: 9,
             committed: true,
         };
-        assert!(admit(seed, replicate, &m).is_err());
+        assert!(admit(seed, replicate, || m.clone()).is_err());
         let voter_seed = Caller {
             seed: true,
             ..caller(1)
         };
-        assert!(admit(voter_seed, Ask::Service, &m).is_err());
+        assert!(admit(voter_seed, Ask::Service, || m.clone()).is_err());
     }
 }

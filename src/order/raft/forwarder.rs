@@ -62,10 +62,9 @@ async fn run(mut rx: mpsc::Receiver<(Client, Item)>, limits: (usize, usize), tim
             return;
         };
         let client = first.0.clone();
-        let leader = client.addr().to_string();
         let next = || rx.try_recv().ok();
         let (items, next_batch) = gather(first, next, limits, |(c, item): &(Client, Item)| {
-            (c.addr() == leader, item.frame.len())
+            (c.addr() == client.addr(), item.frame.len())
         });
         carried = next_batch;
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -131,7 +130,8 @@ async fn send_batch(client: Client, items: Vec<Item>, timeout: Duration) {
 mod tests {
     use super::gather;
 
-    /// Items as (leader, (name, size)).
+    /// The sizes of each batch `gather` makes of `items`, given as
+    /// (leader, size).
     fn batches(items: &[(&'static str, usize)], limits: (usize, usize)) -> Vec<Vec<usize>> {
         let mut queue: std::collections::VecDeque<_> = items
             .iter()

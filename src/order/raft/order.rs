@@ -135,8 +135,8 @@ impl RaftOrder {
             source,
         };
         let local_addr = listener.local_addr().map_err(storage_err)?;
-        let (store, delivery, shared) = open_log(&config).await.map_err(storage_err)?;
         let identity = identity(&config, local_addr)?;
+        let (store, delivery, shared) = open_log(&config).await.map_err(storage_err)?;
         let peers = peers(&config, connector, identity.clone());
         let network = Network {
             me: config.node_id.get(),

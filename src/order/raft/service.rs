@@ -156,7 +156,7 @@ pub(crate) fn judge_request(body: &[u8]) {
             node: NodeId::new(node),
             seed,
         };
-        let _ = admission::admit(caller, ask, &members);
+        let _ = admission::admit(caller, ask, || members.clone());
     }
 }
 
@@ -185,7 +185,7 @@ fn ask(req: &PeerRequest) -> Ask {
 impl Handler<PeerRequest, PeerResponse> for Service {
     async fn handle(&self, caller: Caller, req: PeerRequest) -> PeerResponse {
         let ask = ask(&req);
-        if let Err(reason) = admission::admit(caller, ask, &membership::known(&self.raft)) {
+        if let Err(reason) = admission::admit(caller, ask, || membership::known(&self.raft)) {
             tracing::warn!(from = %caller.node, ?ask, %reason, "refused a peer request");
             return PeerResponse::Refused(reason);
         }

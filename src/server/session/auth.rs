@@ -26,11 +26,6 @@ fn certus_categories(sub: &str) -> &'static [&'static str] {
 }
 
 impl Session {
-    /// The user this session runs as; `None` until it authenticates.
-    pub(super) fn user(&self) -> Option<&Arc<User>> {
-        self.user.as_ref()
-    }
-
     /// Whether this session has authenticated (or needs not).
     pub(crate) fn authenticated(&self) -> bool {
         self.user.is_some()
@@ -128,10 +123,12 @@ impl Session {
     pub(super) fn acl(&self, sub: &str, argv: &Command) -> Reply {
         let acl = &self.settings.acl;
         match sub {
-            "whoami" => match self.user() {
-                Some(user) => Reply::bulk(user.name.clone()),
-                None => Reply::bulk("default"),
-            },
+            "whoami" => Reply::bulk(
+                self.user
+                    .as_ref()
+                    .map_or("default", |u| u.name.as_str())
+                    .to_string(),
+            ),
             "users" => Reply::Array(Some(
                 acl.users().map(|u| Reply::bulk(u.name.clone())).collect(),
             )),
