@@ -13,7 +13,8 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use certus::order::{
-    Entry, Event, EventStream, InProcessConfig, InProcessOrder, OrderError, TotalOrder, View,
+    ConsumerState, Entry, Event, EventStream, InProcessConfig, InProcessOrder, OrderError,
+    TotalOrder, View,
 };
 use certus::{ClusterTime, NodeId, Seqno};
 
@@ -188,6 +189,10 @@ fn flow_control_holds_submissions_while_a_connected_member_lags() {
     };
     let order = cluster(config);
     let mut laggard = subscribe(&order, 2, 0);
+    order
+        .endpoint(NodeId::new(2))
+        .unwrap()
+        .set_consumer_state(ConsumerState::Synced);
     submit(&order, 1, b"a").unwrap();
     submit(&order, 1, b"b").unwrap();
     // The laggard is now 3 positions behind: the next submission waits.
@@ -213,6 +218,31 @@ fn flow_control_holds_submissions_while_a_connected_member_lags() {
     assert_eq!(held.as_mut().poll(&mut context), Poll::Ready(Ok(())));
 }
 
+/// Galera's rule: a member that is joining, catching up, receiving a state
+/// transfer or failed never holds the others back, however far behind.
+#[test]
+fn only_a_synced_member_holds_submissions_back() {
+    let config = InProcessConfig {
+        fc_limit: 2,
+        ..InProcessConfig::default()
+    };
+    let order = cluster(config);
+    let _laggard = subscribe(&order, 2, 0);
+    for frame in [b"a", b"b", b"c", b"d"] {
+        submit(&order, 1, frame).unwrap();
+    }
+    let laggard = order.endpoint(NodeId::new(2)).unwrap();
+    laggard.set_consumer_state(ConsumerState::Synced);
+    let endpoint = order.endpoint(NodeId::new(1)).unwrap();
+    let mut held = endpoint.submit(Bytes::from_static(b"e"));
+    let mut context = Context::from_waker(Waker::noop());
+    assert!(held.as_mut().poll(&mut context).is_pending());
+    // It failed, say: it stops being synced and releases the others.
+    laggard.set_consumer_state(ConsumerState::Stopped);
+    assert_eq!(held.as_mut().poll(&mut context), Poll::Ready(Ok(())));
+    assert_eq!(order.last_seqno(), Seqno::new(6));
+}
+
 #[test]
 fn a_dropped_subscription_does_not_hold_flow_control() {
     let config = InProcessConfig {
@@ -221,6 +251,10 @@ fn a_dropped_subscription_does_not_hold_flow_control() {
     };
     let order = cluster(config);
     let laggard = subscribe(&order, 3, 0);
+    order
+        .endpoint(NodeId::new(3))
+        .unwrap()
+        .set_consumer_state(ConsumerState::Synced);
     submit(&order, 1, b"a").unwrap();
     let endpoint = order.endpoint(NodeId::new(1)).unwrap();
     let mut held = endpoint.submit(Bytes::from_static(b"b"));

@@ -238,14 +238,29 @@ async fn run(config: DaemonConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match wait_for_signal().await {
-        Ok(signal) => tracing::info!(signal, "stopping"),
-        Err(err) => tracing::error!(error = %err, "cannot wait for signals; stopping"),
-    }
+    let code = tokio::select! {
+        signal = wait_for_signal() => {
+            match signal {
+                Ok(signal) => tracing::info!(signal, "stopping"),
+                Err(err) => tracing::error!(error = %err, "cannot wait for signals; stopping"),
+            }
+            ExitCode::SUCCESS
+        }
+        cause = daemon.failed() => {
+            // Only a new process recovers from this, from what is durable:
+            // exit non-zero so the service manager restarts it.
+            tracing::error!(error = %cause, "this node cannot go on: stopping, to be restarted from what is durable");
+            ExitCode::from(EXIT_FAILED)
+        }
+    };
     daemon.shutdown().await;
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    code
 }
+
+/// The exit status of a node that stopped because it failed while running
+/// (as opposed to 1, did not start, and 2, bad configuration).
+const EXIT_FAILED: u8 = 3;
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};

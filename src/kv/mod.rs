@@ -17,6 +17,7 @@
 mod engine;
 mod error;
 mod execution;
+mod faulty;
 mod gc;
 mod keyspace;
 mod layout;
@@ -32,6 +33,7 @@ mod transaction;
 pub use engine::{BatchOp, Engine, WriteBatch};
 pub use error::{EngineError, KvError};
 pub use execution::{Execution, Executor};
+pub use faulty::{Fault, FaultSwitch, FaultyEngine};
 pub use gc::GcStats;
 pub use keyspace::Keyspace;
 #[cfg(feature = "server")]

@@ -90,6 +90,7 @@ impl Node {
             max_inflight_commits: config.max_inflight_commits,
             order: order.clone(),
             donating: donating_rx,
+            consumer: None,
         };
         let task = tokio::spawn(runtime.run());
         let epoch = config.epoch.unwrap_or_else(epoch_from_clock);

@@ -13,12 +13,13 @@ use super::commits::Completion;
 use super::core::{Command, NodeCore};
 use super::error::Error;
 use super::read_views::ReadViews;
+use super::state::NodeState;
 use super::status::Status;
 use crate::apply::pool::{ApplyDone, ApplyJob, ApplyPool};
 use crate::apply::{Applier, ApplyError};
 use crate::certify::CertCheckpoint;
 use crate::ids::{Seqno, TxnId};
-use crate::order::{EventStream, OrderError, TotalOrder};
+use crate::order::{ConsumerState, EventStream, OrderError, TotalOrder};
 
 /// A request from the node's handles to its runtime.
 #[derive(Debug)]
@@ -87,6 +88,8 @@ pub(crate) struct Runtime {
     /// Told when a checkpoint is stored, so it may drop older positions.
     pub(crate) order: Arc<dyn TotalOrder>,
     pub(crate) donating: watch::Receiver<usize>,
+    /// What the ordering layer was last told of this node.
+    pub(crate) consumer: Option<ConsumerState>,
 }
 
 impl Runtime {
@@ -265,8 +268,17 @@ impl Runtime {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let status = self.core.status();
+        let consumer = match status.state {
+            NodeState::Synced => ConsumerState::Synced,
+            NodeState::Failed | NodeState::Closed => ConsumerState::Stopped,
+            _ => ConsumerState::CatchingUp,
+        };
+        if self.consumer != Some(consumer) {
+            self.consumer = Some(consumer);
+            self.order.set_consumer_state(consumer);
+        }
         self.published.status.send_if_modified(|current| {
             if *current == status {
                 return false;

@@ -77,6 +77,11 @@ pub enum OrderError {
     /// The ordering layer shut down, or a newer subscription replaced this one.
     #[error("ordering layer closed")]
     Closed,
+    /// The ordering core stopped after a fatal error (its log could not be
+    /// written or synced, say). Nothing more is ordered here; only a
+    /// restart, from what is durable, brings the node back.
+    #[error("the ordering core stopped: {0}")]
+    Stopped(#[source] Cause),
 }
 
 /// Why a request to another node (a peer call, a membership change passed

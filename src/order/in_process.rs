@@ -20,7 +20,9 @@ use tokio::sync::watch;
 
 use super::cluster::{self, Cluster};
 use super::error::{OrderError, PeerError};
-use super::total_order::{Entry, Event, EventStream, OrderFuture, PeerService, TotalOrder};
+use super::total_order::{
+    ConsumerState, Entry, Event, EventStream, OrderFuture, PeerService, TotalOrder,
+};
 use super::view::View;
 use crate::ids::{ClusterTime, NodeId, Seqno};
 
@@ -101,6 +103,9 @@ struct Member {
     pending_view: Option<View>,
     /// The live subscription's id, 0 for none.
     subscription: u64,
+    /// The subscription's consumer is synced: only then does it hold
+    /// submissions back.
+    synced: bool,
 }
 
 #[derive(Debug)]
@@ -142,6 +147,7 @@ impl InProcessOrder {
                     cut: None,
                     pending_view: None,
                     subscription: 0,
+                    synced: false,
                 };
                 (id, member)
             })
@@ -320,6 +326,7 @@ impl HubState {
         self.members.values().any(|m| {
             m.present()
                 && m.subscription != 0
+                && m.synced
                 && self.last_seqno.distance_from(m.cursor) >= self.config.fc_limit
         })
     }
@@ -376,6 +383,22 @@ impl TotalOrder for InProcessEndpoint {
         })
     }
 
+    fn set_consumer_state(&self, consumer: ConsumerState) {
+        let synced = consumer == ConsumerState::Synced;
+        let changed = {
+            let mut state = self.hub.lock();
+            state.members.get_mut(&self.node).is_some_and(|member| {
+                let changed = member.synced != synced;
+                member.synced = synced;
+                changed
+            })
+        };
+        if changed {
+            // A member that stops being synced no longer holds anyone.
+            self.hub.bump();
+        }
+    }
+
     fn sync_point(&self) -> OrderFuture<'_, Seqno> {
         Box::pin(async move {
             let state = self.hub.lock();
@@ -410,6 +433,7 @@ impl TotalOrder for InProcessEndpoint {
                 .ok_or(OrderError::UnknownMember { node })?;
             member.cursor = after;
             member.subscription = subscription;
+            member.synced = false;
             if member.cut.is_none() {
                 // The log will not replay a view at or before `after`:
                 // announce the current one first.

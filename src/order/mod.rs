@@ -18,6 +18,7 @@ pub use in_process::{InProcessConfig, InProcessEndpoint, InProcessOrder};
 pub(crate) use raft::judge_request;
 pub use raft::{RaftOrder, RaftOrderConfig, StartError, SyncMode};
 pub use total_order::{
-    Entry, Event, EventStream, FlowControlStats, OrderFuture, PeerFuture, PeerService, TotalOrder,
+    ConsumerState, Entry, Event, EventStream, FlowControlStats, OrderFuture, PeerFuture,
+    PeerService, TotalOrder,
 };
 pub use view::View;

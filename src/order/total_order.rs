@@ -99,6 +99,18 @@ pub trait TotalOrder: Send + Sync + 'static {
         let _ = upto;
     }
 
+    /// Tells the ordering layer how its consumer (the node reading the
+    /// subscription) stands. Only a [`ConsumerState::Synced`] node asks the
+    /// others for flow control, so a node that is joining, catching up,
+    /// receiving a state transfer, failed or gone never holds the cluster
+    /// back (Galera's rule: only SYNCED nodes send flow control); and a
+    /// [`ConsumerState::Stopped`] one holds back not even its own ordering
+    /// layer. A new subscription starts [`ConsumerState::CatchingUp`].
+    /// Ignored by default.
+    fn set_consumer_state(&self, state: ConsumerState) {
+        let _ = state;
+    }
+
     /// Flow-control counters for this node. Layers without flow control
     /// report zeros.
     fn flow_control(&self) -> FlowControlStats {
@@ -117,6 +129,24 @@ pub trait PeerService: Send + Sync + 'static {
 
 /// The boxed answer of a [`PeerService`].
 pub type PeerFuture<'a> = Pin<Box<dyn Future<Output = Result<Bytes, RemoteError>> + Send + 'a>>;
+
+/// How the consumer of an ordering layer's subscription stands (see
+/// [`TotalOrder::set_consumer_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsumerState {
+    /// Caught up and applying as entries arrive: its lag may ask for flow
+    /// control.
+    Synced,
+    /// Reading, but behind the point it joined (or outside the primary
+    /// component): the ordering layer keeps within reach of it, but the
+    /// cluster does not wait for it.
+    CatchingUp,
+    /// Not reading: failed, shut down, or being replaced by a state
+    /// transfer. Nothing waits for it; if it falls out of the retained log
+    /// it comes back by a full state transfer.
+    Stopped,
+}
 
 /// Flow control as one node sees it (Galera's `wsrep_flow_control_%`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

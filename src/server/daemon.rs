@@ -18,7 +18,7 @@ use super::params::ServerFacts;
 use super::reaper;
 use super::resp::Limits;
 use super::session::SessionSettings;
-use super::supervisor::{StoreSlot, Supervisor, open_store};
+use super::supervisor::{EngineOpener, StoreSlot, Supervisor, open_store};
 use super::tls::ClientTls;
 use crate::Cause;
 use std::sync::atomic::AtomicU64;
@@ -103,6 +103,23 @@ fn storage_error(
         path: path.display().to_string(),
         source: Cause::new(source),
     }
+}
+
+/// Opens the configured engine under the data directory, with the opener
+/// each in-process restart uses. The in-memory engine is the same one each
+/// time: what it holds is all it ever had.
+fn configured_engine(
+    config: &DaemonConfig,
+) -> Result<(Arc<dyn Engine>, EngineOpener), DaemonError> {
+    let engine = open_engine(config)?;
+    let opener: EngineOpener = if config.engine == EngineKind::Memory {
+        let kept = engine.clone();
+        Arc::new(move || Ok(kept.clone()))
+    } else {
+        let config = config.clone();
+        Arc::new(move || open_engine(&config).map_err(Cause::new))
+    };
+    Ok((engine, opener))
 }
 
 /// Opens the configured engine under the data directory.
@@ -202,6 +219,7 @@ struct Services<'a> {
     order: &'a Arc<RaftOrder>,
     slot: &'a Arc<StoreSlot>,
     engine: Arc<dyn Engine>,
+    open_engine: EngineOpener,
     executor: Arc<dyn Executor>,
     expired_keys: Arc<AtomicU64>,
     acl: Arc<Acl>,
@@ -240,7 +258,8 @@ impl Services<'_> {
         let supervisor = Supervisor {
             slot: self.slot.clone(),
             config: config.store_config(),
-            engine: self.engine,
+            engine: Some(self.engine),
+            open_engine: self.open_engine,
             order: cluster.clone(),
             executor: self.executor,
             shutdown: stop.clone(),
@@ -293,6 +312,36 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| storage_error(&config.data_dir, e))?;
+        let engine = configured_engine(&config)?;
+        Daemon::start_engine(config, listeners, engine).await
+    }
+
+    /// As [`Daemon::start_on`], on the engine `open` opens (the `engine`
+    /// setting is then not used): at start, and again each time the node
+    /// restarts in-process after its engine failed. Tests give an engine
+    /// that fails on command ([`crate::kv::FaultyEngine`]).
+    ///
+    /// # Errors
+    /// [`DaemonError`] naming what could not start.
+    pub async fn start_with_engine(
+        config: DaemonConfig,
+        listeners: Listeners,
+        open: EngineOpener,
+    ) -> Result<Daemon, DaemonError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| storage_error(&config.data_dir, e))?;
+        let engine = open().map_err(|source| DaemonError::Storage {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        Daemon::start_engine(config, listeners, (engine, open)).await
+    }
+
+    async fn start_engine(
+        config: DaemonConfig,
+        listeners: Listeners,
+        (engine, open_engine): (Arc<dyn Engine>, EngineOpener),
+    ) -> Result<Daemon, DaemonError> {
         let Listeners {
             peer: peer_listener,
             client,
@@ -305,7 +354,6 @@ impl Daemon {
         order_config.security = Some(peer_security(&config)?);
         let acl = Acl::from_config(config.requirepass.as_deref(), &config.users)?;
         let client_tls = client_tls_port(client_tls, &config)?;
-        let engine = open_engine(&config)?;
         let order = Arc::new(RaftOrder::start(order_config, peer_listener, connector).await?);
         // Everything above the ordering layer sees only its traits.
         let cluster: Arc<dyn Cluster> = order.clone();
@@ -336,6 +384,7 @@ impl Daemon {
             order: &order,
             slot: &slot,
             engine,
+            open_engine,
             executor,
             expired_keys,
             acl: Arc::new(acl),
@@ -395,6 +444,15 @@ impl Daemon {
     #[must_use]
     pub fn order(&self) -> &Arc<RaftOrder> {
         &self.order
+    }
+
+    /// Waits until this node cannot go on in this process (its ordering
+    /// core stopped: raft's fatal error, a failed write or fsync of its
+    /// log) and returns why; meanwhile it answers as failed. `certusd`
+    /// then shuts down and exits non-zero, so that its service manager
+    /// restarts it from what is durable. Pending while the node runs.
+    pub async fn failed(&self) -> Cause {
+        self.order.failed().await
     }
 
     /// Stops serving clients, then stops the store and the ordering layer

@@ -28,7 +28,10 @@ const MAX_CHECKS: usize = 64;
 /// Whether the node should receive traffic, and the body that says why.
 pub(crate) fn verdict(status: Option<&Status>) -> (bool, String) {
     let Some(status) = status else {
-        return (false, "receiving a full state transfer\n".to_string());
+        return (
+            false,
+            "out of service: a full state transfer or a restart replaces its store\n".to_string(),
+        );
     };
     let primary = status.view.as_ref().is_some_and(|v| v.primary);
     // A donor keeps serving clients (the transfer reads a snapshot).

@@ -33,4 +33,5 @@ pub use config::{
     ClientTlsFiles, DaemonConfig, DaemonConfigError, EngineKind, IsolationSetting, SyncSetting,
 };
 pub use daemon::{Daemon, DaemonError, Listeners};
+pub use supervisor::EngineOpener;
 pub use tls::TlsAuthClients;

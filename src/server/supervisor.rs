@@ -1,7 +1,12 @@
 //! Keeps a daemon's store serving: replaces its data with a full state
 //! transfer whenever the node finds that the positions it lacks are gone
 //! from every log (at start, or after a long partition), and keeps trying
-//! until a donor can give one.
+//! until a donor can give one. A node that failed (its engine could not
+//! apply: a full disk, an I/O error) is restarted in-process from what its
+//! engine made durable, with the engine opened again, until the fault is
+//! gone; meanwhile it is out of the primary component and asks nobody for
+//! flow control, so the cluster goes on without it. A node whose ordering
+//! core stopped cannot be restarted here: the daemon exits.
 //!
 //! A transfer that finds no donor is not an error of this node: the other
 //! members may be recovering from a crash themselves, or outside the primary
@@ -16,8 +21,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::Cause;
 use crate::kv::{Engine, Executor, KvError, KvStore, StoreConfig};
-use crate::node;
+use crate::node::{self, Failure, NodeState, Status};
 use crate::order::{Cluster, OrderError};
 use crate::transfer::{self, TransferError};
 
@@ -25,6 +31,10 @@ use crate::transfer::{self, TransferError};
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The longest pause between two transfer attempts.
 const RETRY_MAX: Duration = Duration::from_secs(1);
+/// The longest pause before restarting a node that keeps failing.
+const RESTART_MAX: Duration = Duration::from_secs(5);
+/// A failure this long after the last restart starts the pauses afresh.
+const RESTART_QUIET: Duration = Duration::from_secs(30);
 
 /// The store the daemon serves; `None` while a state transfer replaces it.
 pub(crate) type StoreSlot = watch::Sender<Option<KvStore>>;
@@ -59,22 +69,60 @@ pub(crate) async fn open_store(
     }
 }
 
+/// Opens the node's storage engine: at start, and again when the node
+/// restarts from what is durable after its engine failed.
+pub type EngineOpener = Arc<dyn Fn() -> Result<Arc<dyn Engine>, Cause> + Send + Sync>;
+
 /// Why one attempt to restore the store failed; the supervisor retries.
 #[derive(Debug, thiserror::Error)]
 enum RestoreError {
     /// No donor gave a full state transfer.
     #[error(transparent)]
     Transfer(#[from] TransferError),
-    /// The transferred store did not open.
+    /// The store did not open.
     #[error(transparent)]
     Store(#[from] KvError),
+    /// The engine did not open again.
+    #[error("the engine did not open: {0}")]
+    Engine(#[source] Cause),
+}
+
+/// What the served store's node needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Its gap is gone from every log: a full state transfer.
+    Transfer,
+    /// It failed (its engine could not apply, say): a restart from what
+    /// its engine holds, with the engine opened again.
+    Restart,
+    /// Its ordering core stopped: nothing in this process can bring it
+    /// back, the daemon exits ([`super::Daemon::failed`]).
+    Exit,
+}
+
+impl Need {
+    /// What `status` needs, if anything.
+    fn of(status: &Status) -> Option<Need> {
+        if status.needs_state_transfer {
+            return Some(Need::Transfer);
+        }
+        if status.state != NodeState::Failed {
+            return None;
+        }
+        match &status.failure {
+            Some(Failure::Order(OrderError::Stopped(_))) => Some(Need::Exit),
+            _ => Some(Need::Restart),
+        }
+    }
 }
 
 /// The task that keeps the daemon's store slot filled.
 pub(crate) struct Supervisor {
     pub(crate) slot: Arc<StoreSlot>,
     pub(crate) config: StoreConfig,
-    pub(crate) engine: Arc<dyn Engine>,
+    /// The open engine; `None` while a restart reopens it.
+    pub(crate) engine: Option<Arc<dyn Engine>>,
+    pub(crate) open_engine: EngineOpener,
     pub(crate) order: Arc<dyn Cluster>,
     /// Runs the Redis operations of every store it opens.
     pub(crate) executor: Arc<dyn Executor>,
@@ -83,20 +131,29 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     /// Serves the slot's store; when its node needs a full state transfer
-    /// (or the slot starts empty), takes it out of service, transfers, and
-    /// serves the new one. Returns at shutdown.
+    /// (or the slot starts empty) or failed, takes it out of service,
+    /// transfers or restarts it, and serves the new one. Returns at
+    /// shutdown, or when the node's ordering core stopped.
     pub(crate) async fn run(mut self) {
+        let mut need = Need::Transfer;
+        let mut restarts = Restarts::default();
         loop {
             let served = self.slot.borrow().clone();
             if let Some(store) = served {
-                if !self.wait_for_transfer_need(&store).await {
+                let Some(next) = self.wait_for_need(&store).await else {
                     return;
-                }
+                };
+                need = next;
                 self.slot.send_replace(None);
                 store.shutdown().await;
                 drop(store);
             }
-            match self.restore().await {
+            let pause = match need {
+                Need::Exit => return,
+                Need::Transfer => Duration::ZERO,
+                Need::Restart => restarts.next(),
+            };
+            match self.restore(need, pause).await {
                 Some(store) => {
                     self.slot.send_replace(Some(store));
                 }
@@ -105,31 +162,73 @@ impl Supervisor {
         }
     }
 
-    /// Waits until `store`'s node needs a full state transfer; false at
-    /// shutdown or when the node is gone.
-    async fn wait_for_transfer_need(&mut self, store: &KvStore) -> bool {
+    /// Waits until `store`'s node needs something; `None` at shutdown or
+    /// when the node is gone.
+    async fn wait_for_need(&mut self, store: &KvStore) -> Option<Need> {
         let mut status = store.node().watch_status();
         tokio::select! {
             biased;
-            _ = self.shutdown.wait_for(|stop| *stop) => false,
-            needed = status.wait_for(|s| s.needs_state_transfer) => needed.is_ok(),
+            _ = self.shutdown.wait_for(|stop| *stop) => None,
+            status = status.wait_for(|s| Need::of(s).is_some()) => {
+                let status = status.ok()?;
+                let need = Need::of(&status);
+                match need {
+                    Some(Need::Restart) => tracing::error!(failure = ?status.failure, "the node failed: restarting it in-process from what its engine holds"),
+                    Some(Need::Exit) => tracing::error!(failure = ?status.failure, "the node's ordering core stopped: the daemon exits"),
+                    _ => {}
+                }
+                need
+            }
         }
     }
 
-    /// Transfers and opens a store, as many times as it takes; `None` at
-    /// shutdown.
-    async fn restore(&mut self) -> Option<KvStore> {
-        let mut pause = RETRY_FIRST;
+    /// The engine, opened again if a restart closed it.
+    fn engine(&mut self) -> Result<Arc<dyn Engine>, RestoreError> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.clone());
+        }
+        let engine = (self.open_engine)().map_err(RestoreError::Engine)?;
+        self.engine = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// One attempt: for a restart, the engine opened again and the store
+    /// on it (a full state transfer after all when its gap left the log);
+    /// for a transfer, a copy from a donor and the store on it.
+    async fn attempt(&mut self, need: Need) -> Result<Option<KvStore>, RestoreError> {
+        if need == Need::Restart {
+            let engine = self.engine()?;
+            let opened = open_store(&self.config, &engine, &self.order, &self.executor).await?;
+            if opened.is_some() {
+                return Ok(opened);
+            }
+        }
+        let engine = self.engine()?;
+        transfer::fetch(&*self.order, engine.clone()).await?;
+        Ok(open_store(&self.config, &engine, &self.order, &self.executor).await?)
+    }
+
+    /// Transfers or restarts and opens a store, as many times as it takes,
+    /// after `pause`; `None` at shutdown.
+    async fn restore(&mut self, need: Need, mut pause: Duration) -> Option<KvStore> {
+        if need == Need::Restart {
+            // What the failed engine holds in memory is not trusted: it
+            // is opened again from what it made durable.
+            self.engine = None;
+        }
         loop {
-            let attempt = async {
-                transfer::fetch(&*self.order, self.engine.clone()).await?;
-                let opened = open_store(&self.config, &self.engine, &self.order, &self.executor);
-                Ok::<_, RestoreError>(opened.await?)
-            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    biased;
+                    _ = self.shutdown.wait_for(|stop| *stop) => return None,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+            let mut shutdown = self.shutdown.clone();
             let outcome = tokio::select! {
                 biased;
-                _ = self.shutdown.wait_for(|stop| *stop) => return None,
-                outcome = attempt => outcome,
+                _ = shutdown.wait_for(|stop| *stop) => return None,
+                outcome = self.attempt(need) => outcome,
             };
             match outcome {
                 Ok(Some(store)) => return Some(store),
@@ -137,15 +236,36 @@ impl Supervisor {
                 // point moved meanwhile): the next copy is later.
                 Ok(None) => pause = RETRY_FIRST,
                 Err(err) => {
-                    tracing::warn!(error = %err, retry_in = ?pause, "state transfer not possible yet; retrying");
+                    tracing::warn!(error = %err, retry_in = ?pause.max(RETRY_FIRST), "the store cannot be restored yet; retrying");
+                    pause = (pause * 2).clamp(RETRY_FIRST, RETRY_MAX);
                 }
             }
-            tokio::select! {
-                biased;
-                _ = self.shutdown.wait_for(|stop| *stop) => return None,
-                () = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(RETRY_MAX);
         }
+    }
+}
+
+/// How long a restart of a failed node waits: a node that fails again soon
+/// after its last restart waits twice as long as before (up to
+/// [`RESTART_MAX`]), so a fault that persists (a full disk) costs a few
+/// restarts a minute, not a busy loop.
+#[derive(Debug, Default)]
+struct Restarts {
+    last: Option<tokio::time::Instant>,
+    pause: Duration,
+}
+
+impl Restarts {
+    fn next(&mut self) -> Duration {
+        let now = tokio::time::Instant::now();
+        let recent = self
+            .last
+            .is_some_and(|at| now.duration_since(at) < RESTART_QUIET);
+        self.pause = if recent {
+            (self.pause * 2).clamp(RETRY_FIRST, RESTART_MAX)
+        } else {
+            RETRY_FIRST
+        };
+        self.last = Some(now);
+        self.pause
     }
 }

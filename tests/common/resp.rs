@@ -9,7 +9,7 @@ use std::time::Duration;
 use certus::net::{BoxListener, Tcp};
 use certus::node::{NodeState, Status};
 use certus::order::Cluster as _;
-use certus::server::{Daemon, DaemonConfig, EngineKind, Listeners};
+use certus::server::{Daemon, DaemonConfig, EngineKind, EngineOpener, Listeners};
 use tokio::runtime::Runtime;
 
 /// The longest any wait in these tests may take.
@@ -19,6 +19,8 @@ pub(crate) struct RespCluster {
     rt: Runtime,
     dir: tempfile::TempDir,
     configs: Vec<DaemonConfig>,
+    /// The engines of nodes that do not open the configured one.
+    engines: Vec<Option<EngineOpener>>,
     daemons: Vec<Option<Daemon>>,
 }
 
@@ -50,6 +52,17 @@ impl RespCluster {
     /// As [`RespCluster::start`], with `tweak` applied to every node's
     /// settings.
     pub(crate) fn start_with(nodes: u64, tweak: fn(&mut DaemonConfig)) -> RespCluster {
+        RespCluster::start_engines(nodes, tweak, Vec::new())
+    }
+
+    /// As [`RespCluster::start_with`], node `i` on the engine `engines[i]`
+    /// opens when there is one (at every start and in-process restart).
+    pub(crate) fn start_engines(
+        nodes: u64,
+        tweak: fn(&mut DaemonConfig),
+        mut engines: Vec<Option<EngineOpener>>,
+    ) -> RespCluster {
+        engines.resize(nodes as usize, None);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -99,6 +112,7 @@ impl RespCluster {
             rt,
             dir,
             configs,
+            engines,
             daemons: Vec::new(),
         };
         for (index, mut listeners) in listeners.into_iter().enumerate() {
@@ -106,13 +120,24 @@ impl RespCluster {
             if config.tls_listen.is_some() {
                 listeners.client_tls = Some(cluster.rt.block_on(bind()));
             }
-            let daemon = cluster.rt.block_on(Daemon::start_on(config, listeners));
-            cluster.daemons.push(Some(daemon.unwrap()));
+            let daemon = cluster.start_daemon(index, config, listeners);
+            cluster.daemons.push(Some(daemon));
         }
         for index in 0..cluster.daemons.len() {
             cluster.wait_state(index, NodeState::Synced);
         }
         cluster
+    }
+
+    /// Starts node `index` on its engine.
+    fn start_daemon(&self, index: usize, config: DaemonConfig, listeners: Listeners) -> Daemon {
+        let started = match self.engines.get(index).cloned().flatten() {
+            Some(open) => self
+                .rt
+                .block_on(Daemon::start_with_engine(config, listeners, open)),
+            None => self.rt.block_on(Daemon::start_on(config, listeners)),
+        };
+        started.unwrap()
     }
 
     fn daemon(&self, index: usize) -> &Daemon {
@@ -149,7 +174,13 @@ impl RespCluster {
 
     /// The store node `index` serves now.
     pub(crate) fn store(&self, index: usize) -> certus::kv::KvStore {
-        self.daemon(index).store().expect("node is between stores")
+        self.try_store(index).expect("node is between stores")
+    }
+
+    /// The store node `index` serves now, if any (none while a state
+    /// transfer or a restart replaces it).
+    pub(crate) fn try_store(&self, index: usize) -> Option<certus::kv::KvStore> {
+        self.daemon(index).store()
     }
 
     pub(crate) fn client_addr(&self, index: usize) -> std::net::SocketAddr {
@@ -203,6 +234,7 @@ impl RespCluster {
             .rt
             .block_on(Daemon::start_on(config.clone(), listeners));
         self.configs.push(config);
+        self.engines.push(None);
         self.daemons.push(Some(daemon.unwrap()));
         index
     }
@@ -217,6 +249,12 @@ impl RespCluster {
                 .unwrap_or_else(|_| panic!("node {index} never served a store"))
                 .unwrap();
         });
+    }
+
+    /// The flow-control pauses node `index` asked for since it started.
+    pub(crate) fn pauses_sent(&self, index: usize) -> u64 {
+        use certus::order::TotalOrder as _;
+        self.daemon(index).order().flow_control().pauses_sent
     }
 
     /// The voters and learners node `index` knows of.
@@ -254,7 +292,8 @@ impl RespCluster {
     /// Restarts a stopped node on its old addresses and log.
     pub(crate) fn restart(&mut self, index: usize) {
         let config = self.configs[index].clone();
-        let daemon = self.rt.block_on(Daemon::start(config)).unwrap();
+        let listeners = self.rt.block_on(Listeners::bind(&config)).unwrap();
+        let daemon = self.start_daemon(index, config, listeners);
         self.daemons[index] = Some(daemon);
     }
 

@@ -147,6 +147,108 @@ async fn corruption_before_the_newest_segment_refuses_to_open() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
 
+/// The newest segment's records, as (offset, length) pairs.
+fn records(path: &std::path::Path) -> Vec<(usize, usize)> {
+    let bytes = std::fs::read(path).expect("read segment");
+    let mut at = 0;
+    let mut found = Vec::new();
+    while at < bytes.len() {
+        let header = crate::frame::peek_header(&bytes[at..], 1 << 20)
+            .expect("header")
+            .expect("whole header");
+        found.push((at, header.frame_len()));
+        at += header.frame_len();
+    }
+    found
+}
+
+/// A bit flip in an acknowledged record of the newest segment, with intact
+/// records after it, is corruption, not a torn tail: cutting there would
+/// silently drop the records after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_followed_by_intact_records_refuses_to_open_naming_the_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store =
+            LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20).expect("open");
+        append(&mut store, (0..5).map(|i| entry(i, "value")).collect()).await;
+    }
+    let newest = segment_files(dir.path()).pop().expect("a segment");
+    let (second, len) = records(&newest)[1];
+    let mut bytes = std::fs::read(&newest).expect("read");
+    bytes[second + len / 2] ^= 0x20;
+    std::fs::write(&newest, &bytes).expect("write");
+    let err = LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20)
+        .err()
+        .expect("must refuse");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    let text = err.to_string();
+    let name = newest.display().to_string();
+    assert!(text.contains(&name), "{text}");
+    assert!(text.contains(&format!("record at byte {second}")), "{text}");
+    // Nothing was cut: the operator's copy is as it was.
+    assert_eq!(std::fs::read(&newest).expect("read"), bytes);
+}
+
+/// A last record written whole but garbled (a torn sector), with nothing
+/// intact after it, is a torn tail: cut, and the rest opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbled_last_record_is_cut_as_torn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store =
+            LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20).expect("open");
+        append(&mut store, (0..5).map(|i| entry(i, "value")).collect()).await;
+    }
+    let newest = segment_files(dir.path()).pop().expect("a segment");
+    let (last, len) = *records(&newest).last().expect("records");
+    let mut bytes = std::fs::read(&newest).expect("read");
+    bytes[last + len - 1] ^= 0x20;
+    std::fs::write(&newest, &bytes).expect("write");
+    let mut store = LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20).expect("open");
+    let entries = store.try_get_log_entries(0..10).await.expect("read");
+    assert_eq!(entries.len(), 4);
+    assert_eq!(std::fs::metadata(&newest).expect("stat").len(), last as u64);
+}
+
+/// A write that fails is never retried nor forgotten: every later
+/// operation fails too, even once the disk would take it again, and the
+/// store reports the fault (the ordering core then stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_is_kept_and_refuses_all_later_work() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("log");
+    // One record per segment: every append creates a file.
+    let mut store = LogStore::open(&dir, SyncMode::Always, 1, 1 << 20).expect("open");
+    append(&mut store, vec![entry(0, "a")]).await;
+    assert!(store.fault().is_none());
+    std::fs::remove_dir_all(&dir).expect("remove");
+    let failed = try_append(&mut store, vec![entry(1, "b")]).await;
+    assert!(
+        failed.is_err(),
+        "a segment was created in a removed directory"
+    );
+    std::fs::create_dir_all(&dir).expect("recreate");
+    let again = try_append(&mut store, vec![entry(2, "c")]).await;
+    let err = again.expect_err("the log must refuse after a failure");
+    assert!(err.to_string().contains("failed earlier"), "{err}");
+    let fault = store.fault().expect("the fault is kept");
+    assert_eq!(fault.kind(), std::io::ErrorKind::NotFound, "{fault}");
+    let truncate = store.truncate_after(Some(entry(0, "").log_id)).await;
+    assert!(
+        truncate.is_err(),
+        "a truncation went through after the fault"
+    );
+}
+
+async fn try_append(store: &mut LogStore, entries: Vec<LogEntry>) -> std::io::Result<()> {
+    let (tx, rx) = <TypeConfig as openraft::type_config::TypeConfigExt>::oneshot();
+    store
+        .append(entries, openraft::storage::IOFlushed::signal(tx))
+        .await?;
+    rx.await.expect("flushed")
+}
+
 /// Raft's purge hides entries from raft, but the node's own reads keep
 /// them (on disk too) until the node releases them with a checkpoint; a
 /// purge past the end of the log (a snapshot point) drops them all.

@@ -11,7 +11,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures_util::{Stream, StreamExt};
@@ -48,6 +48,9 @@ pub(crate) struct DeliveryShared {
     consumed_moved: Notify,
     /// How far application may run ahead of the node's consumption.
     max_lag: u64,
+    /// Nobody consumes (the node failed, or a state transfer replaces
+    /// it): application does not wait for it.
+    consumer_stopped: AtomicBool,
 }
 
 impl DeliveryShared {
@@ -65,6 +68,14 @@ impl DeliveryShared {
         self.consumed_moved.notify_waiters();
     }
 
+    /// Whether the node stopped consuming ([`ConsumerState::Stopped`]).
+    ///
+    /// [`ConsumerState::Stopped`]: crate::order::ConsumerState::Stopped
+    pub(crate) fn set_consumer_stopped(&self, stopped: bool) {
+        self.consumer_stopped.store(stopped, Ordering::Release);
+        self.consumed_moved.notify_waiters();
+    }
+
     /// The last index the subscription handed to the node.
     pub(crate) fn consumed_index(&self) -> u64 {
         self.consumed.load(Ordering::Acquire)
@@ -73,11 +84,12 @@ impl DeliveryShared {
     async fn wait_for_room(&self, index: u64) {
         loop {
             let notified = self.consumed_moved.notified();
-            if index
-                <= self
-                    .consumed
-                    .load(Ordering::Acquire)
-                    .saturating_add(self.max_lag)
+            if self.consumer_stopped.load(Ordering::Acquire)
+                || index
+                    <= self
+                        .consumed
+                        .load(Ordering::Acquire)
+                        .saturating_add(self.max_lag)
             {
                 return;
             }
@@ -128,6 +140,9 @@ impl Delivery {
             consumed: AtomicU64::new(index),
             consumed_moved: Notify::new(),
             max_lag,
+            // Until the node subscribes, application waits for it as for
+            // a consumer that has fallen behind.
+            consumer_stopped: AtomicBool::new(false),
         });
         Ok((
             Delivery {

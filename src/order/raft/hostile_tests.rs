@@ -357,3 +357,39 @@ async fn large_submissions_on_a_follower_are_forwarded_in_batches_that_fit() {
     }
     cluster.shutdown().await;
 }
+
+/// A node whose log failed a write or fsync stops its ordering core for
+/// good: it says why, its subscription ends with that cause (so its node
+/// fails), and the other two keep ordering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_log_fails_stops_and_the_others_go_on() {
+    let ca = CertificateAuthority::generate("hostile").expect("ca");
+    let cluster = start(&ca, &[1, 2, 3]).await;
+    let (leader, _) = cluster.leader();
+    let sick = (leader + 1) % 3;
+    let mut events = cluster.orders[sick]
+        .subscribe(crate::ids::Seqno::ZERO)
+        .expect("subscribe");
+    let injected = std::io::Error::other("fsync: Input/output error (injected)");
+    cluster.orders[sick].log().inject_fault(&injected);
+    let cause = tokio::time::timeout(WAIT, cluster.orders[sick].failed())
+        .await
+        .expect("the ordering core never stopped");
+    assert!(cause.to_string().contains("injected"), "{cause}");
+    assert_eq!(cluster.orders[sick].failure(), Some(cause.clone()));
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(err) = events.next().await {
+                return err;
+            }
+        }
+    });
+    let err = ended.await.expect("the subscription never ended");
+    assert_eq!(err, crate::order::OrderError::Stopped(cause));
+    let frame = Bytes::from_static(b"after");
+    tokio::time::timeout(WAIT, cluster.orders[leader].submit(frame))
+        .await
+        .expect("the others stopped ordering")
+        .expect("submit");
+    cluster.shutdown().await;
+}

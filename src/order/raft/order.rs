@@ -32,8 +32,8 @@ use crate::net::{
     self, BoxListener, ClientConfig, Connector, Identity, PeerSecurity, ServerConfig,
 };
 use crate::order::{
-    Cluster, EventStream, FlowControlStats, Member, OrderError, OrderFuture, PeerError,
-    PeerService, TotalOrder,
+    Cluster, ConsumerState, EventStream, FlowControlStats, Member, OrderError, OrderFuture,
+    PeerError, PeerService, TotalOrder,
 };
 
 /// Why the networked ordering layer could not start.
@@ -175,15 +175,13 @@ impl RaftOrder {
             flow.clone(),
             shared.clone(),
             peers.clone(),
+            store.clone(),
         );
         let reader = ReadIndex::new(&config, &raft, &peers, &standing, &shutdown_rx);
         let (sync_points, task) = SyncPoints::start(reader);
         tasks.push(task);
         tasks.push(tokio::spawn(monitor.run(shutdown_rx)));
-        // Twice the largest entry: any one frame fits, and a batch stays
-        // well inside the peer frame limit (four times the largest entry).
-        let limits = (config.forward_batch, config.max_entry_bytes * 2);
-        let forwarder = Forwarder::start(limits, 4096, config.submit_timeout);
+        let forwarder = forwarder(&config);
         Ok(RaftOrder {
             config,
             raft,
@@ -219,11 +217,39 @@ impl RaftOrder {
         &self.raft
     }
 
+    /// The log, for tests that make it fail.
+    #[cfg(all(test, feature = "certs"))]
+    pub(super) fn log(&self) -> &LogStore {
+        &self.store
+    }
+
     /// Waits until this node is in the primary component, for at most
     /// `timeout`; whether it is.
     #[cfg(all(test, feature = "certs"))]
     pub(super) async fn wait_primary(&self, timeout: Duration) -> bool {
         self.primary_again(Instant::now() + timeout).await
+    }
+
+    /// Why the ordering core stopped for good (raft's fatal error, a failed
+    /// write or fsync of the log), once it did: nothing more is ordered
+    /// here, and only a restart from what is durable brings the node back.
+    #[must_use]
+    pub fn failure(&self) -> Option<Cause> {
+        self.standing.borrow().stopped.clone()
+    }
+
+    /// Waits until the ordering core stops for good and returns why;
+    /// pending for as long as it runs (a clean shutdown is not a failure).
+    pub async fn failed(&self) -> Cause {
+        let mut standing = self.standing.clone();
+        loop {
+            if let Some(cause) = self.failure() {
+                return cause;
+            }
+            if standing.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     /// Whether this node currently leads the ordering layer.
@@ -387,6 +413,14 @@ async fn open_log(
     let (delivery, shared) = Delivery::open(&config.dir, config.max_delivery_lag, store.clone())?;
     delivery.settle().await?;
     Ok((store, delivery, shared))
+}
+
+/// The forwarder of write-sets to the leader. Its batches hold at most
+/// twice the largest entry: any one frame fits, and a batch stays well
+/// inside the peer frame limit (four times the largest entry).
+fn forwarder(config: &RaftOrderConfig) -> Forwarder {
+    let limits = (config.forward_batch, config.max_entry_bytes * 2);
+    Forwarder::start(limits, 4096, config.submit_timeout)
 }
 
 /// Starts raft, its random choices seeded from the simulation or from the
@@ -570,6 +604,12 @@ impl TotalOrder for RaftOrder {
         self.store.release(upto.get());
     }
 
+    fn set_consumer_state(&self, state: ConsumerState) {
+        self.flow.set_synced(state == ConsumerState::Synced);
+        self.delivery
+            .set_consumer_stopped(state == ConsumerState::Stopped);
+    }
+
     fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError> {
         let next = after.get() + 1;
         if let Err(purged) = self.store.read(next, next) {
@@ -579,6 +619,7 @@ impl TotalOrder for RaftOrder {
             });
         }
         self.delivery.consumed(after.get());
+        self.set_consumer_state(ConsumerState::CatchingUp);
         Ok(Box::new(RaftEventStream {
             store: self.store.clone(),
             watermark: self.delivery.watermark(),

@@ -1,5 +1,6 @@
 //! Answers peers' requests: raft RPCs, forwarded write-sets, read indexes.
 
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -23,15 +24,28 @@ use crate::net::{Caller, Handler};
 use crate::order::{PeerError, PeerService, RemoteError};
 use openraft::vote::RaftLeaderId;
 
-/// When the leader last reached this node, read by the monitor's tick.
+/// When the leader last reached this node, and the commit index it
+/// announced, read by the monitor's tick.
 #[derive(Default)]
 pub(crate) struct LeaderContact {
     last: Mutex<Option<Instant>>,
+    /// The highest commit index a leader announced in an append this node
+    /// took: the cluster's position even while this node's own log is far
+    /// behind it (raft's own commit index is capped by the local log).
+    leader_commit: AtomicU64,
 }
 
 impl LeaderContact {
-    pub(crate) fn touch(&self) {
+    /// The leader's append, announcing `leader_commit`, succeeded.
+    pub(crate) fn touch(&self, leader_commit: u64) {
+        self.leader_commit
+            .fetch_max(leader_commit, AtomicOrdering::AcqRel);
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// The highest commit index a leader announced to this node.
+    pub(crate) fn leader_commit(&self) -> u64 {
+        self.leader_commit.load(AtomicOrdering::Acquire)
     }
 
     pub(crate) fn since_ms(&self) -> Option<u64> {
@@ -192,12 +206,13 @@ impl Handler<PeerRequest, PeerResponse> for Service {
         let from = caller.node;
         match req {
             PeerRequest::Append(rpc) => {
+                let leader_commit = rpc.leader_commit.map_or(0, |id| id.index);
                 let result = self.raft.append_entries(rpc).await;
                 if matches!(
                     result,
                     Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_))
                 ) {
-                    self.contact.touch();
+                    self.contact.touch(leader_commit);
                 }
                 PeerResponse::Append(result.map_err(|e| RemoteError::new(&e)))
             }

@@ -24,6 +24,8 @@ pub(crate) struct Standing {
     pub(crate) voters: Vec<u64>,
     /// The commit index this node knows of.
     pub(crate) committed: u64,
+    /// Why the ordering core stopped for good, once it did.
+    pub(crate) stopped: Option<crate::Cause>,
 }
 
 pub(crate) struct RaftEventStream {
@@ -112,6 +114,9 @@ impl RaftEventStream {
 
     async fn next_event(&mut self) -> Result<Event, OrderError> {
         loop {
+            if let Some(cause) = self.standing.borrow().stopped.clone() {
+                return Err(OrderError::Stopped(cause));
+            }
             if let Some(event) = self.pending.pop_front() {
                 if let Event::Ordered { seqno, .. } = &event {
                     self.delivery.consumed(seqno.get());

@@ -275,7 +275,9 @@ impl Session {
     /// The store to run on, or the error for a node between stores.
     fn store(&self) -> Result<KvStore, Reply> {
         self.stores.borrow().clone().ok_or_else(|| {
-            Reply::Error("LOADING this node is receiving a full state transfer".into())
+            Reply::Error(
+                "LOADING this node is loading its dataset (a state transfer or a restart)".into(),
+            )
         })
     }
 

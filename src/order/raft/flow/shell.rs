@@ -1,6 +1,7 @@
 //! The shell around flow control's rules ([`super::rule`]): the clock, the
 //! lock, and waking submitters when admission reopens.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub(crate) struct FlowControl {
     gate: Mutex<Gate>,
     requester: Mutex<Requester>,
     reopened: Notify,
+    /// This node's consumer is synced: only then does its lag count.
+    synced: AtomicBool,
     /// How long a pause request stays in force unless refreshed.
     expiry: Duration,
     /// The clock's origin: the rules see time as the duration since it.
@@ -28,6 +31,7 @@ impl FlowControl {
             gate: Mutex::new(Gate::default()),
             requester: Mutex::new(Requester::new(limit)),
             reopened: Notify::new(),
+            synced: AtomicBool::new(false),
             expiry,
             epoch: Instant::now(),
         }
@@ -47,8 +51,21 @@ impl FlowControl {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// This node lags `lag` positions; the request to send, if any.
+    /// Whether this node's consumer is synced (see
+    /// [`crate::order::TotalOrder::set_synced`]).
+    pub(crate) fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Release);
+    }
+
+    /// This node lags `lag` positions; the request to send, if any. A node
+    /// that is not synced lags by nothing that may hold the cluster back:
+    /// a pause it asked for is released.
     pub(crate) fn on_lag(&self, lag: u64) -> Option<Request> {
+        let lag = if self.synced.load(Ordering::Acquire) {
+            lag
+        } else {
+            0
+        };
         self.requester().on_lag(lag)
     }
 

@@ -4,8 +4,13 @@
 //! Each record is one [`FrameKind::LogEntry`] frame holding one raft entry, so
 //! every record carries its length and a crc32. Segments are named by the
 //! index of their first record. On open, a damaged record at the end of the
-//! newest segment is a write torn by a crash and is cut off; damage anywhere
-//! else is corruption and refuses the open.
+//! newest segment, with nothing intact after it, is a write torn by a crash
+//! and is cut off. A damaged record followed by an intact one, damage in
+//! any older segment, or an intact record out of place is corruption (a
+//! bit flip, a lost write, a bad sector): the open is refused, naming the
+//! segment and offset, because cutting there would silently drop
+//! acknowledged entries (etcd's WAL and RocksDB's `kTolerateCorruptedTailRecords`
+//! draw the same line).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -321,8 +326,8 @@ pub(crate) fn read_state_file<T: DeserializeOwned>(
 }
 
 /// Reads one segment's records into `out`; returns the valid length. A
-/// damaged record ends the newest segment (cut off there) and is an error
-/// in any other.
+/// torn record ends the newest segment (cut off there); any other damage
+/// is an error.
 fn read_segment(
     path: &Path,
     first: u64,
@@ -341,32 +346,64 @@ fn read_segment(
                 offset += len;
                 expected += 1;
             }
+            // Intact but misplaced: no crash writes that.
             Record::Entry(entry, _) => {
                 let index = entry.log_id.index;
-                let what = BadRecord::OutOfOrder { index, expected };
-                return cut_or_fail(path, offset, what, newest);
+                let record = BadRecord::OutOfOrder { index, expected };
+                return Err(damaged(path, offset, record));
             }
-            Record::Damaged(what) => return cut_or_fail(path, offset, what, newest),
+            Record::Damaged(what) if newest => return cut_torn_tail(path, offset, what, max_entry),
+            Record::Damaged(what) => return Err(damaged(path, offset, what)),
         }
     }
 }
 
-/// A damaged record ends the newest segment, which is cut off there (a
-/// torn write); in any other segment it is an error.
-fn cut_or_fail(path: &Path, offset: u64, what: BadRecord, newest: bool) -> io::Result<u64> {
-    if !newest {
-        let file = path.display().to_string();
-        return Err(invalid(LogDamage::Record {
-            file,
-            offset,
-            record: what,
-        }));
+fn damaged(path: &Path, offset: u64, record: BadRecord) -> io::Error {
+    let file = path.display().to_string();
+    invalid(LogDamage::Record {
+        file,
+        offset,
+        record,
+    })
+}
+
+/// The newest segment is damaged at `offset`. With no intact record after
+/// the damage it is a write torn by a crash, cut off there; an intact
+/// record after it means acknowledged entries would be lost, so it is
+/// corruption.
+fn cut_torn_tail(path: &Path, offset: u64, what: BadRecord, max_entry: usize) -> io::Result<u64> {
+    let mut rest = Vec::new();
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_to_end(&mut rest)?;
+    if let Some(at) = intact_record_after(&rest, max_entry) {
+        tracing::error!(path = %path.display(), offset, %what, intact_at = offset + at as u64, "a damaged log record is followed by an intact one: corruption");
+        return Err(damaged(path, offset, what));
     }
     tracing::warn!(path = %path.display(), offset, %what, "cutting a torn record off the log's end");
     let file = OpenOptions::new().write(true).open(path)?;
     file.set_len(offset)?;
     file.sync_all()?;
     Ok(offset)
+}
+
+/// Where in `rest` (which starts with a damaged record) an intact log
+/// record begins, if anywhere after its first byte.
+fn intact_record_after(rest: &[u8], max_entry: usize) -> Option<usize> {
+    let magic = frame::MAGIC.to_be_bytes();
+    (1..rest.len()).find(|&at| {
+        let candidate = &rest[at..];
+        if !candidate.starts_with(&magic) {
+            return false;
+        }
+        let Ok(Some(header)) = frame::peek_header(candidate, max_entry) else {
+            return false;
+        };
+        header.kind == FrameKind::LogEntry
+            && candidate
+                .get(..header.frame_len())
+                .is_some_and(|record| frame::decode(record, max_entry).is_ok())
+    })
 }
 
 enum Record {

@@ -8,6 +8,14 @@
 //! thread drains every queued append before syncing, so one fsync covers
 //! every entry that arrived meanwhile (group commit). Votes are synced
 //! before `save_vote` returns, whatever the mode.
+//!
+//! The first write or fsync that fails is the log's [`Fault`]: it is never
+//! retried and never forgotten. After a failed fsync the kernel may have
+//! dropped the dirty pages, and a later fsync can "succeed" over writes that
+//! are gone (PostgreSQL's fsyncgate, 2018; Rebello et al., "Can Applications
+//! Recover from fsync Failures?", USENIX ATC 2020). So every later operation
+//! fails with it, raft stops, and the node recovers only by a restart from
+//! what is durable.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -16,7 +24,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -93,9 +101,49 @@ enum Io {
     Inline(Mutex<Writer>),
 }
 
+/// The log's first failed write or fsync, kept for good.
+#[derive(Debug, Default)]
+pub(crate) struct Fault(OnceLock<(io::ErrorKind, String)>);
+
+impl Fault {
+    /// Keeps `err` unless an earlier failure is kept.
+    fn record(&self, err: &io::Error) {
+        self.0.get_or_init(|| {
+            tracing::error!(error = %err, "the log failed to write or sync: it refuses all further work");
+            (err.kind(), err.to_string())
+        });
+    }
+
+    /// The kept failure, if any.
+    pub(crate) fn get(&self) -> Option<io::Error> {
+        let (kind, text) = self.0.get()?;
+        Some(io::Error::new(*kind, text.clone()))
+    }
+
+    /// Fails when a failure is kept.
+    fn check(&self) -> io::Result<()> {
+        match self.0.get() {
+            Some((kind, text)) => Err(io::Error::new(
+                *kind,
+                format!("the log failed earlier and refuses work: {text}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Passes `result` through, keeping its failure.
+    fn keep<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(err) = &result {
+            self.record(err);
+        }
+        result
+    }
+}
+
 struct Inner {
     memory: Mutex<Memory>,
     io: Io,
+    fault: Arc<Fault>,
     max_entry: usize,
     /// Entries at or below this may be dropped from disk once raft purged
     /// them: the node's engine holds a checkpoint covering them.
@@ -133,7 +181,8 @@ impl LogStore {
             first,
             state: opened.state,
         };
-        let writer = Writer::new(opened.files, sync);
+        let fault = Arc::new(Fault::default());
+        let writer = Writer::new(opened.files, sync, fault.clone());
         let io = if crate::simulation::active() {
             Io::Inline(Mutex::new(writer))
         } else {
@@ -147,10 +196,23 @@ impl LogStore {
             inner: Arc::new(Inner {
                 memory: Mutex::new(memory),
                 io,
+                fault,
                 max_entry,
                 released: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The write or fsync that failed, once one did: the log refuses all
+    /// work from then on.
+    pub(crate) fn fault(&self) -> Option<io::Error> {
+        self.inner.fault.get()
+    }
+
+    /// Makes the log fail as if a write or fsync had just failed.
+    #[cfg(all(test, feature = "certs"))]
+    pub(crate) fn inject_fault(&self, err: &io::Error) {
+        self.inner.fault.record(err);
     }
 
     fn memory(&self) -> MutexGuard<'_, Memory> {
@@ -430,15 +492,17 @@ struct Writer {
     sync: SyncMode,
     unsynced: bool,
     last_sync: Instant,
+    fault: Arc<Fault>,
 }
 
 impl Writer {
-    fn new(files: LogFiles, sync: SyncMode) -> Self {
+    fn new(files: LogFiles, sync: SyncMode, fault: Arc<Fault>) -> Self {
         Writer {
             files,
             sync,
             unsynced: false,
             last_sync: Instant::now(),
+            fault,
         }
     }
 
@@ -450,12 +514,19 @@ impl Writer {
                 records,
                 done,
             } => {
-                let result = self.files.append(first, &records);
+                let result = self
+                    .fault
+                    .check()
+                    .and_then(|()| self.files.append(first, &records));
                 self.unsynced = true;
-                flushed.push((done, result));
+                flushed.push((done, self.fault.keep(result)));
             }
             Op::Truncate { from, done } => {
-                let _ = done.send(self.files.truncate_from(from));
+                let result = self
+                    .fault
+                    .check()
+                    .and_then(|()| self.files.truncate_from(from));
+                let _ = done.send(self.fault.keep(result));
             }
             Op::SaveState {
                 state,
@@ -463,14 +534,15 @@ impl Writer {
                 done,
             } => {
                 let result = self
-                    .files
-                    .sync()
+                    .fault
+                    .check()
+                    .and_then(|()| self.files.sync())
                     .and_then(|()| self.files.save_state(&state));
                 let result = match keep_from {
                     Some(keep) => result.and_then(|()| self.files.purge_before(keep)),
                     None => result,
                 };
-                let _ = done.send(result);
+                let _ = done.send(self.fault.keep(result));
             }
         }
     }
@@ -481,10 +553,13 @@ impl Writer {
             SyncMode::Always => !flushed.is_empty(),
             SyncMode::Batch { interval } => self.unsynced && self.last_sync.elapsed() >= interval,
         };
+        // A failed sync is kept even when no append waits for it (the
+        // batch timer's): the writes it covered may be gone.
         let sync_result = if must_sync {
             self.last_sync = Instant::now();
             self.unsynced = false;
-            self.files.sync()
+            let result = self.fault.check().and_then(|()| self.files.sync());
+            self.fault.keep(result)
         } else {
             Ok(())
         };
@@ -500,6 +575,8 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        let _ = self.files.sync();
+        if self.fault.get().is_none() {
+            let _ = self.files.sync();
+        }
     }
 }

@@ -12,10 +12,12 @@ use openraft::async_runtime::WatchReceiver;
 use tokio::sync::watch;
 
 use super::rule::{Sample, is_primary, ready_to_promote};
+use crate::Cause;
 use crate::ids::NodeId;
 use crate::order::raft::config::RaftOrderConfig;
 use crate::order::raft::delivery::{DeliveryShared, Raft};
 use crate::order::raft::flow::{FlowControl, Request as FlowRequest};
+use crate::order::raft::log::LogStore;
 use crate::order::raft::membership;
 use crate::order::raft::messages::PeerRequest;
 use crate::order::raft::network::{Peers, leader_addr};
@@ -32,6 +34,8 @@ pub(crate) struct Monitor {
     flow: Arc<FlowControl>,
     delivery: Arc<DeliveryShared>,
     peers: Arc<Peers>,
+    /// Its fault stops the ordering core.
+    log: LogStore,
     every: Duration,
     lease: Duration,
     /// Learners within this many entries of the log's end are promoted.
@@ -49,6 +53,7 @@ impl Monitor {
         flow: Arc<FlowControl>,
         delivery: Arc<DeliveryShared>,
         peers: Arc<Peers>,
+        log: LogStore,
     ) -> (Monitor, watch::Receiver<Standing>) {
         let (standing, receiver) = watch::channel(Standing::default());
         let monitor = Monitor {
@@ -58,6 +63,7 @@ impl Monitor {
             flow,
             delivery,
             peers,
+            log,
             every: config.heartbeat,
             lease: config.primary_lease,
             promotion_lag: config.fc_limit,
@@ -76,6 +82,10 @@ impl Monitor {
                 _ = tick.tick() => {}
             }
             let metrics = self.raft.metrics().borrow_watched().clone();
+            if let Some(cause) = self.stop_cause(&metrics) {
+                self.publish_stop(cause);
+                return;
+            }
             let voter = metrics
                 .membership_config
                 .membership()
@@ -89,6 +99,32 @@ impl Monitor {
                 self.promotion_tick();
             }
         }
+    }
+
+    /// Why the ordering core can no longer work, if it cannot: raft
+    /// stopped on a fatal error, or the log kept a failed write or fsync
+    /// (raft would stop at its next append; it must not go on voting and
+    /// acknowledging meanwhile).
+    fn stop_cause(&self, metrics: &openraft::RaftMetrics<TypeConfig>) -> Option<Cause> {
+        match &metrics.running_state {
+            Err(openraft::error::Fatal::Stopped) => None,
+            Err(fatal) => Some(Cause::new(fatal.clone())),
+            Ok(()) => self.log.fault().map(Cause::new),
+        }
+    }
+
+    /// The ordering core stopped for good: this node leaves the primary
+    /// component, says why, and stops raft if it still runs.
+    fn publish_stop(&self, cause: Cause) {
+        tracing::error!(error = %cause, "the ordering core stopped: this node leaves the primary component and must restart");
+        self.standing.send_modify(|now| {
+            now.primary = false;
+            now.stopped = Some(cause);
+        });
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            let _ = raft.shutdown().await;
+        });
     }
 
     fn publish_standing(&self, metrics: &openraft::RaftMetrics<TypeConfig>, voter: bool) {
@@ -107,7 +143,15 @@ impl Monitor {
         let next = Standing {
             primary: is_primary(&sample, lease_ms),
             voters,
-            committed: metrics.cluster_committed.as_ref().map_or(0, |id| id.index),
+            // A restarted follower's raft knows only the commits its own
+            // log reaches; the leader's announcement tells how far the
+            // cluster is, so its first view does not count it as synced.
+            committed: metrics
+                .cluster_committed
+                .as_ref()
+                .map_or(0, |id| id.index)
+                .max(self.contact.leader_commit()),
+            stopped: None,
         };
         self.standing.send_if_modified(|now| {
             let changed = now.primary != next.primary || now.voters != next.voters;
