@@ -449,3 +449,35 @@ fn a_node_whose_gap_left_every_log_gets_a_full_state_transfer() {
     assert_eq!(seen, "again");
     cluster.shutdown();
 }
+
+/// A client whose replies pass `client_output_limit_bytes` is closed
+/// without them (Redis's `client-output-buffer-limit`), whether one reply
+/// (an `MGET`) or a pipeline of small ones passes it; others are served.
+#[test]
+fn a_client_past_the_output_limit_is_closed() {
+    let cluster = RespCluster::start_with(1, |config| {
+        config.client_output_limit_bytes = 64 << 10;
+    });
+    let mut con = cluster.client(0);
+    let big = "x".repeat(40 << 10);
+    assert_eq!(ok(&mut con, &["SET", "big", &big]), "OK");
+    let value: String = query(&mut con, &["GET", "big"]).unwrap();
+    assert_eq!(value.len(), big.len());
+
+    let err = query_once::<Value>(&mut con, &["MGET", "big", "big"]).unwrap_err();
+    assert!(err.is_io_error() || err.is_connection_dropped(), "{err}");
+
+    let mut piped = cluster.client(0);
+    let mut pipe = redis::pipe();
+    for _ in 0..3 {
+        pipe.cmd("GET").arg("big");
+    }
+    let err = pipe.query::<Vec<String>>(&mut piped).unwrap_err();
+    assert!(err.is_io_error() || err.is_connection_dropped(), "{err}");
+
+    let mut other = cluster.client(0);
+    assert_eq!(ok(&mut other, &["PING"]), "PONG");
+    let value: String = query(&mut other, &["GET", "big"]).unwrap();
+    assert_eq!(value.len(), big.len());
+    cluster.shutdown();
+}

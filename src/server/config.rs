@@ -125,6 +125,14 @@ pub struct DaemonConfig {
     /// Log entries kept for incremental state transfer.
     #[serde(default = "default_retention")]
     pub log_retention: u64,
+    /// Bytes of the newest log entries kept in memory; older ones are read
+    /// from disk when a lagging node needs them.
+    #[serde(default = "default_log_cache")]
+    pub log_cache_bytes: usize,
+    /// Reply bytes one client may have gathered at once; a client whose
+    /// replies pass it is closed (Redis's `client-output-buffer-limit`).
+    #[serde(default = "default_output_limit")]
+    pub client_output_limit_bytes: usize,
     /// Apply lag (positions) at which this node asks the cluster to pause
     /// (Galera's `gcs.fc_limit`).
     #[serde(default = "default_fc_limit")]
@@ -201,6 +209,12 @@ fn default_wait() -> u64 {
 fn default_retention() -> u64 {
     100_000
 }
+fn default_output_limit() -> usize {
+    256 << 20
+}
+fn default_log_cache() -> usize {
+    64 << 20
+}
 fn default_fc_limit() -> u64 {
     1024
 }
@@ -231,6 +245,8 @@ impl DaemonConfig {
             primary_lease_ms: default_lease(),
             commit_timeout_ms: default_wait(),
             log_retention: default_retention(),
+            log_cache_bytes: default_log_cache(),
+            client_output_limit_bytes: default_output_limit(),
             fc_limit: default_fc_limit(),
             peer_ca: None,
             peer_cert: None,
@@ -339,6 +355,7 @@ impl DaemonConfig {
         config.primary_lease = Duration::from_millis(self.primary_lease_ms);
         config.submit_timeout = Duration::from_millis(self.commit_timeout_ms);
         config.log_retention = self.log_retention;
+        config.log_cache_bytes = self.log_cache_bytes;
         config.fc_limit = self.fc_limit;
         config
             .check()
@@ -346,6 +363,12 @@ impl DaemonConfig {
                 key: file_key(setting),
                 problem,
             })?;
+        if self.client_output_limit_bytes == 0 {
+            return Err(DaemonConfigError::Invalid {
+                key: "client_output_limit_bytes",
+                problem: "must be positive",
+            });
+        }
         if self.max_clients == 0 {
             return Err(DaemonConfigError::Invalid {
                 key: "max_clients",

@@ -517,6 +517,7 @@ fn resp_settings(
             expired_keys,
             started: std::time::Instant::now(),
             acl,
+            max_output_bytes: config.client_output_limit_bytes,
         }),
     }
 }

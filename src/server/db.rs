@@ -197,13 +197,58 @@ pub(crate) struct Db<'a> {
     /// Where `RANDOMKEY`'s choices come from: the same on every node in an
     /// operation, fresh for a read on one node.
     seed: u64,
+    /// Reply bytes the commands run here may still gather (the client
+    /// output limit); once spent, a command that would gather more answers
+    /// [`output_limit_reply`] instead of building its reply.
+    budget: usize,
+    /// A command wanted more than the budget.
+    exceeded: bool,
+}
+
+/// The answer of a command whose reply would pass the client output
+/// limit; the session then closes the client, as Redis does.
+pub(crate) fn output_limit_reply() -> crate::server::resp::Reply {
+    crate::server::resp::Reply::err("reply exceeds the client output limit")
 }
 
 impl<'a> Db<'a> {
     /// The database over `keys`; `seed` drives its random choices.
     pub(crate) fn new(keys: &'a mut dyn Keyspace, seed: u64) -> Self {
         let now = keys.time().as_millis();
-        Db { keys, now, seed }
+        Db {
+            keys,
+            now,
+            seed,
+            budget: usize::MAX,
+            exceeded: false,
+        }
+    }
+
+    /// Whether a command wanted more reply bytes than the budget held.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// The same, with at most `bytes` of replies gathered.
+    pub(crate) fn with_budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
+    }
+
+    /// Takes `bytes` of the reply budget; false (and the budget spent) when
+    /// there is not that much left.
+    pub(crate) fn charge(&mut self, bytes: usize) -> bool {
+        match self.budget.checked_sub(bytes) {
+            Some(left) => {
+                self.budget = left;
+                true
+            }
+            None => {
+                self.budget = 0;
+                self.exceeded = true;
+                false
+            }
+        }
     }
 
     /// The next random number (SplitMix64 over the seed).

@@ -47,6 +47,9 @@ pub struct RaftOrderConfig {
     pub log_retention: u64,
     /// How far the ordering layer may apply ahead of the node's delivery.
     pub max_delivery_lag: u64,
+    /// Bytes of the newest log entries kept in memory; older entries are
+    /// read from disk when a lagging node or follower needs them.
+    pub log_cache_bytes: usize,
     /// Largest entry accepted, in bytes.
     pub max_entry_bytes: usize,
     /// How long a submission is retried (across leader changes) before its
@@ -87,6 +90,7 @@ impl RaftOrderConfig {
             primary_lease: Duration::from_millis(1000),
             log_retention: 100_000,
             max_delivery_lag: 8192,
+            log_cache_bytes: 64 << 20,
             max_entry_bytes: 64 << 20,
             submit_timeout: Duration::from_secs(10),
             forward_batch: 256,

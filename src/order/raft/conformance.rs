@@ -10,7 +10,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader};
 
 use super::delivery::Delivery;
-use super::log::{LogStore, SyncMode};
+use super::log::{LogLimits, LogStore, SyncMode};
 use super::types::{LogEntry, Submission, TypeConfig};
 
 struct Builder;
@@ -22,9 +22,14 @@ impl StoreBuilder<TypeConfig, LogStore, Delivery, tempfile::TempDir> for Builder
         let dir = tempfile::tempdir().map_err(|e| {
             StorageError::from_io_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read, e)
         })?;
-        let store = LogStore::open(dir.path(), SyncMode::Always, 4096, 1 << 20).map_err(|e| {
-            StorageError::from_io_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read, e)
-        })?;
+        let store =
+            LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).map_err(|e| {
+                StorageError::from_io_error(
+                    openraft::ErrorSubject::Store,
+                    openraft::ErrorVerb::Read,
+                    e,
+                )
+            })?;
         let (delivery, _) = Delivery::open(dir.path(), u64::MAX, store.clone()).map_err(|e| {
             StorageError::from_io_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read, e)
         })?;
@@ -37,6 +42,16 @@ async fn openraft_storage_suite_passes() {
     Suite::test_all(Builder)
         .await
         .expect("openraft storage suite");
+}
+
+/// Limits with no payload cache: every read of a written entry goes to
+/// disk, so these tests check that path.
+fn limits(segment: u64, entry: usize) -> LogLimits {
+    LogLimits {
+        segment,
+        entry,
+        cache: 0,
+    }
 }
 
 fn entry(index: u64, data: &str) -> LogEntry {
@@ -66,7 +81,7 @@ fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// A log of entries 0..40 in tiny segments, so they span several files.
 async fn forty_entries(dir: &std::path::Path) -> LogStore {
-    let mut store = LogStore::open(dir, SyncMode::Always, 256, 1 << 20).expect("open");
+    let mut store = LogStore::open(dir, SyncMode::Always, limits(256, 1 << 20)).expect("open");
     append(
         &mut store,
         (0..40).map(|i| entry(i, &format!("value {i}"))).collect(),
@@ -105,7 +120,8 @@ async fn entries_survive_reopening_across_segments_and_a_torn_tail_is_cut() {
     file.write_all(b"CERT\x00\x01\x04\x00\x00\x00\x00\x40partial")
         .expect("write");
     drop(file);
-    let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20)).expect("reopen");
     let entries = store.try_get_log_entries(0..100).await.expect("read");
     assert_eq!(
         entries.len(),
@@ -125,7 +141,8 @@ async fn entries_survive_reopening_across_segments_and_a_torn_tail_is_cut() {
     // The log keeps working after the cut.
     append(&mut store, vec![entry(35, "again")]).await;
     drop(store);
-    let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20)).expect("reopen");
     let last = store.try_get_log_entries(35..36).await.expect("read");
     assert_eq!(last.len(), 1);
 }
@@ -141,7 +158,7 @@ async fn corruption_before_the_newest_segment_refuses_to_open() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x5a;
     std::fs::write(&oldest, bytes).expect("write");
-    let err = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20)
+    let err = LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20))
         .err()
         .expect("must refuse");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
@@ -170,7 +187,7 @@ async fn damage_followed_by_intact_records_refuses_to_open_naming_the_place() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut store =
-            LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20).expect("open");
+            LogStore::open(dir.path(), SyncMode::Always, limits(1 << 20, 1 << 20)).expect("open");
         append(&mut store, (0..5).map(|i| entry(i, "value")).collect()).await;
     }
     let newest = segment_files(dir.path()).pop().expect("a segment");
@@ -178,7 +195,7 @@ async fn damage_followed_by_intact_records_refuses_to_open_naming_the_place() {
     let mut bytes = std::fs::read(&newest).expect("read");
     bytes[second + len / 2] ^= 0x20;
     std::fs::write(&newest, &bytes).expect("write");
-    let err = LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20)
+    let err = LogStore::open(dir.path(), SyncMode::Always, limits(1 << 20, 1 << 20))
         .err()
         .expect("must refuse");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
@@ -197,7 +214,7 @@ async fn a_garbled_last_record_is_cut_as_torn() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut store =
-            LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20).expect("open");
+            LogStore::open(dir.path(), SyncMode::Always, limits(1 << 20, 1 << 20)).expect("open");
         append(&mut store, (0..5).map(|i| entry(i, "value")).collect()).await;
     }
     let newest = segment_files(dir.path()).pop().expect("a segment");
@@ -205,7 +222,8 @@ async fn a_garbled_last_record_is_cut_as_torn() {
     let mut bytes = std::fs::read(&newest).expect("read");
     bytes[last + len - 1] ^= 0x20;
     std::fs::write(&newest, &bytes).expect("write");
-    let mut store = LogStore::open(dir.path(), SyncMode::Always, 1 << 20, 1 << 20).expect("open");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(1 << 20, 1 << 20)).expect("open");
     let entries = store.try_get_log_entries(0..10).await.expect("read");
     assert_eq!(entries.len(), 4);
     assert_eq!(std::fs::metadata(&newest).expect("stat").len(), last as u64);
@@ -219,7 +237,7 @@ async fn a_failed_write_is_kept_and_refuses_all_later_work() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("log");
     // One record per segment: every append creates a file.
-    let mut store = LogStore::open(&dir, SyncMode::Always, 1, 1 << 20).expect("open");
+    let mut store = LogStore::open(&dir, SyncMode::Always, limits(1, 1 << 20)).expect("open");
     append(&mut store, vec![entry(0, "a")]).await;
     assert!(store.fault().is_none());
     std::fs::remove_dir_all(&dir).expect("remove");
@@ -265,7 +283,8 @@ async fn purged_entries_stay_for_the_node_until_released() {
         assert_eq!(node_view.len(), 30);
         assert!(store.read(5, 40).is_err(), "entries 0..=9 were released");
     }
-    let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20)).expect("reopen");
     assert_eq!(store.read(10, 40).expect("kept on disk").len(), 30);
     let state = store.get_log_state().await.expect("state");
     assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(29));
@@ -275,7 +294,7 @@ async fn purged_entries_stay_for_the_node_until_released() {
     assert!(store.read(10, 40).is_err());
     append(&mut store, vec![entry(101, "after the snapshot point")]).await;
     drop(store);
-    let store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    let store = LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20)).expect("reopen");
     let kept = store.read(101, 102).expect("the new entry");
     assert_eq!(kept.len(), 1);
 }
@@ -303,6 +322,9 @@ async fn a_snapshot_point_the_log_does_not_hold_drops_the_entries_before_it() {
         let held = store.settle_snapshot(foreign).await.expect("settle");
         assert!(!held);
         let gone = store.read(10, 40).expect_err("entries up to 30 are gone");
+        let super::log::ReadError::Purged(gone) = gone else {
+            panic!("not purged: {gone}");
+        };
         assert_eq!(gone.first_retained, 31);
         assert_eq!(store.read(31, 40).expect("above the point").len(), 9);
         // Purged past the point: nothing at or below it is left to drop.
@@ -310,7 +332,8 @@ async fn a_snapshot_point_the_log_does_not_hold_drops_the_entries_before_it() {
         assert!(held);
         assert_eq!(store.read(31, 40).expect("still above the point").len(), 9);
     }
-    let mut store = LogStore::open(dir.path(), SyncMode::Always, 256, 1 << 20).expect("reopen");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20)).expect("reopen");
     assert!(store.read(10, 40).is_err(), "dropped on disk too");
     let state = store.get_log_state().await.expect("state");
     assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(30));
@@ -325,7 +348,8 @@ async fn version_1_records_open_as_unstamped_entries() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let mut store = LogStore::open(dir.path(), SyncMode::Always, 4096, 1 << 20).expect("open");
+        let mut store =
+            LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("open");
         append(&mut store, vec![entry(0, "new")]).await;
     }
     let leader = openraft::impls::leader_id_adv::LeaderId {
@@ -352,7 +376,8 @@ async fn version_1_records_open_as_unstamped_entries() {
         file.write_all(&bytes).expect("write");
     }
     drop(file);
-    let mut store = LogStore::open(dir.path(), SyncMode::Always, 4096, 1 << 20).expect("reopen");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("reopen");
     let entries = store.try_get_log_entries(0..3).await.expect("read");
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[1], entry(1, "old"));

@@ -17,7 +17,7 @@ use super::delivery::Raft;
 use super::delivery::{Delivery, DeliveryShared};
 use super::flow::FlowControl;
 use super::forwarder::Forwarder;
-use super::log::LogStore;
+use super::log::{LogLimits, LogStore, ReadError};
 use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::monitor::Monitor;
@@ -409,7 +409,12 @@ async fn open_log(
     config: &RaftOrderConfig,
 ) -> std::io::Result<(LogStore, Delivery, Arc<DeliveryShared>)> {
     let max_record = config.max_entry_bytes + RECORD_OVERHEAD;
-    let store = LogStore::open(&config.dir, config.sync, 64 << 20, max_record)?;
+    let limits = LogLimits {
+        segment: 64 << 20,
+        entry: max_record,
+        cache: config.log_cache_bytes,
+    };
+    let store = LogStore::open(&config.dir, config.sync, limits)?;
     let (delivery, shared) = Delivery::open(&config.dir, config.max_delivery_lag, store.clone())?;
     delivery.settle().await?;
     Ok((store, delivery, shared))
@@ -612,7 +617,7 @@ impl TotalOrder for RaftOrder {
 
     fn subscribe(&self, after: Seqno) -> Result<Box<dyn EventStream>, OrderError> {
         let next = after.get() + 1;
-        if let Err(purged) = self.store.read(next, next) {
+        if let Err(ReadError::Purged(purged)) = self.store.read(next, next) {
             return Err(OrderError::StateTransferRequired {
                 requested: after,
                 first_retained: Seqno::new(purged.first_retained),

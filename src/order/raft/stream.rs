@@ -9,7 +9,7 @@ use openraft::EntryPayload;
 use tokio::sync::watch;
 
 use super::delivery::DeliveryShared;
-use super::log::LogStore;
+use super::log::{LogStore, ReadError};
 use crate::ids::{ClusterTime, NodeId, Seqno};
 use crate::order::{Entry, Event, EventStream, OrderError, OrderFuture, View};
 
@@ -84,10 +84,12 @@ impl RaftEventStream {
             requested: Seqno::new(self.next.saturating_sub(1)),
             first_retained: Seqno::new(first_retained),
         };
-        let entries = self
-            .store
-            .read(self.next, end)
-            .map_err(|p| purged(p.first_retained))?;
+        let entries = match self.store.read(self.next, end) {
+            Ok(entries) => entries,
+            Err(ReadError::Purged(p)) => return Err(purged(p.first_retained)),
+            // The log's fault now: the ordering core stops on it.
+            Err(ReadError::Io(err)) => return Err(OrderError::Stopped(crate::Cause::new(err))),
+        };
         if entries.is_empty() {
             return Err(purged(self.next + 1));
         }

@@ -138,11 +138,17 @@ fn randomkey(db: &mut Db<'_>, _argv: &[Bytes]) -> Result<Reply, KvError> {
 fn keys(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
     let pattern = &argv[1];
     let all = pattern.as_ref() == b"*";
-    let matching = live_keys(db)?
-        .into_iter()
-        .filter(|(key, _)| all || glob::matches(pattern, key))
-        .map(|(key, _)| Reply::Bulk(Some(key)));
-    Ok(Reply::Array(Some(matching.collect())))
+    let mut matching = Vec::new();
+    for (key, _) in live_keys(db)? {
+        if !(all || glob::matches(pattern, &key)) {
+            continue;
+        }
+        if !db.charge(key.len() + 16) {
+            return Ok(crate::server::db::output_limit_reply());
+        }
+        matching.push(Reply::Bulk(Some(key)));
+    }
+    Ok(Reply::Array(Some(matching)))
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`. The cursor is

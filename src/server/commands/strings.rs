@@ -248,6 +248,9 @@ fn mget(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
             Ok(Some(record)) => Some(record.value),
             _ => None,
         };
+        if !db.charge(value.as_ref().map_or(0, Bytes::len) + 16) {
+            return Ok(crate::server::db::output_limit_reply());
+        }
         values.push(Reply::Bulk(value));
     }
     Ok(Reply::Array(Some(values)))

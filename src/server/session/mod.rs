@@ -64,6 +64,9 @@ pub(crate) struct SessionSettings {
     pub(crate) started: std::time::Instant,
     /// The users, and what each may run.
     pub(crate) acl: Arc<Acl>,
+    /// Reply bytes one client's commands may gather before it is closed
+    /// (Redis's `client-output-buffer-limit`, a hard limit).
+    pub(crate) max_output_bytes: usize,
 }
 
 /// The Redis release whose replies the server follows, as `HELLO` and
@@ -128,6 +131,8 @@ pub(crate) struct Session {
     /// Who runs the commands; `None` until `AUTH` when a password is
     /// required.
     user: Option<Arc<User>>,
+    /// A reply passed the client output limit: the client is closed.
+    over_output_limit: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +166,7 @@ impl Session {
             id,
             muted: Mute::No,
             user: None,
+            over_output_limit: false,
         };
         session.become_user(session.initial_user());
         session
@@ -176,6 +182,9 @@ impl Session {
     pub(crate) async fn handle_all(&mut self, commands: Vec<Command>, out: &mut BytesMut) -> After {
         let mut run = Run::default();
         for argv in commands {
+            if self.past_output_limit(out) {
+                return After::Close;
+            }
             self.settings
                 .clients
                 .commands_processed
@@ -210,7 +219,22 @@ impl Session {
             }
         }
         self.flush(&mut run, out).await;
+        if self.past_output_limit(out) {
+            return After::Close;
+        }
         After::Continue
+    }
+
+    /// Whether this client's replies passed the output limit; if so they
+    /// are dropped unsent and the client is to be closed, as Redis closes
+    /// a client over its `client-output-buffer-limit`.
+    fn past_output_limit(&mut self, out: &mut BytesMut) -> bool {
+        if !self.over_output_limit && out.len() <= self.settings.max_output_bytes {
+            return false;
+        }
+        self.close_for_output(out.len());
+        out.clear();
+        true
     }
 
     /// Writes `reply` unless replies are muted.
@@ -257,7 +281,7 @@ impl Session {
         let replies = if writes {
             self.order(BatchKind::Pipeline(commands), None).await
         } else {
-            self.read(&commands).await
+            self.read(commands).await
         };
         let replies = match replies {
             Ok(Some(replies)) => replies,
@@ -282,20 +306,46 @@ impl Session {
     }
 
     /// Runs read-only commands on one causal snapshot of this node.
-    async fn read(&self, commands: &[Command]) -> Result<Option<Vec<Bytes>>, Reply> {
+    async fn read(&mut self, commands: Vec<Command>) -> Result<Option<Vec<Bytes>>, Reply> {
         let store = self.store()?;
         let options = TxnOptions::isolation(self.settings.isolation);
         let mut txn = store
             .begin_with(options)
             .await
             .map_err(|e| error_reply(&e))?;
-        let mut db = Db::new(&mut txn, fresh_seed());
-        let mut replies = Vec::with_capacity(commands.len());
-        for argv in commands {
-            let reply = run_command(&mut db, argv).map_err(|e| error_reply(&e))?;
-            replies.push(reply.to_bytes(self.protocol));
+        let (protocol, budget) = (self.protocol, self.settings.max_output_bytes);
+        // Engine reads block: off the async workers that carry the
+        // ordering layer's heartbeats.
+        let run = move || {
+            let mut db = Db::new(&mut txn, fresh_seed()).with_budget(budget);
+            let mut replies = Vec::with_capacity(commands.len());
+            for argv in &commands {
+                let reply = run_command(&mut db, argv).map_err(|e| error_reply(&e))?;
+                replies.push(reply.to_bytes(protocol));
+            }
+            Ok((replies, db.exceeded()))
+        };
+        let ran = crate::task::blocking(run)
+            .await
+            .unwrap_or_else(|| Err(Reply::Error("SHUTDOWN the server is stopping".into())));
+        let (replies, exceeded) = ran?;
+        if exceeded {
+            self.over_output_limit = true;
         }
         Ok(Some(replies))
+    }
+
+    /// A reply of this client passed the output limit: it is closed, with
+    /// Redis's log line.
+    fn close_for_output(&self, bytes: usize) {
+        let limit = self.settings.max_output_bytes;
+        tracing::warn!(
+            client = self.id,
+            bytes,
+            limit,
+            "Client id={} closed for overcoming of output buffer limits.",
+            self.id
+        );
     }
 
     /// Orders `kind` as one operation and returns its replies: `None` when
@@ -463,7 +513,7 @@ impl Session {
         let replies = if data.is_empty() && watch.is_none() {
             Ok(Some(Vec::new()))
         } else if !writes && watch.is_none() {
-            self.read(&data).await
+            self.read(data).await
         } else {
             let kind = BatchKind::Exec {
                 commands: data,

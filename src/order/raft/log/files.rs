@@ -114,16 +114,36 @@ pub(crate) fn encode_record(entry: &LogEntry, max_entry: usize) -> io::Result<By
     frame::encode(FrameKind::LogEntry, entry, max_entry).map_err(|e| bad_frame("a log entry", e))
 }
 
+/// Where one record is on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Spot {
+    /// The first index of its segment (the segment's name).
+    pub(crate) segment: u64,
+    /// Its byte offset in the segment.
+    pub(crate) offset: u64,
+    /// Its length in bytes, header included.
+    pub(crate) len: u32,
+}
+
+/// One record of the log as the store indexes it: its id and place, not
+/// its payload (read from disk when needed).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Located {
+    pub(crate) log_id: LogId,
+    pub(crate) spot: Spot,
+}
+
 /// What opening the log found.
 pub(crate) struct Opened {
     pub(crate) files: LogFiles,
-    pub(crate) entries: Vec<LogEntry>,
+    /// Every record kept, in index order.
+    pub(crate) records: Vec<Located>,
     pub(crate) state: PersistentState,
 }
 
 impl LogFiles {
-    /// Opens (creating if needed) the log in `dir` and reads every entry
-    /// after the purge point.
+    /// Opens (creating if needed) the log in `dir`: checks every record
+    /// and indexes those after the purge point, keeping no payload.
     pub(crate) fn open(dir: &Path, max_segment: u64, max_entry: usize) -> io::Result<Opened> {
         fs::create_dir_all(dir)?;
         let state = load_state(dir)?;
@@ -148,30 +168,32 @@ impl LogFiles {
             max_segment,
             max_entry,
         };
-        let mut entries = Vec::new();
+        let mut records = Vec::new();
         let count = firsts.len();
         for (i, first) in firsts.into_iter().enumerate() {
             let path = files.segment_path(first);
-            let len = read_segment(&path, first, max_entry, i + 1 == count, &mut entries)?;
+            let len = read_segment(&path, first, max_entry, i + 1 == count, &mut records)?;
             files.segments.push(Segment { first, path, len });
         }
-        files.next = entries.last().map(|e| e.log_id.index + 1);
+        files.next = records.last().map(|r| r.log_id.index + 1);
         let keep_from = state.purged.as_ref().map_or(0, |p| p.index + 1);
-        let kept = physically_kept(&entries, keep_from)?;
-        entries.drain(..kept);
+        let kept = physically_kept(&records, keep_from)?;
+        records.drain(..kept);
         Ok(Opened {
             files,
-            entries,
+            records,
             state,
         })
     }
 
     fn segment_path(&self, first: u64) -> PathBuf {
-        self.dir.join(format!("{first:020}{SEGMENT_SUFFIX}"))
+        segment_path(&self.dir, first)
     }
 
     /// Appends records; `first` is the index of the first one. Not synced.
-    pub(crate) fn append(&mut self, first: u64, records: &[Bytes]) -> io::Result<()> {
+    /// Returns where each went.
+    pub(crate) fn append(&mut self, first: u64, records: &[Bytes]) -> io::Result<Vec<Spot>> {
+        let mut spots = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             let index = first + i as u64;
             let roll = self.next != Some(index)
@@ -187,12 +209,18 @@ impl LogFiles {
                 None => self.reopen_tail()?,
             };
             tail.write_all(record)?;
-            if let Some(segment) = self.segments.last_mut() {
-                segment.len += record.len() as u64;
-            }
+            let Some(segment) = self.segments.last_mut() else {
+                return Err(invalid(LogDamage::NoSegment));
+            };
+            spots.push(Spot {
+                segment: segment.first,
+                offset: segment.len,
+                len: u32::try_from(record.len()).map_err(|_| invalid(LogDamage::NoSegment))?,
+            });
+            segment.len += record.len() as u64;
             self.next = Some(index + 1);
         }
-        Ok(())
+        Ok(spots)
     }
 
     fn roll(&mut self, first: u64) -> io::Result<()> {
@@ -278,6 +306,34 @@ impl LogFiles {
     }
 }
 
+/// The path of the segment whose first record has index `first`.
+pub(crate) fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}{SEGMENT_SUFFIX}"))
+}
+
+/// Reads the record at `spot` of the log in `dir` and checks it: its
+/// checksum, its kind, and that it holds entry `index`.
+pub(crate) fn read_spot(
+    dir: &Path,
+    spot: Spot,
+    index: u64,
+    max_entry: usize,
+) -> io::Result<LogEntry> {
+    use std::os::unix::fs::FileExt;
+    let path = segment_path(dir, spot.segment);
+    let mut record = vec![0u8; spot.len as usize];
+    File::open(&path)?.read_exact_at(&mut record, spot.offset)?;
+    let damaged = |record: BadRecord| damaged(&path, spot.offset, record);
+    match decode_record(&record, max_entry) {
+        Ok(entry) if entry.log_id.index == index => Ok(entry),
+        Ok(entry) => Err(damaged(BadRecord::OutOfOrder {
+            index: entry.log_id.index,
+            expected: index,
+        })),
+        Err(what) => Err(damaged(what)),
+    }
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -333,7 +389,7 @@ fn read_segment(
     first: u64,
     max_entry: usize,
     newest: bool,
-    out: &mut Vec<LogEntry>,
+    out: &mut Vec<Located>,
 ) -> io::Result<u64> {
     let mut input = BufReader::new(File::open(path)?);
     let mut offset = 0u64;
@@ -342,7 +398,17 @@ fn read_segment(
         match read_record(&mut input, max_entry)? {
             Record::End => return Ok(offset),
             Record::Entry(entry, len) if entry.log_id.index == expected => {
-                out.push(*entry);
+                let len32 = u32::try_from(len)
+                    .map_err(|_| damaged(path, offset, BadRecord::PartialBody))?;
+                let spot = Spot {
+                    segment: first,
+                    offset,
+                    len: len32,
+                };
+                out.push(Located {
+                    log_id: entry.log_id,
+                    spot,
+                });
                 offset += len;
                 expected += 1;
             }
@@ -432,20 +498,23 @@ fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
     if body_got < parsed.frame_len() - HEADER_LEN {
         return Ok(Record::Damaged(BadRecord::PartialBody));
     }
-    let decoded = frame::decode(&record, max_entry).and_then(|(header, body)| {
-        if header.version == 1 {
-            let v1 = frame::decode_body::<LogEntryV1>(FrameKind::LogEntry, body)?;
-            return upgrade(v1);
-        }
-        frame::decode_body::<LogEntry>(FrameKind::LogEntry, body)
-    });
-    Ok(match decoded {
-        Ok(entry) if parsed.kind == FrameKind::LogEntry => {
-            Record::Entry(Box::new(entry), record.len() as u64)
-        }
-        Ok(_) => Record::Damaged(BadRecord::Kind(parsed.kind)),
-        Err(e) => Record::Damaged(e.into()),
+    Ok(match decode_record(&record, max_entry) {
+        Ok(entry) => Record::Entry(Box::new(entry), record.len() as u64),
+        Err(what) => Record::Damaged(what),
     })
+}
+
+/// Decodes and checks one whole record.
+fn decode_record(record: &[u8], max_entry: usize) -> Result<LogEntry, BadRecord> {
+    let (header, body) = frame::decode(record, max_entry)?;
+    if header.kind != FrameKind::LogEntry {
+        return Err(BadRecord::Kind(header.kind));
+    }
+    if header.version == 1 {
+        let v1 = frame::decode_body::<LogEntryV1>(FrameKind::LogEntry, body)?;
+        return Ok(upgrade(v1)?);
+    }
+    Ok(frame::decode_body::<LogEntry>(FrameKind::LogEntry, body)?)
 }
 
 /// A version 1 record's entry, as version 2 holds it: its frame without a
@@ -514,7 +583,7 @@ fn record_offset(path: &Path, first: u64, index: u64, max_entry: usize) -> io::R
 /// kept while they run contiguously into the rest: raft no longer needs
 /// them, but the node keeps them until its engine's checkpoint covers them
 /// (see `LogStore::release`).
-fn physically_kept(entries: &[LogEntry], keep_from: u64) -> io::Result<usize> {
+fn physically_kept(entries: &[Located], keep_from: u64) -> io::Result<usize> {
     let required = entries
         .iter()
         .position(|e| e.log_id.index >= keep_from)
@@ -530,7 +599,7 @@ fn physically_kept(entries: &[LogEntry], keep_from: u64) -> io::Result<usize> {
     Ok(start)
 }
 
-fn check_contiguous(entries: &[LogEntry]) -> io::Result<()> {
+fn check_contiguous(entries: &[Located]) -> io::Result<()> {
     for pair in entries.windows(2) {
         if pair[1].log_id.index != pair[0].log_id.index + 1 {
             let (before, after) = (pair[0].log_id.index, pair[1].log_id.index);

@@ -3,8 +3,9 @@
 //! retained entries and syncs appends in groups ([`store`]).
 
 mod files;
+mod index;
 mod store;
 
 pub(crate) use files::{read_state_file, write_state_file};
-pub(crate) use store::LogStore;
 pub use store::SyncMode;
+pub(crate) use store::{LogLimits, LogStore, ReadError};

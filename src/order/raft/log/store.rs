@@ -17,11 +17,10 @@
 //! fails with it, raft stops, and the node recovers only by a restart from
 //! what is durable.
 
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -33,8 +32,21 @@ use openraft::{OptionalSend, RaftLogReader};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::files::{LogFiles, PersistentState, encode_record};
+use super::files::{LogFiles, PersistentState, Spot, encode_record, read_spot};
+use super::index::{LogIndex, Part};
 use crate::order::raft::types::{LogEntry, LogId, TypeConfig, Vote};
+
+/// The log's size limits, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LogLimits {
+    /// A segment file is closed once it reaches this.
+    pub(crate) segment: u64,
+    /// The largest record.
+    pub(crate) entry: usize,
+    /// Payloads kept in memory, newest first (beyond what is not yet on
+    /// disk); older ones are read from disk.
+    pub(crate) cache: usize,
+}
 
 /// When the log is forced to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,34 +64,11 @@ pub enum SyncMode {
     },
 }
 
-struct Memory {
-    entries: VecDeque<LogEntry>,
-    /// Index of `entries[0]` (or of the next entry when empty).
-    first: u64,
-    state: PersistentState,
-}
-
-impl Memory {
-    fn last_log_id(&self) -> Option<LogId> {
-        self.entries.back().map(|e| e.log_id).or(self.state.purged)
-    }
-
-    fn range(&self, start: u64, end: u64) -> Vec<LogEntry> {
-        let from = start.max(self.first);
-        let to = end.min(self.first + self.entries.len() as u64);
-        if from >= to {
-            return Vec::new();
-        }
-        let skip = usize::try_from(from - self.first).unwrap_or(usize::MAX);
-        let take = usize::try_from(to - from).unwrap_or(usize::MAX);
-        self.entries.iter().skip(skip).take(take).cloned().collect()
-    }
-}
-
 enum Op {
     Append {
         first: u64,
         records: Vec<Bytes>,
+        ids: Vec<LogId>,
         done: IOFlushed<TypeConfig>,
     },
     Truncate {
@@ -141,7 +130,9 @@ impl Fault {
 }
 
 struct Inner {
-    memory: Mutex<Memory>,
+    /// Shared with the writer, which records where entries went.
+    index: Arc<Mutex<LogIndex>>,
+    dir: PathBuf,
     io: Io,
     fault: Arc<Fault>,
     max_entry: usize,
@@ -163,26 +154,45 @@ pub(crate) struct Purged {
     pub(crate) first_retained: u64,
 }
 
+/// Why a read of the node's entries gave none.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadError {
+    /// The entries asked for were purged.
+    #[error("purged below {}", .0.first_retained)]
+    Purged(Purged),
+    /// Reading them from disk failed (a damaged record): the log's fault.
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+impl ReadError {
+    /// As openraft's storage API speaks it.
+    fn into_io(self) -> io::Error {
+        match self {
+            ReadError::Io(err) => err,
+            ReadError::Purged(purged) => io::Error::other(format!(
+                "entries before {} are purged",
+                purged.first_retained
+            )),
+        }
+    }
+}
+
+/// Payload bytes one read of the node's subscription returns at most
+/// (after its first entry), so a batch of large entries stays small.
+pub(crate) const READ_BYTES: usize = 4 << 20;
+
+/// Times a read is planned again when the log changed under it.
+const READ_ATTEMPTS: usize = 8;
+
 impl LogStore {
     /// Opens the log in `dir` and starts its I/O thread.
-    pub(crate) fn open(
-        dir: &Path,
-        sync: SyncMode,
-        max_segment: u64,
-        max_entry: usize,
-    ) -> io::Result<Self> {
-        let opened = LogFiles::open(dir, max_segment, max_entry)?;
-        let first = opened.entries.first().map_or_else(
-            || opened.state.purged.as_ref().map_or(0, |p| p.index + 1),
-            |e| e.log_id.index,
-        );
-        let memory = Memory {
-            entries: opened.entries.into(),
-            first,
-            state: opened.state,
-        };
+    pub(crate) fn open(dir: &Path, sync: SyncMode, limits: LogLimits) -> io::Result<Self> {
+        let opened = LogFiles::open(dir, limits.segment, limits.entry)?;
+        let index = LogIndex::new(opened.records, opened.state, limits.cache);
+        let index = Arc::new(Mutex::new(index));
         let fault = Arc::new(Fault::default());
-        let writer = Writer::new(opened.files, sync, fault.clone());
+        let writer = Writer::new(opened.files, sync, fault.clone(), index.clone());
         let io = if crate::simulation::active() {
             Io::Inline(Mutex::new(writer))
         } else {
@@ -194,10 +204,11 @@ impl LogStore {
         };
         Ok(LogStore {
             inner: Arc::new(Inner {
-                memory: Mutex::new(memory),
+                index,
+                dir: dir.to_path_buf(),
                 io,
                 fault,
-                max_entry,
+                max_entry: limits.entry,
                 released: AtomicU64::new(0),
             }),
         })
@@ -215,11 +226,17 @@ impl LogStore {
         self.inner.fault.record(err);
     }
 
-    fn memory(&self) -> MutexGuard<'_, Memory> {
-        self.inner
-            .memory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn memory(&self) -> MutexGuard<'_, LogIndex> {
+        lock(&self.inner.index)
+    }
+
+    /// The first index raft may read: after its purge point.
+    fn raft_first(&self) -> u64 {
+        self.memory()
+            .state
+            .purged
+            .as_ref()
+            .map_or(0, |p| p.index + 1)
     }
 
     fn send(&self, op: Op) -> io::Result<()> {
@@ -249,16 +266,63 @@ impl LogStore {
         self.inner.released.fetch_max(upto, AtomicOrdering::AcqRel);
     }
 
-    /// Entries `[start, end)` that are held, or where the held range begins
-    /// when `start` was purged.
-    pub(crate) fn read(&self, start: u64, end: u64) -> Result<Vec<LogEntry>, Purged> {
-        let memory = self.memory();
-        if start < memory.first {
-            return Err(Purged {
-                first_retained: memory.first,
-            });
+    /// Entries `[start, end)` that are held, at most [`READ_BYTES`] of
+    /// them after the first, or where the held range begins when `start`
+    /// was purged.
+    pub(crate) fn read(&self, start: u64, end: u64) -> Result<Vec<LogEntry>, ReadError> {
+        self.read_range(start, end, READ_BYTES, false)
+    }
+
+    /// The held entries of `[start, end)`, at most `max_bytes` after the
+    /// first, as the log was at one moment: payloads older than the cache
+    /// are read from disk (checksums checked), and a read that finds the
+    /// log changed under it (truncated, purged) is planned again. A start
+    /// already dropped is moved up to the first entry held when `clamp`,
+    /// and is [`ReadError::Purged`] otherwise. A read that fails for good
+    /// is the log's fault.
+    fn read_range(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+        clamp: bool,
+    ) -> Result<Vec<LogEntry>, ReadError> {
+        let mut attempts = 0;
+        loop {
+            let planned = self.memory().plan(start, end, max_bytes, clamp);
+            let parts =
+                planned.map_err(|first_retained| ReadError::Purged(Purged { first_retained }))?;
+            match self.load(parts) {
+                Ok(entries) => return Ok(entries),
+                Err(err) if attempts < READ_ATTEMPTS && changed_under(&err) => {
+                    attempts += 1;
+                }
+                Err(err) => {
+                    self.inner.fault.record(&err);
+                    return Err(ReadError::Io(err));
+                }
+            }
         }
-        Ok(memory.range(start, end))
+    }
+
+    /// Reads the disk parts of a plan, outside the lock.
+    fn load(&self, parts: Vec<Part>) -> io::Result<Vec<LogEntry>> {
+        let mut entries = Vec::with_capacity(parts.len());
+        for part in parts {
+            match part {
+                Part::Cached(entry) => entries.push(entry),
+                Part::Disk { log_id, spot } => {
+                    let entry =
+                        read_spot(&self.inner.dir, spot, log_id.index, self.inner.max_entry);
+                    match entry {
+                        Ok(entry) if entry.log_id == log_id => entries.push(entry),
+                        Ok(_) => return Err(io::Error::new(io::ErrorKind::Interrupted, Changed)),
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// Raft installed (or, at start, had installed) a snapshot point at
@@ -280,27 +344,15 @@ impl LogStore {
     pub(crate) async fn settle_snapshot(&self, point: LogId) -> io::Result<bool> {
         {
             let mut memory = self.memory();
-            let Some(at) = point.index.checked_sub(memory.first) else {
-                return Ok(true);
-            };
-            let held = usize::try_from(at)
-                .ok()
-                .and_then(|at| memory.entries.get(at))
-                .is_some_and(|entry| entry.log_id == point);
-            if held {
+            if point.index < memory.first() || memory.log_id(point.index) == Some(point) {
                 return Ok(true);
             }
-            let last = memory.entries.back().map(|e| e.log_id);
-            let mut dropped = 0_u64;
-            while memory.first <= point.index && memory.entries.pop_front().is_some() {
-                memory.first += 1;
-                dropped += 1;
-            }
+            let last = memory.last_log_id();
+            let before = memory.first();
+            memory.drop_before(point.index + 1, point.index + 1);
+            let dropped = memory.first().saturating_sub(before);
             if dropped > 0 {
                 tracing::warn!(point = %point, ?last, dropped, "this log does not hold the snapshot point: its entries up to it may not be the cluster's and are dropped");
-            }
-            if memory.entries.is_empty() {
-                memory.first = memory.first.max(point.index + 1);
             }
             if memory.state.purged.is_none_or(|p| p.index < point.index) {
                 memory.state.purged = Some(point);
@@ -323,6 +375,27 @@ impl LogStore {
     }
 }
 
+/// A planned place that now holds another entry.
+#[derive(Debug, thiserror::Error)]
+#[error("the log changed under a read")]
+struct Changed;
+
+/// Whether `err` may come from the log changing under a read (another
+/// entry at a planned place; a file purged or cut meanwhile): such a read
+/// is planned again, a few times, before it counts as damage.
+fn changed_under(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Locks the index; a panic elsewhere cannot leave it half-changed (every
+/// change is made whole under the lock).
+fn lock(index: &Mutex<LogIndex>) -> MutexGuard<'_, LogIndex> {
+    index.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
     let start = match range.start_bound() {
         Bound::Included(&s) => s,
@@ -343,10 +416,21 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<LogEntry>, io::Error> {
         let (start, end) = bounds(&range);
-        let memory = self.memory();
         // Entries kept past raft's purge point are not raft's any more.
-        let purged = memory.state.purged.as_ref().map_or(0, |p| p.index + 1);
-        Ok(memory.range(start.max(purged), end))
+        let purged = self.raft_first();
+        self.read_range(start.max(purged), end, usize::MAX, true)
+            .map_err(ReadError::into_io)
+    }
+
+    /// Replication reads at most [`READ_BYTES`] at a time.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<LogEntry>, io::Error> {
+        let purged = self.raft_first();
+        self.read_range(start.max(purged), end, READ_BYTES, true)
+            .map_err(ReadError::into_io)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -391,22 +475,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|entry| encode_record(entry, self.inner.max_entry))
             .collect::<io::Result<Vec<Bytes>>>()?;
         let first = entries.first().map(|entry| entry.log_id.index);
+        let ids: Vec<LogId> = entries.iter().map(|entry| entry.log_id).collect();
         let mut memory = self.memory();
-        for entry in entries {
-            let index = entry.log_id.index;
-            if memory.entries.is_empty() {
-                // An empty log (new, or purged up to a snapshot) may resume
-                // at any later index.
-                assert!(
-                    index >= memory.first,
-                    "append at {index} behind the purge point {}",
-                    memory.first
-                );
-                memory.first = index;
-            }
-            let expected = memory.first + memory.entries.len() as u64;
-            assert_eq!(index, expected, "openraft appended out of order");
-            memory.entries.push_back(entry);
+        for (entry, record) in entries.into_iter().zip(&records) {
+            memory.push(entry, record.len());
         }
         drop(memory);
         let Some(first) = first else {
@@ -416,17 +488,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.send(Op::Append {
             first,
             records,
+            ids,
             done: callback,
         })
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let from = last_log_id.map_or(0, |id| id.index + 1);
-        {
-            let mut memory = self.memory();
-            let keep = usize::try_from(from.saturating_sub(memory.first)).unwrap_or(usize::MAX);
-            memory.entries.truncate(keep);
-        }
+        self.memory().truncate(from);
         let (done, rx) = oneshot::channel();
         self.send(Op::Truncate { from, done })?;
         rx.await
@@ -437,7 +506,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let released = self.inner.released.load(AtomicOrdering::Acquire);
         let keep_from = {
             let mut memory = self.memory();
-            let last = memory.entries.back().map(|e| e.log_id.index);
+            let last = memory.last_held().map(|id| id.index);
             // Entries that end before the purge point (a snapshot point
             // installed past them) can never be read again: drop them all.
             let keep_from = if last.is_none_or(|last| last < log_id.index) {
@@ -445,12 +514,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             } else {
                 (log_id.index + 1).min(released + 1)
             };
-            while memory.first < keep_from && memory.entries.pop_front().is_some() {
-                memory.first += 1;
-            }
-            if memory.entries.is_empty() {
-                memory.first = memory.first.max(log_id.index + 1);
-            }
+            memory.drop_before(keep_from, log_id.index + 1);
             memory.state.purged = Some(log_id);
             keep_from
         };
@@ -493,16 +557,24 @@ struct Writer {
     unsynced: bool,
     last_sync: Instant,
     fault: Arc<Fault>,
+    /// Told where each record went.
+    index: Arc<Mutex<LogIndex>>,
 }
 
 impl Writer {
-    fn new(files: LogFiles, sync: SyncMode, fault: Arc<Fault>) -> Self {
+    fn new(
+        files: LogFiles,
+        sync: SyncMode,
+        fault: Arc<Fault>,
+        index: Arc<Mutex<LogIndex>>,
+    ) -> Self {
         Writer {
             files,
             sync,
             unsynced: false,
             last_sync: Instant::now(),
             fault,
+            index,
         }
     }
 
@@ -512,6 +584,7 @@ impl Writer {
             Op::Append {
                 first,
                 records,
+                ids,
                 done,
             } => {
                 let result = self
@@ -519,7 +592,11 @@ impl Writer {
                     .check()
                     .and_then(|()| self.files.append(first, &records));
                 self.unsynced = true;
-                flushed.push((done, self.fault.keep(result)));
+                let result = self.fault.keep(result).map(|spots| {
+                    let written: Vec<(LogId, Spot)> = ids.into_iter().zip(spots).collect();
+                    lock(&self.index).written(&written);
+                });
+                flushed.push((done, result));
             }
             Op::Truncate { from, done } => {
                 let result = self
