@@ -154,3 +154,60 @@ async fn a_full_state_transfer_runs_over_the_in_process_order() {
     })
     .await;
 }
+
+/// A certification checkpoint larger than any one transfer message (96 MiB)
+/// streams in pieces: 104 distinct 1 MiB keys in the certification index
+/// make one of over 104 MiB, which the joiner receives whole and certifies
+/// from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_over_the_message_limit_streams_in_pieces() {
+    bounded(async {
+        let config = InProcessConfig {
+            retention: 8,
+            ..InProcessConfig::default()
+        };
+        let hub = InProcessOrder::new(config, [1, 2, 3].map(NodeId::new));
+        let endpoint = |id: u64| Arc::new(hub.endpoint(NodeId::new(id)).unwrap());
+        let open = |id: u64, engine: &Arc<MemoryEngine>| {
+            let order: Arc<dyn TotalOrder> = endpoint(id);
+            KvStore::open(StoreConfig::new(NodeId::new(id)), engine.clone(), order)
+        };
+        let donor = open(1, &Arc::new(MemoryEngine::new())).await.unwrap();
+        let (slot, served) = watch::channel(Some(donor.clone()));
+        assert!(endpoint(1).set_peer_service(Donor::start(served)));
+        const KEYS: usize = 104;
+        for n in 0..KEYS {
+            let mut key = vec![b'k'; 1 << 20];
+            key[..8].copy_from_slice(&(n as u64).to_be_bytes());
+            let key = Bytes::from(key);
+            retry(&donor, |txn| txn.put(key.clone(), "v")).await;
+        }
+        assert!(donor.node().status().cert_index_keys >= KEYS);
+
+        let engine = Arc::new(MemoryEngine::new());
+        let joiner: Arc<dyn Cluster> = endpoint(3);
+        transfer::fetch(&*joiner, engine.clone()).await.unwrap();
+        let joined = open(3, &engine).await.unwrap();
+        let status = joined.node().status();
+        assert!(
+            status.cert_index_keys >= KEYS,
+            "the checkpoint did not carry the index: {status:?}"
+        );
+        assert_eq!(
+            status.cert_digest,
+            donor
+                .node()
+                .status()
+                .cert_digest
+                .filter(|_| { donor.node().status().last_certified == status.last_certified }),
+            "the joiner certifies as the donor does"
+        );
+        let (_, copied) = joined.dump().await.unwrap();
+        assert_eq!(copied.len(), KEYS);
+        drop(slot);
+        for store in [donor, joined] {
+            store.shutdown().await;
+        }
+    })
+    .await;
+}

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::messages::{self, Digest, TransferRequest, TransferResponse};
+use super::messages::{self, CHECKPOINT_PIECE, Digest, TransferRequest, TransferResponse};
 use crate::frame::FrameError;
 use crate::ids::{NodeId, Seqno};
 use crate::kv::{KvError, KvStore, KvTransaction};
@@ -49,6 +49,8 @@ enum DonorError {
 struct Active {
     store: KvStore,
     seqno: Seqno,
+    /// The certification checkpoint at `seqno`, served in pieces.
+    checkpoint: Bytes,
     digest: Digest,
     last_used: Instant,
     /// Keeps garbage collection from removing versions visible at `seqno`.
@@ -98,7 +100,24 @@ impl Donor {
         request: TransferRequest,
     ) -> Result<TransferResponse, DonorError> {
         match request {
-            TransferRequest::Begin => self.begin(from).await,
+            TransferRequest::Begin => {
+                let (id, seqno, checkpoint) = self.begin(from).await?;
+                Ok(TransferResponse::Begun {
+                    id,
+                    seqno,
+                    checkpoint,
+                })
+            }
+            TransferRequest::BeginStreamed => {
+                let (id, seqno, checkpoint) = self.begin(from).await?;
+                Ok(TransferResponse::BegunStreamed {
+                    id,
+                    seqno,
+                    checkpoint_len: checkpoint.len() as u64,
+                    checkpoint_crc32: crc32fast::hash(&checkpoint),
+                })
+            }
+            TransferRequest::CheckpointPiece { id, offset } => self.piece(id, offset),
             TransferRequest::Chunk { id, after } => self.chunk(id, after).await,
             TransferRequest::End { id } => {
                 let active = self
@@ -112,7 +131,8 @@ impl Donor {
         }
     }
 
-    async fn begin(&self, from: NodeId) -> Result<TransferResponse, DonorError> {
+    /// Opens a transfer: its id, position and checkpoint.
+    async fn begin(&self, from: NodeId) -> Result<(u64, u64, Bytes), DonorError> {
         if self.active().len() >= MAX_ACTIVE {
             return Err(DonorError::Busy);
         }
@@ -124,19 +144,31 @@ impl Donor {
         store.node().wait_visible(seqno).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         tracing::info!(joiner = %from, %seqno, "providing a state transfer");
+        let bytes = checkpoint.as_bytes().clone();
         let active = Active {
             store,
             seqno,
+            checkpoint: bytes.clone(),
             digest: Digest::default(),
             last_used: Instant::now(),
             _view: view,
             _guard: guard,
         };
         self.active().insert(id, active);
-        Ok(TransferResponse::Begun {
-            id,
-            seqno: seqno.get(),
-            checkpoint: checkpoint.as_bytes().clone(),
+        Ok((id, seqno.get(), bytes))
+    }
+
+    /// Up to [`CHECKPOINT_PIECE`] bytes of transfer `id`'s checkpoint from
+    /// `offset` (none past its end).
+    fn piece(&self, id: u64, offset: u64) -> Result<TransferResponse, DonorError> {
+        let mut active = self.active();
+        let active = active.get_mut(&id).ok_or(DonorError::UnknownTransfer)?;
+        active.last_used = Instant::now();
+        let len = active.checkpoint.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
+        let end = start.saturating_add(CHECKPOINT_PIECE).min(len);
+        Ok(TransferResponse::CheckpointPiece {
+            bytes: active.checkpoint.slice(start..end),
         })
     }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
 use super::messages::{self, Digest, TransferRequest, TransferResponse};
@@ -15,6 +15,8 @@ use crate::order::{Cluster, OrderError};
 
 /// How long one request of a transfer may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest checkpoint a joiner accepts (a checkpoint frame's limit).
+const MAX_CHECKPOINT: usize = u32::MAX as usize;
 
 /// Why a state transfer failed. The store is then marked incomplete and
 /// is wiped when it is next opened; nothing half-copied is ever served.
@@ -80,6 +82,20 @@ pub enum Corruption {
         /// The data's seqno.
         data: Seqno,
     },
+    /// The donor announced a checkpoint larger than any node keeps.
+    #[error("a checkpoint of {len} bytes announced")]
+    CheckpointTooLarge {
+        /// The length announced.
+        len: u64,
+    },
+    /// The checkpoint's pieces do not add up to its announced length.
+    #[error("checkpoint of {len} bytes announced, pieces of {received} received")]
+    CheckpointLength {
+        /// The length announced.
+        len: u64,
+        /// What the pieces added up to.
+        received: u64,
+    },
     /// The rows received do not match the donor's count and checksum.
     #[error("received {received:?} (rows, crc32), the donor sent {sent:?}")]
     DigestMismatch {
@@ -144,15 +160,17 @@ async fn fetch_from(
 ) -> Result<Seqno, TransferError> {
     let corrupt = |reason: Corruption| TransferError::Corrupt { donor, reason };
     let unexpected = |request| corrupt(Corruption::UnexpectedAnswer { request });
-    let TransferResponse::Begun {
+    let TransferResponse::BegunStreamed {
         id,
         seqno,
-        checkpoint,
-    } = call(order, donor, &TransferRequest::Begin).await?
+        checkpoint_len,
+        checkpoint_crc32,
+    } = call(order, donor, &TransferRequest::BeginStreamed).await?
     else {
-        return Err(unexpected("Begin"));
+        return Err(unexpected("BeginStreamed"));
     };
     let seqno = Seqno::new(seqno);
+    let checkpoint = fetch_checkpoint(order, donor, id, checkpoint_len, checkpoint_crc32).await?;
     let checkpoint = CertCheckpoint::from_bytes(checkpoint).map_err(|e| corrupt(e.into()))?;
     if checkpoint.seqno() != seqno {
         return Err(corrupt(Corruption::CheckpointMismatch {
@@ -191,6 +209,51 @@ async fn fetch_from(
     blocking(&mvcc, move |m| m.finish_import(&checkpoint)).await?;
     tracing::info!(%donor, %seqno, keys, "state transfer complete");
     Ok(seqno)
+}
+
+/// The checkpoint of transfer `id`, `len` bytes with crc32 `crc32`, piece
+/// by piece.
+async fn fetch_checkpoint(
+    order: &dyn Cluster,
+    donor: NodeId,
+    id: u64,
+    len: u64,
+    crc32: u32,
+) -> Result<Bytes, TransferError> {
+    let corrupt = |reason: Corruption| TransferError::Corrupt { donor, reason };
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&len| len <= MAX_CHECKPOINT)
+        .ok_or(corrupt(Corruption::CheckpointTooLarge { len }))?;
+    let mut bytes = BytesMut::with_capacity(len);
+    while bytes.len() < len {
+        let request = TransferRequest::CheckpointPiece {
+            id,
+            offset: bytes.len() as u64,
+        };
+        let TransferResponse::CheckpointPiece { bytes: piece } =
+            call(order, donor, &request).await?
+        else {
+            return Err(corrupt(Corruption::UnexpectedAnswer {
+                request: "CheckpointPiece",
+            }));
+        };
+        if piece.is_empty() || bytes.len() + piece.len() > len {
+            return Err(corrupt(Corruption::CheckpointLength {
+                len: len as u64,
+                received: (bytes.len() + piece.len()) as u64,
+            }));
+        }
+        bytes.extend_from_slice(&piece);
+    }
+    let received = crc32fast::hash(&bytes);
+    if received != crc32 {
+        return Err(corrupt(Corruption::DigestMismatch {
+            received: (len as u64, received),
+            sent: (len as u64, crc32),
+        }));
+    }
+    Ok(bytes.freeze())
 }
 
 /// Runs an engine operation on a blocking thread.

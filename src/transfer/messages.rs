@@ -11,12 +11,32 @@ use crate::frame::{self, FrameError, FrameKind};
 /// may be as large as a write-set allows.
 pub(crate) const MAX_MESSAGE: usize = 96 << 20;
 
-/// From the joiner.
+/// Bytes of the certification checkpoint per message: it streams in pieces
+/// like the rows, so a checkpoint of any size (a wide certification index)
+/// fits the message limit.
+pub(crate) const CHECKPOINT_PIECE: usize = 4 << 20;
+
+/// From the joiner. New variants go at the end: the position is the wire
+/// tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum TransferRequest {
+    /// Begin, with the checkpoint in the answer (protocol 1, kept for
+    /// joiners that still send it; fails over [`MAX_MESSAGE`]).
     Begin,
-    Chunk { id: u64, after: Option<Bytes> },
-    End { id: u64 },
+    Chunk {
+        id: u64,
+        after: Option<Bytes>,
+    },
+    End {
+        id: u64,
+    },
+    /// Begin, with the checkpoint fetched in pieces.
+    BeginStreamed,
+    /// The checkpoint's bytes from `offset`, up to [`CHECKPOINT_PIECE`].
+    CheckpointPiece {
+        id: u64,
+        offset: u64,
+    },
 }
 
 /// From the donor, answering the request of the same name.
@@ -32,7 +52,20 @@ pub(crate) enum TransferResponse {
         next: Option<Bytes>,
     },
     /// How many rows were sent and the crc32 over all of them.
-    Ended { keys: u64, crc32: u32 },
+    Ended {
+        keys: u64,
+        crc32: u32,
+    },
+    /// The checkpoint's length and crc32; its bytes come piece by piece.
+    BegunStreamed {
+        id: u64,
+        seqno: u64,
+        checkpoint_len: u64,
+        checkpoint_crc32: u32,
+    },
+    CheckpointPiece {
+        bytes: Bytes,
+    },
 }
 
 pub(crate) fn encode<T: Serialize>(message: &T) -> Result<Bytes, FrameError> {
