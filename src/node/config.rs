@@ -34,7 +34,8 @@ pub struct NodeConfig {
     /// that gives up reports [`Error::OutcomeUnknown`].
     pub wait_timeout: Duration,
     /// This process's incarnation, stamped into transaction ids. `None`
-    /// takes the wall-clock time at start, which differs between restarts.
+    /// asks the ordering layer for one above every earlier incarnation and
+    /// the wall clock ([`crate::order::TotalOrder::next_epoch`]).
     pub epoch: Option<u64>,
 }
 

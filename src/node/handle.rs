@@ -51,6 +51,10 @@ impl Node {
                 node: config.node_id,
             }));
         }
+        let epoch = match config.epoch {
+            Some(epoch) => epoch,
+            None => order.next_epoch(epoch_from_clock())?,
+        };
         let recovered = applier.recover()?;
         let certifier = restore_certifier(&config, &recovered)?;
         let events = order.subscribe(certifier.last_seqno())?;
@@ -93,7 +97,6 @@ impl Node {
             consumer: None,
         };
         let task = tokio::spawn(runtime.run());
-        let epoch = config.epoch.unwrap_or_else(epoch_from_clock);
         tracing::info!(node = %config.node_id, last_visible = %recovered.last_visible, "node started");
         let shared = Shared {
             inflight: Arc::new(Semaphore::new(config.max_inflight_commits)),
@@ -309,9 +312,10 @@ impl Drop for DonorGuard {
     }
 }
 
-/// Microseconds since the Unix epoch: distinct for every start of a process
-/// on a machine whose clock does not run backwards by more than a restart.
-/// In [`crate::simulation`], a counter that no clock can disturb.
+/// Microseconds since the Unix epoch: the floor of this start's
+/// incarnation number, which the ordering layer raises above every earlier
+/// one it kept ([`TotalOrder::next_epoch`]). In [`crate::simulation`], a
+/// counter that no clock can disturb.
 fn epoch_from_clock() -> u64 {
     if let Some(epoch) = crate::simulation::next_epoch() {
         return epoch;

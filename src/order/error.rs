@@ -77,6 +77,9 @@ pub enum OrderError {
     /// The ordering layer shut down, or a newer subscription replaced this one.
     #[error("ordering layer closed")]
     Closed,
+    /// The ordering layer's own storage failed.
+    #[error("the ordering layer's storage failed: {0}")]
+    Storage(#[source] Cause),
     /// The ordering core stopped after a fatal error (its log could not be
     /// written or synced, say). Nothing more is ordered here; only a
     /// restart, from what is durable, brings the node back.

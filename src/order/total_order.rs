@@ -99,6 +99,18 @@ pub trait TotalOrder: Send + Sync + 'static {
         let _ = upto;
     }
 
+    /// A number for this node's next incarnation, at least `floor` (the
+    /// wall clock's) and larger than every number this layer gave before,
+    /// kept durably: transaction ids stamped with it never repeat across
+    /// restarts, even if the clock stepped back. By default `floor`, for a
+    /// layer that keeps nothing.
+    ///
+    /// # Errors
+    /// [`OrderError::Storage`] when the number cannot be kept.
+    fn next_epoch(&self, floor: u64) -> Result<u64, OrderError> {
+        Ok(floor)
+    }
+
     /// Tells the ordering layer how its consumer (the node reading the
     /// subscription) stands. Only a [`ConsumerState::Synced`] node asks the
     /// others for flow control, so a node that is joining, catching up,

@@ -393,3 +393,18 @@ async fn a_node_whose_log_fails_stops_and_the_others_go_on() {
         .expect("submit");
     cluster.shutdown().await;
 }
+
+/// Incarnation numbers never repeat, even when the clock steps back: the
+/// layer keeps the last one it gave in its log directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incarnations_rise_even_when_the_clock_steps_back() {
+    let ca = CertificateAuthority::generate("hostile").expect("ca");
+    let cluster = start(&ca, &[1]).await;
+    let order = &cluster.orders[0];
+    assert_eq!(order.next_epoch(5_000).expect("epoch"), 5_000);
+    assert_eq!(order.next_epoch(7_000).expect("epoch"), 7_000);
+    // The clock went back an hour.
+    assert_eq!(order.next_epoch(10).expect("epoch"), 7_001);
+    assert_eq!(order.next_epoch(10).expect("epoch"), 7_002);
+    cluster.shutdown().await;
+}

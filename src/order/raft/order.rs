@@ -17,7 +17,11 @@ use super::delivery::Raft;
 use super::delivery::{Delivery, DeliveryShared};
 use super::flow::FlowControl;
 use super::forwarder::Forwarder;
-use super::log::{LogLimits, LogStore, ReadError};
+use super::log::{LogLimits, LogStore, ReadError, read_state_file, write_state_file};
+
+/// The last incarnation number given to this node (see
+/// [`TotalOrder::next_epoch`]).
+const EPOCH_FILE: &str = "epoch";
 use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse};
 use super::monitor::Monitor;
@@ -607,6 +611,16 @@ impl TotalOrder for RaftOrder {
 
     fn release(&self, upto: Seqno) {
         self.store.release(upto.get());
+    }
+
+    fn next_epoch(&self, floor: u64) -> Result<u64, OrderError> {
+        let dir = &self.config.dir;
+        let kept: Option<u64> =
+            read_state_file(dir, EPOCH_FILE, 64).map_err(|e| OrderError::Storage(Cause::new(e)))?;
+        let epoch = kept.map_or(floor, |kept| floor.max(kept.saturating_add(1)));
+        write_state_file(dir, EPOCH_FILE, &epoch, 64)
+            .map_err(|e| OrderError::Storage(Cause::new(e)))?;
+        Ok(epoch)
     }
 
     fn set_consumer_state(&self, state: ConsumerState) {
