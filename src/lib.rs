@@ -11,6 +11,7 @@ pub mod clock;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+mod histogram;
 mod ids;
 pub mod kv;
 pub mod net;
@@ -24,4 +25,5 @@ pub mod transfer;
 pub mod writeset;
 
 pub use cause::Cause;
+pub use histogram::{Histogram, HistogramSnapshot};
 pub use ids::{ClusterTime, NodeId, Seqno, TxnId};

@@ -481,3 +481,36 @@ fn a_client_past_the_output_limit_is_closed() {
     assert_eq!(value.len(), big.len());
     cluster.shutdown();
 }
+
+/// `GET /metrics` on the health port answers the Prometheus text format:
+/// the wsrep-style gauges, certification counters by verdict, and the
+/// fsync and commit latency histograms, which move with the writes.
+#[test]
+fn the_health_port_serves_prometheus_metrics() {
+    let cluster = RespCluster::start(3);
+    let mut con = cluster.client(0);
+    for n in 0..5 {
+        assert_eq!(ok(&mut con, &["SET", &format!("k{n}"), "v"]), "OK");
+    }
+    let (code, body) = cluster.metrics(0);
+    assert_eq!(code, 200);
+    let value = |name: &str| -> f64 {
+        let line = body
+            .lines()
+            .find(|line| line.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{body}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("certus_cluster_size"), 3.0);
+    assert_eq!(value("certus_ready"), 1.0);
+    assert_eq!(value("certus_local_state"), 4.0);
+    assert_eq!(value("certus_failed"), 0.0);
+    assert!(value("certus_commit_duration_seconds_count") >= 5.0);
+    assert!(value("certus_log_fsync_duration_seconds_count") >= 1.0);
+    assert!(value("certus_log_size_bytes") > 0.0);
+    assert!(value("certus_commands_processed_total") >= 5.0);
+    assert!(value("certus_certified_total{verdict=\"committed\"}") >= 5.0);
+    assert!(body.contains("# TYPE certus_commit_duration_seconds histogram"));
+    assert!(body.contains("certus_apply_duration_seconds_bucket{le=\"+Inf\"}"));
+    cluster.shutdown();
+}

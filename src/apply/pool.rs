@@ -62,13 +62,17 @@ impl ApplyPool {
     pub(crate) fn start(
         workers: usize,
         applier: Arc<dyn Applier>,
+        timing: Arc<crate::Histogram>,
     ) -> (ApplyPool, mpsc::Receiver<ApplyDone>) {
         let slots = ApplyPool::slots(workers);
         let (jobs, job_rx) = mpsc::channel::<ApplyJob>(slots);
         let (done_tx, done_rx) = mpsc::channel(slots);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let tasks = (0..workers)
-            .map(|_| tokio::spawn(worker(job_rx.clone(), done_tx.clone(), applier.clone())))
+            .map(|_| {
+                let (jobs, done) = (job_rx.clone(), done_tx.clone());
+                tokio::spawn(worker(jobs, done, applier.clone(), timing.clone()))
+            })
             .collect();
         (ApplyPool { jobs, tasks }, done_rx)
     }
@@ -111,6 +115,7 @@ async fn worker(
     jobs: Arc<Mutex<mpsc::Receiver<ApplyJob>>>,
     done: mpsc::Sender<ApplyDone>,
     applier: Arc<dyn Applier>,
+    timing: Arc<crate::Histogram>,
 ) {
     loop {
         let batch = {
@@ -129,8 +134,14 @@ async fn worker(
         };
         let applier = applier.clone();
         // Engines block on I/O: apply off the async threads.
-        let Some(reports) = crate::task::blocking(move || run_batch(&*applier, &batch)).await
-        else {
+        let timing = timing.clone();
+        let run = move || {
+            let started = std::time::Instant::now();
+            let reports = run_batch(&*applier, &batch);
+            timing.observe(started.elapsed());
+            reports
+        };
+        let Some(reports) = crate::task::blocking(run).await else {
             return;
         };
         for report in reports {

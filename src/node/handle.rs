@@ -13,7 +13,7 @@ use super::error::{ConfigError, Error};
 use super::operation::OperationHandle;
 use super::read_views::ReadViews;
 use super::runtime::{NodeRequest, Published, Runtime};
-use super::shared::Shared;
+use super::shared::{Shared, Timings};
 use super::status::Status;
 use super::transaction::{Transaction, TxnOptions};
 use crate::apply::Applier;
@@ -51,10 +51,7 @@ impl Node {
                 node: config.node_id,
             }));
         }
-        let epoch = match config.epoch {
-            Some(epoch) => epoch,
-            None => order.next_epoch(epoch_from_clock())?,
-        };
+        let epoch = incarnation(&config, &*order)?;
         let recovered = applier.recover()?;
         let certifier = restore_certifier(&config, &recovered)?;
         let events = order.subscribe(certifier.last_seqno())?;
@@ -78,7 +75,9 @@ impl Node {
         let (requests, requests_rx) = mpsc::channel(16);
         // Each client holding a commit permit sends at most three events.
         let (commit_events, commit_events_rx) = mpsc::channel(config.max_inflight_commits);
-        let (pool, done) = ApplyPool::start(config.apply_workers, applier.clone());
+        let timings = Arc::new(Timings::default());
+        let (pool, done) =
+            ApplyPool::start(config.apply_workers, applier.clone(), timings.apply.clone());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let runtime = Runtime {
             core,
@@ -109,6 +108,7 @@ impl Node {
             commit_events,
             shutdown,
             task: Mutex::new(Some(task)),
+            timings,
         };
         Ok(Node {
             shared: Arc::new(shared),
@@ -131,6 +131,16 @@ impl Node {
     #[must_use]
     pub fn status(&self) -> Status {
         self.shared.published.status.borrow().clone()
+    }
+
+    /// How long this node's local commits (submission to outcome) and
+    /// engine applies (one batch) took, for operators.
+    #[must_use]
+    pub fn timings(&self) -> NodeTimings {
+        NodeTimings {
+            commit: self.shared.timings.commit.snapshot(),
+            apply: self.shared.timings.apply.snapshot(),
+        }
     }
 
     /// Flow-control counters from the ordering layer (Galera's
@@ -310,6 +320,25 @@ impl Drop for DonorGuard {
             .donating
             .send_modify(|n| *n = n.saturating_sub(1));
     }
+}
+
+/// This start's incarnation number: the configured one, or one the
+/// ordering layer raises above every earlier one and the wall clock.
+fn incarnation(config: &NodeConfig, order: &dyn TotalOrder) -> Result<u64, Error> {
+    match config.epoch {
+        Some(epoch) => Ok(epoch),
+        None => Ok(order.next_epoch(epoch_from_clock())?),
+    }
+}
+
+/// How long a node's work took (see [`Node::timings`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct NodeTimings {
+    /// Local commits and operations, from submission to outcome.
+    pub commit: crate::HistogramSnapshot,
+    /// Engine apply batches.
+    pub apply: crate::HistogramSnapshot,
 }
 
 /// Microseconds since the Unix epoch: the floor of this start's

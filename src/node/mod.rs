@@ -30,7 +30,7 @@ mod transaction;
 
 pub use config::NodeConfig;
 pub use error::{ConfigError, Error, Failure};
-pub use handle::{DonorGuard, Node};
+pub use handle::{DonorGuard, Node, NodeTimings};
 pub use operation::{OperationHandle, OperationOutcome};
 pub use outcome::{CommitOutcome, Conflict};
 pub use state::NodeState;

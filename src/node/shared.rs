@@ -28,6 +28,17 @@ pub(super) struct Shared {
     pub(super) inflight: Arc<Semaphore>,
     pub(super) shutdown: watch::Sender<bool>,
     pub(super) task: Mutex<Option<JoinHandle<()>>>,
+    /// How long local commits and applies take, for operators.
+    pub(super) timings: Arc<Timings>,
+}
+
+/// What the node's shell times.
+#[derive(Debug, Default)]
+pub(super) struct Timings {
+    /// A local commit or operation, from submission to its outcome here.
+    pub(super) commit: crate::Histogram,
+    /// One batch of write-sets or operations applied by the engine.
+    pub(super) apply: Arc<crate::Histogram>,
 }
 
 impl std::fmt::Debug for Shared {

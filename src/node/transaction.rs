@@ -213,6 +213,13 @@ pub(super) fn encode_error(err: crate::frame::FrameError, max: usize) -> Error {
 /// dropped. A copy it may still have sent is a duplicate, which
 /// certification recognises and nobody applies.
 pub(super) async fn settle(shared: &Shared, txn_id: TxnId, frame: Bytes) -> Result<Settled, Error> {
+    let started = std::time::Instant::now();
+    let settled = settle_untimed(shared, txn_id, frame).await;
+    shared.timings.commit.observe(started.elapsed());
+    settled
+}
+
+async fn settle_untimed(shared: &Shared, txn_id: TxnId, frame: Bytes) -> Result<Settled, Error> {
     let (reply, mut completion) = oneshot::channel();
     let report = |event| async {
         shared

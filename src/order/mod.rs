@@ -16,7 +16,7 @@ pub use cluster::{Cluster, Member};
 pub use error::{OrderError, PeerError, RemoteError};
 pub use in_process::{InProcessConfig, InProcessEndpoint, InProcessOrder};
 pub(crate) use raft::judge_request;
-pub use raft::{RaftOrder, RaftOrderConfig, StartError, SyncMode};
+pub use raft::{LogStats, RaftOrder, RaftOrderConfig, StartError, SyncMode};
 pub use total_order::{
     ConsumerState, Entry, Event, EventStream, FlowControlStats, OrderFuture, PeerFuture,
     PeerService, TotalOrder,

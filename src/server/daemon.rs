@@ -14,6 +14,7 @@ use super::config::{DaemonConfig, DaemonConfigError, EngineKind};
 use super::connection::{self, RespSettings};
 use super::executor::RedisExecutor;
 use super::health;
+use super::metrics::Metrics;
 use super::params::ServerFacts;
 use super::reaper;
 use super::resp::Limits;
@@ -244,7 +245,20 @@ impl Services<'_> {
             },
         };
         let facts = facts(config, addrs.client, self.order.config().sync);
-        let settings = resp_settings(config, cluster.clone(), facts, self.expired_keys, self.acl);
+        let expired_keys = self.expired_keys;
+        let settings = resp_settings(
+            config,
+            cluster.clone(),
+            facts,
+            expired_keys.clone(),
+            self.acl,
+        );
+        let metrics = Arc::new(Metrics::new(
+            self.slot.subscribe(),
+            self.order.clone(),
+            settings.session.clients.clone(),
+            expired_keys,
+        ));
         let settings = Arc::new(settings);
         let stop = self.stop;
         let accept = |listener, tls| {
@@ -269,7 +283,8 @@ impl Services<'_> {
         tasks.push(tokio::spawn(reaper));
         if let Some(listener) = ports.health {
             let stores = self.slot.subscribe();
-            tasks.push(tokio::spawn(health::accept_loop(listener, stores, stop)));
+            let health = health::accept_loop(listener, stores, metrics, stop);
+            tasks.push(tokio::spawn(health));
         }
         Ok((addrs, tasks))
     }

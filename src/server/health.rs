@@ -3,9 +3,10 @@
 //! component, `503 Service Unavailable` otherwise.
 //!
 //! Any request on any path gets the answer (HAProxy's `option httpchk`
-//! sends `OPTIONS /`), so this is a few lines over TCP rather than an HTTP
-//! framework: it reads at most one request head, bounded in size and time,
-//! for at most 64 connections at once.
+//! sends `OPTIONS /`), except `GET /metrics`, which gets the Prometheus
+//! metrics ([`super::metrics`]). So this is a few lines over TCP rather than
+//! an HTTP framework: it reads at most one request head, bounded in size and
+//! time, for at most 64 connections at once.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::info::state_comment;
+use super::metrics::{self, Metrics};
 use crate::kv::KvStore;
 use crate::net::{BoxListener, BoxStream};
 use crate::node::{NodeState, Status};
@@ -50,6 +52,7 @@ pub(crate) fn verdict(status: Option<&Status>) -> (bool, String) {
 pub(crate) async fn accept_loop(
     listener: BoxListener,
     stores: watch::Receiver<Option<KvStore>>,
+    metrics: std::sync::Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CHECKS));
@@ -66,8 +69,9 @@ pub(crate) async fn accept_loop(
                     continue;
                 };
                 let status = stores.borrow().as_ref().map(|s| s.node().status());
+                let metrics = metrics.clone();
                 tokio::spawn(async move {
-                    let _ = answer(stream, status).await;
+                    let _ = answer(stream, status, &metrics).await;
                     drop(slot);
                 });
             }
@@ -79,7 +83,11 @@ pub(crate) async fn accept_loop(
     }
 }
 
-async fn answer(mut stream: BoxStream, status: Option<Status>) -> std::io::Result<()> {
+async fn answer(
+    mut stream: BoxStream,
+    status: Option<Status>,
+    metrics: &Metrics,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let read_head = async {
         let mut chunk = [0_u8; 1024];
@@ -94,14 +102,19 @@ async fn answer(mut stream: BoxStream, status: Option<Status>) -> std::io::Resul
     };
     // A client that sends nothing still gets its answer after the timeout.
     let _ = tokio::time::timeout(READ_TIMEOUT, read_head).await;
-    let (healthy, body) = verdict(status.as_ref());
-    let line = if healthy {
-        "200 OK"
+    let (line, content_type, body) = if head.starts_with(b"GET /metrics ") {
+        ("200 OK", metrics::CONTENT_TYPE, metrics.render())
     } else {
-        "503 Service Unavailable"
+        let (healthy, body) = verdict(status.as_ref());
+        let line = if healthy {
+            "200 OK"
+        } else {
+            "503 Service Unavailable"
+        };
+        (line, "text/plain", body)
     };
     let response = format!(
-        "HTTP/1.1 {line}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "HTTP/1.1 {line}\r\nContent-Type: {content_type}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;

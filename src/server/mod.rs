@@ -21,6 +21,7 @@ mod executor;
 mod glob;
 mod health;
 mod info;
+mod metrics;
 mod params;
 mod reaper;
 pub mod resp;

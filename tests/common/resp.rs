@@ -314,6 +314,22 @@ impl RespCluster {
             .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
     }
 
+    /// Node `index`'s Prometheus metrics (`GET /metrics` on the health
+    /// port): the status code and the body.
+    pub(crate) fn metrics(&self, index: usize) -> (u16, String) {
+        let addr = self.daemon(index).health_addr().unwrap();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(BOUND)).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+        (code, body.to_string())
+    }
+
     /// Polls node `index`'s health check until it answers `code` (bounded):
     /// a loaded machine can delay the heartbeats that keep a node primary.
     pub(crate) fn wait_health(&self, index: usize, code: u16) {

@@ -29,7 +29,7 @@ mod sync_points;
 mod types;
 
 pub use config::RaftOrderConfig;
-pub use log::SyncMode;
+pub use log::{LogStats, SyncMode};
 pub use order::{RaftOrder, StartError};
 pub(crate) use service::judge_request;
 

@@ -234,6 +234,12 @@ impl RaftOrder {
         self.primary_again(Instant::now() + timeout).await
     }
 
+    /// How this node's log and its disk are doing, for operators.
+    #[must_use]
+    pub fn log_stats(&self) -> super::LogStats {
+        self.store.stats()
+    }
+
     /// Why the ordering core stopped for good (raft's fatal error, a failed
     /// write or fsync of the log), once it did: nothing more is ordered
     /// here, and only a restart from what is durable brings the node back.

@@ -256,6 +256,11 @@ impl LogFiles {
         Ok(self.tail.insert(file))
     }
 
+    /// Bytes in the segment files.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.len).sum()
+    }
+
     /// Makes everything appended so far durable.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         match self.tail.as_mut() {

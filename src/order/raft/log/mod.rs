@@ -7,5 +7,5 @@ mod index;
 mod store;
 
 pub(crate) use files::{read_state_file, write_state_file};
-pub use store::SyncMode;
 pub(crate) use store::{LogLimits, LogStore, ReadError};
+pub use store::{LogStats, SyncMode};

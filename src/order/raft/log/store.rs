@@ -90,6 +90,23 @@ enum Io {
     Inline(Mutex<Writer>),
 }
 
+/// What the writer measures, for operators.
+#[derive(Debug, Default)]
+struct IoStats {
+    fsync: crate::Histogram,
+    bytes: AtomicU64,
+}
+
+/// The log as an operator sees it.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LogStats {
+    /// How long the log's fsyncs took.
+    pub fsync: crate::HistogramSnapshot,
+    /// Bytes in the log's segment files.
+    pub bytes: u64,
+}
+
 /// The log's first failed write or fsync, kept for good.
 #[derive(Debug, Default)]
 pub(crate) struct Fault(OnceLock<(io::ErrorKind, String)>);
@@ -132,6 +149,9 @@ impl Fault {
 struct Inner {
     /// Shared with the writer, which records where entries went.
     index: Arc<Mutex<LogIndex>>,
+    /// How long the log's fsyncs take, and how many bytes its segments
+    /// hold (both kept by the writer).
+    stats: Arc<IoStats>,
     dir: PathBuf,
     io: Io,
     fault: Arc<Fault>,
@@ -192,7 +212,14 @@ impl LogStore {
         let index = LogIndex::new(opened.records, opened.state, limits.cache);
         let index = Arc::new(Mutex::new(index));
         let fault = Arc::new(Fault::default());
-        let writer = Writer::new(opened.files, sync, fault.clone(), index.clone());
+        let stats = Arc::new(IoStats::default());
+        let writer = Writer::new(
+            opened.files,
+            sync,
+            fault.clone(),
+            index.clone(),
+            stats.clone(),
+        );
         let io = if crate::simulation::active() {
             Io::Inline(Mutex::new(writer))
         } else {
@@ -205,6 +232,7 @@ impl LogStore {
         Ok(LogStore {
             inner: Arc::new(Inner {
                 index,
+                stats,
                 dir: dir.to_path_buf(),
                 io,
                 fault,
@@ -228,6 +256,14 @@ impl LogStore {
 
     fn memory(&self) -> MutexGuard<'_, LogIndex> {
         lock(&self.inner.index)
+    }
+
+    /// How the log's disk is doing.
+    pub(crate) fn stats(&self) -> LogStats {
+        LogStats {
+            fsync: self.inner.stats.fsync.snapshot(),
+            bytes: self.inner.stats.bytes.load(AtomicOrdering::Relaxed),
+        }
     }
 
     /// The first index raft may read: after its purge point.
@@ -559,6 +595,7 @@ struct Writer {
     fault: Arc<Fault>,
     /// Told where each record went.
     index: Arc<Mutex<LogIndex>>,
+    stats: Arc<IoStats>,
 }
 
 impl Writer {
@@ -567,7 +604,9 @@ impl Writer {
         sync: SyncMode,
         fault: Arc<Fault>,
         index: Arc<Mutex<LogIndex>>,
+        stats: Arc<IoStats>,
     ) -> Self {
+        stats.bytes.store(files.bytes(), AtomicOrdering::Relaxed);
         Writer {
             files,
             sync,
@@ -575,11 +614,26 @@ impl Writer {
             last_sync: Instant::now(),
             fault,
             index,
+            stats,
         }
+    }
+
+    /// Syncs the files, timing it.
+    fn sync_files(&mut self) -> io::Result<()> {
+        let started = std::time::Instant::now();
+        let result = self.files.sync();
+        self.stats.fsync.observe(started.elapsed());
+        result
     }
 
     /// Carries out `op`; an append is acknowledged by [`Writer::flush`].
     fn apply(&mut self, op: Op, flushed: &mut Vec<Flushed>) {
+        self.carry_out(op, flushed);
+        let bytes = self.files.bytes();
+        self.stats.bytes.store(bytes, AtomicOrdering::Relaxed);
+    }
+
+    fn carry_out(&mut self, op: Op, flushed: &mut Vec<Flushed>) {
         match op {
             Op::Append {
                 first,
@@ -613,7 +667,7 @@ impl Writer {
                 let result = self
                     .fault
                     .check()
-                    .and_then(|()| self.files.sync())
+                    .and_then(|()| self.sync_files())
                     .and_then(|()| self.files.save_state(&state));
                 let result = match keep_from {
                     Some(keep) => result.and_then(|()| self.files.purge_before(keep)),
@@ -635,7 +689,7 @@ impl Writer {
         let sync_result = if must_sync {
             self.last_sync = Instant::now();
             self.unsynced = false;
-            let result = self.fault.check().and_then(|()| self.files.sync());
+            let result = self.fault.check().and_then(|()| self.sync_files());
             self.fault.keep(result)
         } else {
             Ok(())
