@@ -48,6 +48,8 @@ pub enum FrameKind {
     Transfer,
     /// An ordered operation ([`crate::writeset::Operation`]).
     Operation,
+    /// A record of a backup file (`certusd backup`).
+    Backup,
 }
 
 impl FrameKind {
@@ -60,6 +62,7 @@ impl FrameKind {
             FrameKind::OrderState => 5,
             FrameKind::Transfer => 6,
             FrameKind::Operation => 7,
+            FrameKind::Backup => 8,
         }
     }
 
@@ -72,6 +75,7 @@ impl FrameKind {
             5 => Some(FrameKind::OrderState),
             6 => Some(FrameKind::Transfer),
             7 => Some(FrameKind::Operation),
+            8 => Some(FrameKind::Backup),
             _ => None,
         }
     }
@@ -89,7 +93,8 @@ impl FrameKind {
             | FrameKind::Operation
             | FrameKind::Peer
             | FrameKind::OrderState
-            | FrameKind::Transfer => 1,
+            | FrameKind::Transfer
+            | FrameKind::Backup => 1,
         }
     }
 }

@@ -19,7 +19,17 @@
 //! ```text
 //! certusd certs --dir certs --cluster certus --node 1 --node 2 --node 3
 //! ```
+//!
+//! `certusd backup` copies a running node's data at one position into a
+//! file; `certusd restore` seeds a new node's empty data directory from
+//! one (docs/operations.md):
+//!
+//! ```text
+//! CERTUS_PASSWORD=... certusd backup --addr 10.0.0.1:6379 --out certus.backup
+//! certusd restore --config node1.toml --from certus.backup
+//! ```
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -85,6 +95,101 @@ struct Args {
 enum Command {
     /// Make the cluster's CA (once) and certificates for nodes' peer TLS.
     Certs(CertsArgs),
+    /// Copy a running node's data, as of one position, into a file.
+    Backup(BackupArgs),
+    /// Seed a new node's empty data directory from a backup file (on every
+    /// node of the new cluster, before its first start).
+    Restore(RestoreArgs),
+}
+
+/// The password, if the node wants one, comes from `CERTUS_PASSWORD` (not
+/// the command line, where other users could read it).
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// The node's Redis-protocol address (plain TCP).
+    #[arg(long)]
+    addr: String,
+    /// The user to authenticate as (with `CERTUS_PASSWORD`); it needs the
+    /// `@admin` category.
+    #[arg(long, default_value = "default")]
+    user: String,
+    /// The file to write (written to FILE.tmp, synced, then renamed).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The new node's configuration file; its data directory must be empty.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The backup file.
+    #[arg(long)]
+    from: PathBuf,
+}
+
+/// Takes a backup from a running node.
+fn backup(args: &BackupArgs) -> ExitCode {
+    let password = std::env::var("CERTUS_PASSWORD").ok();
+    let auth = password.as_deref().map(|p| (args.user.as_str(), p));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let taken = match runtime {
+        Ok(runtime) => runtime.block_on(certus::server::backup::fetch(&args.addr, auth, &args.out)),
+        Err(err) => {
+            eprintln!("certusd backup: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match taken {
+        Ok(summary) => {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "backup of {} at seqno {}: {} keys, {} bytes",
+                args.addr,
+                summary.seqno,
+                summary.keys,
+                summary.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("certusd backup: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Seeds a new node from a backup.
+fn restore(args: &RestoreArgs) -> ExitCode {
+    let config = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("cannot read {}: {e}", args.config.display()))
+        .and_then(|text| text.parse::<toml::Table>().map_err(|e| e.to_string()))
+        .and_then(|table| DaemonConfig::deserialize(table).map_err(|e| e.to_string()));
+    let config = match config {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("certusd restore: configuration: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match certus::server::backup::restore(&config, &args.from) {
+        Ok(summary) => {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "restored {} keys (backup at seqno {}) into {}",
+                summary.keys,
+                summary.seqno,
+                config.data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("certusd restore: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Files written: ca.pem and ca.key (the CA, reused when present; keep the
@@ -108,7 +213,6 @@ struct CertsArgs {
 
 /// Makes the CA if absent and issues each node's certificate.
 fn certs(args: &CertsArgs) -> ExitCode {
-    use std::io::Write;
     let issue = || -> Result<Vec<PathBuf>, certus::net::CertError> {
         let ca = CertificateAuthority::open_or_create(&args.dir, &args.cluster)?;
         let mut written = vec![args.dir.join("ca.pem")];
@@ -205,8 +309,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    if let Some(Command::Certs(certs_args)) = &args.command {
-        return certs(certs_args);
+    match &args.command {
+        Some(Command::Certs(certs_args)) => return certs(certs_args),
+        Some(Command::Backup(backup_args)) => return backup(backup_args),
+        Some(Command::Restore(restore_args)) => return restore(restore_args),
+        None => {}
     }
     let config = match args.table().and_then(|table| {
         DaemonConfig::deserialize(table).map_err(|e| format!("configuration: {e}"))

@@ -127,8 +127,17 @@ async fn serve(
         let after = answer_all(&mut input, &mut output, &mut session, settings).await;
         stream.write_all(&output).await?;
         output.clear();
-        if after == After::Close {
-            return Ok(());
+        match after {
+            After::Continue => {}
+            After::Close => return Ok(()),
+            After::Backup => {
+                if let Some(store) = session.current_store()
+                    && let Err(err) = super::backup::serve(store, &mut stream).await
+                {
+                    tracing::warn!(error = %err, "a backup stream failed");
+                }
+                return Ok(());
+            }
         }
     }
 }
@@ -172,8 +181,9 @@ async fn answer_all(
                 Err(err) => break (Some(Reply::Error(format!("ERR {err}"))), false),
             }
         };
-        if session.handle_all(commands, output).await == After::Close {
-            return After::Close;
+        match session.handle_all(commands, output).await {
+            After::Continue => {}
+            stop => return stop,
         }
         if let Some(reply) = ending {
             reply.encode_as(output, session.protocol());

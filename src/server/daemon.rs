@@ -124,7 +124,7 @@ fn configured_engine(
 }
 
 /// Opens the configured engine under the data directory.
-fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, DaemonError> {
+pub(crate) fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, DaemonError> {
     match config.engine {
         EngineKind::Memory => Ok(Arc::new(MemoryEngine::new())),
         EngineKind::Redb => {

@@ -11,6 +11,7 @@
 //! answers load balancers' health checks.
 
 mod acl;
+pub mod backup;
 mod clients;
 mod commands;
 mod config;

@@ -32,3 +32,5 @@ mod messages;
 
 pub use donor::Donor;
 pub use joiner::{Corruption, TransferError, fetch};
+#[cfg(feature = "server")]
+pub(crate) use messages::Digest as RowDigest;

@@ -60,7 +60,18 @@ impl RespCluster {
     pub(crate) fn start_engines(
         nodes: u64,
         tweak: fn(&mut DaemonConfig),
+        engines: Vec<Option<EngineOpener>>,
+    ) -> RespCluster {
+        RespCluster::start_prepared(nodes, tweak, engines, &|_| {})
+    }
+
+    /// As [`RespCluster::start_engines`], with `prepare` run on every
+    /// node's settings before any node starts (to seed a data directory).
+    pub(crate) fn start_prepared(
+        nodes: u64,
+        tweak: fn(&mut DaemonConfig),
         mut engines: Vec<Option<EngineOpener>>,
+        prepare: &dyn Fn(&DaemonConfig),
     ) -> RespCluster {
         engines.resize(nodes as usize, None);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -115,6 +126,9 @@ impl RespCluster {
             engines,
             daemons: Vec::new(),
         };
+        for config in &cluster.configs {
+            prepare(config);
+        }
         for (index, mut listeners) in listeners.into_iter().enumerate() {
             let config = cluster.configs[index].clone();
             if config.tls_listen.is_some() {

@@ -20,7 +20,7 @@ pub(super) fn wrongpass() -> Reply {
 /// leaving the cluster is an administrator's act.
 fn certus_categories(sub: &str) -> &'static [&'static str] {
     match sub {
-        "leave" => &["@admin", "@slow", "@dangerous"],
+        "leave" | "backup" => &["@admin", "@slow", "@dangerous"],
         _ => &["@slow"],
     }
 }

@@ -55,6 +55,12 @@ impl Session {
     /// Runs a connection or server command (or answers an unknown one).
     pub(super) async fn control(&mut self, name: &str, argv: &Command) -> (Reply, After) {
         if name == "certus" {
+            if argv.len() == 2 && lower(&argv[1]) == "backup" {
+                return match self.store() {
+                    Ok(_) => (Reply::ok(), After::Backup),
+                    Err(reply) => (reply, After::Continue),
+                };
+            }
             return (self.certus(argv).await, After::Continue);
         }
         let Some(spec) = commands::lookup(name) else {
@@ -311,7 +317,8 @@ impl Session {
         Reply::Verbatim(text.into())
     }
 
-    /// `CERTUS MEMBERS` and `CERTUS LEAVE`.
+    /// `CERTUS MEMBERS` and `CERTUS LEAVE` (`CERTUS BACKUP` streams; see
+    /// [`crate::server::backup`]).
     async fn certus(&self, argv: &Command) -> Reply {
         if argv.len() != 2 {
             return arity_error("certus");
@@ -332,7 +339,7 @@ impl Session {
                 Err(err) => Reply::err(err),
             },
             other => Reply::err(format_args!(
-                "unknown subcommand '{other}' for 'certus' (MEMBERS, LEAVE)"
+                "unknown subcommand '{other}' for 'certus' (MEMBERS, LEAVE, BACKUP)"
             )),
         }
     }

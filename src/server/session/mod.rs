@@ -78,6 +78,8 @@ pub(crate) const REDIS_VERSION: &str = "7.2.4";
 pub(crate) enum After {
     Continue,
     Close,
+    /// `CERTUS BACKUP`: the connection streams a backup, then closes.
+    Backup,
 }
 
 /// A command queued in `MULTI`.
@@ -211,6 +213,9 @@ impl Session {
                 _ => {
                     self.flush(&mut run, out).await;
                     let (reply, after) = self.handle(argv).await;
+                    if after == After::Backup {
+                        return After::Backup;
+                    }
                     self.emit(&reply, out);
                     if after == After::Close {
                         return After::Close;
@@ -294,6 +299,11 @@ impl Session {
                 out.extend_from_slice(&reply);
             }
         }
+    }
+
+    /// The store this session's commands run on now, if any.
+    pub(crate) fn current_store(&self) -> Option<KvStore> {
+        self.stores.borrow().clone()
     }
 
     /// The store to run on, or the error for a node between stores.
