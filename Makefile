@@ -2,8 +2,9 @@
 # builds of the fuzz target and the benchmarks.
 CARGO ?= cargo
 # The debug build compiles RocksDB once (about 15 minutes cold); the benches
-# do not need it, so the release build never compiles it.
-FEATURES ?= --features rocksdb
+# do not need it, so the release build never compiles it. `failpoints` lets
+# the Jepsen suite fill a node's disk (never in a release build).
+FEATURES ?= --features rocksdb,failpoints
 
 .PHONY: test deps fmt-check embedder clippy unit example-smoke jepsen-smoke real-clients simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
 
@@ -57,14 +58,15 @@ jepsen: jepsen-build
 jepsen-matrix: jepsen-build
 	TIME=$(TIME) ENGINE=$(ENGINE) bash scripts/jepsen-matrix.sh
 
-# CI: five short runs covering every workload and nemesis, both isolation
-# modes and both durable engines (about three minutes).
+# CI: six short runs covering every workload and nemesis, both isolation
+# modes and both durable engines (about three and a half minutes).
 jepsen-smoke: jepsen-build
 	$(JEPSEN) --workload append --nemesis partition,kill --time 15 --seed 1
 	$(JEPSEN) --workload register --nemesis kill-all,pause --isolation serializable --time 15 --seed 2
 	$(JEPSEN) --workload bank --nemesis member,kill-majority --engine rocksdb --time 15 --seed 3
 	$(JEPSEN) --workload set --nemesis partition,pause --time 15 --seed 4
 	$(JEPSEN) --workload mixed --nemesis partition,kill --time 15 --seed 5
+	$(JEPSEN) --workload register --nemesis disk-full,engine-io,corrupt-log --time 15 --seed 6
 
 # Real Redis clients against a real cluster: the newest redis-py (default
 # settings and RESP2) and redis-benchmark's default tests, none may fail.

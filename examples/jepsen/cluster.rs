@@ -1,6 +1,8 @@
 //! Real `certusd` processes on loopback, each behind its peer proxy, and
 //! the faults a nemesis can apply to them: SIGKILL and restart, SIGSTOP and
-//! SIGCONT, leaving the cluster and a new node joining.
+//! SIGCONT, leaving the cluster and a new node joining, a full or failing
+//! disk under the engine (certusd's `failpoints` feature), and a damaged
+//! log segment.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -34,8 +36,19 @@ pub(crate) struct Node {
     proxy: Proxy,
     config: PathBuf,
     log: PathBuf,
+    /// What the node's engine does with writes: `disk-full`, `io`, or
+    /// anything else to work (CERTUS_ENGINE_FAULT_FILE).
+    fault_file: PathBuf,
+    data_dir: PathBuf,
     child: Option<Child>,
     paused: bool,
+}
+
+/// A byte flipped in a log segment, to put back.
+pub(crate) struct Corruption {
+    pub(crate) path: PathBuf,
+    pub(crate) offset: usize,
+    original: u8,
 }
 
 impl Node {
@@ -58,6 +71,7 @@ impl Node {
         let child = Command::new(certusd)
             .arg(format!("--config={}", self.config.display()))
             .env("RUST_LOG", "warn")
+            .env("CERTUS_ENGINE_FAULT_FILE", &self.fault_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -130,6 +144,8 @@ impl Cluster {
             proxy,
             config: self.settings.dir.join(format!("node-{id}.toml")),
             log: self.settings.dir.join(format!("node-{id}.log")),
+            fault_file: self.settings.dir.join(format!("node-{id}.fault")),
+            data_dir: self.settings.dir.join(format!("node-{id}")),
             child: None,
             paused: false,
         };
@@ -218,11 +234,86 @@ impl Cluster {
         Ok(id)
     }
 
-    /// Undoes every fault: heals the network, resumes and restarts every
-    /// node; then waits (bounded) until all are healthy.
+    /// Node `id`'s engine fails writes as `fault` says (`disk-full`,
+    /// `io`), or works again (`none`).
+    pub(crate) fn set_engine_fault(&mut self, id: u64, fault: &str) -> Result<(), String> {
+        let path = self.node(id).fault_file.clone();
+        std::fs::write(&path, fault).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Kills node `id` and flips a byte inside the first record of its
+    /// newest log segment, which intact records follow: damage no crash
+    /// makes, which the node must refuse to start on.
+    pub(crate) fn corrupt_log(&mut self, id: u64) -> Result<Option<Corruption>, String> {
+        self.kill(id);
+        let dir = self.node(id).data_dir.join("log");
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        segments.sort();
+        let Some(path) = segments.pop() else {
+            return Ok(None);
+        };
+        let mut bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let Ok(Some(first)) = certus::frame::peek_header(&bytes, usize::MAX >> 1) else {
+            return Ok(None);
+        };
+        if bytes.len() <= first.frame_len() + certus::frame::HEADER_LEN {
+            // One record: its damage would read as a torn tail.
+            return Ok(None);
+        }
+        let offset =
+            certus::frame::HEADER_LEN + (first.frame_len() - certus::frame::HEADER_LEN) / 2;
+        let original = bytes[offset];
+        bytes[offset] ^= 0x40;
+        std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(Corruption {
+            path,
+            offset,
+            original,
+        }))
+    }
+
+    /// Starts node `id` on its damaged log: it must exit, non-zero, within
+    /// `bound`, and the cluster goes on without it.
+    pub(crate) fn expect_refusal(&mut self, id: u64, bound: Duration) -> Result<String, String> {
+        let certusd = self.settings.certusd.clone();
+        let node = self.node(id);
+        node.spawn(&certusd)?;
+        let deadline = Instant::now() + bound;
+        loop {
+            let child = node.child.as_mut().ok_or("no process")?;
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                node.child = None;
+                return if status.success() {
+                    Err(format!("node {id} exited 0 on a corrupt log"))
+                } else {
+                    Ok(format!("node {id} refused to start ({status})"))
+                };
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("node {id} started on a corrupt log segment"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Puts the flipped byte back.
+    pub(crate) fn repair(&self, corruption: &Corruption) -> Result<(), String> {
+        let path = &corruption.path;
+        let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        bytes[corruption.offset] = corruption.original;
+        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Undoes every fault: heals the network and the disks, resumes and
+    /// restarts every node; then waits (bounded) until all are healthy.
     pub(crate) fn recover(&mut self, bound: Duration) -> Result<(), String> {
         self.net.heal();
         for id in self.ids() {
+            self.set_engine_fault(id, "none")?;
             self.resume(id);
             self.restart(id)?;
         }

@@ -24,16 +24,27 @@ pub(crate) enum Fault {
     Partition,
     /// A node leaves the cluster; a new node joins at the heal.
     Member,
+    /// One node's disk is full under its engine (ENOSPC); room again at
+    /// the heal. The node fails, restarts in-process, and comes back.
+    DiskFull,
+    /// One node's engine fails every write (EIO) until the heal.
+    EngineIo,
+    /// One node is killed and a record of its log damaged: it must refuse
+    /// to start while the others go on; repaired and restarted at the heal.
+    CorruptLog,
 }
 
 impl Fault {
-    pub(crate) const ALL: [Fault; 6] = [
+    pub(crate) const ALL: [Fault; 9] = [
         Fault::Kill,
         Fault::KillMajority,
         Fault::KillAll,
         Fault::Pause,
         Fault::Partition,
         Fault::Member,
+        Fault::DiskFull,
+        Fault::EngineIo,
+        Fault::CorruptLog,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -44,6 +55,9 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::Partition => "partition",
             Fault::Member => "member",
+            Fault::DiskFull => "disk-full",
+            Fault::EngineIo => "engine-io",
+            Fault::CorruptLog => "corrupt-log",
         }
     }
 
@@ -153,6 +167,34 @@ impl Nemesis {
                 Undo::Resume(victim)
             }
             Fault::Partition => self.partition(cluster, &ids),
+            Fault::DiskFull | Fault::EngineIo => {
+                let victim = self.pick(&ids, 1)[0];
+                let what = if fault == Fault::DiskFull {
+                    "disk-full"
+                } else {
+                    "io"
+                };
+                cluster.set_engine_fault(victim, what)?;
+                self.note(format!("engine of node {victim}: {what}"));
+                Undo::ClearFault(victim)
+            }
+            Fault::CorruptLog => {
+                let victim = self.pick(&ids, 1)[0];
+                let Some(corruption) = cluster.corrupt_log(victim)? else {
+                    self.note(format!(
+                        "node {victim}'s log has no record to damage; restart"
+                    ));
+                    return Ok(Undo::Restart(vec![victim]));
+                };
+                self.note(format!(
+                    "kill -9 [{victim}], flip a byte at {} of {}",
+                    corruption.offset,
+                    corruption.path.display()
+                ));
+                let refused = cluster.expect_refusal(victim, Duration::from_secs(20))?;
+                self.note(refused);
+                Undo::Repair(victim, corruption)
+            }
             Fault::Member => {
                 if ids.len() < 3 {
                     return Ok(Undo::Nothing);
@@ -215,6 +257,15 @@ impl Nemesis {
                 let id = cluster.join()?;
                 self.note(format!("node {id} joins"));
             }
+            Undo::ClearFault(id) => {
+                cluster.set_engine_fault(id, "none")?;
+                self.note(format!("engine of node {id}: works again"));
+            }
+            Undo::Repair(id, corruption) => {
+                cluster.repair(&corruption)?;
+                cluster.restart(id)?;
+                self.note(format!("repair and restart [{id}]"));
+            }
         }
         *nodes.lock().unwrap_or_else(PoisonError::into_inner) = cluster.clients();
         Ok(())
@@ -228,4 +279,6 @@ enum Undo {
     Resume(Vec<u64>),
     Heal,
     Join,
+    ClearFault(u64),
+    Repair(u64, crate::cluster::Corruption),
 }

@@ -338,7 +338,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: DaemonConfig) -> ExitCode {
-    let daemon = match Daemon::start(config).await {
+    let daemon = match start(config).await {
         Ok(daemon) => daemon,
         Err(err) => {
             tracing::error!(error = %err, "certusd did not start");
@@ -363,6 +363,43 @@ async fn run(config: DaemonConfig) -> ExitCode {
     daemon.shutdown().await;
     tracing::info!("stopped");
     code
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn start(config: DaemonConfig) -> Result<Daemon, certus::server::DaemonError> {
+    Daemon::start(config).await
+}
+
+/// With `CERTUS_ENGINE_FAULT_FILE` set, the engine fails writes while that
+/// file says `disk-full` (ENOSPC) or `io` (EIO); it is read every 50 ms.
+#[cfg(feature = "failpoints")]
+async fn start(config: DaemonConfig) -> Result<Daemon, certus::server::DaemonError> {
+    use certus::kv::{Engine, Fault, FaultSwitch, FaultyEngine};
+    use std::sync::Arc;
+    let Some(path) = std::env::var_os("CERTUS_ENGINE_FAULT_FILE") else {
+        return Daemon::start(config).await;
+    };
+    tracing::warn!(file = ?path, "FAILPOINTS: the engine fails writes on command");
+    let switch = FaultSwitch::new();
+    let polled = switch.clone();
+    std::thread::spawn(move || {
+        loop {
+            let fault = match std::fs::read_to_string(&path).as_deref().map(str::trim) {
+                Ok("disk-full") => Fault::DiskFull,
+                Ok("io") => Fault::Io,
+                _ => Fault::None,
+            };
+            polled.set(fault);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let inner = certus::server::engine_opener(&config);
+    let open: certus::server::EngineOpener = Arc::new(move || {
+        let engine: Arc<dyn Engine> = Arc::new(FaultyEngine::new(inner()?, switch.clone()));
+        Ok(engine)
+    });
+    let listeners = certus::server::Listeners::bind(&config).await?;
+    Daemon::start_with_engine(config, listeners, open).await
 }
 
 /// The exit status of a node that stopped because it failed while running

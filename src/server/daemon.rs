@@ -106,6 +106,20 @@ fn storage_error(
     }
 }
 
+/// An opener of the configured engine under the data directory, for
+/// [`Daemon::start_with_engine`] callers that wrap the engine (a
+/// fault-injecting one, say). The in-memory engine is the same one at every
+/// call; a durable one is opened again from disk.
+#[must_use]
+pub fn engine_opener(config: &DaemonConfig) -> EngineOpener {
+    if config.engine == EngineKind::Memory {
+        let kept: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
+        return Arc::new(move || Ok(kept.clone()));
+    }
+    let config = config.clone();
+    Arc::new(move || open_engine(&config).map_err(Cause::new))
+}
+
 /// Opens the configured engine under the data directory, with the opener
 /// each in-process restart uses. The in-memory engine is the same one each
 /// time: what it holds is all it ever had.

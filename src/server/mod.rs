@@ -34,6 +34,6 @@ pub use acl::AclError;
 pub use config::{
     ClientTlsFiles, DaemonConfig, DaemonConfigError, EngineKind, IsolationSetting, SyncSetting,
 };
-pub use daemon::{Daemon, DaemonError, Listeners};
+pub use daemon::{Daemon, DaemonError, Listeners, engine_opener};
 pub use supervisor::EngineOpener;
 pub use tls::TlsAuthClients;
