@@ -512,5 +512,13 @@ fn the_health_port_serves_prometheus_metrics() {
     assert!(value("certus_certified_total{verdict=\"committed\"}") >= 5.0);
     assert!(body.contains("# TYPE certus_commit_duration_seconds histogram"));
     assert!(body.contains("certus_apply_duration_seconds_bucket{le=\"+Inf\"}"));
+    // Every node talks to some peer (the leader to its followers, a
+    // follower to the leader it forwards to or answers).
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("certus_peer_sent_bytes_total{peer=") && !l.ends_with(" 0")),
+        "no peer traffic in:\n{body}"
+    );
+    assert!(body.contains("certus_peer_round_trip_seconds_count{peer="));
     cluster.shutdown();
 }

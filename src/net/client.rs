@@ -63,6 +63,22 @@ struct Shared<Resp> {
     /// (a response, or the handshake) was written; `None` when nothing was
     /// written since.
     unanswered_since: Mutex<Option<Instant>>,
+    /// Round trips and bytes, for operators.
+    round_trip: crate::Histogram,
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+/// The traffic of one peer link, as this node's side saw it.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PeerTraffic {
+    /// Request to response, for the requests that got one.
+    pub round_trip: crate::HistogramSnapshot,
+    /// Request bytes written.
+    pub sent: u64,
+    /// Response bytes read.
+    pub received: u64,
 }
 
 impl<Resp> Shared<Resp> {
@@ -166,6 +182,9 @@ where
             closed: AtomicU64::new(0),
             pending: Mutex::new(BTreeMap::new()),
             unanswered_since: Mutex::new(None),
+            round_trip: crate::Histogram::default(),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
         });
         let (out, rx) = mpsc::channel(config.queue.max(1));
         let max_frame = config.max_frame;
@@ -219,15 +238,32 @@ where
         let timed_out = || NetError::Timeout {
             addr: self.shared.addr.clone(),
         };
+        let started = std::time::Instant::now();
+        let len = frame.len() as u64;
         match tokio::time::timeout_at(deadline, self.out.send((id, frame))).await {
             Err(_) => return Err(timed_out()),
             Ok(Err(_)) => return Err(NetError::Closed),
             Ok(Ok(())) => {}
         }
+        self.shared.sent.fetch_add(len, Ordering::Relaxed);
         match tokio::time::timeout_at(deadline, rx).await {
             Err(_) => Err(timed_out()),
             Ok(Err(_)) => Err(NetError::Closed),
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => {
+                if result.is_ok() {
+                    self.shared.round_trip.observe(started.elapsed());
+                }
+                result
+            }
+        }
+    }
+
+    /// This link's traffic so far.
+    pub(crate) fn traffic(&self) -> PeerTraffic {
+        PeerTraffic {
+            round_trip: self.shared.round_trip.snapshot(),
+            sent: self.shared.sent.load(Ordering::Relaxed),
+            received: self.shared.received.load(Ordering::Relaxed),
         }
     }
 }
@@ -418,6 +454,8 @@ async fn read_responses<Resp: DeserializeOwned>(
         match reader.next::<Tagged<Resp>>().await {
             Ok(tagged) => {
                 shared.hear();
+                let len = reader.last_frame_len() as u64;
+                shared.received.fetch_add(len, Ordering::Relaxed);
                 shared.resolve(tagged.id, Ok(tagged.body));
             }
             Err(err) => {

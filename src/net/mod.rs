@@ -29,6 +29,7 @@ mod wire;
 
 #[cfg(feature = "certs")]
 pub use certs::{CertError, CertificateAuthority, NodeCertificate};
+pub use client::PeerTraffic;
 pub(crate) use client::{ClientConfig, PeerClient};
 pub use error::NetError;
 pub(crate) use identity::Identity;

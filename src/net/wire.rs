@@ -185,6 +185,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame's body, decoded. The buffer grows with what arrives
     /// ([`GROWTH`] at a time), never to what a header merely claims.
+    /// The length of the frame [`FrameReader::next`] read last.
+    pub(crate) fn last_frame_len(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(crate) async fn next<T: DeserializeOwned>(&mut self) -> Result<T, ReadError> {
         if self.buf.capacity() > KEEP {
             self.buf = BytesMut::with_capacity(HEADER_LEN + 4096);

@@ -130,6 +130,7 @@ impl Collector for NodeCollector {
                 &timings.apply,
             )?;
         }
+        peers(&mut encoder, &self.order)?;
         clients(&mut encoder, &self.clients, &self.expired_keys)
     }
 }
@@ -253,6 +254,46 @@ fn certification(encoder: &mut DescriptorEncoder, status: &Status) -> fmt::Resul
         "Keys in the certification index (wsrep_cert_index_size).",
         to_i64(status.cert_index_keys as u64),
     )
+}
+
+/// Per peer link (`peer` = the node id): round trips of this node's
+/// requests, and the bytes of requests and answers.
+fn peers(encoder: &mut DescriptorEncoder, order: &RaftOrder) -> fmt::Result {
+    let traffic = order.peer_traffic();
+    let label = |id: crate::NodeId| [("peer", id.get().to_string())];
+    let mut family = encoder.encode_descriptor(
+        "certus_peer_round_trip",
+        "Requests to a peer, from sending to its answer.",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (id, t) in &traffic {
+        let labels = label(*id);
+        let r = &t.round_trip;
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(r.sum, r.count, &r.buckets, None)?;
+    }
+    let bytes: [(&str, &str, fn(&crate::net::PeerTraffic) -> u64); 2] = [
+        (
+            "certus_peer_sent_bytes",
+            "Request bytes sent to a peer.",
+            |t| t.sent,
+        ),
+        (
+            "certus_peer_received_bytes",
+            "Answer bytes received from a peer.",
+            |t| t.received,
+        ),
+    ];
+    for (name, help, value) in bytes {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (id, t) in &traffic {
+            let labels = label(*id);
+            ConstCounter::new(value(t)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn clients(encoder: &mut DescriptorEncoder, clients: &Clients, expired: &AtomicU64) -> fmt::Result {

@@ -53,6 +53,14 @@ impl Peers {
         client
     }
 
+    /// Each peer link's traffic, by node id.
+    pub(crate) fn traffic(&self) -> Vec<(u64, crate::net::PeerTraffic)> {
+        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut traffic: Vec<_> = clients.iter().map(|(id, c)| (*id, c.traffic())).collect();
+        traffic.sort_by_key(|(id, _)| *id);
+        traffic
+    }
+
     /// The connection to the leader `raft` knows of, or why there is none.
     /// The metrics are borrowed only while the address is looked up.
     pub(crate) fn leader(&self, raft: &Raft) -> Result<Client, &'static str> {

@@ -234,6 +234,17 @@ impl RaftOrder {
         self.primary_again(Instant::now() + timeout).await
     }
 
+    /// The traffic of this node's links to each peer (its requests and
+    /// their answers), for operators.
+    #[must_use]
+    pub fn peer_traffic(&self) -> Vec<(NodeId, crate::net::PeerTraffic)> {
+        let traffic = self.peers.traffic();
+        traffic
+            .into_iter()
+            .map(|(id, t)| (NodeId::new(id), t))
+            .collect()
+    }
+
     /// How this node's log and its disk are doing, for operators.
     #[must_use]
     pub fn log_stats(&self) -> super::LogStats {
