@@ -256,6 +256,9 @@ fn certification(encoder: &mut DescriptorEncoder, status: &Status) -> fmt::Resul
     )
 }
 
+/// Reads one counter of a peer link's traffic.
+type Field = fn(&crate::net::PeerTraffic) -> u64;
+
 /// Per peer link (`peer` = the node id): round trips of this node's
 /// requests, and the bytes of requests and answers.
 fn peers(encoder: &mut DescriptorEncoder, order: &RaftOrder) -> fmt::Result {
@@ -274,7 +277,7 @@ fn peers(encoder: &mut DescriptorEncoder, order: &RaftOrder) -> fmt::Result {
             .encode_family(&labels)?
             .encode_histogram::<NoLabelSet>(r.sum, r.count, &r.buckets, None)?;
     }
-    let bytes: [(&str, &str, fn(&crate::net::PeerTraffic) -> u64); 2] = [
+    let bytes: [(&str, &str, Field); 2] = [
         (
             "certus_peer_sent_bytes",
             "Request bytes sent to a peer.",
