@@ -87,26 +87,47 @@ fn a_finished_import_replaces_what_was_there() {
     assert_eq!(mvcc.read_at(b"old", Seqno::new(5)).unwrap(), None);
 }
 
+/// Three members of one in-process order that keeps only eight positions,
+/// so a store opened after a few writes needs a full state transfer.
+fn short_log_cluster() -> InProcessOrder {
+    let config = InProcessConfig {
+        retention: 8,
+        ..InProcessConfig::default()
+    };
+    InProcessOrder::new(config, [1, 2, 3].map(NodeId::new))
+}
+
+/// Node `id`'s store on `engine`.
+fn open_on(
+    hub: &InProcessOrder,
+    id: u64,
+    engine: &Arc<MemoryEngine>,
+) -> impl std::future::Future<Output = Result<KvStore, KvError>> + use<> {
+    let order: Arc<dyn TotalOrder> = Arc::new(hub.endpoint(NodeId::new(id)).unwrap());
+    KvStore::open(StoreConfig::new(NodeId::new(id)), engine.clone(), order)
+}
+
+/// Node 1's store, serving state transfers while `slot` lives.
+async fn donor_on(hub: &InProcessOrder) -> (KvStore, watch::Sender<Option<KvStore>>) {
+    let donor = open_on(hub, 1, &Arc::new(MemoryEngine::new()))
+        .await
+        .unwrap();
+    let (slot, served) = watch::channel(Some(donor.clone()));
+    let endpoint = hub.endpoint(NodeId::new(1)).unwrap();
+    assert!(endpoint.set_peer_service(Donor::start(served)));
+    (donor, slot)
+}
+
 /// A whole state transfer over the in-process order: the joiner's gap has
 /// left the log, it fetches the data from a donor through
 /// [`Cluster::call_peer`], and then serves what the donor serves.
 #[tokio::test]
 async fn a_full_state_transfer_runs_over_the_in_process_order() {
     bounded(async {
-        let config = InProcessConfig {
-            retention: 8,
-            ..InProcessConfig::default()
-        };
-        let ids = [1, 2, 3].map(NodeId::new);
-        let hub = InProcessOrder::new(config, ids);
+        let hub = short_log_cluster();
         let endpoint = |id: u64| Arc::new(hub.endpoint(NodeId::new(id)).unwrap());
-        let open = |id: u64, engine: &Arc<MemoryEngine>| {
-            let order: Arc<dyn TotalOrder> = endpoint(id);
-            KvStore::open(StoreConfig::new(NodeId::new(id)), engine.clone(), order)
-        };
-        let donor = open(1, &Arc::new(MemoryEngine::new())).await.unwrap();
-        let (slot, served) = watch::channel(Some(donor.clone()));
-        assert!(endpoint(1).set_peer_service(Donor::start(served)));
+        let open = |id: u64, engine: &Arc<MemoryEngine>| open_on(&hub, id, engine);
+        let (donor, slot) = donor_on(&hub).await;
         for n in 0..20 {
             retry(&donor, |txn| txn.put(format!("k{n}"), n.to_string())).await;
         }
@@ -162,19 +183,10 @@ async fn a_full_state_transfer_runs_over_the_in_process_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_over_the_message_limit_streams_in_pieces() {
     bounded(async {
-        let config = InProcessConfig {
-            retention: 8,
-            ..InProcessConfig::default()
-        };
-        let hub = InProcessOrder::new(config, [1, 2, 3].map(NodeId::new));
+        let hub = short_log_cluster();
         let endpoint = |id: u64| Arc::new(hub.endpoint(NodeId::new(id)).unwrap());
-        let open = |id: u64, engine: &Arc<MemoryEngine>| {
-            let order: Arc<dyn TotalOrder> = endpoint(id);
-            KvStore::open(StoreConfig::new(NodeId::new(id)), engine.clone(), order)
-        };
-        let donor = open(1, &Arc::new(MemoryEngine::new())).await.unwrap();
-        let (slot, served) = watch::channel(Some(donor.clone()));
-        assert!(endpoint(1).set_peer_service(Donor::start(served)));
+        let open = |id: u64, engine: &Arc<MemoryEngine>| open_on(&hub, id, engine);
+        let (donor, slot) = donor_on(&hub).await;
         const KEYS: usize = 104;
         for n in 0..KEYS {
             let mut key = vec![b'k'; 1 << 20];

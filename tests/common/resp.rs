@@ -313,34 +313,29 @@ impl RespCluster {
 
     /// The HTTP status code node `index`'s health check answers.
     pub(crate) fn health(&self, index: usize) -> u16 {
-        let addr = self.daemon(index).health_addr().unwrap();
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(BOUND)).unwrap();
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+        self.http_get(index, "/").0
     }
 
     /// Node `index`'s Prometheus metrics (`GET /metrics` on the health
     /// port): the status code and the body.
     pub(crate) fn metrics(&self, index: usize) -> (u16, String) {
+        self.http_get(index, "/metrics")
+    }
+
+    /// `GET path` on node `index`'s health port: the status and the body.
+    fn http_get(&self, index: usize, path: &str) -> (u16, String) {
         let addr = self.daemon(index).health_addr().unwrap();
         let mut stream = TcpStream::connect(addr).unwrap();
         stream.set_read_timeout(Some(BOUND)).unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+        let code = head.split(' ').nth(1).and_then(|c| c.parse().ok());
+        let code = code.unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
         (code, body.to_string())
     }
 
