@@ -103,6 +103,19 @@ impl Certifier {
         )
     }
 
+    /// A fresh certifier whose cluster time starts at `time`: a cluster
+    /// seeded from a backup continues the old cluster's time, so the
+    /// deadlines its rows carry keep their meaning from the first read.
+    ///
+    /// # Panics
+    /// Panics if `config.window` is zero.
+    #[must_use]
+    pub fn starting_at(config: CertConfig, time: ClusterTime) -> Self {
+        let mut certifier = Self::new(config);
+        certifier.time = time;
+        certifier
+    }
+
     pub(super) fn from_parts(
         config: CertConfig,
         last_seqno: Seqno,

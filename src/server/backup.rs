@@ -18,7 +18,8 @@
 //! **Restore** (`certusd restore`, [`restore`]): run on every node of the
 //! new cluster, each with its own configuration, before its first start.
 //! Into an empty data directory it writes the rows as the state before the
-//! new cluster's first position, with a fresh certification state at 0, so
+//! new cluster's first position, with a fresh certification state at 0
+//! whose cluster time is the backup's (so deadlines keep their meaning), so
 //! all nodes start identical and the new log begins at 1.
 
 use std::io;
@@ -66,6 +67,8 @@ enum Record {
 pub struct BackupSummary {
     /// The position the copy is at.
     pub seqno: Seqno,
+    /// The cluster time at that position.
+    pub time: ClusterTime,
     /// Rows (live keys).
     pub keys: u64,
     /// The file's size.
@@ -209,6 +212,7 @@ async fn send<W: AsyncWrite + Unpin>(out: &mut W, record: &Record) -> Result<(),
 #[derive(Debug, Default)]
 struct Checker {
     seqno: Option<Seqno>,
+    time: ClusterTime,
     digest: crate::transfer::RowDigest,
     ended: bool,
 }
@@ -221,13 +225,21 @@ impl Checker {
             return corrupt("records after the trailer");
         }
         match (record, self.seqno) {
-            (Record::Header { format, seqno, .. }, None) => {
+            (
+                Record::Header {
+                    format,
+                    seqno,
+                    time,
+                },
+                None,
+            ) => {
                 if *format != FORMAT {
                     return Err(BackupError::Corrupt(format!(
                         "format {format}, this build reads {FORMAT}"
                     )));
                 }
                 self.seqno = Some(Seqno::new(*seqno));
+                self.time = *time;
                 Ok(())
             }
             (Record::Header { .. }, Some(_)) => corrupt("a second header"),
@@ -255,6 +267,7 @@ impl Checker {
         match (self.seqno, self.ended) {
             (Some(seqno), true) => Ok(BackupSummary {
                 seqno,
+                time: self.time,
                 keys: self.digest.finish().0,
                 bytes,
             }),
@@ -423,7 +436,10 @@ pub fn restore(config: &DaemonConfig, path: &Path) -> Result<BackupSummary, Back
     let mvcc = Arc::new(MvccStore::new(engine, 1));
     mvcc.begin_import()?;
     read_file(path, |entries| Ok(mvcc.import(Seqno::ZERO, entries)?))?;
-    let fresh = Certifier::new(config.store_config().node.cert).checkpoint()?;
+    // The new cluster's time goes on from the backup's, so a row's
+    // deadline means what it meant when the backup was taken.
+    let fresh =
+        Certifier::starting_at(config.store_config().node.cert, summary.time).checkpoint()?;
     mvcc.finish_import(&fresh)?;
     tracing::info!(seqno = %summary.seqno, keys = summary.keys, "restored");
     Ok(summary)
