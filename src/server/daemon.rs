@@ -121,18 +121,15 @@ pub fn engine_opener(config: &DaemonConfig) -> EngineOpener {
 }
 
 /// Opens the configured engine under the data directory, with the opener
-/// each in-process restart uses. The in-memory engine is the same one each
-/// time: what it holds is all it ever had.
+/// each in-process restart uses ([`engine_opener`]). A durable engine's
+/// first opening reports its own error, naming its file.
 fn configured_engine(
     config: &DaemonConfig,
 ) -> Result<(Arc<dyn Engine>, EngineOpener), DaemonError> {
-    let engine = open_engine(config)?;
-    let opener: EngineOpener = if config.engine == EngineKind::Memory {
-        let kept = engine.clone();
-        Arc::new(move || Ok(kept.clone()))
-    } else {
-        let config = config.clone();
-        Arc::new(move || open_engine(&config).map_err(Cause::new))
+    let opener = engine_opener(config);
+    let engine = match config.engine {
+        EngineKind::Memory => opener().map_err(|e| storage_error(&config.data_dir, e))?,
+        _ => open_engine(config)?,
     };
     Ok((engine, opener))
 }

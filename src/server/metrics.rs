@@ -78,8 +78,10 @@ impl Metrics {
 
 impl Collector for NodeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let status = self.stores.borrow().as_ref().map(|s| s.node().status());
-        let timings = self.stores.borrow().as_ref().map(|s| s.node().timings());
+        let (status, timings) = match self.stores.borrow().as_ref() {
+            Some(store) => (Some(store.node().status()), Some(store.node().timings())),
+            None => (None, None),
+        };
         replication(&mut encoder, status.as_ref(), &self.order)?;
         if let Some(status) = &status {
             certification(&mut encoder, status)?;

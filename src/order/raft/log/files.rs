@@ -122,7 +122,7 @@ pub(crate) struct Spot {
     /// Its byte offset in the segment.
     pub(crate) offset: u64,
     /// Its length in bytes, header included.
-    pub(crate) len: u32,
+    pub(crate) len: u64,
 }
 
 /// One record of the log as the store indexes it: its id and place, not
@@ -215,7 +215,7 @@ impl LogFiles {
             spots.push(Spot {
                 segment: segment.first,
                 offset: segment.len,
-                len: u32::try_from(record.len()).map_err(|_| invalid(LogDamage::NoSegment))?,
+                len: record.len() as u64,
             });
             segment.len += record.len() as u64;
             self.next = Some(index + 1);
@@ -403,12 +403,10 @@ fn read_segment(
         match read_record(&mut input, max_entry)? {
             Record::End => return Ok(offset),
             Record::Entry(entry, len) if entry.log_id.index == expected => {
-                let len32 = u32::try_from(len)
-                    .map_err(|_| damaged(path, offset, BadRecord::PartialBody))?;
                 let spot = Spot {
                     segment: first,
                     offset,
-                    len: len32,
+                    len,
                 };
                 out.push(Located {
                     log_id: entry.log_id,

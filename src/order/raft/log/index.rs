@@ -170,10 +170,12 @@ impl LogIndex {
     }
 
     /// Drops the entries before `keep_from`; an emptied log resumes at
-    /// `resume_at` at the earliest.
-    pub(super) fn drop_before(&mut self, keep_from: u64, resume_at: u64) {
+    /// `resume_at` at the earliest. Returns how many entries it dropped.
+    pub(super) fn drop_before(&mut self, keep_from: u64, resume_at: u64) -> u64 {
+        let mut dropped = 0;
         while self.first < keep_from && self.slots.pop_front().is_some() {
             self.first += 1;
+            dropped += 1;
         }
         while self.cache_first < self.first && !self.cache.is_empty() {
             if let Some((_, size)) = self.cache.pop_front() {
@@ -187,6 +189,7 @@ impl LogIndex {
         if self.cache.is_empty() {
             self.cache_first = self.end();
         }
+        dropped
     }
 
     /// The plan to read `[start, end)`: cached entries as they are, older

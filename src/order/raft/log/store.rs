@@ -137,8 +137,10 @@ impl Fault {
         }
     }
 
-    /// Passes `result` through, keeping its failure.
-    fn keep<T>(&self, result: io::Result<T>) -> io::Result<T> {
+    /// Runs `work` unless a failure is kept, and keeps its failure.
+    fn guard<T>(&self, work: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        self.check()?;
+        let result = work();
         if let Err(err) = &result {
             self.record(err);
         }
@@ -383,10 +385,8 @@ impl LogStore {
             if point.index < memory.first() || memory.log_id(point.index) == Some(point) {
                 return Ok(true);
             }
-            let last = memory.last_log_id();
-            let before = memory.first();
-            memory.drop_before(point.index + 1, point.index + 1);
-            let dropped = memory.first().saturating_sub(before);
+            let last = memory.last_held();
+            let dropped = memory.drop_before(point.index + 1, point.index + 1);
             if dropped > 0 {
                 tracing::warn!(point = %point, ?last, dropped, "this log does not hold the snapshot point: its entries up to it may not be the cluster's and are dropped");
             }
@@ -641,39 +641,34 @@ impl Writer {
                 ids,
                 done,
             } => {
-                let result = self
-                    .fault
-                    .check()
-                    .and_then(|()| self.files.append(first, &records));
+                let fault = self.fault.clone();
+                let result = fault.guard(|| self.files.append(first, &records));
                 self.unsynced = true;
-                let result = self.fault.keep(result).map(|spots| {
+                let result = result.map(|spots| {
                     let written: Vec<(LogId, Spot)> = ids.into_iter().zip(spots).collect();
                     lock(&self.index).written(&written);
                 });
                 flushed.push((done, result));
             }
             Op::Truncate { from, done } => {
-                let result = self
-                    .fault
-                    .check()
-                    .and_then(|()| self.files.truncate_from(from));
-                let _ = done.send(self.fault.keep(result));
+                let fault = self.fault.clone();
+                let _ = done.send(fault.guard(|| self.files.truncate_from(from)));
             }
             Op::SaveState {
                 state,
                 keep_from,
                 done,
             } => {
-                let result = self
-                    .fault
-                    .check()
-                    .and_then(|()| self.sync_files())
-                    .and_then(|()| self.files.save_state(&state));
-                let result = match keep_from {
-                    Some(keep) => result.and_then(|()| self.files.purge_before(keep)),
-                    None => result,
-                };
-                let _ = done.send(self.fault.keep(result));
+                let fault = self.fault.clone();
+                let result = fault.guard(|| {
+                    self.sync_files()?;
+                    self.files.save_state(&state)?;
+                    match keep_from {
+                        Some(keep) => self.files.purge_before(keep),
+                        None => Ok(()),
+                    }
+                });
+                let _ = done.send(result);
             }
         }
     }
@@ -689,8 +684,8 @@ impl Writer {
         let sync_result = if must_sync {
             self.last_sync = Instant::now();
             self.unsynced = false;
-            let result = self.fault.check().and_then(|()| self.sync_files());
-            self.fault.keep(result)
+            let fault = self.fault.clone();
+            fault.guard(|| self.sync_files())
         } else {
             Ok(())
         };
