@@ -117,11 +117,14 @@ fn a_node_whose_disk_fills_up_fails_alone_and_comes_back_by_itself() {
     // Many times the flow-control limit: a pause from the sick node would
     // have stopped these.
     let during = write_on_the_healthy(&cluster, "during", 200);
-    // It failed at the first write it applied (it may apply behind the
-    // others' acknowledgements).
+    // It failed at the first engine write after the switch (it may apply
+    // behind the others' acknowledgements): applying a write-set, or
+    // making applied ones visible, whichever reached the engine first.
     let status = poll(|| Some(sick.node().status()).filter(|s| s.state == NodeState::Failed));
-    let Some(Failure::Apply { source, .. }) = &status.failure else {
-        panic!("not an apply failure: {status:?}");
+    let (Some(Failure::Apply { source, .. }) | Some(Failure::MakeVisible { source, .. })) =
+        &status.failure
+    else {
+        panic!("not an engine failure: {status:?}");
     };
     assert!(source.to_string().contains("No space left"), "{source}");
     assert_eq!(cluster.health(0), 200);
