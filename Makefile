@@ -4,7 +4,7 @@ CARGO ?= cargo
 # The debug build compiles RocksDB once (about 15 minutes cold); the benches
 # do not need it, so the release build never compiles it. `failpoints` lets
 # the Jepsen suite fill a node's disk (never in a release build).
-FEATURES ?= --features rocksdb,failpoints
+FEATURES ?= --features rocksdb,failpoints,next-version
 
 .PHONY: test deps fmt-check embedder clippy unit example-smoke jepsen-smoke real-clients simulation fuzz-build bench-build fix bench cluster jepsen-build jepsen jepsen-matrix perf-compare
 

@@ -50,6 +50,9 @@ pub enum FrameKind {
     Operation,
     /// A record of a backup file (`certusd backup`).
     Backup,
+    /// A change of the cluster protocol, ordered by the leader
+    /// ([`crate::protocol`]).
+    ClusterProtocol,
 }
 
 impl FrameKind {
@@ -63,6 +66,7 @@ impl FrameKind {
             FrameKind::Transfer => 6,
             FrameKind::Operation => 7,
             FrameKind::Backup => 8,
+            FrameKind::ClusterProtocol => 9,
         }
     }
 
@@ -76,11 +80,13 @@ impl FrameKind {
             6 => Some(FrameKind::Transfer),
             7 => Some(FrameKind::Operation),
             8 => Some(FrameKind::Backup),
+            9 => Some(FrameKind::ClusterProtocol),
             _ => None,
         }
     }
 
-    /// The newest body format version this build reads and writes.
+    /// The body format version this build writes at
+    /// [`crate::protocol::Protocol::CURRENT`].
     #[must_use]
     pub const fn current_version(self) -> u16 {
         match self {
@@ -94,8 +100,20 @@ impl FrameKind {
             | FrameKind::Peer
             | FrameKind::OrderState
             | FrameKind::Transfer
-            | FrameKind::Backup => 1,
+            | FrameKind::Backup
+            | FrameKind::ClusterProtocol => 1,
         }
+    }
+
+    /// The newest body format version this build reads: the newest any
+    /// protocol it speaks writes ([`crate::protocol::Protocol::spoken`]).
+    #[must_use]
+    pub fn newest_version(self) -> u16 {
+        crate::protocol::Protocol::spoken()
+            .iter()
+            .map(|protocol| protocol.frame_version(self))
+            .max()
+            .unwrap_or_else(|| self.current_version())
     }
 }
 
@@ -279,7 +297,7 @@ pub fn peek_header(input: &[u8], max_body: usize) -> Result<Option<FrameHeader>,
     let version = u16::from_be_bytes([header[4], header[5]]);
     let kind =
         FrameKind::from_code(header[6]).ok_or(FrameError::UnknownKind { code: header[6] })?;
-    let newest = kind.current_version();
+    let newest = kind.newest_version();
     if version == 0 || version > newest {
         return Err(FrameError::UnsupportedVersion {
             kind,

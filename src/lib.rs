@@ -17,6 +17,7 @@ pub mod kv;
 pub mod net;
 pub mod node;
 pub mod order;
+pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod simulation;

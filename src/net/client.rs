@@ -18,7 +18,7 @@ use super::error::NetError;
 use super::identity::Identity;
 use super::tls;
 use super::transport::{BoxStream, Connector};
-use super::wire::{self, FrameReader, Hello, HelloReply, PROTOCOL, Tagged, TermsReply};
+use super::wire::{self, FrameReader, Hello, HelloReply, Tagged, TermsReply};
 use crate::ids::NodeId;
 use rustls::pki_types::ServerName;
 
@@ -401,7 +401,7 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
             .map_err(|e| unreachable(e.to_string()))?;
         let (read, mut write) = tokio::io::split(stream);
         let hello = Hello {
-            protocol: PROTOCOL,
+            protocol: identity.protocols().own().get(),
             cluster: identity.name.clone(),
             from: identity.me,
             to: self.peer,
@@ -436,7 +436,9 @@ impl<Resp: DeserializeOwned + Send + 'static> Writer<Resp> {
             .map_err(unreachable)?;
         let mut reader = FrameReader::new(read, wire::MAX_HELLO);
         match reader.next::<TermsReply>().await {
-            Ok(TermsReply::Agreed(theirs)) => identity.agree(&theirs).map_err(refused)?,
+            Ok(TermsReply::Agreed(theirs)) => {
+                identity.agree(&theirs, self.peer).map_err(refused)?
+            }
             Ok(TermsReply::Refused(reason)) => return Err(refused(reason)),
             Err(err) => return Err(unreachable(err.to_string())),
         }

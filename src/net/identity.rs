@@ -16,9 +16,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+use super::protocol_book::ProtocolBook;
 use super::tls::PeerTls;
 use super::wire::Terms;
 use crate::ids::NodeId;
+use crate::protocol::{Protocol, Protocols};
 
 /// A cluster's unique id: 128 random bits, shown as a UUID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,6 +107,8 @@ pub(crate) struct Identity {
     cluster_id: Mutex<Option<ClusterId>>,
     /// Where the cluster id is kept; `None` keeps it in memory only.
     file: Option<PathBuf>,
+    /// This node's protocol, its cluster's, and each peer's.
+    protocols: Arc<ProtocolBook>,
 }
 
 /// The file beside the log that holds the cluster id.
@@ -144,7 +148,19 @@ impl Identity {
             },
             cluster_id: Mutex::new(cluster_id),
             file,
+            protocols: Arc::new(ProtocolBook::new(Protocols::default())),
         })
+    }
+
+    /// This identity, speaking the protocols `book` keeps.
+    pub(crate) fn speaking(mut self, book: Arc<ProtocolBook>) -> Self {
+        self.protocols = book;
+        self
+    }
+
+    /// The protocol versions this node knows.
+    pub(crate) fn protocols(&self) -> &Arc<ProtocolBook> {
+        &self.protocols
     }
 
     /// The cluster id, if this node has one yet.
@@ -170,13 +186,27 @@ impl Identity {
         Terms {
             cluster_id: self.cluster_id(),
             settings: self.settings.clone(),
+            protocol: self.protocols.own().get(),
         }
     }
 
-    /// Whether a peer offering `theirs` may talk to this node; on
-    /// agreement, adopts the peer's cluster id if this node had none.
-    pub(crate) fn agree(&self, theirs: &Terms) -> Result<(), String> {
+    /// Whether `peer` (`None` for a seed known by address only), offering
+    /// `theirs`, may talk to this node; on agreement, records its protocol
+    /// and adopts its cluster id if this node had none.
+    pub(crate) fn agree(&self, theirs: &Terms, peer: Option<NodeId>) -> Result<(), String> {
         mismatch(&self.settings, &theirs.settings).map_or(Ok(()), Err)?;
+        let protocol = Protocol::new(theirs.protocol);
+        self.protocols.refusal(protocol).map_or(Ok(()), Err)?;
+        self.adopt(theirs)?;
+        if let Some(peer) = peer {
+            self.protocols.record(peer, protocol);
+        }
+        Ok(())
+    }
+
+    /// Adopts the cluster id in `theirs` if this node had none; refuses
+    /// another cluster's.
+    fn adopt(&self, theirs: &Terms) -> Result<(), String> {
         let mut mine = self.lock();
         match (*mine, theirs.cluster_id) {
             (Some(a), Some(b)) if a != b => {
@@ -263,8 +293,9 @@ mod tests {
         let offer = Terms {
             cluster_id: Some(theirs),
             settings: node.settings.clone(),
+            protocol: Protocol::CURRENT.get(),
         };
-        assert_eq!(node.agree(&offer), Ok(()));
+        assert_eq!(node.agree(&offer, None), Ok(()));
         assert_eq!(node.cluster_id(), Some(theirs));
         let reopened = identity(Some(dir.path()), &[("window", "100")]);
         assert_eq!(reopened.cluster_id(), Some(theirs));
@@ -272,13 +303,13 @@ mod tests {
             cluster_id: Some(ClusterId::random()),
             ..offer.clone()
         };
-        let refusal = reopened.agree(&other).expect_err("another cluster");
+        let refusal = reopened.agree(&other, None).expect_err("another cluster");
         assert!(refusal.contains("is not this cluster's"), "{refusal}");
         let fresh = Terms {
             cluster_id: None,
             ..offer
         };
-        assert_eq!(reopened.agree(&fresh), Ok(()));
+        assert_eq!(reopened.agree(&fresh, None), Ok(()));
         assert_eq!(reopened.create().expect("create"), theirs);
     }
 
@@ -288,11 +319,34 @@ mod tests {
         let offer = Terms {
             cluster_id: None,
             settings: BTreeMap::from([("window".to_string(), "100".to_string())]),
+            protocol: Protocol::CURRENT.get(),
         };
-        let refusal = node.agree(&offer).expect_err("isolation missing");
+        let refusal = node.agree(&offer, None).expect_err("isolation missing");
         assert_eq!(
             refusal,
             "setting isolation differs: \"snapshot\" here, unset on the peer"
         );
+    }
+
+    #[test]
+    fn a_peer_is_refused_once_the_cluster_moved_past_it_and_recorded_otherwise() {
+        let node = identity(None, &[]);
+        let v = Protocol::CURRENT.get();
+        let next = Protocol::new(v + 1);
+        let book = Arc::new(ProtocolBook::new(Protocols::new(next, next)));
+        let node = node.speaking(book.clone());
+        let offer = |protocol| Terms {
+            cluster_id: None,
+            settings: BTreeMap::new(),
+            protocol,
+        };
+        let refusal = node
+            .agree(&offer(v), Some(NodeId::new(2)))
+            .expect_err("older than the cluster");
+        assert!(refusal.contains("older than the cluster's"), "{refusal}");
+        assert_eq!(book.of(NodeId::new(2)), None);
+        assert_eq!(node.agree(&offer(v + 1), Some(NodeId::new(2))), Ok(()));
+        assert_eq!(book.of(NodeId::new(2)), Some(next));
+        assert_eq!(node.terms().protocol, v + 1);
     }
 }

@@ -7,8 +7,8 @@
 //! opens with a plaintext hello that names the cluster and both nodes (a
 //! node of another cluster, or a connection meant for another node, is
 //! refused), then mutual TLS ([`PeerTls`]) proving both nodes' ids, then
-//! the terms: the cluster id and the settings every member shares
-//! ([`identity`]).
+//! the terms: the cluster id, the settings every member shares
+//! ([`identity`]) and each side's protocol version ([`crate::protocol`]).
 //!
 //! [`PeerClient`] keeps one persistent connection to a peer, reconnects with
 //! backoff, and pipelines requests over it (many in flight, matched by id).
@@ -22,6 +22,7 @@ mod certs;
 mod client;
 mod error;
 mod identity;
+mod protocol_book;
 mod server;
 mod tls;
 mod transport;
@@ -34,6 +35,7 @@ pub(crate) use client::{ClientConfig, PeerClient};
 pub use error::NetError;
 pub(crate) use identity::Identity;
 pub use identity::{ClusterId, PeerSecurity};
+pub(crate) use protocol_book::ProtocolBook;
 pub(crate) use server::{Caller, Handler, ServerConfig, serve};
 
 #[cfg(feature = "server")]

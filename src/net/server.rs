@@ -189,7 +189,7 @@ async fn handshake(
         .await
         .map_err(|e| refuse(None)(format!("no valid hello: {e}")))?;
     let refuse = refuse(Some(hello.from));
-    let refusal = hello.refusal(&identity.name, identity.me);
+    let refusal = hello.refusal(&identity.name, identity.me, identity.protocols().own());
     let reply = refusal
         .clone()
         .map_or(HelloReply::Welcome, HelloReply::Refused);
@@ -216,7 +216,7 @@ async fn handshake(
         .next()
         .await
         .map_err(|e| refuse(format!("no valid terms: {e}")))?;
-    let verdict = proved.and_then(|()| identity.agree(&theirs));
+    let verdict = proved.and_then(|()| identity.agree(&theirs, Some(hello.from)));
     let reply = match &verdict {
         Ok(()) => TermsReply::Agreed(identity.terms()),
         Err(reason) => TermsReply::Refused(reason.clone()),

@@ -112,7 +112,7 @@ async fn an_unreachable_peer_fails_fast_without_sending() {
 #[test]
 fn connection_origin_reads_the_hello_and_nothing_else() {
     let hello = wire::Hello {
-        protocol: wire::PROTOCOL,
+        protocol: crate::protocol::Protocol::CURRENT.get(),
         cluster: "c".into(),
         from: NodeId::new(7),
         to: Some(NodeId::new(2)),
@@ -144,6 +144,7 @@ async fn black_hole(accepted: tokio::sync::mpsc::UnboundedSender<usize>) -> Stri
                 let terms = wire::Terms {
                     cluster_id: None,
                     settings: Default::default(),
+                    protocol: crate::protocol::Protocol::CURRENT.get(),
                 };
                 let agreed = wire::encode(&wire::TermsReply::Agreed(terms), 1 << 16);
                 let _ = wire::write_frame(&mut stream, &welcome).await;

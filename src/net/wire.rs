@@ -8,10 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::error::NetError;
 use crate::frame::{self, FrameError, FrameKind, HEADER_LEN};
 use crate::ids::NodeId;
-
-/// Version of the peer protocol. 2 added the terms exchanged after the
-/// hello (cluster id and shared settings) and TLS between the two.
-pub(crate) const PROTOCOL: u16 = 2;
+use crate::protocol::Protocol;
 
 /// The largest hello (or hello reply) body read: everything a connection
 /// may make the accepting node read or allocate before it is known.
@@ -51,6 +48,8 @@ pub(crate) enum HelloReply {
 pub(crate) struct Terms {
     pub(crate) cluster_id: Option<super::identity::ClusterId>,
     pub(crate) settings: std::collections::BTreeMap<String, String>,
+    /// The protocol version the stating node speaks ([`crate::protocol`]).
+    pub(crate) protocol: u16,
 }
 
 /// The accepting side's answer to [`Terms`].
@@ -68,13 +67,12 @@ pub(crate) struct Tagged<M> {
 }
 
 impl Hello {
-    /// Why the accepting node `me` of `cluster` must refuse this hello.
-    pub(crate) fn refusal(&self, cluster: &str, me: NodeId) -> Option<String> {
-        if self.protocol != PROTOCOL {
-            Some(format!(
-                "protocol {} is not supported (this node speaks {PROTOCOL})",
-                self.protocol
-            ))
+    /// Why the accepting node `me` of `cluster`, speaking `own`, must
+    /// refuse this hello. The protocol is checked again against the
+    /// cluster's once the peer is authenticated (its terms).
+    pub(crate) fn refusal(&self, cluster: &str, me: NodeId, own: Protocol) -> Option<String> {
+        if let Some(refusal) = own.refusal(Protocol::FIRST, Protocol::new(self.protocol)) {
+            Some(refusal)
         } else if self.cluster != cluster {
             Some(format!(
                 "wrong cluster name {:?} (this node belongs to {cluster:?})",
@@ -108,13 +106,13 @@ pub(crate) fn judge_handshake(body: &[u8]) {
     use super::identity::{Identity, PeerSecurity};
     use crate::frame::decode_body;
     if let Ok(hello) = decode_body::<Hello>(FrameKind::Peer, body) {
-        let _ = hello.refusal("fuzz", NodeId::new(1));
+        let _ = hello.refusal("fuzz", NodeId::new(1), Protocol::CURRENT);
     }
     if let Ok(terms) = decode_body::<Terms>(FrameKind::Peer, body) {
         let settings = [("window".to_string(), "1".to_string())].into();
         let me = NodeId::new(1);
         if let Ok(identity) = Identity::open("fuzz", me, settings, &PeerSecurity::Insecure, None) {
-            let _ = identity.agree(&terms);
+            let _ = identity.agree(&terms, Some(NodeId::new(2)));
         }
     }
     let _ = decode_body::<HelloReply>(FrameKind::Peer, body);
@@ -240,7 +238,7 @@ mod tests {
 
     fn hello(cluster: &str, to: u64) -> Hello {
         Hello {
-            protocol: PROTOCOL,
+            protocol: Protocol::CURRENT.get(),
             cluster: cluster.to_string(),
             from: NodeId::new(1),
             to: Some(NodeId::new(to)),
@@ -249,11 +247,27 @@ mod tests {
 
     #[test]
     fn hello_is_refused_for_another_cluster_or_node() {
-        assert_eq!(hello("prod", 2).refusal("prod", NodeId::new(2)), None);
-        let wrong_cluster = hello("staging", 2).refusal("prod", NodeId::new(2));
+        let own = Protocol::CURRENT;
+        assert_eq!(hello("prod", 2).refusal("prod", NodeId::new(2), own), None);
+        let wrong_cluster = hello("staging", 2).refusal("prod", NodeId::new(2), own);
         assert!(wrong_cluster.is_some_and(|r| r.contains("wrong cluster name")));
-        let wrong_node = hello("prod", 3).refusal("prod", NodeId::new(2));
+        let wrong_node = hello("prod", 3).refusal("prod", NodeId::new(2), own);
         assert!(wrong_node.is_some_and(|r| r.contains("not node-3")));
+    }
+
+    #[test]
+    fn hello_is_refused_two_versions_apart_and_from_before_negotiation() {
+        let own = Protocol::CURRENT;
+        let at = |protocol| Hello {
+            protocol,
+            ..hello("prod", 2)
+        };
+        let newer = at(own.get() + 1).refusal("prod", NodeId::new(2), own);
+        assert_eq!(newer, None, "one version apart");
+        let far = at(own.get() + 2).refusal("prod", NodeId::new(2), own);
+        assert!(far.is_some_and(|r| r.contains("is not supported")));
+        let before = at(2).refusal("prod", NodeId::new(2), own);
+        assert!(before.is_some_and(|r| r.contains("protocol 2 is not supported")));
     }
 
     #[tokio::test]

@@ -90,6 +90,8 @@ pub(crate) struct CoreConfig {
     pub(crate) max_write_set_bytes: usize,
     pub(crate) checkpoint_interval: u64,
     pub(crate) max_inflight_commits: usize,
+    /// The protocol this node speaks: the formats it reads.
+    pub(crate) protocol: crate::protocol::Protocol,
 }
 
 #[derive(Debug)]
@@ -239,6 +241,13 @@ impl NodeCore {
             self.last_delivered.next(),
             "ordering layer skipped or repeated"
         );
+        if let Entry::Submitted(frame) = &entry
+            && let Some(failure) = self.newer_format(seqno, frame)
+        {
+            // Skipping it would skip what every other member applies.
+            self.fail(failure);
+            return;
+        }
         self.last_delivered = seqno;
         self.certifier.observe_time(stamp);
         let certified = match entry {
@@ -273,6 +282,27 @@ impl NodeCore {
             self.resolve_local(seqno, &delivered, verdict);
         }
         self.pump();
+    }
+
+    /// The failure for a frame in a format newer than this node's protocol
+    /// reads: the cluster was upgraded past this node (see
+    /// [`crate::protocol`]). Malformed frames are not this; every member
+    /// skips those alike.
+    fn newer_format(&self, seqno: Seqno, frame: &[u8]) -> Option<Failure> {
+        let (kind, version) = match crate::frame::peek_header(frame, usize::MAX) {
+            Ok(Some(header)) => (header.kind, header.version),
+            Err(crate::frame::FrameError::UnsupportedVersion { kind, version, .. }) => {
+                (kind, version)
+            }
+            _ => return None,
+        };
+        let protocol = self.config.protocol;
+        (version > 0 && !protocol.reads(kind, version)).then_some(Failure::NewerFormat {
+            seqno,
+            kind,
+            version,
+            protocol,
+        })
     }
 
     /// Decodes and certifies a submitted frame: a write-set or an

@@ -19,6 +19,7 @@ fn config(workers: usize) -> CoreConfig {
         max_write_set_bytes: 1 << 20,
         checkpoint_interval: 4,
         max_inflight_commits: 16,
+        protocol: crate::protocol::Protocol::CURRENT,
     }
 }
 
@@ -210,6 +211,37 @@ fn barriers_and_malformed_entries_take_positions_without_applies() {
     assert!(applies(&out).is_empty());
     assert_eq!(visibles(&out), [1, 2]);
     assert_eq!(core.status().malformed, 1);
+}
+
+/// `entry`'s frame renumbered to format `version`, checksum fixed: what
+/// a node of a newer protocol writes.
+fn renumbered(entry: Entry, version: u16) -> Entry {
+    let Entry::Submitted(frame) = entry else {
+        panic!("not a frame")
+    };
+    let mut frame = frame.to_vec();
+    frame[4..6].copy_from_slice(&version.to_be_bytes());
+    frame[12..16].fill(0);
+    let crc = crc32fast::hash(&frame);
+    frame[12..16].copy_from_slice(&crc.to_be_bytes());
+    Entry::Submitted(Bytes::from(frame))
+}
+
+#[test]
+fn a_format_newer_than_the_node_reads_fails_it_instead_of_being_skipped() {
+    let mut core = core(4);
+    core.handle_event(ordered(1, frame(2, 1, 0, "a")));
+    drain_committing(&mut core);
+    let newest = crate::frame::FrameKind::WriteSet.newest_version();
+    core.handle_event(ordered(2, renumbered(frame(2, 2, 1, "b"), newest + 1)));
+    assert_eq!(core.status().state, NodeState::Failed);
+    assert_eq!(core.status().malformed, 0, "the position was skipped");
+    let failure = core.failure.clone().unwrap().to_string();
+    assert!(
+        failure.starts_with("seqno 2 holds a WriteSet in format"),
+        "{failure}"
+    );
+    assert!(!core.wants_delivery());
 }
 
 #[test]

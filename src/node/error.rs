@@ -108,6 +108,21 @@ pub enum Failure {
     /// The ordering layer failed in a way the node cannot recover from.
     #[error("ordering layer: {0}")]
     Order(#[source] OrderError),
+    /// A position holds a frame in a format newer than this node's
+    /// protocol reads: the cluster was upgraded past this build.
+    #[error(
+        "seqno {seqno} holds a {kind:?} in format {version}, newer than protocol {protocol} reads: the cluster was upgraded past this node; run the cluster's build"
+    )]
+    NewerFormat {
+        /// The position.
+        seqno: Seqno,
+        /// What the frame holds.
+        kind: crate::frame::FrameKind,
+        /// Its format version.
+        version: u16,
+        /// The protocol this node speaks.
+        protocol: crate::protocol::Protocol,
+    },
 }
 
 impl ConfigError {

@@ -56,15 +56,11 @@ impl Node {
         let certifier = restore_certifier(&config, &recovered)?;
         let events = order.subscribe(certifier.last_seqno())?;
         order.release(certifier.last_seqno());
-        let core_config = CoreConfig {
-            node_id: config.node_id,
-            apply_slots: ApplyPool::slots(config.apply_workers),
-            apply_queue: config.apply_queue,
-            max_write_set_bytes: config.max_write_set_bytes,
-            checkpoint_interval: config.checkpoint_interval,
-            max_inflight_commits: config.max_inflight_commits,
-        };
-        let core = NodeCore::new(core_config, certifier, recovered.last_visible);
+        let core = NodeCore::new(
+            core_config(&config, &*order),
+            certifier,
+            recovered.last_visible,
+        );
         let (donating, donating_rx) = watch::channel(0);
         let (status, status_rx) = watch::channel(core.status());
         let published = Arc::new(Published {
@@ -148,6 +144,13 @@ impl Node {
     #[must_use]
     pub fn flow_control(&self) -> crate::order::FlowControlStats {
         self.shared.order.flow_control()
+    }
+
+    /// The protocol this node speaks and the one its cluster runs at (see
+    /// [`crate::protocol`]).
+    #[must_use]
+    pub fn protocols(&self) -> crate::protocol::Protocols {
+        self.shared.order.protocols()
     }
 
     /// A receiver that sees every status change.
@@ -280,6 +283,20 @@ impl Node {
 
     fn check_serving(&self) -> Result<(), Error> {
         self.shared.check_serving()
+    }
+}
+
+/// The core's settings: the node's, and the protocol its ordering layer
+/// speaks.
+fn core_config(config: &NodeConfig, order: &dyn TotalOrder) -> CoreConfig {
+    CoreConfig {
+        node_id: config.node_id,
+        apply_slots: ApplyPool::slots(config.apply_workers),
+        apply_queue: config.apply_queue,
+        max_write_set_bytes: config.max_write_set_bytes,
+        checkpoint_interval: config.checkpoint_interval,
+        max_inflight_commits: config.max_inflight_commits,
+        protocol: order.protocols().own,
     }
 }
 

@@ -109,7 +109,9 @@ impl OperationHandle {
         let op = self
             .builder
             .build(shared.config.node_id, self.txn_id, visible, self.payload);
-        let frame = op.encode(max).map_err(|err| encode_error(err, max))?;
+        let frame = op
+            .encode_at(shared.order.protocols().cluster, max)
+            .map_err(|err| encode_error(err, max))?;
         let _permit = shared
             .inflight
             .acquire()

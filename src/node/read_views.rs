@@ -113,6 +113,7 @@ mod tests {
             max_write_set_bytes: 1 << 10,
             checkpoint_interval: 1,
             max_inflight_commits: 1,
+            protocol: crate::protocol::Protocol::CURRENT,
         };
         NodeCore::new(config, Certifier::new(CertConfig::default()), last_visible).status()
     }

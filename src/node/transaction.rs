@@ -183,7 +183,7 @@ impl Transaction {
         let frame = self
             .builder
             .build()
-            .encode(max)
+            .encode_at(shared.order.protocols().cluster, max)
             .map_err(|err| encode_error(err, max))?;
         let _permit = shared
             .inflight

@@ -77,6 +77,13 @@ pub enum OrderError {
     /// The ordering layer shut down, or a newer subscription replaced this one.
     #[error("ordering layer closed")]
     Closed,
+    /// The frame is of a kind only the ordering layer orders (a change of
+    /// the cluster protocol); nothing was ordered.
+    #[error("frames of kind {kind:?} are the ordering layer's own; nothing was ordered")]
+    Reserved {
+        /// The frame's kind.
+        kind: crate::frame::FrameKind,
+    },
     /// The ordering layer's own storage failed.
     #[error("the ordering layer's storage failed: {0}")]
     Storage(#[source] Cause),

@@ -123,6 +123,16 @@ pub trait TotalOrder: Send + Sync + 'static {
         let _ = state;
     }
 
+    /// The protocol this node speaks and the one its cluster runs at
+    /// (see [`crate::protocol`]): the node writes its write-sets and
+    /// operations in the cluster's formats, and fails on a position in a
+    /// format newer than its own. By default both
+    /// [`Protocol::CURRENT`](crate::protocol::Protocol::CURRENT), for a
+    /// layer whose members all run one build.
+    fn protocols(&self) -> crate::protocol::Protocols {
+        crate::protocol::Protocols::default()
+    }
+
     /// Flow-control counters for this node. Layers without flow control
     /// report zeros.
     fn flow_control(&self) -> FlowControlStats {

@@ -180,6 +180,12 @@ pub struct DaemonConfig {
     /// when `tls_ca` is set), `optional` or `no`.
     #[serde(default)]
     pub tls_auth_clients: Option<TlsAuthClients>,
+    /// The protocol version this node speaks: the simulated next version
+    /// (`4`) for testing rolling upgrades. Only with the feature
+    /// `next-version`.
+    #[cfg(feature = "next-version")]
+    #[serde(default)]
+    pub protocol: Option<u16>,
 }
 
 fn default_cluster() -> String {
@@ -260,6 +266,8 @@ impl DaemonConfig {
             tls_key: None,
             tls_ca: None,
             tls_auth_clients: None,
+            #[cfg(feature = "next-version")]
+            protocol: None,
         }
     }
 
@@ -357,6 +365,10 @@ impl DaemonConfig {
         config.log_retention = self.log_retention;
         config.log_cache_bytes = self.log_cache_bytes;
         config.fc_limit = self.fc_limit;
+        #[cfg(feature = "next-version")]
+        if let Some(protocol) = self.protocol {
+            config.protocol = crate::protocol::Protocol::new(protocol);
+        }
         config
             .check()
             .map_err(|(setting, problem)| DaemonConfigError::Invalid {

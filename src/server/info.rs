@@ -10,6 +10,7 @@ use super::session::{REDIS_VERSION, SessionSettings};
 use crate::kv::KvStore;
 use crate::node::{NodeState, Status, TxnOptions};
 use crate::order::FlowControlStats;
+use crate::protocol::Protocols;
 
 /// The sections `INFO` with no argument (or `default`) prints.
 const DEFAULT: [&str; 9] = [
@@ -74,7 +75,11 @@ fn section(
         "persistence" => persistence(store.is_none(), settings),
         "stats" => stats(settings),
         "replication" => match (store, status) {
-            (Some(store), Some(status)) => replication(status, store.node().flow_control()),
+            (Some(store), Some(status)) => replication(
+                status,
+                store.node().flow_control(),
+                store.node().protocols(),
+            ),
             _ => vec![("role", "master".into()), ("connected_slaves", "0".into())],
         },
         "cpu" => cpu(),
@@ -276,7 +281,11 @@ pub(crate) fn state_comment(state: NodeState) -> &'static str {
 
 /// Redis's replication fields, then the four watermarks under their certus
 /// names, after Galera's for the three it has (docs/glossary.md maps them).
-fn replication(status: &Status, flow: FlowControlStats) -> Vec<(&'static str, String)> {
+fn replication(
+    status: &Status,
+    flow: FlowControlStats,
+    protocols: Protocols,
+) -> Vec<(&'static str, String)> {
     let (delivered, certified) = (status.last_delivered.get(), status.last_certified.get());
     let (applied, visible) = (status.last_applied.get(), status.last_visible.get());
     let mut fields = vec![
@@ -298,6 +307,8 @@ fn replication(status: &Status, flow: FlowControlStats) -> Vec<(&'static str, St
             "certus_cluster_time_ms",
             status.visible_time.as_millis().to_string(),
         ),
+        ("certus_protocol", protocols.own.to_string()),
+        ("certus_cluster_protocol", protocols.cluster.to_string()),
     ]);
     fields.extend(counters(status, flow));
     fields

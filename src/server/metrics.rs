@@ -105,6 +105,19 @@ impl Collector for NodeCollector {
             "1 while flow control holds admission or this node asks it to.",
             i64::from(flow.active),
         )?;
+        let protocols = self.order.protocols();
+        gauge(
+            &mut encoder,
+            "certus_protocol",
+            "The protocol version this node speaks.",
+            i64::from(protocols.own.get()),
+        )?;
+        gauge(
+            &mut encoder,
+            "certus_cluster_protocol",
+            "The protocol version the cluster runs at (rises once every member speaks a newer one).",
+            i64::from(protocols.cluster.get()),
+        )?;
         let log = self.order.log_stats();
         histogram(
             &mut encoder,

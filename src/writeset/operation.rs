@@ -26,6 +26,7 @@ use super::key::KeyKind;
 use super::write_set::KeyEntry;
 use crate::frame::{self, FrameError, FrameKind};
 use crate::ids::{NodeId, Seqno, TxnId};
+use crate::protocol::Protocol;
 
 /// Which keys an operation covers beyond the ones it declares.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -109,7 +110,17 @@ impl Operation {
     /// # Errors
     /// [`FrameError::TooLarge`] when the encoding exceeds `max_bytes`.
     pub fn encode(&self, max_bytes: usize) -> Result<Bytes, FrameError> {
-        frame::encode(FrameKind::Operation, self, max_bytes)
+        self.encode_at(Protocol::CURRENT, max_bytes)
+    }
+
+    /// Encodes the operation in the format of a cluster running at
+    /// `protocol` (see [`crate::protocol`]).
+    ///
+    /// # Errors
+    /// As [`Operation::encode`].
+    pub fn encode_at(&self, protocol: Protocol, max_bytes: usize) -> Result<Bytes, FrameError> {
+        let kind = FrameKind::Operation;
+        frame::encode_version(kind, protocol.frame_version(kind), self, max_bytes)
     }
 
     /// Decodes and validates an operation frame.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::key::{Isolation, KeyKind};
 use crate::frame::{self, FrameError, FrameKind};
 use crate::ids::{NodeId, Seqno, TxnId};
+use crate::protocol::Protocol;
 
 /// A key a transaction declares to certification, with its kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +113,17 @@ impl WriteSet {
     /// # Errors
     /// [`FrameError::TooLarge`] when the encoding exceeds `max_bytes`.
     pub fn encode(&self, max_bytes: usize) -> Result<Bytes, FrameError> {
-        frame::encode(FrameKind::WriteSet, self, max_bytes)
+        self.encode_at(Protocol::CURRENT, max_bytes)
+    }
+
+    /// Encodes the write-set in the format of a cluster running at
+    /// `protocol` (see [`crate::protocol`]).
+    ///
+    /// # Errors
+    /// As [`WriteSet::encode`].
+    pub fn encode_at(&self, protocol: Protocol, max_bytes: usize) -> Result<Bytes, FrameError> {
+        let kind = FrameKind::WriteSet;
+        frame::encode_version(kind, protocol.frame_version(kind), self, max_bytes)
     }
 
     /// Decodes and validates a write-set frame.
@@ -129,7 +140,9 @@ impl WriteSet {
                 reason: format!("frame holds {:?}, not a write-set", header.kind),
             });
         }
-        // Version 1 is the only format so far; `peek_header` rejected others.
+        // Every format this build reads has the same body (the next
+        // version of the `next-version` feature only renumbers it);
+        // `peek_header` rejected the others.
         let ws: WriteSet = frame::decode_body(FrameKind::WriteSet, body)?;
         ws.validate().map_err(|reason| FrameError::Invalid {
             kind: FrameKind::WriteSet,

@@ -303,12 +303,29 @@ impl RespCluster {
         self.rt.block_on(daemon.shutdown());
     }
 
-    /// Restarts a stopped node on its old addresses and log.
-    pub(crate) fn restart(&mut self, index: usize) {
+    /// Node `index`'s settings, to change before it restarts.
+    pub(crate) fn config_mut(&mut self, index: usize) -> &mut DaemonConfig {
+        &mut self.configs[index]
+    }
+
+    /// Starts a stopped node on its old addresses and log, for a start
+    /// that may fail.
+    pub(crate) fn try_restart(&mut self, index: usize) -> Result<(), certus::server::DaemonError> {
         let config = self.configs[index].clone();
         let listeners = self.rt.block_on(Listeners::bind(&config)).unwrap();
-        let daemon = self.start_daemon(index, config, listeners);
+        let daemon = match self.engines.get(index).cloned().flatten() {
+            Some(open) => self
+                .rt
+                .block_on(Daemon::start_with_engine(config, listeners, open)),
+            None => self.rt.block_on(Daemon::start_on(config, listeners)),
+        }?;
         self.daemons[index] = Some(daemon);
+        Ok(())
+    }
+
+    /// Restarts a stopped node on its old addresses and log.
+    pub(crate) fn restart(&mut self, index: usize) {
+        self.try_restart(index).unwrap();
     }
 
     /// The HTTP status code node `index`'s health check answers.

@@ -8,6 +8,7 @@ use super::log::SyncMode;
 use super::order::StartError;
 use crate::ids::NodeId;
 use crate::net::PeerSecurity;
+use crate::protocol::Protocol;
 
 /// How one node takes part in the networked ordering layer.
 /// [`RaftOrderConfig::new`] gives production defaults.
@@ -70,6 +71,10 @@ pub struct RaftOrderConfig {
     /// refused at the handshake, with the setting named. The ordering
     /// layer adds its own (`max_entry_bytes`).
     pub shared_settings: BTreeMap<String, String>,
+    /// The protocol version this node speaks: [`Protocol::CURRENT`], or a
+    /// simulated next one with the feature `next-version` (see
+    /// [`crate::protocol`]).
+    pub protocol: Protocol,
 }
 
 impl RaftOrderConfig {
@@ -97,6 +102,7 @@ impl RaftOrderConfig {
             fc_limit: 1024,
             security: None,
             shared_settings: BTreeMap::new(),
+            protocol: Protocol::CURRENT,
         }
     }
 
@@ -136,6 +142,8 @@ impl RaftOrderConfig {
             Err(("election_timeout", "its maximum must exceed its minimum"))
         } else if self.primary_lease <= self.heartbeat {
             Err(("primary_lease", "must exceed the heartbeat"))
+        } else if !Protocol::spoken().contains(&self.protocol) {
+            Err(("protocol", "is not a version this build speaks"))
         } else {
             Ok(())
         }

@@ -30,9 +30,15 @@ impl StoreBuilder<TypeConfig, LogStore, Delivery, tempfile::TempDir> for Builder
                     e,
                 )
             })?;
-        let (delivery, _) = Delivery::open(dir.path(), u64::MAX, store.clone()).map_err(|e| {
-            StorageError::from_io_error(openraft::ErrorSubject::Store, openraft::ErrorVerb::Read, e)
-        })?;
+        let book = std::sync::Arc::new(crate::net::ProtocolBook::new(Default::default()));
+        let (delivery, _) =
+            Delivery::open(dir.path(), u64::MAX, store.clone(), book).map_err(|e| {
+                StorageError::from_io_error(
+                    openraft::ErrorSubject::Store,
+                    openraft::ErrorVerb::Read,
+                    e,
+                )
+            })?;
         Ok((dir, store, delivery))
     }
 }

@@ -21,6 +21,8 @@ use tokio::sync::{Notify, watch};
 
 use super::log::{LogStore, read_state_file, write_state_file};
 use super::types::{LogId, Membership, SnapshotMeta, TypeConfig};
+use super::upgrade;
+use crate::net::ProtocolBook;
 
 /// The raft node this state machine is driven by.
 pub(crate) type Raft = openraft::Raft<TypeConfig, Delivery>;
@@ -109,6 +111,8 @@ fn load_snapshot(dir: &Path) -> io::Result<Option<SnapshotMeta>> {
 /// The state machine handed to openraft.
 pub(crate) struct Delivery {
     shared: Arc<DeliveryShared>,
+    /// Raised by the protocol changes applied.
+    book: Arc<ProtocolBook>,
     /// The log the node reads up to the watermark: checked against every
     /// snapshot point before the watermark moves to it.
     store: LogStore,
@@ -122,6 +126,7 @@ impl Delivery {
         dir: &Path,
         max_lag: u64,
         store: LogStore,
+        book: Arc<ProtocolBook>,
     ) -> io::Result<(Self, Arc<DeliveryShared>)> {
         let snapshot = load_snapshot(dir)?;
         let (log_id, membership) = match &snapshot {
@@ -147,6 +152,7 @@ impl Delivery {
         Ok((
             Delivery {
                 shared: shared.clone(),
+                book,
                 store,
             },
             shared,
@@ -210,6 +216,9 @@ impl RaftStateMachine<TypeConfig> for Delivery {
             let (entry, responder) = item?;
             let index = entry.log_id.index;
             self.shared.wait_for_room(index).await;
+            if let EntryPayload::Normal(submission) = &entry.payload {
+                upgrade::apply(&submission.frame, &self.book, &self.shared.dir)?;
+            }
             {
                 let mut applied = self.shared.applied();
                 if let EntryPayload::Membership(membership) = &entry.payload {

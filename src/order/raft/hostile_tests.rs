@@ -337,6 +337,39 @@ async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
     cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_protocol_change_is_refused() {
+    let ca = CertificateAuthority::generate("hostile").expect("ca");
+    let cluster = start(&ca, &[1, 2, 3]).await;
+    let (leader, leader_id) = cluster.leader();
+    let member = (1..=3).find(|id| *id != leader_id).expect("a follower");
+    let client = attacker(
+        member,
+        &security(&ca, member),
+        leader_id,
+        &cluster.addrs[leader],
+    );
+    let to = crate::protocol::Protocol::new(crate::protocol::Protocol::CURRENT.get() + 1);
+    let change =
+        crate::frame::encode(crate::frame::FrameKind::ClusterProtocol, &to, 64).expect("encode");
+    let answer = client
+        .call(&PeerRequest::Forward(vec![change]), WAIT)
+        .await
+        .expect("answered");
+    let PeerResponse::Forward(results) = answer else {
+        panic!("not a forward answer: {answer:?}");
+    };
+    let [Forwarded::Failed(err)] = &results[..] else {
+        panic!("ordered: {results:?}");
+    };
+    assert!(
+        err.to_string().contains("the ordering layer's own"),
+        "{err}"
+    );
+    assert_unharmed(&cluster).await;
+    cluster.shutdown().await;
+}
+
 /// Write-sets near the entry limit submitted at once on a follower are all
 /// ordered: the forwarder's batches fit a peer frame (the batching rule is
 /// tested in `forwarder::tests`).

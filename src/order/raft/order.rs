@@ -30,15 +30,17 @@ use super::service::{LeaderContact, Service};
 use super::stream::{RaftEventStream, Standing};
 use super::sync_points::{ReadIndex, SyncPoints};
 use super::types::{Runtime, Submission};
+use super::upgrade::{self, Upgrader};
 use crate::Cause;
 use crate::ids::{NodeId, Seqno};
 use crate::net::{
-    self, BoxListener, ClientConfig, Connector, Identity, PeerSecurity, ServerConfig,
+    self, BoxListener, ClientConfig, Connector, Identity, PeerSecurity, ProtocolBook, ServerConfig,
 };
 use crate::order::{
     Cluster, ConsumerState, EventStream, FlowControlStats, Member, OrderError, OrderFuture,
     PeerError, PeerService, TotalOrder,
 };
+use crate::protocol::{Protocol, Protocols};
 
 /// Why the networked ordering layer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,19 @@ pub enum StartError {
     /// Raft refused to start.
     #[error("raft failed to start: {0}")]
     Raft(#[source] Cause),
+    /// The log records a cluster protocol newer than this node speaks: it
+    /// was downgraded past its cluster (see [`crate::protocol`]).
+    #[error(
+        "the log at {path} records cluster protocol {cluster}, newer than the {own} this node speaks: a node cannot be downgraded past its cluster"
+    )]
+    Downgraded {
+        /// The log directory.
+        path: String,
+        /// The cluster protocol recorded.
+        cluster: Protocol,
+        /// The protocol this node speaks.
+        own: Protocol,
+    },
     /// No [`RaftOrderConfig::security`] was chosen.
     #[error(
         "peer links are not secured: give the node its certificates (PeerSecurity::Tls) or declare the peer network trusted (PeerSecurity::Insecure)"
@@ -109,6 +124,7 @@ pub struct RaftOrder {
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     local_addr: std::net::SocketAddr,
+    protocols: Arc<ProtocolBook>,
 }
 
 impl std::fmt::Debug for RaftOrder {
@@ -139,15 +155,13 @@ impl RaftOrder {
             source,
         };
         let local_addr = listener.local_addr().map_err(storage_err)?;
-        let identity = identity(&config, local_addr)?;
-        let (store, delivery, shared) = open_log(&config).await.map_err(storage_err)?;
+        let protocols = protocol_book(&config)?;
+        let identity = Arc::new(identity(&config, local_addr)?.speaking(protocols.clone()));
+        let (store, delivery, shared) = open_log(&config, protocols.clone())
+            .await
+            .map_err(storage_err)?;
         let peers = peers(&config, connector, identity.clone());
-        let network = Network {
-            me: config.node_id.get(),
-            peers: peers.clone(),
-            append_bytes: append_bytes(config.max_entry_bytes),
-        };
-        let raft = new_raft(&config, raft_config, network, &store, delivery).await?;
+        let raft = new_raft(&config, raft_config, peers.clone(), &store, delivery).await?;
         let contact = Arc::new(LeaderContact::default());
         let flow = Arc::new(FlowControl::new(config.fc_limit, config.primary_lease));
         let app: Arc<OnceLock<Arc<dyn PeerService>>> = Arc::default();
@@ -172,6 +186,7 @@ impl RaftOrder {
             let join = membership::join(&config, peers.clone(), shutdown_rx.clone());
             tasks.push(tokio::spawn(join));
         }
+        let upgrader = Upgrader::new(raft.clone(), protocols.clone(), config.node_id);
         let (monitor, standing) = Monitor::new(
             &config,
             raft.clone(),
@@ -184,7 +199,7 @@ impl RaftOrder {
         let reader = ReadIndex::new(&config, &raft, &peers, &standing, &shutdown_rx);
         let (sync_points, task) = SyncPoints::start(reader);
         tasks.push(task);
-        tasks.push(tokio::spawn(monitor.run(shutdown_rx)));
+        tasks.push(tokio::spawn(monitor.upgrading(upgrader).run(shutdown_rx)));
         let forwarder = forwarder(&config);
         Ok(RaftOrder {
             config,
@@ -200,6 +215,7 @@ impl RaftOrder {
             shutdown,
             tasks: Mutex::new(tasks),
             local_addr,
+            protocols,
         })
     }
 
@@ -345,6 +361,11 @@ impl RaftOrder {
     }
 
     async fn submit_frame(&self, frame: Bytes) -> Result<(), OrderError> {
+        if upgrade::is_change(&frame) {
+            return Err(OrderError::Reserved {
+                kind: crate::frame::FrameKind::ClusterProtocol,
+            });
+        }
         if frame.len() > self.config.max_entry_bytes {
             return Err(OrderError::TooLarge {
                 len: frame.len(),
@@ -398,7 +419,7 @@ impl RaftOrder {
 fn identity(
     config: &RaftOrderConfig,
     local_addr: std::net::SocketAddr,
-) -> Result<Arc<Identity>, StartError> {
+) -> Result<Identity, StartError> {
     let security = config.security.as_ref().ok_or(StartError::NoPeerSecurity)?;
     if matches!(security, PeerSecurity::Insecure) {
         tracing::warn!(node = %config.node_id, %local_addr, "PEER LINKS ARE INSECURE: neither authenticated nor encrypted; anyone who reaches the peer port can act as any node and read all data");
@@ -410,12 +431,30 @@ fn identity(
         security,
         Some(&config.dir),
     );
-    identity
-        .map(Arc::new)
-        .map_err(|source| StartError::Storage {
-            path: config.dir.display().to_string(),
-            source,
-        })
+    identity.map_err(|source| StartError::Storage {
+        path: config.dir.display().to_string(),
+        source,
+    })
+}
+
+/// This node's protocol versions: its own, and the cluster protocol its
+/// log reached (the first that negotiates for a new node).
+fn protocol_book(config: &RaftOrderConfig) -> Result<Arc<ProtocolBook>, StartError> {
+    let path = || config.dir.display().to_string();
+    let kept = upgrade::load(&config.dir).map_err(|source| StartError::Storage {
+        path: path(),
+        source,
+    })?;
+    let own = config.protocol;
+    let cluster = kept.unwrap_or(Protocol::FIRST).min(own);
+    if let Some(kept) = kept.filter(|kept| *kept > own) {
+        return Err(StartError::Downgraded {
+            path: path(),
+            cluster: kept,
+            own,
+        });
+    }
+    Ok(Arc::new(ProtocolBook::new(Protocols::new(own, cluster))))
 }
 
 /// Room in a log record beyond the frame it carries: the log id, the
@@ -428,6 +467,7 @@ const RECORD_OVERHEAD: usize = 4096;
 /// point.
 async fn open_log(
     config: &RaftOrderConfig,
+    protocols: Arc<ProtocolBook>,
 ) -> std::io::Result<(LogStore, Delivery, Arc<DeliveryShared>)> {
     let max_record = config.max_entry_bytes + RECORD_OVERHEAD;
     let limits = LogLimits {
@@ -436,7 +476,12 @@ async fn open_log(
         cache: config.log_cache_bytes,
     };
     let store = LogStore::open(&config.dir, config.sync, limits)?;
-    let (delivery, shared) = Delivery::open(&config.dir, config.max_delivery_lag, store.clone())?;
+    let (delivery, shared) = Delivery::open(
+        &config.dir,
+        config.max_delivery_lag,
+        store.clone(),
+        protocols,
+    )?;
     delivery.settle().await?;
     Ok((store, delivery, shared))
 }
@@ -454,10 +499,15 @@ fn forwarder(config: &RaftOrderConfig) -> Forwarder {
 async fn new_raft(
     config: &RaftOrderConfig,
     raft_config: Arc<openraft::Config>,
-    network: Network,
+    peers: Arc<Peers>,
     store: &LogStore,
     delivery: Delivery,
 ) -> Result<Raft, StartError> {
+    let network = Network {
+        me: config.node_id.get(),
+        peers,
+        append_bytes: append_bytes(config.max_entry_bytes),
+    };
     let seed = crate::simulation::next_seed().unwrap_or_else(machine_seed);
     let raft = Raft::new(
         config.node_id.get(),
@@ -620,6 +670,10 @@ impl TotalOrder for RaftOrder {
 
     fn sync_point(&self) -> OrderFuture<'_, Seqno> {
         Box::pin(self.sync_points.sync_point())
+    }
+
+    fn protocols(&self) -> Protocols {
+        self.protocols.protocols()
     }
 
     fn flow_control(&self) -> FlowControlStats {

@@ -19,6 +19,7 @@ use super::membership;
 use super::messages::{Forwarded, PeerRequest, PeerResponse, Redirect};
 use super::network::Peers;
 use super::types::{Submission, Vote};
+use super::upgrade;
 use crate::ids::NodeId;
 use crate::net::{Caller, Handler};
 use crate::order::{PeerError, PeerService, RemoteError};
@@ -80,7 +81,8 @@ impl Service {
 
     /// Orders forwarded frames, in order. A frame over the entry size limit
     /// is refused, not appended: openraft stops for good on an entry its
-    /// log cannot store.
+    /// log cannot store; so is a protocol change, which only a leader
+    /// orders for itself.
     async fn forward(&self, frames: Vec<bytes::Bytes>) -> Vec<Forwarded> {
         if !self.raft.is_leader() {
             let redirect = self.redirect().await;
@@ -90,13 +92,11 @@ impl Service {
             return vec![Forwarded::Paused; frames.len()];
         }
         let max = self.max_entry_bytes;
-        let writes = frames
-            .iter()
-            .filter(|frame| frame.len() <= max)
-            .map(|frame| {
-                self.raft
-                    .client_write(Submission::stamped(frame.clone(), self.node))
-            });
+        let refused = |frame: &bytes::Bytes| frame.len() > max || upgrade::is_change(frame);
+        let writes = frames.iter().filter(|frame| !refused(frame)).map(|frame| {
+            self.raft
+                .client_write(Submission::stamped(frame.clone(), self.node))
+        });
         let mut results = join_all(writes).await.into_iter();
         let mut out = Vec::with_capacity(frames.len());
         for frame in &frames {
@@ -105,6 +105,12 @@ impl Service {
                     len: frame.len(),
                     max,
                 });
+                continue;
+            }
+            if refused(frame) {
+                let kind = crate::frame::FrameKind::ClusterProtocol;
+                let reserved = crate::order::OrderError::Reserved { kind };
+                out.push(Forwarded::Failed(RemoteError::new(&reserved)));
                 continue;
             }
             out.push(match results.next() {

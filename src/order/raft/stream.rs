@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::delivery::DeliveryShared;
 use super::log::{LogStore, ReadError};
+use super::upgrade;
 use crate::ids::{ClusterTime, NodeId, Seqno};
 use crate::order::{Entry, Event, EventStream, OrderError, OrderFuture, View};
 
@@ -97,6 +98,9 @@ impl RaftEventStream {
             let index = entry.log_id.index;
             assert_eq!(index, self.next, "log store returned entries out of order");
             let (entry, stamp) = match entry.payload {
+                EntryPayload::Normal(submission) if upgrade::is_change(&submission.frame) => {
+                    (Entry::Barrier, submission.stamp)
+                }
                 EntryPayload::Normal(submission) => {
                     (Entry::Submitted(submission.frame), submission.stamp)
                 }

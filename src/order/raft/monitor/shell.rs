@@ -1,7 +1,8 @@
 //! The heartbeat task of the ordering layer: every tick it samples raft,
 //! publishes whether this node is in the primary component, asks for flow
 //! control when this node lags, and (on the leader) promotes learners that
-//! caught up.
+//! caught up and raises the cluster protocol once every member speaks a
+//! newer one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -24,11 +25,14 @@ use crate::order::raft::network::{Peers, leader_addr};
 use crate::order::raft::service::LeaderContact;
 use crate::order::raft::stream::Standing;
 use crate::order::raft::types::TypeConfig;
+use crate::order::raft::upgrade::Upgrader;
 
 /// Samples raft every heartbeat: publishes this node's standing and asks
 /// for flow control when this node lags.
 pub(crate) struct Monitor {
     raft: Raft,
+    /// On the leader: raises the cluster protocol when every member can.
+    upgrader: Option<Upgrader>,
     contact: Arc<LeaderContact>,
     standing: watch::Sender<Standing>,
     flow: Arc<FlowControl>,
@@ -58,6 +62,7 @@ impl Monitor {
         let (standing, receiver) = watch::channel(Standing::default());
         let monitor = Monitor {
             raft,
+            upgrader: None,
             contact,
             standing,
             flow,
@@ -70,6 +75,13 @@ impl Monitor {
             promoting: Arc::new(AtomicBool::new(false)),
         };
         (monitor, receiver)
+    }
+
+    /// This monitor, raising the cluster protocol through `upgrader`
+    /// while its node leads.
+    pub(crate) fn upgrading(mut self, upgrader: Upgrader) -> Self {
+        self.upgrader = Some(upgrader);
+        self
     }
 
     pub(crate) async fn run(self, mut shutdown: watch::Receiver<bool>) {
@@ -97,6 +109,10 @@ impl Monitor {
             }
             if metrics.state == ServerState::Leader {
                 self.promotion_tick();
+                if let Some(upgrader) = &self.upgrader {
+                    let membership = metrics.membership_config.membership();
+                    upgrader.tick(membership.nodes().map(|(id, _)| *id));
+                }
             }
         }
     }
