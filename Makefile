@@ -66,7 +66,7 @@ jepsen-smoke: jepsen-build
 	$(JEPSEN) --workload bank --nemesis member,kill-majority --engine rocksdb --time 15 --seed 3
 	$(JEPSEN) --workload set --nemesis partition,pause --time 15 --seed 4
 	$(JEPSEN) --workload mixed --nemesis partition,kill --time 15 --seed 5
-	$(JEPSEN) --workload register --nemesis disk-full,engine-io,corrupt-log --time 15 --seed 6
+	$(JEPSEN) --workload register --nemesis disk-full,engine-io,corrupt-log,log-io --time 15 --seed 6
 
 # Real Redis clients against a real cluster: the newest redis-py (default
 # settings and RESP2) and redis-benchmark's default tests, none may fail.

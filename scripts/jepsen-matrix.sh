@@ -11,7 +11,7 @@ engine="${ENGINE:-redb}"
 out="${OUT:-$(mktemp -d)}"
 jepsen="${CARGO_TARGET_DIR:-target}/debug/examples/jepsen"
 workloads="${WORKLOADS:-append register mixed bank set}"
-nemeses="${NEMESES:-none kill kill-majority kill-all pause partition member disk-full engine-io corrupt-log}"
+nemeses="${NEMESES:-none kill kill-majority kill-all pause partition member disk-full engine-io corrupt-log log-io}"
 failed=0
 for workload in $workloads; do
     isolations="snapshot"

@@ -12,8 +12,9 @@
 #   INSECURE_PEERS true for plaintext peer links (default: mutual TLS with
 #                 certificates `certusd certs` makes under PERF_SCRATCH/tls)
 #   REQUIREPASS   a password clients must AUTH with (default: none)
-#   LOG_RETENTION log entries kept (default: certusd's, 100,000; lower it
-#                 for large values, which the log keeps on disk)
+#   LOG_RETENTION log entries kept (default: certusd's, 100,000)
+#   LOG_RETENTION_BYTES log bytes kept (default: certusd's, 1 GiB; lower it
+#                 on a small disk)
 #   CLIENT_TLS    true for a TLS client port on 127.0.0.1:(6479+N) too, with
 #                 client certificates optional (PERF_SCRATCH/tls/node-100.*
 #                 is one)
@@ -53,6 +54,7 @@ EOF
     fi
     if [[ -n $requirepass ]]; then echo "requirepass = \"$requirepass\""; fi
     if [[ -n ${LOG_RETENTION:-} ]]; then echo "log_retention = $LOG_RETENTION"; fi
+    if [[ -n ${LOG_RETENTION_BYTES:-} ]]; then echo "log_retention_bytes = $LOG_RETENTION_BYTES"; fi
     if [[ $client_tls == true ]]; then
         echo "tls_listen = \"127.0.0.1:$((6479 + n))\""
         echo "tls_cert = \"$scratch/tls/node-$n.pem\""

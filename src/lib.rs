@@ -8,6 +8,7 @@ pub mod certify;
 #[cfg(feature = "check")]
 pub mod check;
 pub mod clock;
+mod disk;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -4,6 +4,8 @@
 //! comes back with no bootstrap step and every acknowledged write present;
 //! a fourth node joins with a full state transfer. The log is kept short,
 //! so the restarted node and the new one both get full state transfers.
+//! And a node whose log fails to sync exits with status 3 while the others
+//! go on.
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
@@ -29,6 +31,9 @@ struct Node {
     health: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
+    /// What its failpoints read (`CERTUS_ENGINE_FAULT_FILE`; feature
+    /// `failpoints`): no file, no fault.
+    fault_file: PathBuf,
 }
 
 /// A free loopback address below the ephemeral port range, released for
@@ -47,6 +52,7 @@ impl Node {
         let child = Command::new(env!("CARGO_BIN_EXE_certusd"))
             .args(&self.args)
             .env("RUST_LOG", "warn")
+            .env("CERTUS_ENGINE_FAULT_FILE", &self.fault_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -94,6 +100,26 @@ impl Node {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits until the process exits by itself (bounded); its status.
+    #[cfg(feature = "failpoints")]
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + BOUND;
+        let child = self.child.as_mut().expect("node is not running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node never exited; the end of {}:\n{}",
+                self.log.display(),
+                self.log_tail(40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn connect(&self) -> redis::RedisResult<Connection> {
@@ -160,6 +186,7 @@ fn node(dir: &Path, id: usize, peer: SocketAddr, extra: &[String]) -> Node {
         health,
         child: None,
         log,
+        fault_file: dir.join(format!("node-{id}.fault")),
     }
 }
 
@@ -331,4 +358,30 @@ fn sigkill_loses_no_acknowledged_write() {
     let mut con = cluster.nodes[3].connect().unwrap();
     let reply: String = cmd("SET").arg("after").arg("join").query(&mut con).unwrap();
     assert_eq!(reply, "OK");
+}
+
+/// A node whose log's fsync fails (EIO, injected through certusd's
+/// failpoints) stops its ordering core and exits with status 3, so its
+/// service manager restarts it; the other two keep committing, and the
+/// restarted node catches up with every acknowledged write.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_node_whose_log_fails_exits_with_status_3_and_the_others_go_on() {
+    let mut cluster = ProcessCluster::start(3);
+    let acked: Acked = Arc::default();
+    under_load(&mut cluster, &acked, |cluster| {
+        wait_acked(&acked, 100);
+        std::fs::write(&cluster.nodes[2].fault_file, "log-io").unwrap();
+        let status = cluster.nodes[2].wait_exit();
+        assert_eq!(status.code(), Some(3), "{status:?}");
+        let log = cluster.nodes[2].log_tail(200);
+        assert!(log.contains("Input/output error"), "{log}");
+        assert!(log.contains("this node cannot go on"), "{log}");
+        let before = acked.lock().unwrap().len();
+        wait_acked(&acked, before + 200);
+        std::fs::remove_file(&cluster.nodes[2].fault_file).unwrap();
+        cluster.nodes[2].spawn();
+        cluster.nodes[2].wait_healthy();
+    });
+    assert_all_present(&cluster, &acked);
 }

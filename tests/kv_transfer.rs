@@ -10,7 +10,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use certus::apply::Applier;
 use certus::certify::{CertConfig, Certifier};
-use certus::kv::{Engine, KvError, KvStore, MemoryEngine, MvccStore, StoreConfig};
+use certus::kv::{
+    Engine, Fault, FaultSwitch, FaultyEngine, KvError, KvStore, MemoryEngine, MvccStore,
+    StoreConfig,
+};
 use certus::order::{Cluster, InProcessConfig, InProcessOrder, OrderError, TotalOrder};
 use certus::transfer::{self, Donor};
 use certus::{NodeId, Seqno};
@@ -172,6 +175,38 @@ async fn a_full_state_transfer_runs_over_the_in_process_order() {
         for store in [donor, joined] {
             store.shutdown().await;
         }
+    })
+    .await;
+}
+
+/// A joiner whose disk is full fails transfer after transfer (more than a
+/// donor serves at once); once it has room, its next attempt is served:
+/// the transfers it left unfinished do not hold the donor's places.
+#[tokio::test]
+async fn transfers_a_joiner_left_unfinished_do_not_lock_it_out() {
+    bounded(async {
+        let hub = short_log_cluster();
+        let (donor, slot) = donor_on(&hub).await;
+        for n in 0..20 {
+            retry(&donor, |txn| txn.put(format!("k{n}"), n.to_string())).await;
+        }
+        let joiner: Arc<dyn Cluster> = Arc::new(hub.endpoint(NodeId::new(3)).unwrap());
+        let switch = FaultSwitch::new();
+        switch.set(Fault::DiskFull);
+        let engine: Arc<dyn Engine> = Arc::new(FaultyEngine::new(
+            Arc::new(MemoryEngine::new()),
+            switch.clone(),
+        ));
+        for attempt in 0..4 {
+            let failed = transfer::fetch(&*joiner, engine.clone()).await;
+            let err = failed.expect_err("stored on a full disk").to_string();
+            assert!(err.contains("No space left"), "attempt {attempt}: {err}");
+        }
+        switch.set(Fault::None);
+        let at = transfer::fetch(&*joiner, engine.clone()).await.unwrap();
+        assert!(at > Seqno::ZERO);
+        drop(slot);
+        donor.shutdown().await;
     })
     .await;
 }

@@ -313,3 +313,45 @@ async fn flow_control_keeps_a_slow_node_close() {
     })
     .await;
 }
+
+/// The log is bounded in bytes as well as entries (Galera's `gcache.size`):
+/// with 25 MiB written in 64 KiB values and 4 MiB of retention (1 MiB
+/// segments), every node's log ends within the bound plus the segment
+/// being filled, and a checkpoint every 512 KiB lets it purge that far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_kept_within_its_bytes() {
+    bounded(async {
+        let engines = (0..3)
+            .map(|_| Arc::new(MemoryEngine::new()) as Arc<dyn Engine>)
+            .collect();
+        let tune = Tune {
+            log_retention_bytes: 4 << 20,
+            checkpoint_bytes: 512 << 10,
+            ..Tune::default()
+        };
+        let cluster = NetCluster::start_with(engines, tune).await;
+        let value = "v".repeat(64 << 10);
+        let mut last = Seqno::ZERO;
+        for n in 0..400 {
+            let (seqno, (), _) = retry(cluster.store(n % 3), |txn| {
+                txn.put(format!("k{}", n % 50), value.clone())
+            })
+            .await;
+            last = last.max(seqno);
+        }
+        cluster.wait_visible(last).await;
+        let bound = (4 << 20) + (1 << 20) + (256 << 10);
+        for node in 0..3 {
+            let order = cluster.order(node);
+            let mut bytes = order.log_stats().bytes;
+            while bytes > bound {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                bytes = order.log_stats().bytes;
+            }
+        }
+        let data = cluster.assert_identical(last).await;
+        assert_eq!(data.len(), 50);
+        cluster.shutdown().await;
+    })
+    .await;
+}

@@ -36,8 +36,8 @@ pub(crate) struct Node {
     proxy: Proxy,
     config: PathBuf,
     log: PathBuf,
-    /// What the node's engine does with writes: `disk-full`, `io`, or
-    /// anything else to work (CERTUS_ENGINE_FAULT_FILE).
+    /// What the node's engine does with writes: `disk-full`, `io`, and its
+    /// log: `log-io`; anything else to work (CERTUS_ENGINE_FAULT_FILE).
     fault_file: PathBuf,
     data_dir: PathBuf,
     child: Option<Child>,
@@ -185,6 +185,22 @@ impl Cluster {
             node.spawn(&certusd)?;
         }
         Ok(())
+    }
+
+    /// Starts node `id` again if its process exited by itself (as its
+    /// service manager would); the exit status it had, if it had exited.
+    pub(crate) fn revive(&mut self, id: u64) -> Result<Option<std::process::ExitStatus>, String> {
+        let certusd = self.settings.certusd.clone();
+        let node = self.node(id);
+        let exited = match node.child.as_mut() {
+            Some(child) => child.try_wait().map_err(|e| e.to_string())?,
+            None => return Ok(None),
+        };
+        if exited.is_some() {
+            node.child = None;
+            node.spawn(&certusd)?;
+        }
+        Ok(exited)
     }
 
     /// SIGSTOP.

@@ -32,10 +32,14 @@ pub(crate) enum Fault {
     /// One node is killed and a record of its log damaged: it must refuse
     /// to start while the others go on; repaired and restarted at the heal.
     CorruptLog,
+    /// One node's log fails its fsyncs (EIO): its ordering core stops and
+    /// certusd exits with status 3; restarted at the heal, as a service
+    /// manager would.
+    LogIo,
 }
 
 impl Fault {
-    pub(crate) const ALL: [Fault; 9] = [
+    pub(crate) const ALL: [Fault; 10] = [
         Fault::Kill,
         Fault::KillMajority,
         Fault::KillAll,
@@ -45,6 +49,7 @@ impl Fault {
         Fault::DiskFull,
         Fault::EngineIo,
         Fault::CorruptLog,
+        Fault::LogIo,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -58,6 +63,7 @@ impl Fault {
             Fault::DiskFull => "disk-full",
             Fault::EngineIo => "engine-io",
             Fault::CorruptLog => "corrupt-log",
+            Fault::LogIo => "log-io",
         }
     }
 
@@ -178,23 +184,13 @@ impl Nemesis {
                 self.note(format!("engine of node {victim}: {what}"));
                 Undo::ClearFault(victim)
             }
-            Fault::CorruptLog => {
+            Fault::LogIo => {
                 let victim = self.pick(&ids, 1)[0];
-                let Some(corruption) = cluster.corrupt_log(victim)? else {
-                    self.note(format!(
-                        "node {victim}'s log has no record to damage; restart"
-                    ));
-                    return Ok(Undo::Restart(vec![victim]));
-                };
-                self.note(format!(
-                    "kill -9 [{victim}], flip a byte at {} of {}",
-                    corruption.offset,
-                    corruption.path.display()
-                ));
-                let refused = cluster.expect_refusal(victim, Duration::from_secs(20))?;
-                self.note(refused);
-                Undo::Repair(victim, corruption)
+                cluster.set_engine_fault(victim, "log-io")?;
+                self.note(format!("log of node {victim}: fsync fails (EIO)"));
+                Undo::Revive(victim)
             }
+            Fault::CorruptLog => self.corrupt_log(cluster, &ids)?,
             Fault::Member => {
                 if ids.len() < 3 {
                     return Ok(Undo::Nothing);
@@ -211,6 +207,25 @@ impl Nemesis {
             }
         };
         Ok(undo)
+    }
+
+    /// Kills a node and damages its log; it must refuse to start.
+    fn corrupt_log(&mut self, cluster: &mut Cluster, ids: &[u64]) -> Result<Undo, String> {
+        let victim = self.pick(ids, 1)[0];
+        let Some(corruption) = cluster.corrupt_log(victim)? else {
+            self.note(format!(
+                "node {victim}'s log has no record to damage; restart"
+            ));
+            return Ok(Undo::Restart(vec![victim]));
+        };
+        self.note(format!(
+            "kill -9 [{victim}], flip a byte at {} of {}",
+            corruption.offset,
+            corruption.path.display()
+        ));
+        let refused = cluster.expect_refusal(victim, Duration::from_secs(20))?;
+        self.note(refused);
+        Ok(Undo::Repair(victim, corruption))
     }
 
     fn partition(&mut self, cluster: &Cluster, ids: &[u64]) -> Undo {
@@ -261,6 +276,15 @@ impl Nemesis {
                 cluster.set_engine_fault(id, "none")?;
                 self.note(format!("engine of node {id}: works again"));
             }
+            Undo::Revive(id) => {
+                cluster.set_engine_fault(id, "none")?;
+                match cluster.revive(id)? {
+                    Some(status) => {
+                        self.note(format!("node {id} had exited ({status}); restart"));
+                    }
+                    None => self.note(format!("log of node {id}: works again")),
+                }
+            }
             Undo::Repair(id, corruption) => {
                 cluster.repair(&corruption)?;
                 cluster.restart(id)?;
@@ -280,5 +304,7 @@ enum Undo {
     Heal,
     Join,
     ClearFault(u64),
+    /// Clear the fault, and restart the node if it exited.
+    Revive(u64),
     Repair(u64, crate::cluster::Corruption),
 }

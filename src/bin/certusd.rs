@@ -371,7 +371,9 @@ async fn start(config: DaemonConfig) -> Result<Daemon, certus::server::DaemonErr
 }
 
 /// With `CERTUS_ENGINE_FAULT_FILE` set, the engine fails writes while that
-/// file says `disk-full` (ENOSPC) or `io` (EIO); it is read every 50 ms.
+/// file says `disk-full` (ENOSPC) or `io` (EIO), and the ordering log's
+/// disk while it says `log-full` (writes fail with ENOSPC) or `log-io`
+/// (fsyncs fail with EIO); it is read every 50 ms.
 #[cfg(feature = "failpoints")]
 async fn start(config: DaemonConfig) -> Result<Daemon, certus::server::DaemonError> {
     use certus::kv::{Engine, Fault, FaultSwitch, FaultyEngine};
@@ -379,20 +381,25 @@ async fn start(config: DaemonConfig) -> Result<Daemon, certus::server::DaemonErr
     let Some(path) = std::env::var_os("CERTUS_ENGINE_FAULT_FILE") else {
         return Daemon::start(config).await;
     };
-    tracing::warn!(file = ?path, "FAILPOINTS: the engine fails writes on command");
-    let switch = FaultSwitch::new();
-    let polled = switch.clone();
+    tracing::warn!(file = ?path, "FAILPOINTS: the engine and the log fail on command");
+    let (switch, log_switch) = (FaultSwitch::new(), FaultSwitch::new());
+    let (polled, log_polled) = (switch.clone(), log_switch.clone());
     std::thread::spawn(move || {
         loop {
-            let fault = match std::fs::read_to_string(&path).as_deref().map(str::trim) {
-                Ok("disk-full") => Fault::DiskFull,
-                Ok("io") => Fault::Io,
-                _ => Fault::None,
+            let said = std::fs::read_to_string(&path).unwrap_or_default();
+            let (engine, log) = match said.trim() {
+                "disk-full" => (Fault::DiskFull, Fault::None),
+                "io" => (Fault::Io, Fault::None),
+                "log-full" => (Fault::None, Fault::DiskFull),
+                "log-io" => (Fault::None, Fault::Io),
+                _ => (Fault::None, Fault::None),
             };
-            polled.set(fault);
+            polled.set(engine);
+            log_polled.set(log);
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     });
+    certus::server::fail_log_disk(&config.data_dir, log_switch);
     let inner = certus::server::engine_opener(&config);
     let open: certus::server::EngineOpener = Arc::new(move || {
         let engine: Arc<dyn Engine> = Arc::new(FaultyEngine::new(inner()?, switch.clone()));

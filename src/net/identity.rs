@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::protocol_book::ProtocolBook;
 use super::tls::PeerTls;
 use super::wire::Terms;
+use crate::disk::disk_for;
 use crate::ids::NodeId;
 use crate::protocol::{Protocol, Protocols};
 
@@ -126,13 +126,15 @@ impl Identity {
     ) -> std::io::Result<Self> {
         let file = dir.map(|d| d.join(FILE));
         let cluster_id = match &file {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(text) => Some(ClusterId::parse(&text).ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{} does not hold a cluster id", path.display()),
-                    )
-                })?),
+            Some(path) => match disk_for(path).read(path) {
+                Ok(bytes) => Some(
+                    ClusterId::parse(&String::from_utf8_lossy(&bytes)).ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{} does not hold a cluster id", path.display()),
+                        )
+                    })?,
+                ),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
                 Err(err) => return Err(err),
             },
@@ -234,15 +236,15 @@ impl Identity {
         let Some(path) = &self.file else {
             return Ok(());
         };
+        let disk = disk_for(path);
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        disk.create_dir_all(dir)?;
         let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "{id}")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        let mut file = disk.create(&tmp)?;
+        file.write_all(format!("{id}\n").as_bytes())?;
+        file.sync_data()?;
+        disk.rename(&tmp, path)?;
+        disk.sync_dir(dir)
     }
 }
 

@@ -21,12 +21,21 @@ pub struct NodeConfig {
     /// When full, the node stops taking deliveries, which holds back the
     /// whole cluster through the ordering layer's flow control.
     pub apply_queue: usize,
+    /// Bytes of write-sets that may wait between delivery and the commit
+    /// watermark (at least one is always taken): with `apply_queue`, what
+    /// holds back delivery, and with it the cluster.
+    pub apply_queue_bytes: usize,
     /// Local transactions that may be committing at once.
     pub max_inflight_commits: usize,
     /// Largest encoded write-set accepted, in bytes.
     pub max_write_set_bytes: usize,
     /// Positions between certification checkpoints handed to the engine.
     pub checkpoint_interval: u64,
+    /// Bytes of delivered write-sets after which a checkpoint is taken
+    /// even before `checkpoint_interval` positions: a restart replays at
+    /// most about this much of the log, and the log can be purged up to
+    /// the last checkpoint ([`crate::order::TotalOrder::release`]).
+    pub checkpoint_bytes: u64,
     /// Whether transactions wait to see every commit made anywhere in the
     /// cluster before they begin (causal reads, Galera's `wsrep_sync_wait=1`).
     pub causal_reads: bool,
@@ -48,9 +57,11 @@ impl NodeConfig {
             cert: CertConfig::default(),
             apply_workers: 4,
             apply_queue: 4096,
+            apply_queue_bytes: 256 << 20,
             max_inflight_commits: 4096,
             max_write_set_bytes: 32 << 20,
             checkpoint_interval: 16_384,
+            checkpoint_bytes: 64 << 20,
             causal_reads: true,
             wait_timeout: Duration::from_secs(30),
             epoch: None,
@@ -69,6 +80,8 @@ impl NodeConfig {
             ("max_inflight_commits", self.max_inflight_commits as u64),
             ("max_write_set_bytes", self.max_write_set_bytes as u64),
             ("checkpoint_interval", self.checkpoint_interval),
+            ("checkpoint_bytes", self.checkpoint_bytes),
+            ("apply_queue_bytes", self.apply_queue_bytes as u64),
         ])?;
         if self.max_write_set_bytes > u32::MAX as usize {
             return Err(ConfigError::AboveMax {

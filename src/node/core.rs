@@ -87,8 +87,12 @@ pub(crate) struct CoreConfig {
     pub(crate) node_id: NodeId,
     pub(crate) apply_slots: usize,
     pub(crate) apply_queue: usize,
+    /// Bytes of committed write-sets that may wait to become visible.
+    pub(crate) apply_queue_bytes: usize,
     pub(crate) max_write_set_bytes: usize,
     pub(crate) checkpoint_interval: u64,
+    /// Delivered bytes that also call for a checkpoint.
+    pub(crate) checkpoint_bytes: u64,
     pub(crate) max_inflight_commits: usize,
     /// The protocol this node speaks: the formats it reads.
     pub(crate) protocol: crate::protocol::Protocol,
@@ -107,6 +111,12 @@ pub(crate) struct NodeCore {
     replay_upto: Seqno,
     /// Committed positions admitted to the scheduler, not yet dispatched.
     pending: BTreeMap<Seqno, Work>,
+    /// The size of every committed write-set admitted and not yet
+    /// visible, in seqno order, and their sum.
+    held: VecDeque<(Seqno, usize)>,
+    held_bytes: usize,
+    /// Bytes delivered since the last checkpoint was taken.
+    since_checkpoint: u64,
     /// The cluster time at every position in `(last_visible,
     /// last_delivered]` where it moved, oldest first.
     times: VecDeque<(Seqno, ClusterTime)>,
@@ -142,6 +152,9 @@ impl NodeCore {
             commits: Commits::new(config.max_inflight_commits),
             replay_upto: last_visible,
             pending: BTreeMap::new(),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            since_checkpoint: 0,
             times: VecDeque::new(),
             visible_time: certifier.time(),
             checkpoint: None,
@@ -161,7 +174,8 @@ impl NodeCore {
     /// runtime stops reading the ordering layer, which pushes back on every
     /// submitter through the layer's flow control.
     pub(crate) fn wants_delivery(&self) -> bool {
-        !self.membership.state().is_terminal() && self.scheduler.has_room()
+        let room = self.held.is_empty() || self.held_bytes < self.config.apply_queue_bytes;
+        !self.membership.state().is_terminal() && self.scheduler.has_room() && room
     }
 
     pub(crate) fn poll_command(&mut self) -> Option<Command> {
@@ -250,6 +264,11 @@ impl NodeCore {
         }
         self.last_delivered = seqno;
         self.certifier.observe_time(stamp);
+        let size = match &entry {
+            Entry::Submitted(frame) => frame.len(),
+            Entry::Barrier => 0,
+        };
+        self.since_checkpoint = self.since_checkpoint.saturating_add(size as u64);
         let certified = match entry {
             Entry::Submitted(frame) => self.certify(seqno, &frame),
             Entry::Barrier => {
@@ -269,6 +288,8 @@ impl NodeCore {
         let job = match &certified {
             Some((delivered, Verdict::Commit { depends_on })) => {
                 self.pending.insert(seqno, delivered.work(time));
+                self.held.push_back((seqno, size));
+                self.held_bytes += size;
                 Job::Apply {
                     depends_on: *depends_on,
                 }
@@ -393,6 +414,13 @@ impl NodeCore {
     /// The engine made everything at or below `upto` visible.
     pub(crate) fn handle_visible(&mut self, upto: Seqno) {
         self.scheduler.visible(upto);
+        while let Some(&(seqno, size)) = self.held.front() {
+            if seqno > upto {
+                break;
+            }
+            self.held_bytes -= size;
+            self.held.pop_front();
+        }
         while let Some(&(seqno, time)) = self.times.front() {
             if seqno > upto {
                 break;
@@ -446,6 +474,8 @@ impl NodeCore {
         tracing::error!(node = %self.config.node_id, %reason, "node failed");
         self.membership.fail();
         self.pending.clear();
+        self.held.clear();
+        self.held_bytes = 0;
         self.commits.abandon(&Error::Failed(reason.clone()));
         self.failure = Some(reason);
     }
@@ -472,12 +502,15 @@ impl NodeCore {
     }
 
     fn maybe_checkpoint(&mut self, seqno: Seqno) {
-        if seqno < self.next_checkpoint || self.checkpoint.is_some() {
+        let due =
+            seqno >= self.next_checkpoint || self.since_checkpoint >= self.config.checkpoint_bytes;
+        if !due || self.checkpoint.is_some() {
             return;
         }
         match self.certifier.checkpoint() {
             Ok(checkpoint) => {
                 self.checkpoint = Some(checkpoint);
+                self.since_checkpoint = 0;
                 self.next_checkpoint = Seqno::new(seqno.get() + self.config.checkpoint_interval);
             }
             // The previous checkpoint stays valid; recovery replays further.
@@ -551,6 +584,18 @@ impl NodeCore {
         assert!(
             self.pending.len() <= self.config.apply_queue,
             "pending write-sets unbounded"
+        );
+        assert_eq!(
+            self.held.is_empty(),
+            self.held_bytes == 0,
+            "held bytes miscounted: {} over {} write-sets",
+            self.held_bytes,
+            self.held.len()
+        );
+        debug_assert_eq!(
+            self.held_bytes,
+            self.held.iter().map(|(_, size)| size).sum::<usize>(),
+            "held bytes miscounted"
         );
         assert!(
             self.times.len() <= self.config.apply_queue,

@@ -18,6 +18,8 @@ fn config(workers: usize) -> CoreConfig {
         apply_queue: 16,
         max_write_set_bytes: 1 << 20,
         checkpoint_interval: 4,
+        checkpoint_bytes: u64::MAX,
+        apply_queue_bytes: usize::MAX,
         max_inflight_commits: 16,
         protocol: crate::protocol::Protocol::CURRENT,
     }
@@ -242,6 +244,59 @@ fn a_format_newer_than_the_node_reads_fails_it_instead_of_being_skipped() {
         "{failure}"
     );
     assert!(!core.wants_delivery());
+}
+
+#[test]
+fn write_set_bytes_waiting_to_be_visible_hold_back_delivery() {
+    let one = match frame(2, 1, 0, "a") {
+        Entry::Submitted(frame) => frame.len(),
+        Entry::Barrier => unreachable!(),
+    };
+    let mut core = NodeCore::new(
+        CoreConfig {
+            apply_queue_bytes: one + 1,
+            ..config(4)
+        },
+        Certifier::new(CertConfig::default()),
+        Seqno::ZERO,
+    );
+    core.handle_event(ordered(1, frame(2, 1, 0, "a")));
+    assert!(core.wants_delivery(), "one write-set is under the bound");
+    core.handle_event(ordered(2, frame(2, 2, 0, "b")));
+    assert!(!core.wants_delivery(), "two are over it");
+    let out = drain(&mut core);
+    for seqno in applies(&out) {
+        core.handle_applied(Seqno::new(seqno), Ok(None));
+    }
+    drain_committing(&mut core);
+    assert!(
+        core.wants_delivery(),
+        "visible write-sets are no longer held"
+    );
+}
+
+#[test]
+fn a_checkpoint_is_taken_after_enough_bytes_before_enough_positions() {
+    let mut core = NodeCore::new(
+        CoreConfig {
+            checkpoint_interval: 1_000,
+            checkpoint_bytes: 1,
+            ..config(4)
+        },
+        Certifier::new(CertConfig::default()),
+        Seqno::ZERO,
+    );
+    core.handle_event(ordered(1, frame(2, 1, 0, "a")));
+    let out = drain(&mut core);
+    for seqno in applies(&out) {
+        core.handle_applied(Seqno::new(seqno), Ok(None));
+    }
+    let out = drain(&mut core);
+    let checkpointed = out.iter().any(|c| {
+        matches!(c, Command::MakeVisible { upto, checkpoint: Some(cp) }
+            if upto.get() == 1 && cp.seqno().get() == 1)
+    });
+    assert!(checkpointed, "{out:?}");
 }
 
 #[test]

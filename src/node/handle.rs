@@ -293,6 +293,8 @@ fn core_config(config: &NodeConfig, order: &dyn TotalOrder) -> CoreConfig {
         node_id: config.node_id,
         apply_slots: ApplyPool::slots(config.apply_workers),
         apply_queue: config.apply_queue,
+        apply_queue_bytes: config.apply_queue_bytes,
+        checkpoint_bytes: config.checkpoint_bytes,
         max_write_set_bytes: config.max_write_set_bytes,
         checkpoint_interval: config.checkpoint_interval,
         max_inflight_commits: config.max_inflight_commits,

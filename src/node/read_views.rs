@@ -112,6 +112,8 @@ mod tests {
             apply_queue: 1,
             max_write_set_bytes: 1 << 10,
             checkpoint_interval: 1,
+            checkpoint_bytes: u64::MAX,
+            apply_queue_bytes: usize::MAX,
             max_inflight_commits: 1,
             protocol: crate::protocol::Protocol::CURRENT,
         };

@@ -125,6 +125,10 @@ pub struct DaemonConfig {
     /// Log entries kept for incremental state transfer.
     #[serde(default = "default_retention")]
     pub log_retention: u64,
+    /// Bytes of log kept at most for incremental state transfer (Galera's
+    /// `gcache.size`), whatever `log_retention` allows.
+    #[serde(default = "default_retention_bytes")]
+    pub log_retention_bytes: u64,
     /// Bytes of the newest log entries kept in memory; older ones are read
     /// from disk when a lagging node needs them.
     #[serde(default = "default_log_cache")]
@@ -188,6 +192,9 @@ pub struct DaemonConfig {
     pub protocol: Option<u16>,
 }
 
+fn default_retention_bytes() -> u64 {
+    1 << 30
+}
 fn default_cluster() -> String {
     "certus".to_string()
 }
@@ -251,6 +258,7 @@ impl DaemonConfig {
             primary_lease_ms: default_lease(),
             commit_timeout_ms: default_wait(),
             log_retention: default_retention(),
+            log_retention_bytes: default_retention_bytes(),
             log_cache_bytes: default_log_cache(),
             client_output_limit_bytes: default_output_limit(),
             fc_limit: default_fc_limit(),
@@ -363,6 +371,7 @@ impl DaemonConfig {
         config.primary_lease = Duration::from_millis(self.primary_lease_ms);
         config.submit_timeout = Duration::from_millis(self.commit_timeout_ms);
         config.log_retention = self.log_retention;
+        config.log_retention_bytes = self.log_retention_bytes;
         config.log_cache_bytes = self.log_cache_bytes;
         config.fc_limit = self.fc_limit;
         #[cfg(feature = "next-version")]

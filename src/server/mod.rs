@@ -37,3 +37,15 @@ pub use config::{
 pub use daemon::{Daemon, DaemonError, Listeners, engine_opener};
 pub use supervisor::EngineOpener;
 pub use tls::TlsAuthClients;
+
+/// Puts the ordering log of the node whose data directory is `data_dir` on
+/// a disk that fails on command: its writes fail with `ENOSPC` while
+/// `switch` says [`crate::kv::Fault::DiskFull`], its syncs with `EIO`
+/// while it says [`crate::kv::Fault::Io`] (certusd's
+/// `CERTUS_ENGINE_FAULT_FILE`, for the consistency suite). For testing
+/// only.
+#[cfg(feature = "failpoints")]
+pub fn fail_log_disk(data_dir: &std::path::Path, switch: crate::kv::FaultSwitch) {
+    let disk = crate::disk::FaultyDisk(switch);
+    crate::disk::mount(&data_dir.join("log"), std::sync::Arc::new(disk));
+}

@@ -47,6 +47,8 @@ enum DonorError {
 
 /// One transfer in progress.
 struct Active {
+    /// The node receiving it.
+    joiner: NodeId,
     store: KvStore,
     seqno: Seqno,
     /// The certification checkpoint at `seqno`, served in pieces.
@@ -131,10 +133,24 @@ impl Donor {
         }
     }
 
-    /// Opens a transfer: its id, position and checkpoint.
+    /// Opens a transfer: its id, position and checkpoint. A joiner takes
+    /// one transfer at a time, so its new one replaces any it left
+    /// unfinished (it failed to store one, or restarted): those would hold
+    /// this donor's places until [`IDLE`], and a joiner retrying after
+    /// failures would lock itself, and every other joiner, out.
     async fn begin(&self, from: NodeId) -> Result<(u64, u64, Bytes), DonorError> {
-        if self.active().len() >= MAX_ACTIVE {
-            return Err(DonorError::Busy);
+        {
+            let mut active = self.active();
+            active.retain(|id, transfer| {
+                let abandoned = transfer.joiner == from;
+                if abandoned {
+                    tracing::info!(transfer = id, joiner = %from, "the joiner began anew: dropping its unfinished transfer");
+                }
+                !abandoned
+            });
+            if active.len() >= MAX_ACTIVE {
+                return Err(DonorError::Busy);
+            }
         }
         let store = self.store.borrow().clone().ok_or(DonorError::NoStore)?;
         let options = TxnOptions::default().causal(false);
@@ -146,6 +162,7 @@ impl Donor {
         tracing::info!(joiner = %from, %seqno, "providing a state transfer");
         let bytes = checkpoint.as_bytes().clone();
         let active = Active {
+            joiner: from,
             store,
             seqno,
             checkpoint: bytes.clone(),

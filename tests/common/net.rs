@@ -29,6 +29,8 @@ pub(crate) struct Tune {
     pub(crate) apply_queue: usize,
     pub(crate) apply_workers: usize,
     pub(crate) max_entry_bytes: usize,
+    pub(crate) log_retention_bytes: u64,
+    pub(crate) checkpoint_bytes: u64,
 }
 
 impl Default for Tune {
@@ -40,6 +42,8 @@ impl Default for Tune {
             apply_queue: store.node.apply_queue,
             apply_workers: store.node.apply_workers,
             max_entry_bytes: order.max_entry_bytes,
+            log_retention_bytes: order.log_retention_bytes,
+            checkpoint_bytes: store.node.checkpoint_bytes,
         }
     }
 }
@@ -115,6 +119,7 @@ impl NetCluster {
         config.security = Some(super::peer_tls(&tls, self.ids[index]));
         config.fc_limit = self.tune.fc_limit;
         config.max_entry_bytes = self.tune.max_entry_bytes;
+        config.log_retention_bytes = self.tune.log_retention_bytes;
         let order = Arc::new(
             RaftOrder::start(config, Box::new(listener), Tcp::connector())
                 .await
@@ -123,11 +128,16 @@ impl NetCluster {
         let mut store_config = StoreConfig::new(self.ids[index]);
         store_config.node.apply_queue = self.tune.apply_queue;
         store_config.node.apply_workers = self.tune.apply_workers;
+        store_config.node.checkpoint_bytes = self.tune.checkpoint_bytes;
         let store = KvStore::open(store_config, self.engines[index].clone(), order.clone())
             .await
             .unwrap();
         self.orders[index] = Some(order);
         self.stores[index] = Some(store);
+    }
+
+    pub(crate) fn order(&self, index: usize) -> &Arc<RaftOrder> {
+        self.orders[index].as_ref().expect("node is stopped")
     }
 
     pub(crate) fn store(&self, index: usize) -> &KvStore {

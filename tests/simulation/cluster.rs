@@ -1,15 +1,16 @@
 //! certusd nodes as turmoil hosts: the real `Daemon` (ordering on openraft,
 //! certification, apply, state transfer, the RESP server) on the in-memory
-//! engine, its log files in a temporary directory, every byte it sends on
-//! turmoil's network.
+//! engine, its log on a simulated disk ([`certus::simulation::SimDisk`]),
+//! every byte it sends on turmoil's network.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use certus::kv::{Engine, FaultSwitch, FaultyEngine, MemoryEngine};
 use certus::net::{BoxFuture, BoxStream, Connector, Listener};
-use certus::server::{Daemon, DaemonConfig, EngineKind, Listeners};
+use certus::server::{Daemon, DaemonConfig, EngineKind, EngineOpener, Listeners};
 
 pub(crate) const PEER_PORT: u16 = 7000;
 pub(crate) const CLIENT_PORT: u16 = 6379;
@@ -99,9 +100,12 @@ pub(crate) fn config(index: usize, nodes: usize, dir: &Path, serializable: bool)
     config
 }
 
-/// The software of one host: start the daemon on the simulated network and
-/// serve until the host is crashed.
-pub(crate) async fn node(config: DaemonConfig) -> turmoil::Result {
+/// The software of one host: start the daemon on the simulated network,
+/// on a memory engine (lost when the host crashes) whose writes fail while
+/// `engine_fault` says so, and serve until the host is crashed. A daemon
+/// whose ordering core stopped (its log's disk failed) shuts down, as
+/// certusd exits; the host stays down until the schedule restarts it.
+pub(crate) async fn node(config: DaemonConfig, engine_fault: FaultSwitch) -> turmoil::Result {
     let listeners = Listeners {
         peer: bind(PEER_PORT).await?,
         client: bind(CLIENT_PORT).await?,
@@ -109,8 +113,15 @@ pub(crate) async fn node(config: DaemonConfig) -> turmoil::Result {
         client_tls: None,
         connector: Arc::new(SimConnector),
     };
-    let daemon = Daemon::start_on(config, listeners).await?;
+    let engine: Arc<dyn Engine> = Arc::new(FaultyEngine::new(
+        Arc::new(MemoryEngine::new()),
+        engine_fault,
+    ));
+    let open: EngineOpener = Arc::new(move || Ok(engine.clone()));
+    let daemon = Daemon::start_with_engine(config, listeners, open).await?;
+    let cause = daemon.failed().await;
+    tracing::warn!(error = %cause, "the ordering core stopped: the daemon exits");
+    daemon.shutdown().await;
     std::future::pending::<()>().await;
-    drop(daemon);
     Ok(())
 }

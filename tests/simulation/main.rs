@@ -1,7 +1,10 @@
 //! Deterministic simulation of a certus cluster with turmoil: three real
-//! certusd nodes (`Daemon`, in-memory engine) and their clients on one
-//! thread, under simulated time and a simulated network, with a seeded
-//! schedule of partitions, message holds, slow links, crashes and restarts.
+//! certusd nodes (`Daemon`, in-memory engine, each log on a simulated disk)
+//! and their clients on one thread, under simulated time and a simulated
+//! network, with a seeded schedule of partitions, message holds, slow
+//! links, crashes (which lose what a disk had not synced) and restarts, a
+//! log disk that fills up or fails with I/O errors (the node is restarted
+//! on what it kept), and an engine whose writes fail.
 //! After each run every node must hold the same committed state, every
 //! acknowledged append must be in it, and the list-append checker must
 //! find no anomaly the isolation level forbids.

@@ -3,8 +3,12 @@
 //! of the workload, so the cluster must then converge.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use certus::kv::{Fault as EngineFault, FaultSwitch};
+use certus::simulation::{DiskFault, SimDisk};
 use turmoil::Sim;
 
 use crate::cluster::host;
@@ -22,6 +26,13 @@ pub(crate) enum Fault {
     Crash(Vec<usize>),
     /// Every message takes up to this long.
     Slow(Duration),
+    /// This node's log disk fails (full, or I/O errors); when healed, the
+    /// node is restarted on what its disk kept, as its service manager
+    /// would restart a daemon that exited.
+    Disk(usize, DiskFault),
+    /// This node's engine fails writes as a full disk does; when healed,
+    /// the node restarts its store by itself.
+    EngineFull(usize),
 }
 
 impl Fault {
@@ -41,6 +52,8 @@ impl Fault {
                 format!("crash {}", names.join(","))
             }
             Fault::Slow(max) => format!("slow {}ms", max.as_millis()),
+            Fault::Disk(node, fault) => format!("disk {fault:?} {}", host(*node)),
+            Fault::EngineFull(node) => format!("engine full {}", host(*node)),
         }
     }
 }
@@ -100,7 +113,7 @@ impl Schedule {
 fn pick(rng: &mut fastrand::Rng, nodes: usize) -> Fault {
     let one = rng.usize(0..nodes);
     let others = |n: usize| (0..nodes).filter(move |&o| o != n);
-    match rng.u8(0..7) {
+    match rng.u8(0..9) {
         0 => Fault::Partition(others(one).map(|o| (one, o)).collect()),
         1 => {
             // One link cut: both ends still reach everyone else.
@@ -116,12 +129,66 @@ fn pick(rng: &mut fastrand::Rng, nodes: usize) -> Fault {
             all.sort_unstable();
             Fault::Crash(all)
         }
-        _ => Fault::Slow(Duration::from_millis(rng.u64(50..400))),
+        6 => Fault::Slow(Duration::from_millis(rng.u64(50..400))),
+        7 => Fault::Disk(
+            one,
+            if rng.bool() {
+                DiskFault::Full
+            } else {
+                DiskFault::Io
+            },
+        ),
+        _ => Fault::EngineFull(one),
+    }
+}
+
+/// The simulated machines under the nodes: each node's log disk (kept
+/// across its crashes) and the switch of its engine's faults.
+pub(crate) struct Machines {
+    disks: Vec<Arc<SimDisk>>,
+    pub(crate) engine_faults: Vec<FaultSwitch>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Machines {
+    /// A disk for each of `nodes` nodes, mounted under its data directory
+    /// in `dir`, with random choices drawn from `seed`.
+    pub(crate) fn new(seed: u64, nodes: usize, dir: &Path) -> Machines {
+        let dirs: Vec<PathBuf> = (0..nodes).map(|n| dir.join(host(n))).collect();
+        let disks: Vec<Arc<SimDisk>> = (0..nodes)
+            .map(|n| SimDisk::new(seed ^ 0xd15c ^ (n as u64) << 32))
+            .collect();
+        for (disk, dir) in disks.iter().zip(&dirs) {
+            disk.mount(dir);
+        }
+        Machines {
+            disks,
+            engine_faults: (0..nodes).map(|_| FaultSwitch::new()).collect(),
+            dirs,
+        }
+    }
+
+    pub(crate) fn unmount(&self) {
+        for dir in &self.dirs {
+            SimDisk::unmount(dir);
+        }
+    }
+
+    /// Node `n` loses power: its disk keeps only what was synced (and a
+    /// torn part of the rest), and its software stops.
+    fn crash(&self, sim: &mut Sim<'_>, n: usize) {
+        self.disks[n].crash();
+        sim.crash(host(n));
+    }
+
+    fn restart(&self, sim: &mut Sim<'_>, n: usize) {
+        self.disks[n].revive();
+        sim.bounce(host(n));
     }
 }
 
 /// Carries out `action` on the simulation.
-pub(crate) fn apply(sim: &mut Sim<'_>, action: &Action) {
+pub(crate) fn apply(sim: &mut Sim<'_>, action: &Action, machines: &Machines) {
     match action {
         Action::Start(Fault::Partition(pairs)) => {
             for &(a, b) in pairs {
@@ -145,15 +212,25 @@ pub(crate) fn apply(sim: &mut Sim<'_>, action: &Action) {
         }
         Action::Start(Fault::Crash(nodes)) => {
             for &n in nodes {
-                sim.crash(host(n));
+                machines.crash(sim, n);
             }
         }
         Action::Heal(Fault::Crash(nodes)) => {
             for &n in nodes {
-                sim.bounce(host(n));
+                machines.restart(sim, n);
             }
         }
         Action::Start(Fault::Slow(max)) => sim.set_max_message_latency(*max),
         Action::Heal(Fault::Slow(_)) => sim.set_max_message_latency(MAX_LATENCY),
+        Action::Start(Fault::Disk(n, fault)) => machines.disks[*n].set_fault(*fault),
+        Action::Heal(Fault::Disk(n, _)) => {
+            machines.disks[*n].set_fault(DiskFault::None);
+            machines.crash(sim, *n);
+            machines.restart(sim, *n);
+        }
+        Action::Start(Fault::EngineFull(n)) => {
+            machines.engine_faults[*n].set(EngineFault::DiskFull)
+        }
+        Action::Heal(Fault::EngineFull(n)) => machines.engine_faults[*n].set(EngineFault::None),
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use certus::check::{EventType, History, Mop, check_list_append};
 
 use crate::cluster;
-use crate::nemesis::{self, Action, MAX_LATENCY, Schedule};
+use crate::nemesis::{self, Action, MAX_LATENCY, Machines, Schedule};
 use crate::workload::{self, FinalState, Shared};
 
 /// What every seed runs.
@@ -101,9 +101,13 @@ pub(crate) fn run(seed: u64, settings: &Settings, verbose: bool) -> Report {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(MAX_LATENCY)
         .build();
+    let machines = Machines::new(seed, settings.nodes, dir.path());
     for index in 0..settings.nodes {
         let config = cluster::config(index, settings.nodes, dir.path(), serializable);
-        sim.host(cluster::host(index), move || cluster::node(config.clone()));
+        let engine_fault = machines.engine_faults[index].clone();
+        sim.host(cluster::host(index), move || {
+            cluster::node(config.clone(), engine_fault.clone())
+        });
     }
     for id in 0..settings.clients {
         sim.client(format!("c{id}"), workload::client(id, shared.clone()));
@@ -112,8 +116,9 @@ pub(crate) fn run(seed: u64, settings: &Settings, verbose: bool) -> Report {
     sim.client("final", workload::final_reads(shared.clone()));
     let mut schedule = Schedule::plan(seed, settings.nodes, begin, stop_at);
     let faults = schedule.faults();
-    let mut problems = drive(&mut sim, &mut schedule, verbose);
+    let mut problems = drive(&mut sim, &mut schedule, &machines, verbose);
     drop(sim);
+    machines.unmount();
     problems.extend(PANICS.with(|p| p.borrow_mut().drain(..).collect::<Vec<_>>()));
     let (counts, found, fingerprint) = judge(&shared, serializable);
     problems.extend(found);
@@ -143,9 +148,8 @@ fn skew_clocks(seed: u64, nodes: usize) {
     }
 }
 
-/// A temporary directory for the nodes' logs, in memory when the machine
-/// has a tmpfs (the simulation writes and syncs a lot, and a crash here
-/// is a process crash: the files survive it either way).
+/// A temporary directory for what the nodes keep outside their log (their
+/// logs are on simulated disks), in memory when the machine has a tmpfs.
 fn data_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
     let dir = if shm.is_dir() {
@@ -157,7 +161,12 @@ fn data_dir() -> tempfile::TempDir {
 }
 
 /// Steps the simulation to its end, carrying out the schedule.
-fn drive(sim: &mut turmoil::Sim<'_>, schedule: &mut Schedule, verbose: bool) -> Vec<String> {
+fn drive(
+    sim: &mut turmoil::Sim<'_>,
+    schedule: &mut Schedule,
+    machines: &Machines,
+    verbose: bool,
+) -> Vec<String> {
     loop {
         let now = sim.elapsed();
         while let Some(action) = schedule.due(now) {
@@ -168,7 +177,7 @@ fn drive(sim: &mut turmoil::Sim<'_>, schedule: &mut Schedule, verbose: bool) -> 
                 };
                 println!("{:>8.3}s {verb} {}", now.as_secs_f64(), fault.describe());
             }
-            nemesis::apply(sim, &action);
+            nemesis::apply(sim, &action, machines);
         }
         match sim.step() {
             Ok(true) => return Vec::new(),

@@ -46,6 +46,10 @@ pub struct RaftOrderConfig {
     /// catch up incrementally (Galera's gcache). A node further behind
     /// needs a full state transfer.
     pub log_retention: u64,
+    /// Bytes of log records kept at most (Galera's `gcache.size`): older
+    /// entries are purged even within `log_retention`, except those the
+    /// node still needs to restart (after its last checkpoint).
+    pub log_retention_bytes: u64,
     /// How far the ordering layer may apply ahead of the node's delivery.
     pub max_delivery_lag: u64,
     /// Bytes of the newest log entries kept in memory; older entries are
@@ -94,6 +98,7 @@ impl RaftOrderConfig {
             election_timeout: (Duration::from_millis(600), Duration::from_millis(1200)),
             primary_lease: Duration::from_millis(1000),
             log_retention: 100_000,
+            log_retention_bytes: 1 << 30,
             max_delivery_lag: 8192,
             log_cache_bytes: 64 << 20,
             max_entry_bytes: 64 << 20,
@@ -123,6 +128,7 @@ impl RaftOrderConfig {
             ("heartbeat", self.heartbeat.is_zero()),
             ("submit_timeout", self.submit_timeout.is_zero()),
             ("log_retention", self.log_retention == 0),
+            ("log_retention_bytes", self.log_retention_bytes == 0),
             ("max_delivery_lag", self.max_delivery_lag == 0),
             ("max_entry_bytes", self.max_entry_bytes == 0),
             ("forward_batch", self.forward_batch == 0),

@@ -471,7 +471,9 @@ async fn open_log(
 ) -> std::io::Result<(LogStore, Delivery, Arc<DeliveryShared>)> {
     let max_record = config.max_entry_bytes + RECORD_OVERHEAD;
     let limits = LogLimits {
-        segment: 64 << 20,
+        // A quarter of the retained bytes, so that purging whole segments
+        // keeps the log within a quarter over its bound.
+        segment: (config.log_retention_bytes / 4).clamp(1 << 20, 64 << 20),
         entry: max_record,
         cache: config.log_cache_bytes,
     };

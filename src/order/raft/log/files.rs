@@ -12,14 +12,15 @@
 //! acknowledged entries (etcd's WAL and RocksDB's `kTolerateCorruptedTailRecords`
 //! draw the same line).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::disk::{Disk, DiskFile, disk_for};
 use crate::frame::{self, FrameError, FrameKind, HEADER_LEN};
 use openraft::EntryPayload;
 
@@ -46,8 +47,9 @@ struct Segment {
 /// The log's files; owned by the log's I/O thread.
 pub(crate) struct LogFiles {
     dir: PathBuf,
+    disk: Arc<dyn Disk>,
     segments: Vec<Segment>,
-    tail: Option<File>,
+    tail: Option<Box<dyn DiskFile>>,
     /// The index the next record on disk must have to continue the newest
     /// segment; any other index starts a new segment.
     next: Option<u64>,
@@ -145,12 +147,11 @@ impl LogFiles {
     /// Opens (creating if needed) the log in `dir`: checks every record
     /// and indexes those after the purge point, keeping no payload.
     pub(crate) fn open(dir: &Path, max_segment: u64, max_entry: usize) -> io::Result<Opened> {
-        fs::create_dir_all(dir)?;
+        let disk = disk_for(dir);
+        disk.create_dir_all(dir)?;
         let state = load_state(dir)?;
         let mut firsts: Vec<u64> = Vec::new();
-        for item in fs::read_dir(dir)? {
-            let name = item?.file_name();
-            let name = name.to_string_lossy();
+        for name in disk.list(dir)? {
             if let Some(stem) = name.strip_suffix(SEGMENT_SUFFIX) {
                 let first = stem.parse::<u64>().map_err(|_| {
                     let name = name.to_string();
@@ -162,6 +163,7 @@ impl LogFiles {
         firsts.sort_unstable();
         let mut files = LogFiles {
             dir: dir.to_path_buf(),
+            disk: disk.clone(),
             segments: Vec::new(),
             tail: None,
             next: None,
@@ -172,7 +174,8 @@ impl LogFiles {
         let count = firsts.len();
         for (i, first) in firsts.into_iter().enumerate() {
             let path = files.segment_path(first);
-            let len = read_segment(&path, first, max_entry, i + 1 == count, &mut records)?;
+            let newest = i + 1 == count;
+            let len = read_segment(&*disk, &path, first, max_entry, newest, &mut records)?;
             files.segments.push(Segment { first, path, len });
         }
         files.next = records.last().map(|r| r.log_id.index + 1);
@@ -224,16 +227,12 @@ impl LogFiles {
     }
 
     fn roll(&mut self, first: u64) -> io::Result<()> {
-        if let Some(tail) = self.tail.take() {
+        if let Some(mut tail) = self.tail.take() {
             tail.sync_data()?;
         }
         let path = self.segment_path(first);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)?;
-        sync_dir(&self.dir)?;
+        let file = self.disk.create(&path)?;
+        self.disk.sync_dir(&self.dir)?;
         if self.segments.last().is_some_and(|s| s.first == first) {
             self.segments.pop();
         }
@@ -246,13 +245,12 @@ impl LogFiles {
         Ok(())
     }
 
-    fn reopen_tail(&mut self) -> io::Result<&mut File> {
+    fn reopen_tail(&mut self) -> io::Result<&mut Box<dyn DiskFile>> {
         let segment = self
             .segments
             .last()
             .ok_or_else(|| invalid(LogDamage::NoSegment))?;
-        let mut file = OpenOptions::new().write(true).open(&segment.path)?;
-        file.seek(SeekFrom::Start(segment.len))?;
+        let file = self.disk.write_at(&segment.path, segment.len)?;
         Ok(self.tail.insert(file))
     }
 
@@ -278,29 +276,28 @@ impl LogFiles {
             .is_some_and(|s| s.first >= from && s.first > 0)
         {
             if let Some(segment) = self.segments.pop() {
-                fs::remove_file(&segment.path)?;
+                self.disk.remove(&segment.path)?;
             }
         }
         // Unknown until proven: a new segment is always safe.
         self.next = None;
         if let Some(segment) = self.segments.last_mut() {
-            let offset = record_offset(&segment.path, segment.first, from, self.max_entry)?;
+            let (path, first) = (&segment.path, segment.first);
+            let offset = record_offset(&*self.disk, path, first, from, self.max_entry)?;
             if let Some(offset) = offset {
-                let file = OpenOptions::new().write(true).open(&segment.path)?;
-                file.set_len(offset)?;
-                file.sync_all()?;
+                self.disk.truncate(path, offset)?;
                 segment.len = offset;
                 self.next = Some(from);
             }
         }
-        sync_dir(&self.dir)
+        self.disk.sync_dir(&self.dir)
     }
 
     /// Deletes segments holding only records before `keep_from`.
     pub(crate) fn purge_before(&mut self, keep_from: u64) -> io::Result<()> {
         while self.segments.len() > 1 && self.segments[1].first <= keep_from {
             let segment = self.segments.remove(0);
-            fs::remove_file(&segment.path)?;
+            self.disk.remove(&segment.path)?;
         }
         Ok(())
     }
@@ -324,10 +321,9 @@ pub(crate) fn read_spot(
     index: u64,
     max_entry: usize,
 ) -> io::Result<LogEntry> {
-    use std::os::unix::fs::FileExt;
     let path = segment_path(dir, spot.segment);
     let mut record = vec![0u8; spot.len as usize];
-    File::open(&path)?.read_exact_at(&mut record, spot.offset)?;
+    disk_for(dir).read_at(&path, spot.offset, &mut record)?;
     let damaged = |record: BadRecord| damaged(&path, spot.offset, record);
     match decode_record(&record, max_entry) {
         Ok(entry) if entry.log_id.index == index => Ok(entry),
@@ -337,10 +333,6 @@ pub(crate) fn read_spot(
         })),
         Err(what) => Err(damaged(what)),
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn load_state(dir: &Path) -> io::Result<PersistentState> {
@@ -357,12 +349,13 @@ pub(crate) fn write_state_file<T: Serialize>(
     max: usize,
 ) -> io::Result<()> {
     let bytes = frame::encode(FrameKind::OrderState, value, max).map_err(|e| bad_frame(name, e))?;
+    let disk = disk_for(dir);
     let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = File::create(&tmp)?;
+    let mut file = disk.create(&tmp)?;
     file.write_all(&bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    file.sync_data()?;
+    disk.rename(&tmp, &dir.join(name))?;
+    disk.sync_dir(dir)
 }
 
 /// Reads a file written by [`write_state_file`]; `None` when there is none.
@@ -371,7 +364,7 @@ pub(crate) fn read_state_file<T: DeserializeOwned>(
     name: &str,
     max: usize,
 ) -> io::Result<Option<T>> {
-    let bytes = match fs::read(dir.join(name)) {
+    let bytes = match disk_for(dir).read(&dir.join(name)) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
@@ -390,13 +383,14 @@ pub(crate) fn read_state_file<T: DeserializeOwned>(
 /// torn record ends the newest segment (cut off there); any other damage
 /// is an error.
 fn read_segment(
+    disk: &dyn Disk,
     path: &Path,
     first: u64,
     max_entry: usize,
     newest: bool,
     out: &mut Vec<Located>,
 ) -> io::Result<u64> {
-    let mut input = BufReader::new(File::open(path)?);
+    let mut input = BufReader::new(disk.reader(path, 0)?);
     let mut offset = 0u64;
     let mut expected = first;
     loop {
@@ -421,7 +415,9 @@ fn read_segment(
                 let record = BadRecord::OutOfOrder { index, expected };
                 return Err(damaged(path, offset, record));
             }
-            Record::Damaged(what) if newest => return cut_torn_tail(path, offset, what, max_entry),
+            Record::Damaged(what) if newest => {
+                return cut_torn_tail(disk, path, offset, what, max_entry);
+            }
             Record::Damaged(what) => return Err(damaged(path, offset, what)),
         }
     }
@@ -440,19 +436,21 @@ fn damaged(path: &Path, offset: u64, record: BadRecord) -> io::Error {
 /// the damage it is a write torn by a crash, cut off there; an intact
 /// record after it means acknowledged entries would be lost, so it is
 /// corruption.
-fn cut_torn_tail(path: &Path, offset: u64, what: BadRecord, max_entry: usize) -> io::Result<u64> {
+fn cut_torn_tail(
+    disk: &dyn Disk,
+    path: &Path,
+    offset: u64,
+    what: BadRecord,
+    max_entry: usize,
+) -> io::Result<u64> {
     let mut rest = Vec::new();
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_to_end(&mut rest)?;
+    disk.reader(path, offset)?.read_to_end(&mut rest)?;
     if let Some(at) = intact_record_after(&rest, max_entry) {
         tracing::error!(path = %path.display(), offset, %what, intact_at = offset + at as u64, "a damaged log record is followed by an intact one: corruption");
         return Err(damaged(path, offset, what));
     }
     tracing::warn!(path = %path.display(), offset, %what, "cutting a torn record off the log's end");
-    let file = OpenOptions::new().write(true).open(path)?;
-    file.set_len(offset)?;
-    file.sync_all()?;
+    disk.truncate(path, offset)?;
     Ok(offset)
 }
 
@@ -561,8 +559,14 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// The byte offset of record `index` in a segment starting at `first`, or
 /// `None` when the segment ends before it.
-fn record_offset(path: &Path, first: u64, index: u64, max_entry: usize) -> io::Result<Option<u64>> {
-    let mut input = BufReader::new(File::open(path)?);
+fn record_offset(
+    disk: &dyn Disk,
+    path: &Path,
+    first: u64,
+    index: u64,
+    max_entry: usize,
+) -> io::Result<Option<u64>> {
+    let mut input = BufReader::new(disk.reader(path, 0)?);
     let mut offset = 0u64;
     for _ in first..index {
         match read_record(&mut input, max_entry)? {

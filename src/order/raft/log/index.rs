@@ -169,6 +169,19 @@ impl LogIndex {
         }
     }
 
+    /// The last index to purge so that the written entries after it take
+    /// at most `keep` bytes; `None` when they already do.
+    pub(super) fn cut_keeping(&self, keep: u64) -> Option<u64> {
+        let mut bytes = 0u64;
+        for (at, slot) in self.slots.iter().enumerate().rev() {
+            bytes = bytes.saturating_add(slot.spot.map_or(0, |spot| spot.len));
+            if bytes > keep {
+                return Some(self.first + at as u64);
+            }
+        }
+        None
+    }
+
     /// Drops the entries before `keep_from`; an emptied log resumes at
     /// `resume_at` at the earliest. Returns how many entries it dropped.
     pub(super) fn drop_before(&mut self, keep_from: u64, resume_at: u64) -> u64 {
@@ -296,6 +309,23 @@ mod tests {
         // A read stops at its byte budget, after at least one entry.
         assert_eq!(index.plan(1, 11, 250, false).unwrap().len(), 3);
         assert_eq!(index.plan(1, 11, 0, false).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_retention_cut_keeps_the_newest_entries_within_the_bytes() {
+        let mut index = LogIndex::new(Vec::new(), PersistentState::default(), 0);
+        for i in 1..=10 {
+            index.push(entry(i, 1), 100);
+        }
+        let written: Vec<(LogId, Spot)> = (1..=10).map(|i| (entry(i, 1).log_id, spot(i))).collect();
+        index.written(&written);
+        // 350 bytes hold the newest three: purge up to 7.
+        assert_eq!(index.cut_keeping(350), Some(7));
+        assert_eq!(index.cut_keeping(300), Some(7));
+        assert_eq!(index.cut_keeping(299), Some(8));
+        assert_eq!(index.cut_keeping(1000), None);
+        index.drop_before(8, 8);
+        assert_eq!(index.cut_keeping(350), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The raft log on disk: segment files of checksummed records and a small
-//! state file ([`files`]), and the store openraft drives, which keeps the
-//! retained entries and syncs appends in groups ([`store`]).
+//! state file ([`files`]) on a [`crate::disk`] (the operating system's, or
+//! a simulation's), and the store openraft drives, which keeps the retained
+//! entries and syncs appends in groups ([`store`]).
 
 mod files;
 mod index;

@@ -261,6 +261,15 @@ impl LogStore {
     }
 
     /// How the log's disk is doing.
+    /// The last index to purge so that the log's records take at most
+    /// `keep` bytes; `None` while the segment files are within it.
+    pub(crate) fn retention_cut(&self, keep: u64) -> Option<u64> {
+        if self.inner.stats.bytes.load(AtomicOrdering::Relaxed) <= keep {
+            return None;
+        }
+        lock(&self.inner.index).cut_keeping(keep)
+    }
+
     pub(crate) fn stats(&self) -> LogStats {
         LogStats {
             fsync: self.inner.stats.fsync.snapshot(),

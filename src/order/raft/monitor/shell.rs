@@ -46,6 +46,8 @@ pub(crate) struct Monitor {
     promotion_lag: u64,
     /// A promotion is being committed.
     promoting: Arc<AtomicBool>,
+    /// Bytes of log kept at most.
+    retention_bytes: u64,
 }
 
 impl Monitor {
@@ -73,6 +75,7 @@ impl Monitor {
             lease: config.primary_lease,
             promotion_lag: config.fc_limit,
             promoting: Arc::new(AtomicBool::new(false)),
+            retention_bytes: config.log_retention_bytes,
         };
         (monitor, receiver)
     }
@@ -104,6 +107,7 @@ impl Monitor {
                 .voter_ids()
                 .any(|id| id == metrics.id);
             self.publish_standing(&metrics, voter);
+            self.retention_tick(&metrics);
             if voter {
                 self.flow_tick(&metrics);
             }
@@ -177,6 +181,30 @@ impl Monitor {
                 now.voters = next.voters;
             }
             changed
+        });
+    }
+
+    /// Keeps the log within its bytes: asks raft for a snapshot point past
+    /// the entries over the limit (a snapshot carries no data here), then
+    /// to purge up to it. The log store still keeps what this node needs
+    /// to restart.
+    fn retention_tick(&self, metrics: &openraft::RaftMetrics<TypeConfig>) {
+        let Some(cut) = self.log.retention_cut(self.retention_bytes) else {
+            return;
+        };
+        let snapshot = metrics.snapshot.as_ref().map_or(0, |id| id.index);
+        let applied = metrics.last_applied.as_ref().map_or(0, |id| id.index);
+        let raft = self.raft.clone();
+        let snap = snapshot < cut.min(applied);
+        tokio::spawn(async move {
+            let done = if snap {
+                raft.trigger().snapshot().await
+            } else {
+                raft.trigger().purge_log(cut).await
+            };
+            if let Err(err) = done {
+                tracing::debug!(error = %err, "log retention by bytes not carried out");
+            }
         });
     }
 

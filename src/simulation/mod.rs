@@ -23,7 +23,13 @@
 //! replica that decided one position differently is caught at that
 //! position rather than in the data at the end.
 //!
+//! A node's ordering log can be put on a [`SimDisk`], whose writes a crash
+//! loses unless they were synced and which fails writes, syncs and reads
+//! on command ([`DiskFault`]).
+//!
 //! Outside simulation every check is one thread-local read.
+
+mod disk;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -31,6 +37,8 @@ use std::marker::PhantomData;
 
 use crate::certify::CertDigest;
 use crate::ids::{NodeId, Seqno};
+
+pub use disk::{DiskFault, SimDisk};
 
 /// Positions whose digest is remembered, at most; the oldest go first.
 const WITNESSED: usize = 1 << 20;
