@@ -77,6 +77,22 @@ pub(crate) fn disk_for(path: &Path) -> Arc<dyn Disk> {
 /// The operating system's file system.
 pub(crate) struct OsDisk;
 
+/// Creates or empties `path` for writing.
+fn create(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+}
+
+/// Opens `path` for writing at `offset`.
+fn open_at(path: &Path, offset: u64) -> io::Result<File> {
+    let mut file = OpenOptions::new().write(true).open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(file)
+}
+
 struct OsFile(File);
 
 impl DiskFile for OsFile {
@@ -118,18 +134,11 @@ impl Disk for OsDisk {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(path)?;
-        Ok(Box::new(OsFile(file)))
+        Ok(Box::new(OsFile(create(path)?)))
     }
 
     fn write_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn DiskFile>> {
-        let mut file = OpenOptions::new().write(true).open(path)?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(OsFile(file)))
+        Ok(Box::new(OsFile(open_at(path, offset)?)))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -200,18 +209,12 @@ impl Disk for FaultyDisk {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(path)?;
-        Ok(Box::new(FaultyFile(OsFile(file), self.0.clone())))
+        Ok(Box::new(FaultyFile(OsFile(create(path)?), self.0.clone())))
     }
 
     fn write_at(&self, path: &Path, offset: u64) -> io::Result<Box<dyn DiskFile>> {
-        let mut file = OpenOptions::new().write(true).open(path)?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(FaultyFile(OsFile(file), self.0.clone())))
+        let file = OsFile(open_at(path, offset)?);
+        Ok(Box::new(FaultyFile(file, self.0.clone())))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

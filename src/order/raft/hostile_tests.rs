@@ -303,8 +303,9 @@ async fn strangers_without_the_ca_or_of_another_cluster_are_refused_at_the_door(
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
+/// A three-node cluster whose leader a follower forwarded `frames` to:
+/// the cluster, and the leader's answer for each frame.
+async fn forwarded_by_a_follower(frames: Vec<Bytes>) -> (Cluster3, Vec<Forwarded>) {
     let ca = CertificateAuthority::generate("hostile").expect("ca");
     let cluster = start(&ca, &[1, 2, 3]).await;
     let (leader, leader_id) = cluster.leader();
@@ -315,16 +316,22 @@ async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
         leader_id,
         &cluster.addrs[leader],
     );
-    let huge = Bytes::from(vec![7u8; MAX_ENTRY + 1]);
-    // Exactly at the limit: ordered (its log record is a little larger).
-    let small = Bytes::from(vec![7u8; MAX_ENTRY]);
     let answer = client
-        .call(&PeerRequest::Forward(vec![huge, small]), WAIT)
+        .call(&PeerRequest::Forward(frames), WAIT)
         .await
         .expect("answered");
     let PeerResponse::Forward(results) = answer else {
         panic!("not a forward answer: {answer:?}");
     };
+    (cluster, results)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
+    let huge = Bytes::from(vec![7u8; MAX_ENTRY + 1]);
+    // Exactly at the limit: ordered (its log record is a little larger).
+    let small = Bytes::from(vec![7u8; MAX_ENTRY]);
+    let (cluster, results) = forwarded_by_a_follower(vec![huge, small]).await;
     assert_eq!(
         results[0],
         Forwarded::TooLarge {
@@ -339,26 +346,10 @@ async fn an_oversized_forwarded_entry_is_refused_and_the_leader_lives_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_protocol_change_is_refused() {
-    let ca = CertificateAuthority::generate("hostile").expect("ca");
-    let cluster = start(&ca, &[1, 2, 3]).await;
-    let (leader, leader_id) = cluster.leader();
-    let member = (1..=3).find(|id| *id != leader_id).expect("a follower");
-    let client = attacker(
-        member,
-        &security(&ca, member),
-        leader_id,
-        &cluster.addrs[leader],
-    );
     let to = crate::protocol::Protocol::new(crate::protocol::Protocol::CURRENT.get() + 1);
     let change =
         crate::frame::encode(crate::frame::FrameKind::ClusterProtocol, &to, 64).expect("encode");
-    let answer = client
-        .call(&PeerRequest::Forward(vec![change]), WAIT)
-        .await
-        .expect("answered");
-    let PeerResponse::Forward(results) = answer else {
-        panic!("not a forward answer: {answer:?}");
-    };
+    let (cluster, results) = forwarded_by_a_follower(vec![change]).await;
     let [Forwarded::Failed(err)] = &results[..] else {
         panic!("ordered: {results:?}");
     };
