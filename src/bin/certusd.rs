@@ -355,15 +355,24 @@ async fn run(config: DaemonConfig) -> ExitCode {
         }
         cause = daemon.failed() => {
             // Only a new process recovers from this, from what is durable:
-            // exit non-zero so the service manager restarts it.
+            // exit non-zero so the service manager restarts it. Nothing
+            // more becomes durable here, so the shutdown is bounded: a
+            // node whose core stopped while its store was still starting
+            // once waited in it for ever (the Jepsen suite's log-io).
             tracing::error!(error = %cause, "this node cannot go on: stopping, to be restarted from what is durable");
-            ExitCode::from(EXIT_FAILED)
+            if tokio::time::timeout(FAILED_SHUTDOWN, daemon.shutdown()).await.is_err() {
+                tracing::error!(after = ?FAILED_SHUTDOWN, "the shutdown did not finish; exiting without it");
+            }
+            return ExitCode::from(EXIT_FAILED);
         }
     };
     daemon.shutdown().await;
     tracing::info!("stopped");
     code
 }
+
+/// How long a node that cannot go on waits for its shutdown.
+const FAILED_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(not(feature = "failpoints"))]
 async fn start(config: DaemonConfig) -> Result<Daemon, certus::server::DaemonError> {
