@@ -33,6 +33,11 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc, as Redis uses: glibc's malloc kept freed value buffers in its
+/// arenas (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use certus::NodeId;
 use certus::net::CertificateAuthority;
 use certus::server::{Daemon, DaemonConfig};
