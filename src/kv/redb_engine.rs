@@ -35,14 +35,32 @@ fn io(err: impl Into<::redb::Error>) -> EngineError {
 }
 
 impl RedbEngine {
+    /// The page cache [`RedbEngine::open`] gives: redb's own default, 1 GiB.
+    pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
     /// Opens (creating if missing) the database file at `path`.
     ///
     /// # Errors
     /// [`EngineError::Io`] when the file cannot be opened (a missing parent
     /// directory, another process holding it, a damaged file).
     pub fn open(path: impl AsRef<Path>) -> Result<RedbEngine, EngineError> {
+        RedbEngine::open_with_cache(path, RedbEngine::DEFAULT_CACHE_BYTES)
+    }
+
+    /// As [`RedbEngine::open`], with a page cache of `cache_bytes` (most of
+    /// a node's memory once its data outgrows the cache).
+    ///
+    /// # Errors
+    /// As [`RedbEngine::open`].
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<RedbEngine, EngineError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::create(&path).map_err(io)?;
+        let db = ::redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(io)?;
         // Create the table, so readers never meet a missing one.
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(DATA).map_err(io)?;

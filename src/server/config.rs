@@ -95,6 +95,10 @@ pub struct DaemonConfig {
     /// Storage engine.
     #[serde(default)]
     pub engine: EngineKind,
+    /// The redb engine's page cache, in bytes (most of a node's memory once
+    /// its data outgrows it).
+    #[serde(default = "default_redb_cache")]
+    pub redb_cache_bytes: usize,
     /// When the log is fsynced.
     #[serde(default)]
     pub sync: SyncSetting,
@@ -192,6 +196,9 @@ pub struct DaemonConfig {
     pub protocol: Option<u16>,
 }
 
+fn default_redb_cache() -> usize {
+    crate::kv::RedbEngine::DEFAULT_CACHE_BYTES
+}
 fn default_retention_bytes() -> u64 {
     1 << 30
 }
@@ -248,6 +255,7 @@ impl DaemonConfig {
             initial_members: BTreeMap::new(),
             join: Vec::new(),
             engine: EngineKind::default(),
+            redb_cache_bytes: default_redb_cache(),
             sync: SyncSetting::default(),
             sync_interval_ms: default_sync_interval(),
             isolation: IsolationSetting::default(),
@@ -384,15 +392,14 @@ impl DaemonConfig {
                 key: file_key(setting),
                 problem,
             })?;
-        if self.client_output_limit_bytes == 0 {
+        let sizes = [
+            ("client_output_limit_bytes", self.client_output_limit_bytes),
+            ("redb_cache_bytes", self.redb_cache_bytes),
+            ("max_clients", self.max_clients),
+        ];
+        if let Some(&(key, _)) = sizes.iter().find(|(_, value)| *value == 0) {
             return Err(DaemonConfigError::Invalid {
-                key: "client_output_limit_bytes",
-                problem: "must be positive",
-            });
-        }
-        if self.max_clients == 0 {
-            return Err(DaemonConfigError::Invalid {
-                key: "max_clients",
+                key,
                 problem: "must be positive",
             });
         }
@@ -551,8 +558,16 @@ mod tests {
         };
         assert!(base().order_config("a:1").is_ok());
         type Tweak = fn(&mut DaemonConfig);
-        let cases: [(Tweak, &str); 7] = [
+        let cases: [(Tweak, &str); 9] = [
             (|c| c.heartbeat_ms = 0, "heartbeat_ms: must be positive"),
+            (
+                |c| c.redb_cache_bytes = 0,
+                "redb_cache_bytes: must be positive",
+            ),
+            (
+                |c| c.log_retention_bytes = 0,
+                "log_retention_bytes: must be positive",
+            ),
             (
                 |c| c.election_timeout_ms = [800, 600],
                 "election_timeout_ms: its maximum must exceed its minimum",

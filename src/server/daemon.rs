@@ -140,7 +140,8 @@ pub(crate) fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, Daem
         EngineKind::Memory => Ok(Arc::new(MemoryEngine::new())),
         EngineKind::Redb => {
             let path = config.data_dir.join("data.redb");
-            let engine = RedbEngine::open(&path).map_err(|e| storage_error(&path, e))?;
+            let engine = RedbEngine::open_with_cache(&path, config.redb_cache_bytes)
+                .map_err(|e| storage_error(&path, e))?;
             Ok(Arc::new(engine))
         }
         #[cfg(feature = "rocksdb")]
