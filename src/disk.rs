@@ -74,6 +74,21 @@ pub(crate) fn disk_for(path: &Path) -> Arc<dyn Disk> {
     })
 }
 
+/// Replaces the file at `path` with `bytes` on its disk: written to
+/// `<path>.tmp`, synced, renamed over the old one, and the directory
+/// synced, so a crash leaves either the old or the new file.
+pub(crate) fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let disk = disk_for(path);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = disk.create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    disk.rename(&tmp, path)?;
+    disk.sync_dir(path.parent().unwrap_or_else(|| Path::new(".")))
+}
+
 /// The operating system's file system.
 pub(crate) struct OsDisk;
 

@@ -70,14 +70,21 @@ impl Node {
 
     /// The health check's HTTP status, or `None` while nothing answers.
     fn health(&self) -> Option<u16> {
+        self.http_get("/")?.split(' ').nth(1)?.parse().ok()
+    }
+
+    /// The whole response to `GET path` on the health port, or `None`
+    /// while nothing answers.
+    fn http_get(&self, path: &str) -> Option<String> {
         let mut stream = TcpStream::connect_timeout(&self.health, Duration::from_secs(1)).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .ok()?;
-        stream.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
-        response.split(' ').nth(1)?.parse().ok()
+        Some(response)
     }
 
     /// Polls the health check until it answers 200 (bounded).
@@ -106,17 +113,8 @@ impl Node {
     /// metrics).
     #[cfg(feature = "failpoints")]
     fn is_leader(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect_timeout(&self.health, Duration::from_secs(1))
-        else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        if stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").is_err() {
-            return false;
-        }
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response.lines().any(|line| line == "certus_leader 1")
+        self.http_get("/metrics")
+            .is_some_and(|response| response.lines().any(|line| line == "certus_leader 1"))
     }
 
     /// Waits until the process exits by itself (bounded); its status.

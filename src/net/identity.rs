@@ -236,15 +236,10 @@ impl Identity {
         let Some(path) = &self.file else {
             return Ok(());
         };
-        let disk = disk_for(path);
-        let dir = path.parent().unwrap_or_else(|| Path::new("."));
-        disk.create_dir_all(dir)?;
-        let tmp = path.with_extension("tmp");
-        let mut file = disk.create(&tmp)?;
-        file.write_all(format!("{id}\n").as_bytes())?;
-        file.sync_data()?;
-        disk.rename(&tmp, path)?;
-        disk.sync_dir(dir)
+        if let Some(dir) = path.parent() {
+            disk_for(path).create_dir_all(dir)?;
+        }
+        crate::disk::replace(path, format!("{id}\n").as_bytes())
     }
 }
 

@@ -110,20 +110,29 @@ pub(crate) fn witness(node: NodeId, seqno: Seqno, digest: CertDigest) {
     if !active() {
         return;
     }
-    let first = DIGESTS.with(|h| {
-        let mut seen = h.borrow_mut();
-        let first = *seen.entry(seqno).or_insert((node, digest));
-        if seen.len() > WITNESSED {
-            seen.pop_first();
-        }
-        first
-    });
+    let first = DIGESTS.with(|seen| first_report(seen, seqno, node, digest));
     assert!(
         first.1 == digest,
         "replicas diverged at seqno {seqno}: {} certification digest {} there, {node} {digest}",
         first.0,
         first.1
     );
+}
+
+/// The first report at `seqno` (`node`'s `value` when it is the first),
+/// remembering at most [`WITNESSED`] positions.
+fn first_report<T: Copy>(
+    seen: &RefCell<BTreeMap<Seqno, (NodeId, T)>>,
+    seqno: Seqno,
+    node: NodeId,
+    value: T,
+) -> (NodeId, T) {
+    let mut seen = seen.borrow_mut();
+    let first = *seen.entry(seqno).or_insert((node, value));
+    if seen.len() > WITNESSED {
+        seen.pop_first();
+    }
+    first
 }
 
 /// `node` executed the operation at `seqno` with `output`.
@@ -136,14 +145,7 @@ pub(crate) fn witness_output(node: NodeId, seqno: Seqno, output: &[u8]) {
         return;
     }
     let sum = crc32fast::hash(output);
-    let first = OUTPUTS.with(|h| {
-        let mut seen = h.borrow_mut();
-        let first = *seen.entry(seqno).or_insert((node, sum));
-        if seen.len() > WITNESSED {
-            seen.pop_first();
-        }
-        first
-    });
+    let first = OUTPUTS.with(|seen| first_report(seen, seqno, node, sum));
     assert!(
         first.1 == sum,
         "replicas executed the operation at seqno {seqno} differently: {} output {:08x}, {node} {sum:08x}",

@@ -145,13 +145,22 @@ impl RespCluster {
 
     /// Starts node `index` on its engine.
     fn start_daemon(&self, index: usize, config: DaemonConfig, listeners: Listeners) -> Daemon {
-        let started = match self.engines.get(index).cloned().flatten() {
+        self.try_start_daemon(index, config, listeners).unwrap()
+    }
+
+    /// As [`RespCluster::start_daemon`], for a start that may fail.
+    fn try_start_daemon(
+        &self,
+        index: usize,
+        config: DaemonConfig,
+        listeners: Listeners,
+    ) -> Result<Daemon, certus::server::DaemonError> {
+        match self.engines.get(index).cloned().flatten() {
             Some(open) => self
                 .rt
                 .block_on(Daemon::start_with_engine(config, listeners, open)),
             None => self.rt.block_on(Daemon::start_on(config, listeners)),
-        };
-        started.unwrap()
+        }
     }
 
     fn daemon(&self, index: usize) -> &Daemon {
@@ -313,12 +322,7 @@ impl RespCluster {
     pub(crate) fn try_restart(&mut self, index: usize) -> Result<(), certus::server::DaemonError> {
         let config = self.configs[index].clone();
         let listeners = self.rt.block_on(Listeners::bind(&config)).unwrap();
-        let daemon = match self.engines.get(index).cloned().flatten() {
-            Some(open) => self
-                .rt
-                .block_on(Daemon::start_with_engine(config, listeners, open)),
-            None => self.rt.block_on(Daemon::start_on(config, listeners)),
-        }?;
+        let daemon = self.try_start_daemon(index, config, listeners)?;
         self.daemons[index] = Some(daemon);
         Ok(())
     }

@@ -349,13 +349,7 @@ pub(crate) fn write_state_file<T: Serialize>(
     max: usize,
 ) -> io::Result<()> {
     let bytes = frame::encode(FrameKind::OrderState, value, max).map_err(|e| bad_frame(name, e))?;
-    let disk = disk_for(dir);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = disk.create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_data()?;
-    disk.rename(&tmp, &dir.join(name))?;
-    disk.sync_dir(dir)
+    crate::disk::replace(&dir.join(name), &bytes)
 }
 
 /// Reads a file written by [`write_state_file`]; `None` when there is none.
