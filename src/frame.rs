@@ -91,8 +91,9 @@ impl FrameKind {
     pub const fn current_version(self) -> u16 {
         match self {
             // 2: the checkpoint carries the history digest; 3: the
-            // cluster time and the last write to every key.
-            FrameKind::CertCheckpoint => 3,
+            // cluster time and the last write to every key; 4: the
+            // history's byte bound.
+            FrameKind::CertCheckpoint => 4,
             // 2: each entry carries the leader's time stamp.
             FrameKind::LogEntry => 2,
             FrameKind::WriteSet

@@ -200,7 +200,7 @@ proptest! {
         window in prop::sample::select(vec![1u64, 2, 3, 5, 8, 64]),
         steps in prop::collection::vec(step(), 1..80),
     ) {
-        let config = CertConfig { window };
+        let config = CertConfig { window, ..CertConfig::default() };
         let mut live = Certifier::new(config);
         let mut restarted = Certifier::new(config);
         let mut reference = Reference { window, history: Vec::new() };

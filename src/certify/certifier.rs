@@ -21,13 +21,27 @@ pub struct CertConfig {
     /// read views abort with [`AbortReason::ReadViewTooOld`]; the index and
     /// the duplicate table only keep this many seqnos of history.
     pub window: u64,
+    /// Bytes the index and the duplicate table may hold together. Past it
+    /// the oldest history is forgotten until a quarter of it is free, and
+    /// read views older than what is kept abort as they do past the
+    /// window: the window shrinks while keys are large, memory does not
+    /// grow.
+    pub index_bytes: u64,
 }
 
 impl Default for CertConfig {
     fn default() -> Self {
-        CertConfig { window: 1 << 18 }
+        CertConfig {
+            window: 1 << 18,
+            index_bytes: 256 << 20,
+        }
     }
 }
+
+/// Buckets of seqnos the history is split into when it is over
+/// [`CertConfig::index_bytes`]: the floor is raised a whole bucket at a
+/// time, found in one pass without sorting.
+const SHRINK_BUCKETS: u64 = 4096;
 
 /// Counts of verdicts since the certifier was created or restored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,6 +205,25 @@ impl Certifier {
         (self.index.len(), self.dedup.len())
     }
 
+    /// The bytes the index and the duplicate table are counted as, held
+    /// at most to [`CertConfig::index_bytes`].
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.index.bytes() + self.dedup.bytes()
+    }
+
+    /// The oldest read view still certifiable at the next seqno.
+    #[must_use]
+    pub fn oldest_view(&self) -> Seqno {
+        self.oldest_allowed(self.last_seqno.next())
+    }
+
+    fn oldest_allowed(&self, seqno: Seqno) -> Seqno {
+        seqno
+            .saturating_sub(self.config.window)
+            .max(self.purge_floor)
+    }
+
     /// Certifies the write-set delivered at `seqno`.
     ///
     /// # Panics
@@ -277,7 +310,56 @@ impl Certifier {
             txn_id: candidate.txn_id,
             outcome,
         });
+        self.bound_bytes();
         verdict
+    }
+
+    /// Past [`CertConfig::index_bytes`], forgets the oldest history until
+    /// a quarter of the bound is free. The purge floor rises with it, so a
+    /// read view older than what is kept aborts as too old, and every
+    /// dependency is raised to the floor, exactly as past the window.
+    fn bound_bytes(&mut self) {
+        let bound = self.config.index_bytes;
+        if self.bytes() <= bound {
+            return;
+        }
+        let floor = self.floor_keeping(bound - bound / 4);
+        self.index.purge(floor);
+        self.dedup.purge(floor);
+        self.purge_floor = floor;
+        assert!(
+            self.bytes() <= bound,
+            "certification history still holds {} bytes over its bound {bound} after a purge to {floor}",
+            self.bytes()
+        );
+    }
+
+    /// The lowest floor that leaves at most `target` bytes above it, a
+    /// whole bucket of seqnos at a time. Deterministic: the same history
+    /// gives the same floor on every node.
+    fn floor_keeping(&self, target: u64) -> Seqno {
+        let low = self.purge_floor.get();
+        let span = self.last_seqno.get() - low;
+        let width = span.div_ceil(SHRINK_BUCKETS).max(1);
+        // At most SHRINK_BUCKETS buckets, so every index below fits a usize.
+        let mut buckets = vec![0u64; span.div_ceil(width) as usize];
+        for (seqno, bytes) in self.index.sizes().chain(self.dedup.sizes()) {
+            assert!(
+                seqno.get() > low && seqno <= self.last_seqno,
+                "certification history at {seqno} outside ({low}, {}]",
+                self.last_seqno
+            );
+            buckets[((seqno.get() - low - 1) / width) as usize] += bytes;
+        }
+        let mut kept = 0;
+        for (bucket, bytes) in buckets.iter().enumerate().rev() {
+            kept += bytes;
+            if kept > target {
+                let top = low + (bucket as u64 + 1) * width;
+                return Seqno::new(top.min(self.last_seqno.get()));
+            }
+        }
+        unreachable!("{kept} bytes of history over the bound, yet within {target}")
     }
 
     /// Consumes a position that carries no certifiable write-set (a barrier,
@@ -317,8 +399,8 @@ impl Certifier {
         if read_view >= seqno {
             return Err(AbortReason::InvalidReadView { read_view });
         }
-        if seqno.distance_from(read_view) > self.config.window {
-            let oldest_allowed = seqno.saturating_sub(self.config.window);
+        let oldest_allowed = self.oldest_allowed(seqno);
+        if read_view < oldest_allowed {
             return Err(AbortReason::ReadViewTooOld {
                 read_view,
                 oldest_allowed,

@@ -43,12 +43,29 @@ struct CheckpointV2 {
     digest: Option<CertDigest>,
 }
 
-/// Version 3 body, written now: version 2, the cluster time and the last
-/// operation that wrote every key. Released layout: change it only with a
-/// new version.
+/// Version 3 body, still read: version 2, the cluster time and the last
+/// operation that wrote every key. Released layout: never change it.
 #[derive(Serialize, Deserialize)]
 struct CheckpointV3 {
     window: u64,
+    last_seqno: Seqno,
+    purge_floor: Seqno,
+    index: Vec<(Bytes, KindSeqnos)>,
+    dedup: Vec<DedupRecord>,
+    digest: Option<CertDigest>,
+    time: ClusterTime,
+    write_all: Seqno,
+}
+
+/// Version 4 body, written now: version 3 and the byte bound of the
+/// history ([`CertConfig::index_bytes`]), which takes part in every
+/// verdict as the window does. Released layout: change it only with a new
+/// version.
+#[derive(Serialize, Deserialize)]
+struct CheckpointV4 {
+    window: u64,
+    /// `None` when read from a version that did not record it.
+    index_bytes: Option<u64>,
     last_seqno: Seqno,
     purge_floor: Seqno,
     index: Vec<(Bytes, KindSeqnos)>,
@@ -89,6 +106,23 @@ impl From<CheckpointV2> for CheckpointV3 {
     }
 }
 
+impl From<CheckpointV3> for CheckpointV4 {
+    fn from(v3: CheckpointV3) -> Self {
+        CheckpointV4 {
+            window: v3.window,
+            // Not recorded then: the history was bounded in seqnos only.
+            index_bytes: None,
+            last_seqno: v3.last_seqno,
+            purge_floor: v3.purge_floor,
+            index: v3.index,
+            dedup: v3.dedup,
+            digest: v3.digest,
+            time: v3.time,
+            write_all: v3.write_all,
+        }
+    }
+}
+
 impl CertCheckpoint {
     /// The seqno the certifier had reached.
     #[must_use]
@@ -114,7 +148,7 @@ impl CertCheckpoint {
         })
     }
 
-    fn decode_body(frame: &[u8]) -> Result<CheckpointV3, FrameError> {
+    fn decode_body(frame: &[u8]) -> Result<CheckpointV4, FrameError> {
         let (header, body) = frame::decode(frame, MAX_CHECKPOINT_BYTES)?;
         if header.kind != FrameKind::CertCheckpoint {
             return Err(invalid(format!(
@@ -122,15 +156,16 @@ impl CertCheckpoint {
                 header.kind
             )));
         }
-        if header.version == 1 {
-            let v1: CheckpointV1 = frame::decode_body(FrameKind::CertCheckpoint, body)?;
-            return Ok(CheckpointV2::from(v1).into());
-        }
-        if header.version == 2 {
-            let v2: CheckpointV2 = frame::decode_body(FrameKind::CertCheckpoint, body)?;
-            return Ok(v2.into());
-        }
-        frame::decode_body(FrameKind::CertCheckpoint, body)
+        let kind = FrameKind::CertCheckpoint;
+        Ok(match header.version {
+            1 => {
+                let v1: CheckpointV1 = frame::decode_body(kind, body)?;
+                CheckpointV3::from(CheckpointV2::from(v1)).into()
+            }
+            2 => CheckpointV3::from(frame::decode_body::<CheckpointV2>(kind, body)?).into(),
+            3 => frame::decode_body::<CheckpointV3>(kind, body)?.into(),
+            _ => frame::decode_body(kind, body)?,
+        })
     }
 
     /// The certification digest at [`CertCheckpoint::seqno`], when recorded.
@@ -155,8 +190,9 @@ impl Certifier {
     /// # Errors
     /// [`FrameError::TooLarge`] if the index no longer fits in one frame.
     pub fn checkpoint(&self) -> Result<CertCheckpoint, FrameError> {
-        let body = CheckpointV3 {
+        let body = CheckpointV4 {
             window: self.config.window,
+            index_bytes: Some(self.config.index_bytes),
             last_seqno: self.last_seqno,
             purge_floor: self.purge_floor,
             index: self.index.sorted_entries(),
@@ -176,14 +212,24 @@ impl Certifier {
     ///
     /// # Errors
     /// [`FrameError::Invalid`] when the checkpoint was taken with another
-    /// window or is internally inconsistent; any other [`FrameError`] for
-    /// damaged bytes.
+    /// window or byte bound, or is internally inconsistent; any other
+    /// [`FrameError`] for damaged bytes.
     pub fn restore(config: CertConfig, checkpoint: &CertCheckpoint) -> Result<Self, FrameError> {
         let body = CertCheckpoint::decode_body(&checkpoint.frame)?;
         if body.window != config.window {
             return Err(invalid(format!(
                 "checkpoint window {} differs from the configured window {}",
                 body.window, config.window
+            )));
+        }
+        if let Some(bytes) = body.index_bytes
+            && bytes != config.index_bytes
+        {
+            return Err(invalid(format!(
+                "checkpoint taken with a certification history bound of {bytes} bytes, \
+                 not the configured {}: the bound takes part in every verdict, so it is \
+                 fixed for the life of the cluster",
+                config.index_bytes
             )));
         }
         if body.purge_floor > body.last_seqno || body.write_all > body.last_seqno {
@@ -197,7 +243,7 @@ impl Certifier {
         if body
             .index
             .iter()
-            .any(|(_, s)| s.newest() > body.last_seqno || s.newest() == Seqno::ZERO)
+            .any(|(_, s)| s.newest() > body.last_seqno || s.newest() <= body.purge_floor)
         {
             return Err(invalid("index entry outside the certified range".into()));
         }
@@ -206,7 +252,7 @@ impl Certifier {
             || body
                 .dedup
                 .iter()
-                .any(|r| r.seqno <= oldest || r.seqno > body.last_seqno)
+                .any(|r| r.seqno <= oldest.max(body.purge_floor) || r.seqno > body.last_seqno)
         {
             return Err(invalid(
                 "duplicate table is out of order or outside the window".into(),

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use super::verdict::FirstOutcome;
 use crate::ids::{NodeId, Seqno, TxnId};
 
+/// Bytes a record is counted as beyond the bytes its abort reason holds:
+/// its place in the queue and its map slot. An estimate, the same on every
+/// node.
+const RECORD_OVERHEAD: u64 = 128;
+
 /// One transaction's first certification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DedupRecord {
@@ -28,6 +33,19 @@ pub(crate) struct DedupTable {
     records: VecDeque<DedupRecord>,
     /// How many records have been popped from the front, ever.
     base: usize,
+    /// What the records are counted as: [`DedupRecord::bytes`] each.
+    bytes: u64,
+}
+
+impl DedupRecord {
+    /// The bytes the record is counted as.
+    fn bytes(&self) -> u64 {
+        let held = match &self.outcome {
+            FirstOutcome::Committed => 0,
+            FirstOutcome::Aborted(reason) => reason.held_bytes(),
+        };
+        RECORD_OVERHEAD + held as u64
+    }
 }
 
 impl DedupTable {
@@ -47,6 +65,7 @@ impl DedupTable {
             "transaction {} recorded twice",
             record.txn_id
         );
+        self.bytes += record.bytes();
         self.records.push_back(record);
     }
 
@@ -56,6 +75,7 @@ impl DedupTable {
             if let Some(old) = self.records.pop_front() {
                 self.by_id.remove(&(old.origin, old.txn_id));
                 self.base += 1;
+                self.bytes -= old.bytes();
             }
         }
     }
@@ -66,6 +86,16 @@ impl DedupTable {
 
     pub(crate) fn records(&self) -> impl Iterator<Item = &DedupRecord> {
         self.records.iter()
+    }
+
+    /// The bytes the records are counted as.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Each record's seqno and its bytes, oldest first.
+    pub(crate) fn sizes(&self) -> impl Iterator<Item = (Seqno, u64)> + '_ {
+        self.records.iter().map(|r| (r.seqno, r.bytes()))
     }
 }
 

@@ -34,7 +34,10 @@ fn matrix_rows_become_verdicts() {
     for found in KeyKind::ALL {
         for new in KeyKind::ALL {
             for read_view in [0, 1] {
-                let mut c = Certifier::new(CertConfig { window: 100 });
+                let mut c = Certifier::new(CertConfig {
+                    window: 100,
+                    ..CertConfig::default()
+                });
                 assert_eq!(
                     c.certify(Seqno::new(1), &ws(1, 1, 0, &[("k", found)])),
                     commit(0)
@@ -95,7 +98,10 @@ fn aborted_write_sets_leave_no_trace_in_the_index() {
 
 #[test]
 fn read_view_outside_the_window_aborts_with_its_own_reason() {
-    let mut c = Certifier::new(CertConfig { window: 3 });
+    let mut c = Certifier::new(CertConfig {
+        window: 3,
+        ..CertConfig::default()
+    });
     for s in 1..=4 {
         c.skip(Seqno::new(s));
     }
@@ -170,7 +176,10 @@ fn serializable_read_keys_are_certified() {
 
 #[test]
 fn purged_history_still_orders_apply() {
-    let mut c = Certifier::new(CertConfig { window: 4 });
+    let mut c = Certifier::new(CertConfig {
+        window: 4,
+        ..CertConfig::default()
+    });
     c.certify(Seqno::new(1), &ws(1, 1, 0, &[("k", KeyKind::Update)]));
     for s in 2..=8 {
         c.skip(Seqno::new(s));
@@ -186,7 +195,10 @@ fn purged_history_still_orders_apply() {
 
 #[test]
 fn checkpoint_restores_identical_decisions() {
-    let config = CertConfig { window: 8 };
+    let config = CertConfig {
+        window: 8,
+        ..CertConfig::default()
+    };
     let mut live = Certifier::new(config);
     for s in 1..=20u64 {
         live.certify(
@@ -225,10 +237,20 @@ fn checkpoint_restores_identical_decisions() {
 
 #[test]
 fn checkpoint_for_another_window_or_damaged_is_refused() {
-    let checkpoint = Certifier::new(CertConfig { window: 8 })
-        .checkpoint()
-        .unwrap();
-    let err = Certifier::restore(CertConfig { window: 9 }, &checkpoint).unwrap_err();
+    let checkpoint = Certifier::new(CertConfig {
+        window: 8,
+        ..CertConfig::default()
+    })
+    .checkpoint()
+    .unwrap();
+    let err = Certifier::restore(
+        CertConfig {
+            window: 9,
+            ..CertConfig::default()
+        },
+        &checkpoint,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("window"), "{err}");
     let mut damaged = checkpoint.as_bytes().to_vec();
     let last = damaged.len() - 1;
@@ -285,7 +307,10 @@ fn key_conflict(key: &'static str, kind: KeyKind, at: u64) -> Verdict {
 #[test]
 fn operations_never_conflict_and_transactions_conflict_with_them() {
     use crate::writeset::Scope;
-    let mut c = Certifier::new(CertConfig { window: 100 });
+    let mut c = Certifier::new(CertConfig {
+        window: 100,
+        ..CertConfig::default()
+    });
     let update = KeyKind::Update;
     assert_eq!(
         c.certify(Seqno::new(1), &ws(1, 1, 0, &[("k", update)])),
@@ -310,7 +335,10 @@ fn operations_never_conflict_and_transactions_conflict_with_them() {
 #[test]
 fn an_operations_reads_conflict_with_nothing_later() {
     use crate::writeset::Scope;
-    let mut c = Certifier::new(CertConfig { window: 100 });
+    let mut c = Certifier::new(CertConfig {
+        window: 100,
+        ..CertConfig::default()
+    });
     let read = c.certify_operation(Seqno::new(1), &op(1, 0, &["r"], &["w"], Scope::Keys));
     assert_eq!(read, commit(0));
     let exclusive = KeyKind::Exclusive;
@@ -324,7 +352,10 @@ fn an_operations_reads_conflict_with_nothing_later() {
 /// `WATCH`); one written before it does not.
 #[test]
 fn a_watched_key_written_after_the_view_aborts_the_operation() {
-    let mut c = Certifier::new(CertConfig { window: 100 });
+    let mut c = Certifier::new(CertConfig {
+        window: 100,
+        ..CertConfig::default()
+    });
     c.certify(Seqno::new(1), &ws(1, 1, 0, &[("w", KeyKind::Update)]));
     let watching = |counter, view| {
         let mut b = crate::writeset::OperationBuilder::new();
@@ -361,7 +392,10 @@ fn a_watched_key_written_after_the_view_aborts_the_operation() {
 #[test]
 fn writing_every_key_orders_and_conflicts_with_everything() {
     use crate::writeset::Scope;
-    let mut c = Certifier::new(CertConfig { window: 100 });
+    let mut c = Certifier::new(CertConfig {
+        window: 100,
+        ..CertConfig::default()
+    });
     c.certify(Seqno::new(1), &ws(1, 1, 0, &[("a", KeyKind::Update)]));
     c.skip(Seqno::new(2));
     let flush = c.certify_operation(Seqno::new(3), &op(3, 0, &[], &[], Scope::WritesAll));
@@ -383,7 +417,10 @@ fn writing_every_key_orders_and_conflicts_with_everything() {
 #[test]
 fn a_late_copy_of_an_operation_aborts_and_an_early_one_is_a_duplicate() {
     use crate::writeset::Scope;
-    let mut c = Certifier::new(CertConfig { window: 4 });
+    let mut c = Certifier::new(CertConfig {
+        window: 4,
+        ..CertConfig::default()
+    });
     let first = op(1, 0, &[], &["k"], Scope::Keys);
     assert_eq!(c.certify_operation(Seqno::new(1), &first), commit(0));
     let copy = c.certify_operation(Seqno::new(2), &first);
@@ -417,4 +454,96 @@ fn cluster_time_is_the_running_maximum_of_stamps() {
     let restored = Certifier::restore(c.config(), &c.checkpoint().unwrap()).unwrap();
     assert_eq!(restored.time(), ClusterTime::from_millis(70));
     assert_eq!(restored.digest(), c.digest());
+}
+
+/// Write-sets each writing one new 100-byte key, certified one after the
+/// other under a 64 KiB bound.
+fn bounded_history(count: u64) -> (Certifier, CertConfig) {
+    let config = CertConfig {
+        index_bytes: 64 << 10,
+        ..CertConfig::default()
+    };
+    let mut c = Certifier::new(config);
+    for s in 1..=count {
+        let key = format!("{s:0100}");
+        // A new key depends only on the floor of what is kept.
+        let floor = c.oldest_view();
+        let verdict = c.certify(
+            Seqno::new(s),
+            &ws(1, s, s - 1, &[(key.as_str(), KeyKind::Update)]),
+        );
+        assert_eq!(verdict, commit(floor.get()), "at {s}");
+        assert!(
+            c.bytes() <= config.index_bytes,
+            "{} bytes at {s}",
+            c.bytes()
+        );
+    }
+    (c, config)
+}
+
+#[test]
+fn the_history_stays_within_its_byte_bound() {
+    let (mut c, _) = bounded_history(2_000);
+    let oldest = c.oldest_view();
+    assert!(
+        oldest > Seqno::new(1_000) && oldest < Seqno::new(2_000),
+        "the floor rose to {oldest}, far inside the window"
+    );
+    assert!(c.sizes().0 < 2_000 - 1_000);
+    // Older than the kept history: too old, as past the window.
+    let stale = ws(2, 1, oldest.get() - 1, &[("other", KeyKind::Update)]);
+    assert_eq!(
+        c.certify(Seqno::new(2_001), &stale),
+        Verdict::Abort {
+            reason: AbortReason::ReadViewTooOld {
+                read_view: oldest.saturating_sub(1),
+                oldest_allowed: oldest,
+            }
+        }
+    );
+    // A duplicate whose record was forgotten is not certified again.
+    let first = format!("{:0100}", 1);
+    let copy = ws(1, 1, 0, &[(first.as_str(), KeyKind::Update)]);
+    assert!(matches!(
+        c.certify(Seqno::new(2_002), &copy),
+        Verdict::Abort {
+            reason: AbortReason::ReadViewTooOld { .. }
+        }
+    ));
+    // Inside the kept history conflicts are still found.
+    let newest = format!("{:0100}", 2_000);
+    let late = ws(2, 2, 1_999, &[(newest.as_str(), KeyKind::Update)]);
+    assert!(matches!(
+        c.certify(Seqno::new(2_003), &late),
+        Verdict::Abort {
+            reason: AbortReason::KeyConflict { conflicting_seqno, .. }
+        } if conflicting_seqno == Seqno::new(2_000)
+    ));
+}
+
+#[test]
+fn a_bounded_history_restores_identical_decisions() {
+    let (mut live, config) = bounded_history(1_500);
+    let checkpoint = live.checkpoint().unwrap();
+    let mut restored = Certifier::restore(config, &checkpoint).unwrap();
+    assert_eq!(restored.bytes(), live.bytes());
+    assert_eq!(restored.oldest_view(), live.oldest_view());
+    for s in 1_501..=3_000u64 {
+        let key = format!("{:0100}", s % 1_700);
+        let next = ws(2, s, s - 1 - s % 300, &[(key.as_str(), KeyKind::Update)]);
+        assert_eq!(
+            live.certify(Seqno::new(s), &next),
+            restored.certify(Seqno::new(s), &next),
+            "at {s}"
+        );
+        assert_eq!(live.bytes(), restored.bytes());
+    }
+    assert_eq!(live.digest(), restored.digest());
+    let other = CertConfig {
+        index_bytes: 1 << 20,
+        ..config
+    };
+    let err = Certifier::restore(other, &live.checkpoint().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("bound of 65536 bytes"), "{err}");
 }

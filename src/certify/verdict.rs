@@ -87,6 +87,17 @@ pub enum AbortReason {
 }
 
 impl AbortReason {
+    /// The bytes it holds beyond its own size (a key, a message).
+    pub(crate) fn held_bytes(&self) -> usize {
+        match self {
+            AbortReason::KeyConflict { key, .. } | AbortReason::ReadConflict { key, .. } => {
+                key.len()
+            }
+            AbortReason::Malformed { reason } => reason.len(),
+            AbortReason::ReadViewTooOld { .. } | AbortReason::InvalidReadView { .. } => 0,
+        }
+    }
+
     /// Whether running the transaction again may succeed.
     #[must_use]
     pub fn is_retryable(&self) -> bool {

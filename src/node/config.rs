@@ -75,6 +75,7 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), Error> {
         ConfigError::require_positive(&[
             ("cert.window", self.cert.window),
+            ("cert.index_bytes", self.cert.index_bytes),
             ("apply_workers", self.apply_workers as u64),
             ("apply_queue", self.apply_queue as u64),
             ("max_inflight_commits", self.max_inflight_commits as u64),

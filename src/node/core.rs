@@ -544,6 +544,7 @@ impl NodeCore {
             local_cert_failures: self.local_cert_failures,
             malformed: self.malformed,
             cert_index_keys: self.certifier.sizes().0,
+            cert_index_bytes: self.certifier.bytes(),
             recovering: self.is_recovering(),
             failure: self.failure.clone(),
             needs_state_transfer: self.needs_state_transfer,

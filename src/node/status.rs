@@ -52,6 +52,9 @@ pub struct Status {
     pub malformed: u64,
     /// Keys in the certification index.
     pub cert_index_keys: usize,
+    /// Bytes the certification index and duplicate table are counted as
+    /// (bounded by [`crate::certify::CertConfig::index_bytes`]).
+    pub cert_index_bytes: u64,
     /// Whether the node is re-certifying positions it had already applied.
     pub recovering: bool,
     /// Why the node failed, when it did.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::certify::CertConfig;
 use crate::ids::NodeId;
 use crate::kv::StoreConfig;
 use crate::order::{RaftOrderConfig, SyncMode};
@@ -145,6 +146,11 @@ pub struct DaemonConfig {
     /// (Galera's `gcs.fc_limit`).
     #[serde(default = "default_fc_limit")]
     pub fc_limit: u64,
+    /// Bytes the certification index and duplicate table may hold
+    /// together; past it the oldest history is forgotten (older read views
+    /// abort as too old). Cluster-wide and fixed for the cluster's life.
+    #[serde(default = "default_certification_index")]
+    pub certification_index_bytes: u64,
     /// The cluster CA's certificate (PEM): peers must present a certificate
     /// it signed. With `peer_cert` and `peer_key`, required unless
     /// `insecure_peers`. Make all three with `certusd certs`.
@@ -235,6 +241,9 @@ fn default_output_limit() -> usize {
 fn default_log_cache() -> usize {
     64 << 20
 }
+fn default_certification_index() -> u64 {
+    CertConfig::default().index_bytes
+}
 fn default_fc_limit() -> u64 {
     1024
 }
@@ -270,6 +279,7 @@ impl DaemonConfig {
             log_cache_bytes: default_log_cache(),
             client_output_limit_bytes: default_output_limit(),
             fc_limit: default_fc_limit(),
+            certification_index_bytes: default_certification_index(),
             peer_ca: None,
             peer_cert: None,
             peer_key: None,
@@ -392,27 +402,45 @@ impl DaemonConfig {
                 key: file_key(setting),
                 problem,
             })?;
+        self.check_sizes()?;
+        config.shared_settings.extend(self.shared_settings());
+        Ok(config)
+    }
+
+    /// Refuses a size of zero, naming its key.
+    fn check_sizes(&self) -> Result<(), DaemonConfigError> {
         let sizes = [
-            ("client_output_limit_bytes", self.client_output_limit_bytes),
-            ("redb_cache_bytes", self.redb_cache_bytes),
-            ("max_clients", self.max_clients),
+            (
+                "client_output_limit_bytes",
+                self.client_output_limit_bytes as u64,
+            ),
+            ("redb_cache_bytes", self.redb_cache_bytes as u64),
+            ("max_clients", self.max_clients as u64),
+            ("certification_index_bytes", self.certification_index_bytes),
         ];
-        if let Some(&(key, _)) = sizes.iter().find(|(_, value)| *value == 0) {
-            return Err(DaemonConfigError::Invalid {
+        match sizes.iter().find(|(_, value)| *value == 0) {
+            Some(&(key, _)) => Err(DaemonConfigError::Invalid {
                 key,
                 problem: "must be positive",
-            });
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// The settings that take part in every verdict, which peers must
+    /// share.
+    fn shared_settings(&self) -> [(String, String); 4] {
         let node = self.store_config().node;
-        let shared = [
+        [
             ("isolation", format!("{:?}", self.isolation())),
             ("certification_window", node.cert.window.to_string()),
+            (
+                "certification_index_bytes",
+                node.cert.index_bytes.to_string(),
+            ),
             ("max_write_set_bytes", node.max_write_set_bytes.to_string()),
-        ];
-        for (key, value) in shared {
-            config.shared_settings.insert(key.to_string(), value);
-        }
-        Ok(config)
+        ]
+        .map(|(key, value)| (key.to_string(), value))
     }
 
     /// The store's settings.
@@ -420,6 +448,7 @@ impl DaemonConfig {
     pub fn store_config(&self) -> StoreConfig {
         let mut config = StoreConfig::new(self.id());
         config.node.causal_reads = self.causal_reads;
+        config.node.cert.index_bytes = self.certification_index_bytes;
         config.node.wait_timeout = Duration::from_millis(self.commit_timeout_ms);
         config
     }
@@ -558,8 +587,12 @@ mod tests {
         };
         assert!(base().order_config("a:1").is_ok());
         type Tweak = fn(&mut DaemonConfig);
-        let cases: [(Tweak, &str); 9] = [
+        let cases: [(Tweak, &str); 10] = [
             (|c| c.heartbeat_ms = 0, "heartbeat_ms: must be positive"),
+            (
+                |c| c.certification_index_bytes = 0,
+                "certification_index_bytes: must be positive",
+            ),
             (
                 |c| c.redb_cache_bytes = 0,
                 "redb_cache_bytes: must be positive",
@@ -628,5 +661,14 @@ mod tests {
         assert_eq!(insecure.peer_files(), Ok(None));
         let order = insecure.order_config("a:1").unwrap();
         assert_eq!(order.shared_settings["isolation"], "Snapshot");
+        assert_eq!(
+            order.shared_settings["certification_index_bytes"],
+            (256u64 << 20).to_string()
+        );
+        let bounded = DaemonConfig {
+            certification_index_bytes: 1 << 20,
+            ..insecure
+        };
+        assert_eq!(bounded.store_config().node.cert.index_bytes, 1 << 20);
     }
 }

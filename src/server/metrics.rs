@@ -268,6 +268,12 @@ fn certification(encoder: &mut DescriptorEncoder, status: &Status) -> fmt::Resul
         "certus_cert_index_keys",
         "Keys in the certification index (wsrep_cert_index_size).",
         to_i64(status.cert_index_keys as u64),
+    )?;
+    gauge(
+        encoder,
+        "certus_cert_index_bytes",
+        "Bytes the certification index and duplicate table hold (bounded by certification_index_bytes).",
+        to_i64(status.cert_index_bytes),
     )
 }
 
