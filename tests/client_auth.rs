@@ -155,6 +155,7 @@ fn users_run_only_what_their_rules_allow() {
         (&["FLUSHALL"][..], "flushall"),
         (&["CONFIG", "SET", "maxclients", "5"][..], "config|set"),
         (&["CERTUS", "LEAVE"][..], "certus|leave"),
+        (&["CERTUS", "FORGET", "2"][..], "certus|forget"),
         (&["KEYS", "*"][..], "keys"),
     ] {
         let text = error(&mut reader, args);

@@ -426,6 +426,71 @@ fn a_new_node_joins_with_a_full_state_transfer_and_leaves() {
 }
 
 #[test]
+fn a_member_that_cannot_run_is_forgotten() {
+    let mut cluster = RespCluster::start(3);
+    let mut con = cluster.client(0);
+    assert_eq!(ok(&mut con, &["SET", "before", "1"]), "OK");
+    let unknown = error(&mut con, &["CERTUS", "FORGET", "7"]).to_string();
+    assert!(unknown.contains("node-7 is not a member"), "{unknown}");
+    let arity = error(&mut con, &["CERTUS", "FORGET"]).to_string();
+    assert!(
+        arity.contains("wrong number of arguments for 'certus' command"),
+        "{arity}"
+    );
+    let bad = error(&mut con, &["CERTUS", "FORGET", "x"]).to_string();
+    assert!(
+        bad.contains("value is not an integer or out of range"),
+        "{bad}"
+    );
+
+    // Node 3's machine is gone for good: the others retire it.
+    cluster.stop(2);
+    let mut forgotten = false;
+    for _ in 0..200 {
+        match query_once::<String>(&mut con, &["CERTUS", "FORGET", "3"]) {
+            Ok(reply) => {
+                assert_eq!(reply, "OK");
+                forgotten = true;
+                break;
+            }
+            // Sent to the stopped leader, between leaders, or before the
+            // new leader has heard its follower: nothing changed, so again.
+            Err(err)
+                if ["unreachable", "no leader", "not a majority"]
+                    .iter()
+                    .any(|transient| err.to_string().contains(transient)) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(err) => panic!("CERTUS FORGET 3: {err}"),
+        }
+    }
+    assert!(forgotten, "node 3 was never forgotten");
+    let members = cluster.wait_members(1, |m| m.len() == 2);
+    assert!(
+        members.iter().all(|m| m.id.get() != 3 && m.voter),
+        "{members:?}"
+    );
+    set_through_failover(&cluster, 0, &mut con, "after", "x");
+    wait_info(&mut con, &["wsrep_cluster_size:2", "wsrep_ready:ON"]);
+    let listed: Vec<String> = query(&mut con, &["CERTUS", "MEMBERS"]).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let mut other = cluster.client(1);
+    let seen: Vec<Option<String>> = query(&mut other, &["MGET", "before", "after"]).unwrap();
+    assert_eq!(seen, vec![Some("1".to_string()), Some("x".to_string())]);
+    // Should it come back, it is no member: it takes no writes, and the
+    // others do not count it.
+    cluster.restart(2);
+    cluster.wait_state(2, NodeState::NonPrimary);
+    let mut back = cluster.client(2);
+    let err = error(&mut back, &["SET", "k", "v"]);
+    assert_eq!(err.code(), Some("NOTPRIMARY"), "{err}");
+    set_through_failover(&cluster, 1, &mut other, "still", "2");
+    assert_eq!(cluster.members(0).len(), 2);
+    cluster.shutdown();
+}
+
+#[test]
 fn a_node_whose_gap_left_every_log_gets_a_full_state_transfer() {
     let mut cluster = RespCluster::start_with(3, |config| config.log_retention = 40);
     let mut con = cluster.client(0);

@@ -53,6 +53,15 @@ pub trait Cluster: TotalOrder + std::fmt::Debug {
     /// it from where it stands.
     fn leave(&self) -> OrderFuture<'_, ()>;
 
+    /// Removes member `node`, which may be down for good (etcd's `member
+    /// remove`): the way to retire a node whose machine or data is lost.
+    ///
+    /// Errors: [`super::OrderError::UnknownMember`] for a node not in the
+    /// membership; [`super::OrderError::Membership`] when the change could
+    /// not be made, or would leave the remaining voters without a
+    /// reachable majority ([`super::PeerError::WouldLoseQuorum`]).
+    fn remove(&self, node: NodeId) -> OrderFuture<'_, ()>;
+
     /// Registers the service that answers other nodes' [`Cluster::call_peer`]
     /// requests. Returns false when one was registered already.
     fn set_peer_service(&self, service: Arc<dyn PeerService>) -> bool;

@@ -130,6 +130,21 @@ pub enum PeerError {
     /// This node's own raft refused the change.
     #[error("{0}")]
     Raft(#[source] Cause),
+    /// Removing the node would leave fewer reachable voters than a
+    /// majority of those that remain: the cluster could never commit
+    /// again. Nothing was changed.
+    #[error(
+        "removing {node} would leave {reachable} of the {voters} remaining voters reachable, \
+         not a majority: bring a voter back first"
+    )]
+    WouldLoseQuorum {
+        /// The node asked to be removed.
+        node: NodeId,
+        /// Remaining voters the leader heard from lately.
+        reachable: usize,
+        /// Voters that would remain.
+        voters: usize,
+    },
 }
 
 /// An error another node reported, as the text it sent: it crossed the

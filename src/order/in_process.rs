@@ -470,12 +470,18 @@ impl Cluster for InProcessEndpoint {
     /// Like a consensus membership change, leaving takes a position (the
     /// new primary view) and needs the primary component.
     fn leave(&self) -> OrderFuture<'_, ()> {
+        self.remove(self.node)
+    }
+
+    /// As leaving, for any member; the sequencer has no quorum to lose.
+    fn remove(&self, node: NodeId) -> OrderFuture<'_, ()> {
         Box::pin(async move {
             {
                 let mut state = self.hub.lock();
                 state.can_order(self.node)?;
-                if let Some(member) = state.members.get_mut(&self.node) {
-                    member.left = true;
+                match state.members.get_mut(&node) {
+                    Some(member) if !member.left => member.left = true,
+                    _ => return Err(OrderError::UnknownMember { node }),
                 }
                 state.install_views();
             }

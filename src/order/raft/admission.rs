@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::ids::NodeId;
 use crate::net::Caller;
+use crate::order::PeerError;
 
 /// What a request asks, as far as the rule needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,33 @@ pub(crate) struct Members {
 impl Members {
     fn contains(&self, node: u64) -> bool {
         self.voters.contains(&node) || self.learners.contains(&node)
+    }
+
+    /// Whether removing `node` leaves a majority of the remaining voters
+    /// among the `reachable` ones (etcd's strict reconfiguration check).
+    /// Raft commits the change only with a majority of the new voters, and
+    /// every later write needs them too: removing a live voter while
+    /// another is down could leave a cluster that never commits again.
+    /// Removing a learner or a node not in the membership changes no
+    /// quorum.
+    pub(crate) fn check_removal(
+        &self,
+        node: u64,
+        reachable: &BTreeSet<u64>,
+    ) -> Result<(), PeerError> {
+        if !self.voters.contains(&node) {
+            return Ok(());
+        }
+        let remaining: BTreeSet<u64> = self.voters.iter().copied().filter(|&v| v != node).collect();
+        let alive = remaining.intersection(reachable).count();
+        if remaining.is_empty() || alive * 2 <= remaining.len() {
+            return Err(PeerError::WouldLoseQuorum {
+                node: NodeId::new(node),
+                reachable: alive,
+                voters: remaining.len(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -211,5 +240,36 @@ mod tests {
             ..caller(1)
         };
         assert!(admit(voter_seed, Ask::Service, || m.clone()).is_err());
+    }
+
+    #[test]
+    fn a_removal_must_leave_a_reachable_majority() {
+        let voters = |ids: &[u64]| Members {
+            voters: ids.iter().copied().collect(),
+            learners: BTreeSet::from([9]),
+        };
+        let reachable = |ids: &[u64]| ids.iter().copied().collect::<BTreeSet<u64>>();
+        // Four voters, node 4 dead: forgetting it leaves three of three.
+        let four = voters(&[1, 2, 3, 4]);
+        assert_eq!(four.check_removal(4, &reachable(&[1, 2, 3])), Ok(()));
+        // Forgetting a live one instead leaves two of three: still a majority.
+        assert_eq!(four.check_removal(3, &reachable(&[1, 2, 3])), Ok(()));
+        // Three voters with node 3 dead: removing node 2 leaves {1, 3}, one
+        // reachable of two, and a cluster that could never commit again.
+        let three = voters(&[1, 2, 3]);
+        assert_eq!(
+            three.check_removal(2, &reachable(&[1, 2])),
+            Err(PeerError::WouldLoseQuorum {
+                node: NodeId::new(2),
+                reachable: 1,
+                voters: 2,
+            })
+        );
+        assert_eq!(three.check_removal(3, &reachable(&[1, 2])), Ok(()));
+        // Learners and strangers take no part in any quorum.
+        assert_eq!(three.check_removal(9, &reachable(&[1])), Ok(()));
+        assert_eq!(three.check_removal(7, &reachable(&[1])), Ok(()));
+        // The last voter cannot be removed.
+        assert!(voters(&[1]).check_removal(1, &reachable(&[1])).is_err());
     }
 }

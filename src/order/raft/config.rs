@@ -82,6 +82,15 @@ pub struct RaftOrderConfig {
 }
 
 impl RaftOrderConfig {
+    /// How recently the leader must have heard from a voter for it to
+    /// count as reachable when a removal is checked: three heartbeats. A
+    /// voter that died just before still counts, so the check narrows the
+    /// danger of a removal that loses quorum, and cannot close it.
+    #[must_use]
+    pub fn reachable_within(&self) -> Duration {
+        self.heartbeat * 3
+    }
+
     /// Defaults for node `node_id` of `cluster`, reachable at `advertise`,
     /// keeping its log under `dir`.
     #[must_use]

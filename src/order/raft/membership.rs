@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::Instant as _;
 use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers};
 use tokio::sync::watch;
@@ -95,8 +96,23 @@ pub(crate) async fn add_learner(raft: &Raft, node: u64, addr: String) -> Result<
         .map_err(raft_error)
 }
 
-/// Removes `node` from the cluster (on the leader).
-pub(crate) async fn remove(raft: &Raft, node: u64) -> Result<(), PeerError> {
+/// On the leader: itself and the nodes that acknowledged a heartbeat or
+/// a replication within `fresh`.
+fn reachable(raft: &Raft, fresh: Duration) -> BTreeSet<u64> {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow_watched();
+    let heard = metrics.heartbeat.iter().flatten();
+    heard
+        .filter(|(_, at)| at.as_ref().is_some_and(|at| at.elapsed() < fresh))
+        .map(|(id, _)| *id)
+        .chain([metrics.id])
+        .collect()
+}
+
+/// Removes `node` from the cluster (on the leader), unless the voters
+/// left would not have a reachable majority: a voter heard from within
+/// `fresh` counts as reachable.
+pub(crate) async fn remove(raft: &Raft, node: u64, fresh: Duration) -> Result<(), PeerError> {
     let voter = {
         let metrics = raft.metrics();
         let metrics = metrics.borrow_watched();
@@ -106,6 +122,7 @@ pub(crate) async fn remove(raft: &Raft, node: u64) -> Result<(), PeerError> {
         }
         membership.voter_ids().any(|id| id == node)
     };
+    known(raft).check_removal(node, &reachable(raft, fresh))?;
     tracing::info!(node, "removing a node from the cluster");
     let change = if voter {
         ChangeMembers::RemoveVoters(BTreeSet::from([node]))

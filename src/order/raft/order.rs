@@ -169,16 +169,13 @@ impl RaftOrder {
         let server = tokio::spawn(net::serve(
             listener,
             Arc::new(server_config(&config, identity.clone())),
-            Arc::new(Service {
-                node: config.node_id,
-                raft: raft.clone(),
-                contact: contact.clone(),
-                flow: flow.clone(),
-                admit_wait: config.primary_lease,
-                max_entry_bytes: config.max_entry_bytes,
-                peers: peers.clone(),
-                app: app.clone(),
-            }),
+            Arc::new(Service::new(
+                &config,
+                raft.clone(),
+                (contact.clone(), flow.clone()),
+                peers.clone(),
+                app.clone(),
+            )),
             shutdown_rx.clone(),
         ));
         let mut tasks = vec![server];
@@ -622,12 +619,20 @@ impl Cluster for RaftOrder {
     /// The leader commits a membership without this node. Stop it
     /// afterwards.
     fn leave(&self) -> OrderFuture<'_, ()> {
+        self.remove(self.config.node_id)
+    }
+
+    /// The leader commits a membership without `node`, if the voters left
+    /// have a reachable majority.
+    fn remove(&self, node: NodeId) -> OrderFuture<'_, ()> {
         Box::pin(async move {
-            let me = self.config.node_id.get();
+            if !self.members().iter().any(|m| m.id == node) {
+                return Err(OrderError::UnknownMember { node });
+            }
             let result = if self.raft.is_leader() {
-                membership::remove(&self.raft, me).await
+                membership::remove(&self.raft, node.get(), self.config.reachable_within()).await
             } else {
-                let request = PeerRequest::Leave { node: me };
+                let request = PeerRequest::Leave { node: node.get() };
                 let timeout = self.config.submit_timeout;
                 membership::to_leader(&self.raft, &self.peers, &request, timeout).await
             };

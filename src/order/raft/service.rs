@@ -13,6 +13,7 @@ use openraft::raft::AppendEntriesResponse;
 use openraft::storage::Snapshot;
 
 use super::admission::{self, Ask};
+use super::config::RaftOrderConfig;
 use super::delivery::Raft;
 use super::flow::{FlowControl, Request};
 use super::membership;
@@ -68,11 +69,35 @@ pub(crate) struct Service {
     pub(crate) admit_wait: Duration,
     /// Largest entry ordered, in bytes.
     pub(crate) max_entry_bytes: usize,
+    /// A voter heard from within this counts as reachable when a removal
+    /// is checked ([`super::config::RaftOrderConfig::reachable_within`]).
+    pub(crate) reachable_within: Duration,
     pub(crate) peers: Arc<Peers>,
     pub(crate) app: Arc<OnceLock<Arc<dyn PeerService>>>,
 }
 
 impl Service {
+    /// The service of the node `config` describes.
+    pub(crate) fn new(
+        config: &RaftOrderConfig,
+        raft: Raft,
+        (contact, flow): (Arc<LeaderContact>, Arc<FlowControl>),
+        peers: Arc<Peers>,
+        app: Arc<OnceLock<Arc<dyn PeerService>>>,
+    ) -> Self {
+        Service {
+            node: config.node_id,
+            raft,
+            contact,
+            flow,
+            admit_wait: config.primary_lease,
+            max_entry_bytes: config.max_entry_bytes,
+            reachable_within: config.reachable_within(),
+            peers,
+            app,
+        }
+    }
+
     async fn redirect(&self) -> Redirect {
         Redirect {
             leader: self.raft.current_leader().await,
@@ -142,7 +167,9 @@ impl Service {
             PeerRequest::Join { node, addr } => {
                 membership::add_learner(&self.raft, node, addr).await
             }
-            PeerRequest::Leave { node } => membership::remove(&self.raft, node).await,
+            PeerRequest::Leave { node } => {
+                membership::remove(&self.raft, node, self.reachable_within).await
+            }
             _ => Err(PeerError::Malformed),
         }
     }

@@ -17,10 +17,10 @@ pub(super) fn wrongpass() -> Reply {
 }
 
 /// The categories of `CERTUS` subcommands, which Redis's table lacks:
-/// leaving the cluster is an administrator's act.
+/// changing the membership or copying every row is an administrator's act.
 fn certus_categories(sub: &str) -> &'static [&'static str] {
     match sub {
-        "leave" | "backup" => &["@admin", "@slow", "@dangerous"],
+        "leave" | "forget" | "backup" => &["@admin", "@slow", "@dangerous"],
         _ => &["@slow"],
     }
 }

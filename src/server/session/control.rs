@@ -317,16 +317,23 @@ impl Session {
         Reply::Verbatim(text.into())
     }
 
-    /// `CERTUS MEMBERS` and `CERTUS LEAVE` (`CERTUS BACKUP` streams; see
-    /// [`crate::server::backup`]).
+    /// `CERTUS MEMBERS`, `CERTUS LEAVE`, and `CERTUS FORGET <node id>`,
+    /// which removes another member, one that may never run again (`CERTUS
+    /// BACKUP` streams; see [`crate::server::backup`]).
     async fn certus(&self, argv: &Command) -> Reply {
-        if argv.len() != 2 {
+        let sub = argv.get(1).map(|s| lower(s));
+        let expected = if sub.as_deref() == Some("forget") {
+            3
+        } else {
+            2
+        };
+        if argv.len() != expected {
             return arity_error("certus");
         }
         let Some(order) = &self.settings.order else {
             return Reply::err("this server has no cluster membership");
         };
-        match lower(&argv[1]).as_str() {
+        match sub.as_deref().unwrap_or_default() {
             "members" => {
                 let lines = order.members().into_iter().map(|m| {
                     let role = if m.voter { "voter" } else { "learner" };
@@ -338,8 +345,18 @@ impl Session {
                 Ok(()) => Reply::ok(),
                 Err(err) => Reply::err(err),
             },
+            "forget" => {
+                let node = match parse_i64(&argv[2]) {
+                    Ok(id) if id > 0 => crate::NodeId::new(id.unsigned_abs()),
+                    _ => return not_integer(),
+                };
+                match order.remove(node).await {
+                    Ok(()) => Reply::ok(),
+                    Err(err) => Reply::err(err),
+                }
+            }
             other => Reply::err(format_args!(
-                "unknown subcommand '{other}' for 'certus' (MEMBERS, LEAVE, BACKUP)"
+                "unknown subcommand '{other}' for 'certus' (MEMBERS, LEAVE, FORGET, BACKUP)"
             )),
         }
     }

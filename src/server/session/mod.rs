@@ -52,7 +52,7 @@ pub(crate) struct SessionSettings {
     pub(crate) max_run: usize,
     /// Bytes of arguments gathered into one operation, at most.
     pub(crate) max_run_bytes: usize,
-    /// The ordering layer, for `CERTUS MEMBERS` and `CERTUS LEAVE`.
+    /// The ordering layer, for `CERTUS MEMBERS`, `LEAVE` and `FORGET`.
     pub(crate) order: Option<Arc<dyn Cluster>>,
     /// Every connected client, and the counters of `INFO stats`.
     pub(crate) clients: Arc<Clients>,
