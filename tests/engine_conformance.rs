@@ -157,6 +157,87 @@ mod redb {
     fn a_redb_file_in_use_is_refused_with_an_error() {
         data_in_use_is_refused(open);
     }
+
+    /// redb on the simulation's disk locks its file as on a real one, and a
+    /// database open when its host crashed can no longer touch the file.
+    #[test]
+    fn a_simulated_redb_file_is_opened_once_and_dies_with_its_host() {
+        use certus::simulation::SimDisk;
+        let disk = SimDisk::new(1);
+        let path = Path::new("/sim/data.redb");
+        let open = || RedbEngine::open_backend(disk.open_in_place(path).unwrap(), 1 << 20);
+        let first = open().unwrap();
+        assert!(matches!(open(), Err(EngineError::Io(_))), "opened twice");
+        drop(first);
+        let second = open().unwrap();
+        put_all(&second, &[(b"k", b"v")]);
+        disk.crash();
+        disk.revive();
+        let mut late = WriteBatch::new();
+        late.put(b(b"late"), b(b"x"));
+        late.set_durable();
+        assert!(second.write(late).is_err(), "a dead process wrote");
+        let third = open().unwrap();
+        drop(second);
+        assert_eq!(
+            third.get(b"k").unwrap(),
+            None,
+            "an undurable batch survived"
+        );
+    }
+
+    /// redb on the simulation's disk, whose crashes keep any subset of the
+    /// writes since the last sync: after each crash the file opens, and the
+    /// data is every durable batch and a prefix of the others, never a
+    /// hole (redb in fact rolls back to the last durable commit).
+    #[test]
+    fn a_crash_leaves_every_durable_batch_and_a_prefix_of_the_rest() {
+        use certus::simulation::SimDisk;
+        for seed in 0..24u64 {
+            let disk = SimDisk::new(seed);
+            let path = Path::new("/sim/data.redb");
+            let open = || RedbEngine::open_backend(disk.open_in_place(path).unwrap(), 1 << 20);
+            let mut written = 0u32;
+            let mut durable = 0u32;
+            for round in 0..3 {
+                let engine = open().unwrap();
+                let present = (0..written)
+                    .take_while(|n| engine.get(format!("k{n}").as_bytes()).unwrap().is_some())
+                    .count() as u32;
+                assert!(
+                    present >= durable,
+                    "seed {seed} round {round}: lost durable batches"
+                );
+                for n in present..written {
+                    let key = format!("k{n}");
+                    assert_eq!(
+                        engine.get(key.as_bytes()).unwrap(),
+                        None,
+                        "seed {seed}: a hole before {key}"
+                    );
+                }
+                written = present;
+                for _ in 0..12 {
+                    let mut batch = WriteBatch::new();
+                    batch.put(format!("k{written}").into_bytes(), vec![7u8; 3000]);
+                    if written % 4 == 3 {
+                        batch.set_durable();
+                    }
+                    engine.write(batch).unwrap();
+                    written += 1;
+                    if written.is_multiple_of(4) {
+                        durable = written;
+                    }
+                }
+                // Power fails with the database open: its closing writes
+                // find the host down.
+                disk.crash();
+                drop(engine);
+                disk.revive();
+            }
+            assert!(durable >= 24, "seed {seed}: only {durable} durable batches");
+        }
+    }
 }
 
 #[cfg(feature = "rocksdb")]

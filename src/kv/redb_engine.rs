@@ -27,7 +27,8 @@ const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("certus");
 #[derive(Debug)]
 pub struct RedbEngine {
     db: Database,
-    path: PathBuf,
+    /// `None` on a storage backend of the caller's.
+    path: Option<PathBuf>,
 }
 
 fn io(err: impl Into<::redb::Error>) -> EngineError {
@@ -57,21 +58,50 @@ impl RedbEngine {
         cache_bytes: usize,
     ) -> Result<RedbEngine, EngineError> {
         let path = path.as_ref().to_path_buf();
+        let created = !path.exists();
         let db = ::redb::Builder::new()
             .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(io)?;
-        // Create the table, so readers never meet a missing one.
+        if created {
+            // A new file's name is durable only once its directory is.
+            let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty());
+            std::fs::File::open(dir.unwrap_or(Path::new(".")))
+                .and_then(|dir| dir.sync_all())
+                .map_err(|err| EngineError::Io(Cause::new(err)))?;
+        }
+        RedbEngine::ready(db, Some(path))
+    }
+
+    /// Opens (creating if empty) a database on `backend`, with a page
+    /// cache of `cache_bytes`: the simulation's disk
+    /// ([`crate::simulation::InPlaceFile`]), say.
+    ///
+    /// # Errors
+    /// [`EngineError::Io`] when the backend fails or holds a damaged file.
+    pub fn open_backend(
+        backend: impl ::redb::StorageBackend,
+        cache_bytes: usize,
+    ) -> Result<RedbEngine, EngineError> {
+        let db = ::redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create_with_backend(backend)
+            .map_err(io)?;
+        RedbEngine::ready(db, None)
+    }
+
+    /// Creates the table, so readers never meet a missing one.
+    fn ready(db: Database, path: Option<PathBuf>) -> Result<RedbEngine, EngineError> {
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(DATA).map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(RedbEngine { db, path })
     }
 
-    /// The database file.
+    /// The database file, unless it is on a backend of the caller's.
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 }
 

@@ -7,6 +7,10 @@
 //! - a write is durable only once its file is synced; a crash keeps a
 //!   seeded prefix of each file's unsynced bytes (a torn append) and drops
 //!   the rest;
+//! - a file written in place (a database's, opened with
+//!   [`SimDisk::open_in_place`]) keeps any subset of its writes since its
+//!   last sync instead, each whole, torn at a 512-byte sector, or lost, as
+//!   a drive that reorders its cache flushes does;
 //! - creating, removing and renaming a file is durable only once its
 //!   directory is synced; a crash undoes the others;
 //! - a full disk fails writes with `ENOSPC` after a seeded prefix of the
@@ -23,6 +27,7 @@ use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::in_place::InPlace;
 use crate::disk::{Disk, DiskFile};
 
 /// A fault a [`SimDisk`] injects.
@@ -39,28 +44,36 @@ pub enum DiskFault {
 }
 
 #[derive(Default)]
-struct SimFile {
-    data: Vec<u8>,
-    /// The prefix of `data` that survives a crash.
-    synced: usize,
+pub(super) struct SimFile {
+    pub(super) data: Vec<u8>,
+    /// The prefix of `data` that survives a crash (an appended file).
+    pub(super) synced: usize,
+    /// What survives a crash of a file written in place, instead.
+    pub(super) in_place: Option<InPlace>,
 }
 
-struct State {
-    files: BTreeMap<u64, SimFile>,
+pub(super) struct State {
+    pub(super) files: BTreeMap<u64, SimFile>,
     /// The names every operation sees.
-    names: BTreeMap<PathBuf, u64>,
+    pub(super) names: BTreeMap<PathBuf, u64>,
     /// The names a crash leaves.
-    durable_names: BTreeMap<PathBuf, u64>,
-    dirs: BTreeSet<PathBuf>,
-    next_id: u64,
-    fault: DiskFault,
+    pub(super) durable_names: BTreeMap<PathBuf, u64>,
+    pub(super) dirs: BTreeSet<PathBuf>,
+    pub(super) next_id: u64,
+    pub(super) fault: DiskFault,
     crashed: bool,
+    /// Crashes so far: a file opened before the last one is dead.
+    pub(super) boot: u64,
+    /// Files written in place locked whole, by the instance that holds
+    /// each ([`super::InPlaceFile`]).
+    pub(super) locks: BTreeMap<u64, u64>,
+    pub(super) next_instance: u64,
     /// splitmix64 state.
     rng: u64,
 }
 
 impl State {
-    fn draw(&mut self, below: u64) -> u64 {
+    pub(super) fn draw(&mut self, below: u64) -> u64 {
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -69,7 +82,7 @@ impl State {
         if below == 0 { 0 } else { z % below }
     }
 
-    fn up(&self) -> io::Result<()> {
+    pub(super) fn up(&self) -> io::Result<()> {
         if self.crashed {
             Err(io::Error::other("the simulated host crashed"))
         } else {
@@ -77,7 +90,7 @@ impl State {
         }
     }
 
-    fn id(&self, path: &Path) -> io::Result<u64> {
+    pub(super) fn id(&self, path: &Path) -> io::Result<u64> {
         self.up()?;
         self.names.get(path).copied().ok_or_else(|| {
             io::Error::new(
@@ -87,11 +100,11 @@ impl State {
         })
     }
 
-    fn file(&mut self, id: u64) -> &mut SimFile {
+    pub(super) fn file(&mut self, id: u64) -> &mut SimFile {
         self.files.entry(id).or_default()
     }
 
-    fn check_dir(&self, path: &Path) -> io::Result<()> {
+    pub(super) fn check_dir(&self, path: &Path) -> io::Result<()> {
         match path.parent() {
             Some(dir) if self.dirs.contains(dir) => Ok(()),
             _ => Err(io::Error::new(
@@ -102,11 +115,11 @@ impl State {
     }
 }
 
-fn full() -> io::Error {
+pub(super) fn full() -> io::Error {
     io::Error::from_raw_os_error(28) // ENOSPC
 }
 
-fn eio() -> io::Error {
+pub(super) fn eio() -> io::Error {
     io::Error::from_raw_os_error(5) // EIO
 }
 
@@ -140,12 +153,15 @@ impl SimDisk {
                 next_id: 1,
                 fault: DiskFault::None,
                 crashed: false,
+                boot: 0,
+                locks: BTreeMap::new(),
+                next_instance: 1,
                 rng: seed,
             }),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -171,11 +187,19 @@ impl SimDisk {
     pub fn crash(&self) {
         let mut state = self.lock();
         state.crashed = true;
+        state.boot += 1;
+        state.locks.clear();
         state.names = state.durable_names.clone();
         let live: BTreeSet<u64> = state.names.values().copied().collect();
         state.files.retain(|id, _| live.contains(id));
         let ids: Vec<u64> = state.files.keys().copied().collect();
         for id in ids {
+            if let Some(in_place) = state.file(id).in_place.take() {
+                let survived = in_place.crash(&mut state);
+                state.file(id).data.clone_from(&survived.durable);
+                state.file(id).in_place = Some(survived);
+                continue;
+            }
             let (synced, len) = {
                 let file = state.file(id);
                 (file.synced, file.data.len())

@@ -25,11 +25,13 @@
 //!
 //! A node's ordering log can be put on a [`SimDisk`], whose writes a crash
 //! loses unless they were synced and which fails writes, syncs and reads
-//! on command ([`DiskFault`]).
+//! on command ([`DiskFault`]); so can its engine's database file, written
+//! in place ([`InPlaceFile`], a redb storage backend).
 //!
 //! Outside simulation every check is one thread-local read.
 
 mod disk;
+mod in_place;
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -39,6 +41,7 @@ use crate::certify::CertDigest;
 use crate::ids::{NodeId, Seqno};
 
 pub use disk::{DiskFault, SimDisk};
+pub use in_place::InPlaceFile;
 
 /// Positions whose digest is remembered, at most; the oldest go first.
 const WITNESSED: usize = 1 << 20;

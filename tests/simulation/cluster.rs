@@ -1,16 +1,19 @@
 //! certusd nodes as turmoil hosts: the real `Daemon` (ordering on openraft,
-//! certification, apply, state transfer, the RESP server) on the in-memory
-//! engine, its log on a simulated disk ([`certus::simulation::SimDisk`]),
-//! every byte it sends on turmoil's network.
+//! certification, apply, state transfer, the RESP server), its log on a
+//! simulated disk ([`certus::simulation::SimDisk`]), its engine redb on a
+//! second one (or, on some nodes, the in-memory engine), every byte it
+//! sends on turmoil's network.
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use certus::kv::{Engine, FaultSwitch, FaultyEngine, MemoryEngine};
+use certus::Cause;
+use certus::kv::{Engine, FaultSwitch, FaultyEngine, MemoryEngine, RedbEngine};
 use certus::net::{BoxFuture, BoxStream, Connector, Listener};
 use certus::server::{Daemon, DaemonConfig, EngineKind, EngineOpener, Listeners};
+use certus::simulation::SimDisk;
 
 pub(crate) const PEER_PORT: u16 = 7000;
 pub(crate) const CLIENT_PORT: u16 = 6379;
@@ -100,12 +103,46 @@ pub(crate) fn config(index: usize, nodes: usize, dir: &Path, serializable: bool)
     config
 }
 
+/// A node's storage engine.
+#[derive(Clone, Debug)]
+pub(crate) enum NodeEngine {
+    /// In memory: lost when the host crashes, so the node comes back by a
+    /// state transfer. Writes fail while the switch says so.
+    Memory(FaultSwitch),
+    /// redb on the node's engine disk, kept across crashes (less what was
+    /// not synced), so the node comes back by replaying its log.
+    Redb(Arc<SimDisk>),
+}
+
+impl NodeEngine {
+    /// How the daemon opens it, at start and at each in-process restart.
+    fn opener(&self, dir: &Path) -> EngineOpener {
+        match self {
+            NodeEngine::Memory(fault) => {
+                let engine: Arc<dyn Engine> = Arc::new(FaultyEngine::new(
+                    Arc::new(MemoryEngine::new()),
+                    fault.clone(),
+                ));
+                Arc::new(move || Ok(engine.clone()))
+            }
+            NodeEngine::Redb(disk) => {
+                let disk = disk.clone();
+                let path = dir.join("data.redb");
+                Arc::new(move || {
+                    let file = disk.open_in_place(&path).map_err(Cause::new)?;
+                    let engine = RedbEngine::open_backend(file, 4 << 20).map_err(Cause::new)?;
+                    Ok(Arc::new(engine) as Arc<dyn Engine>)
+                })
+            }
+        }
+    }
+}
+
 /// The software of one host: start the daemon on the simulated network,
-/// on a memory engine (lost when the host crashes) whose writes fail while
-/// `engine_fault` says so, and serve until the host is crashed. A daemon
-/// whose ordering core stopped (its log's disk failed) shuts down, as
-/// certusd exits; the host stays down until the schedule restarts it.
-pub(crate) async fn node(config: DaemonConfig, engine_fault: FaultSwitch) -> turmoil::Result {
+/// on `engine`, and serve until the host is crashed. A daemon whose
+/// ordering core stopped (its log's disk failed) shuts down, as certusd
+/// exits; the host stays down until the schedule restarts it.
+pub(crate) async fn node(config: DaemonConfig, engine: NodeEngine) -> turmoil::Result {
     let listeners = Listeners {
         peer: bind(PEER_PORT).await?,
         client: bind(CLIENT_PORT).await?,
@@ -113,11 +150,7 @@ pub(crate) async fn node(config: DaemonConfig, engine_fault: FaultSwitch) -> tur
         client_tls: None,
         connector: Arc::new(SimConnector),
     };
-    let engine: Arc<dyn Engine> = Arc::new(FaultyEngine::new(
-        Arc::new(MemoryEngine::new()),
-        engine_fault,
-    ));
-    let open: EngineOpener = Arc::new(move || Ok(engine.clone()));
+    let open = engine.opener(&config.data_dir);
     let daemon = Daemon::start_with_engine(config, listeners, open).await?;
     let cause = daemon.failed().await;
     tracing::warn!(error = %cause, "the ordering core stopped: the daemon exits");

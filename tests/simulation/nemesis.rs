@@ -11,7 +11,7 @@ use certus::kv::{Fault as EngineFault, FaultSwitch};
 use certus::simulation::{DiskFault, SimDisk};
 use turmoil::Sim;
 
-use crate::cluster::host;
+use crate::cluster::{NodeEngine, host};
 
 /// One fault.
 #[derive(Clone, Debug)]
@@ -30,9 +30,9 @@ pub(crate) enum Fault {
     /// node is restarted on what its disk kept, as its service manager
     /// would restart a daemon that exited.
     Disk(usize, DiskFault),
-    /// This node's engine fails writes as a full disk does; when healed,
-    /// the node restarts its store by itself.
-    EngineFull(usize),
+    /// This node's engine fails: its disk is full or fails with I/O
+    /// errors; when healed, the node restarts its store by itself.
+    Engine(usize, DiskFault),
 }
 
 impl Fault {
@@ -53,7 +53,7 @@ impl Fault {
             }
             Fault::Slow(max) => format!("slow {}ms", max.as_millis()),
             Fault::Disk(node, fault) => format!("disk {fault:?} {}", host(*node)),
-            Fault::EngineFull(node) => format!("engine full {}", host(*node)),
+            Fault::Engine(node, fault) => format!("engine {fault:?} {}", host(*node)),
         }
     }
 }
@@ -130,23 +130,24 @@ fn pick(rng: &mut fastrand::Rng, nodes: usize) -> Fault {
             Fault::Crash(all)
         }
         6 => Fault::Slow(Duration::from_millis(rng.u64(50..400))),
-        7 => Fault::Disk(
-            one,
-            if rng.bool() {
-                DiskFault::Full
-            } else {
-                DiskFault::Io
-            },
-        ),
-        _ => Fault::EngineFull(one),
+        7 => Fault::Disk(one, disk_fault(rng)),
+        _ => Fault::Engine(one, disk_fault(rng)),
     }
 }
 
-/// The simulated machines under the nodes: each node's log disk (kept
-/// across its crashes) and the switch of its engine's faults.
+fn disk_fault(rng: &mut fastrand::Rng) -> DiskFault {
+    if rng.bool() {
+        DiskFault::Full
+    } else {
+        DiskFault::Io
+    }
+}
+
+/// The simulated machines under the nodes: each node's log disk and its
+/// engine (on a disk of its own, or in memory), kept across its crashes.
 pub(crate) struct Machines {
     disks: Vec<Arc<SimDisk>>,
-    pub(crate) engine_faults: Vec<FaultSwitch>,
+    pub(crate) engines: Vec<NodeEngine>,
     dirs: Vec<PathBuf>,
 }
 
@@ -161,9 +162,20 @@ impl Machines {
         for (disk, dir) in disks.iter().zip(&dirs) {
             disk.mount(dir);
         }
+        // Most nodes keep their data across crashes; one in three (by the
+        // seed) has the in-memory engine and comes back by state transfer.
+        let engines = (0..nodes)
+            .map(|n| {
+                if (seed + n as u64).is_multiple_of(3) {
+                    NodeEngine::Memory(FaultSwitch::new())
+                } else {
+                    NodeEngine::Redb(SimDisk::new(seed ^ 0xe6 ^ (n as u64) << 40))
+                }
+            })
+            .collect();
         Machines {
             disks,
-            engine_faults: (0..nodes).map(|_| FaultSwitch::new()).collect(),
+            engines,
             dirs,
         }
     }
@@ -178,12 +190,30 @@ impl Machines {
     /// torn part of the rest), and its software stops.
     fn crash(&self, sim: &mut Sim<'_>, n: usize) {
         self.disks[n].crash();
+        if let NodeEngine::Redb(disk) = &self.engines[n] {
+            disk.crash();
+        }
         sim.crash(host(n));
     }
 
     fn restart(&self, sim: &mut Sim<'_>, n: usize) {
         self.disks[n].revive();
+        if let NodeEngine::Redb(disk) = &self.engines[n] {
+            disk.revive();
+        }
         sim.bounce(host(n));
+    }
+
+    /// Node `n`'s engine fails as `fault` says, or works again.
+    fn engine_fault(&self, n: usize, fault: DiskFault) {
+        match &self.engines[n] {
+            NodeEngine::Redb(disk) => disk.set_fault(fault),
+            NodeEngine::Memory(switch) => switch.set(match fault {
+                DiskFault::Full => EngineFault::DiskFull,
+                DiskFault::Io => EngineFault::Io,
+                _ => EngineFault::None,
+            }),
+        }
     }
 }
 
@@ -228,9 +258,7 @@ pub(crate) fn apply(sim: &mut Sim<'_>, action: &Action, machines: &Machines) {
             machines.crash(sim, *n);
             machines.restart(sim, *n);
         }
-        Action::Start(Fault::EngineFull(n)) => {
-            machines.engine_faults[*n].set(EngineFault::DiskFull)
-        }
-        Action::Heal(Fault::EngineFull(n)) => machines.engine_faults[*n].set(EngineFault::None),
+        Action::Start(Fault::Engine(n, fault)) => machines.engine_fault(*n, *fault),
+        Action::Heal(Fault::Engine(n, _)) => machines.engine_fault(*n, DiskFault::None),
     }
 }

@@ -104,9 +104,9 @@ pub(crate) fn run(seed: u64, settings: &Settings, verbose: bool) -> Report {
     let machines = Machines::new(seed, settings.nodes, dir.path());
     for index in 0..settings.nodes {
         let config = cluster::config(index, settings.nodes, dir.path(), serializable);
-        let engine_fault = machines.engine_faults[index].clone();
+        let engine = machines.engines[index].clone();
         sim.host(cluster::host(index), move || {
-            cluster::node(config.clone(), engine_fault.clone())
+            cluster::node(config.clone(), engine.clone())
         });
     }
     for id in 0..settings.clients {
