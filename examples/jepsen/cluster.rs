@@ -325,7 +325,9 @@ impl Cluster {
     }
 
     /// Undoes every fault: heals the network and the disks, resumes and
-    /// restarts every node; then waits (bounded) until all are healthy.
+    /// restarts every node; then waits (bounded) until all are healthy,
+    /// starting again, as a service manager does, any that exits meanwhile
+    /// (one that failed just before may exit only now).
     pub(crate) fn recover(&mut self, bound: Duration) -> Result<(), String> {
         self.net.heal();
         for id in self.ids() {
@@ -333,8 +335,18 @@ impl Cluster {
             self.resume(id);
             self.restart(id)?;
         }
-        for node in &self.nodes {
-            wait_healthy(node, bound)?;
+        let deadline = Instant::now() + bound;
+        for id in self.ids() {
+            while self.node(id).health() != Some(200) {
+                if let Some(status) = self.revive(id)? {
+                    eprintln!("jepsen: node {id} had exited ({status}); restarted");
+                }
+                if Instant::now() >= deadline {
+                    let log = self.node(id).log.display().to_string();
+                    return Err(format!("node {id} not healthy after {bound:?}; see {log}"));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         Ok(())
     }

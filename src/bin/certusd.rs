@@ -361,9 +361,10 @@ async fn run(config: DaemonConfig) -> ExitCode {
         cause = daemon.failed() => {
             // Only a new process recovers from this, from what is durable:
             // exit non-zero so the service manager restarts it. Nothing
-            // more becomes durable here, so the shutdown is bounded: a
-            // node whose core stopped while its store was still starting
-            // once waited in it for ever (the Jepsen suite's log-io).
+            // more becomes durable here, so the shutdown is bounded, in
+            // case a task misses the signal as the sync-point task once
+            // did (it waited for a second shutdown after a round the first
+            // one ended: the Jepsen suite's log-io nodes took 10 s to exit).
             tracing::error!(error = %cause, "this node cannot go on: stopping, to be restarted from what is durable");
             if tokio::time::timeout(FAILED_SHUTDOWN, daemon.shutdown()).await.is_err() {
                 tracing::error!(after = ?FAILED_SHUTDOWN, "the shutdown did not finish; exiting without it");

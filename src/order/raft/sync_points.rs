@@ -57,10 +57,12 @@ async fn run<R: Round>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut batch = Vec::new();
+    // `wait_for`, not `changed`: a round that ended at shutdown has seen
+    // the change, and `changed` would then wait for another forever.
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return,
+            _ = shutdown.wait_for(|stop| *stop) => return,
             first = rx.recv() => match first {
                 Some(first) => batch.push(first),
                 None => return,
@@ -74,7 +76,7 @@ async fn run<R: Round>(
         }
         let result = tokio::select! {
             biased;
-            _ = shutdown.changed() => Err(OrderError::Closed),
+            _ = shutdown.wait_for(|stop| *stop) => Err(OrderError::Closed),
             result = reader.round() => result,
         };
         for waiter in batch.drain(..) {
@@ -189,6 +191,31 @@ mod tests {
         for _ in 0..16 {
             tokio::task::yield_now().await;
         }
+    }
+
+    /// A shutdown during a round that never ends answers its callers and
+    /// ends the task (it used to wait for a second shutdown forever, and
+    /// the failed daemon's exit with it).
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_shutdown_during_a_round_ends_the_task() {
+        let rounds = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (stop, shutdown) = watch::channel(false);
+        let reader = Gated {
+            rounds: rounds.clone(),
+            gate: Arc::new(Semaphore::new(0)),
+        };
+        let task = tokio::spawn(run(reader, rx, shutdown));
+        let points = Arc::new(SyncPoints { tx });
+        let asking = points.clone();
+        let caller = tokio::spawn(async move { asking.sync_point().await });
+        settle().await;
+        assert_eq!(rounds.load(Ordering::SeqCst), 1);
+        stop.send(true).unwrap();
+        assert_eq!(caller.await.unwrap(), Err(OrderError::Closed));
+        let ended = tokio::time::timeout(Duration::from_secs(3600), task).await;
+        assert!(ended.is_ok(), "the task outlived its shutdown");
+        drop(points);
     }
 
     #[tokio::test(flavor = "current_thread")]
