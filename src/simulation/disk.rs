@@ -119,6 +119,18 @@ pub(super) fn full() -> io::Error {
     io::Error::from_raw_os_error(28) // ENOSPC
 }
 
+/// Copies `data`'s bytes at `offset` into `buf`: `UnexpectedEof` when the
+/// file ends first.
+pub(super) fn read_into(data: &[u8], offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let bytes = start
+        .checked_add(buf.len())
+        .and_then(|end| data.get(start..end))
+        .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    buf.copy_from_slice(bytes);
+    Ok(())
+}
+
 pub(super) fn eio() -> io::Error {
     io::Error::from_raw_os_error(5) // EIO
 }
@@ -300,14 +312,7 @@ impl Disk for Arc<SimDisk> {
         if state.fault == DiskFault::Io {
             return Err(eio());
         }
-        let data = &state.file(id).data;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let bytes = start
-            .checked_add(buf.len())
-            .and_then(|end| data.get(start..end))
-            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        buf.copy_from_slice(bytes);
-        Ok(())
+        read_into(&state.file(id).data, offset, buf)
     }
 
     fn reader(&self, path: &Path, offset: u64) -> io::Result<Box<dyn Read + Send>> {

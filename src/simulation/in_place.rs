@@ -13,7 +13,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::disk::{DiskFault, SimDisk, State, eio, full};
+use super::disk::{DiskFault, SimDisk, State, eio, full, read_into};
 
 /// The most bytes a drive writes atomically.
 const SECTOR: usize = 512;
@@ -202,13 +202,7 @@ impl InPlaceFile {
             if state.fault == DiskFault::Io {
                 return Err(eio());
             }
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let bytes = start
-                .checked_add(out.len())
-                .and_then(|end| data.get(start..end))
-                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-            out.copy_from_slice(bytes);
-            Ok(())
+            read_into(data, offset, out)
         })
     }
 
