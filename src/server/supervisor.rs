@@ -238,6 +238,10 @@ impl Supervisor {
                 Err(err) => {
                     tracing::warn!(error = %err, retry_in = ?pause.max(RETRY_FIRST), "the store cannot be restored yet; retrying");
                     pause = (pause * 2).clamp(RETRY_FIRST, RETRY_MAX);
+                    // A failure may have left the engine refusing all work
+                    // until it is reopened (redb after an I/O error): the
+                    // next attempt opens it again.
+                    self.engine = None;
                 }
             }
         }

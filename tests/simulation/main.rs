@@ -86,6 +86,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (20146, "as 20028"),
     (20222, "as 20028"),
     (20414, "as 20028"),
+    (
+        92645,
+        "a node whose full state transfer failed storing (its redb disk was \
+         full) retried on the same database, which redb refuses to use after \
+         an I/O error until it is reopened: it never recovered after the heal",
+    ),
 ];
 
 fn env(name: &str) -> Option<u64> {
