@@ -337,16 +337,13 @@ impl Cluster {
         }
         let deadline = Instant::now() + bound;
         for id in self.ids() {
-            while self.node(id).health() != Some(200) {
+            let log = self.node(id).log.clone();
+            poll_healthy(id, &log, bound, deadline, || {
                 if let Some(status) = self.revive(id)? {
                     eprintln!("jepsen: node {id} had exited ({status}); restarted");
                 }
-                if Instant::now() >= deadline {
-                    let log = self.node(id).log.display().to_string();
-                    return Err(format!("node {id} not healthy after {bound:?}; see {log}"));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+                Ok(self.node(id).health())
+            })?;
         }
         Ok(())
     }
@@ -365,12 +362,23 @@ impl Drop for Cluster {
 /// Polls the health check until it answers 200, for at most `bound`.
 pub(crate) fn wait_healthy(node: &Node, bound: Duration) -> Result<(), String> {
     let deadline = Instant::now() + bound;
-    while node.health() != Some(200) {
+    poll_healthy(node.id, &node.log, bound, deadline, || Ok(node.health()))
+}
+
+/// Polls `health` until it answers 200 or `deadline` (`bound` from the
+/// start) passes; the node's id and log name it in the error.
+fn poll_healthy(
+    id: u64,
+    log: &Path,
+    bound: Duration,
+    deadline: Instant,
+    mut health: impl FnMut() -> Result<Option<u16>, String>,
+) -> Result<(), String> {
+    while health()? != Some(200) {
         if Instant::now() >= deadline {
             return Err(format!(
-                "node {} not healthy after {bound:?}; see {}",
-                node.id,
-                node.log.display()
+                "node {id} not healthy after {bound:?}; see {}",
+                log.display()
             ));
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -82,6 +82,18 @@ impl State {
         if below == 0 { 0 } else { z % below }
     }
 
+    /// What of a write reaches the disk: all of it, or, when the disk is
+    /// full, a seeded prefix, and `true` for the `ENOSPC` the write fails
+    /// with.
+    pub(super) fn accept<'a>(&mut self, data: &'a [u8]) -> (&'a [u8], bool) {
+        if self.fault == DiskFault::Full {
+            let kept = self.draw(data.len() as u64) as usize;
+            (&data[..kept], true)
+        } else {
+            (data, false)
+        }
+    }
+
     pub(super) fn up(&self) -> io::Result<()> {
         if self.crashed {
             Err(io::Error::other("the simulated host crashed"))
@@ -129,6 +141,17 @@ pub(super) fn read_into(data: &[u8], offset: u64, buf: &mut [u8]) -> io::Result<
         .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
     buf.copy_from_slice(bytes);
     Ok(())
+}
+
+/// Writes `bytes` into `image` at `at`, growing it with zeros as needed.
+pub(super) fn write_into(image: &mut Vec<u8>, at: usize, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if image.len() < at + bytes.len() {
+        image.resize(at + bytes.len(), 0);
+    }
+    image[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
 pub(super) fn eio() -> io::Error {
@@ -240,19 +263,10 @@ impl DiskFile for SimHandle {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut state = self.disk.lock();
         state.up()?;
-        let (data, failed) = match state.fault {
-            DiskFault::Full => {
-                let kept = state.draw(data.len() as u64) as usize;
-                (&data[..kept], true)
-            }
-            _ => (data, false),
-        };
+        let (data, failed) = state.accept(data);
         let at = self.at;
         let file = state.file(self.id);
-        if file.data.len() < at + data.len() {
-            file.data.resize(at + data.len(), 0);
-        }
-        file.data[at..at + data.len()].copy_from_slice(data);
+        write_into(&mut file.data, at, data);
         // Overwritten synced bytes are no longer known durable.
         file.synced = file.synced.min(at);
         self.at += data.len();

@@ -13,7 +13,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::disk::{DiskFault, SimDisk, State, eio, full, read_into};
+use super::disk::{DiskFault, SimDisk, State, eio, full, read_into, write_into};
 
 /// The most bytes a drive writes atomically.
 const SECTOR: usize = 512;
@@ -67,16 +67,6 @@ impl InPlace {
             }
         }
     }
-}
-
-fn write_into(image: &mut Vec<u8>, at: usize, bytes: &[u8]) {
-    if bytes.is_empty() {
-        return;
-    }
-    if image.len() < at + bytes.len() {
-        image.resize(at + bytes.len(), 0);
-    }
-    image[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
 /// A file of a [`SimDisk`] written in place: a database's file, whose
@@ -228,12 +218,7 @@ impl InPlaceFile {
     /// `ENOSPC` when the disk is full, after a seeded part of the bytes.
     pub fn write(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.with(|state, data, in_place| {
-            let (bytes, failed) = if state.fault == DiskFault::Full {
-                let kept = state.draw(bytes.len() as u64) as usize;
-                (&bytes[..kept], true)
-            } else {
-                (bytes, false)
-            };
+            let (bytes, failed) = state.accept(bytes);
             let at = usize::try_from(offset).unwrap_or(usize::MAX);
             write_into(data, at, bytes);
             in_place.pending.push(Pending::Write {

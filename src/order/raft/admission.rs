@@ -40,7 +40,7 @@ pub(crate) struct Members {
 }
 
 impl Members {
-    fn contains(&self, node: u64) -> bool {
+    pub(crate) fn contains(&self, node: u64) -> bool {
         self.voters.contains(&node) || self.learners.contains(&node)
     }
 

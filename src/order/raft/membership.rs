@@ -113,18 +113,13 @@ fn reachable(raft: &Raft, fresh: Duration) -> BTreeSet<u64> {
 /// left would not have a reachable majority: a voter heard from within
 /// `fresh` counts as reachable.
 pub(crate) async fn remove(raft: &Raft, node: u64, fresh: Duration) -> Result<(), PeerError> {
-    let voter = {
-        let metrics = raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let membership = metrics.membership_config.membership();
-        if membership.get_node(&node).is_none() {
-            return Ok(());
-        }
-        membership.voter_ids().any(|id| id == node)
-    };
-    known(raft).check_removal(node, &reachable(raft, fresh))?;
+    let members = known(raft);
+    if !members.contains(node) {
+        return Ok(());
+    }
+    members.check_removal(node, &reachable(raft, fresh))?;
     tracing::info!(node, "removing a node from the cluster");
-    let change = if voter {
+    let change = if members.voters.contains(&node) {
         ChangeMembers::RemoveVoters(BTreeSet::from([node]))
     } else {
         ChangeMembers::RemoveNodes(BTreeSet::from([node]))

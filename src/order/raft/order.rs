@@ -172,7 +172,8 @@ impl RaftOrder {
             Arc::new(Service::new(
                 &config,
                 raft.clone(),
-                (contact.clone(), flow.clone()),
+                contact.clone(),
+                flow.clone(),
                 peers.clone(),
                 app.clone(),
             )),

@@ -81,7 +81,8 @@ impl Service {
     pub(crate) fn new(
         config: &RaftOrderConfig,
         raft: Raft,
-        (contact, flow): (Arc<LeaderContact>, Arc<FlowControl>),
+        contact: Arc<LeaderContact>,
+        flow: Arc<FlowControl>,
         peers: Arc<Peers>,
         app: Arc<OnceLock<Arc<dyn PeerService>>>,
     ) -> Self {
