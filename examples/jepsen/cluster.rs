@@ -448,11 +448,21 @@ fn write_config(
 
 /// A free loopback address below the ephemeral port range, released for a
 /// certusd process to bind (and bind again when it restarts): the nodes'
-/// own outgoing connections never take it meanwhile.
+/// own outgoing connections never take it meanwhile. A port is handed out
+/// once per run: a released port is free to the next draw too, and two
+/// nodes given one health port once made the second fail to start while
+/// the first answered its health checks.
 fn free_addr() -> Result<SocketAddr, String> {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().map_err(|e| e.to_string())?;
     for _ in 0..1000 {
         let port = fastrand::u16(20_000..32_000);
+        if given.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.insert(port);
             return listener.local_addr().map_err(|e| e.to_string());
         }
     }
