@@ -92,8 +92,8 @@ impl FrameKind {
         match self {
             // 2: the checkpoint carries the history digest; 3: the
             // cluster time and the last write to every key; 4: the
-            // history's byte bound.
-            FrameKind::CertCheckpoint => 4,
+            // history's byte bound; 5: the index's keys by hash.
+            FrameKind::CertCheckpoint => 5,
             // 2: each entry carries the leader's time stamp.
             FrameKind::LogEntry => 2,
             FrameKind::WriteSet

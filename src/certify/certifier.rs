@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dedup::{DedupRecord, DedupTable};
 use super::digest::CertDigest;
-use super::index::KeyIndex;
+use super::index::{KeyHash, KeyIndex};
 use super::matrix::{Relation, relation};
 use super::verdict::{AbortReason, FirstOutcome, Verdict};
 use bytes::Bytes;
@@ -285,7 +285,8 @@ impl Certifier {
             Ok(depends_on) => {
                 for entry in candidate.keys {
                     if !candidate.record_writes_only || entry.kind.is_write() {
-                        self.index.record(&entry.key, entry.kind, seqno);
+                        self.index
+                            .record(KeyHash::of(&entry.key), entry.kind, seqno);
                     }
                 }
                 if candidate.scope == Scope::WritesAll {
@@ -408,7 +409,7 @@ impl Certifier {
         }
         let mut depends_on = self.purge_floor.max(self.write_all);
         for entry in candidate.keys {
-            let Some(found) = self.index.get(&entry.key) else {
+            let Some(found) = self.index.get(KeyHash::of(&entry.key)) else {
                 continue;
             };
             let mut conflicting = Seqno::ZERO;
@@ -459,7 +460,7 @@ impl Certifier {
         for key in candidate.reads {
             let written = self
                 .index
-                .get(key)
+                .get(KeyHash::of(key))
                 .map_or(Seqno::ZERO, |f| f.newest_write())
                 .max(self.write_all);
             if written > candidate.read_view {

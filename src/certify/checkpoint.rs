@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::certifier::{CertConfig, Certifier};
 use super::dedup::{DedupRecord, DedupTable};
 use super::digest::CertDigest;
-use super::index::{KeyIndex, KindSeqnos};
+use super::index::{KeyHash, KeyIndex, KindSeqnos};
 use crate::frame::{self, FrameError, FrameKind};
 use crate::ids::{ClusterTime, Seqno};
 
@@ -57,10 +57,9 @@ struct CheckpointV3 {
     write_all: Seqno,
 }
 
-/// Version 4 body, written now: version 3 and the byte bound of the
+/// Version 4 body, still read: version 3 and the byte bound of the
 /// history ([`CertConfig::index_bytes`]), which takes part in every
-/// verdict as the window does. Released layout: change it only with a new
-/// version.
+/// verdict as the window does. Released layout: never change it.
 #[derive(Serialize, Deserialize)]
 struct CheckpointV4 {
     window: u64,
@@ -69,6 +68,23 @@ struct CheckpointV4 {
     last_seqno: Seqno,
     purge_floor: Seqno,
     index: Vec<(Bytes, KindSeqnos)>,
+    dedup: Vec<DedupRecord>,
+    digest: Option<CertDigest>,
+    time: ClusterTime,
+    write_all: Seqno,
+}
+
+/// Version 5 body, written now: version 4 with the index's keys as the
+/// index holds them, by hash ([`KeyHash`]), sorted. Released layout:
+/// change it only with a new version.
+#[derive(Serialize, Deserialize)]
+struct CheckpointV5 {
+    window: u64,
+    /// `None` when read from a version that did not record it.
+    index_bytes: Option<u64>,
+    last_seqno: Seqno,
+    purge_floor: Seqno,
+    index: Vec<(KeyHash, KindSeqnos)>,
     dedup: Vec<DedupRecord>,
     digest: Option<CertDigest>,
     time: ClusterTime,
@@ -123,6 +139,29 @@ impl From<CheckpointV3> for CheckpointV4 {
     }
 }
 
+impl From<CheckpointV4> for CheckpointV5 {
+    fn from(v4: CheckpointV4) -> Self {
+        // Keys that share a hash become one entry, as the index would
+        // have recorded them.
+        let index = KeyIndex::from_entries(
+            v4.index
+                .into_iter()
+                .map(|(key, seqnos)| (KeyHash::of(&key), seqnos)),
+        );
+        CheckpointV5 {
+            window: v4.window,
+            index_bytes: v4.index_bytes,
+            last_seqno: v4.last_seqno,
+            purge_floor: v4.purge_floor,
+            index: index.sorted_entries(),
+            dedup: v4.dedup,
+            digest: v4.digest,
+            time: v4.time,
+            write_all: v4.write_all,
+        }
+    }
+}
+
 impl CertCheckpoint {
     /// The seqno the certifier had reached.
     #[must_use]
@@ -148,7 +187,7 @@ impl CertCheckpoint {
         })
     }
 
-    fn decode_body(frame: &[u8]) -> Result<CheckpointV4, FrameError> {
+    fn decode_body(frame: &[u8]) -> Result<CheckpointV5, FrameError> {
         let (header, body) = frame::decode(frame, MAX_CHECKPOINT_BYTES)?;
         if header.kind != FrameKind::CertCheckpoint {
             return Err(invalid(format!(
@@ -157,13 +196,17 @@ impl CertCheckpoint {
             )));
         }
         let kind = FrameKind::CertCheckpoint;
+        let v4 = |v3: CheckpointV3| CheckpointV4::from(v3).into();
         Ok(match header.version {
             1 => {
                 let v1: CheckpointV1 = frame::decode_body(kind, body)?;
-                CheckpointV3::from(CheckpointV2::from(v1)).into()
+                v4(CheckpointV3::from(CheckpointV2::from(v1)))
             }
-            2 => CheckpointV3::from(frame::decode_body::<CheckpointV2>(kind, body)?).into(),
-            3 => frame::decode_body::<CheckpointV3>(kind, body)?.into(),
+            2 => v4(CheckpointV3::from(frame::decode_body::<CheckpointV2>(
+                kind, body,
+            )?)),
+            3 => v4(frame::decode_body::<CheckpointV3>(kind, body)?),
+            4 => frame::decode_body::<CheckpointV4>(kind, body)?.into(),
             _ => frame::decode_body(kind, body)?,
         })
     }
@@ -190,7 +233,7 @@ impl Certifier {
     /// # Errors
     /// [`FrameError::TooLarge`] if the index no longer fits in one frame.
     pub fn checkpoint(&self) -> Result<CertCheckpoint, FrameError> {
-        let body = CheckpointV4 {
+        let body = CheckpointV5 {
             window: self.config.window,
             index_bytes: Some(self.config.index_bytes),
             last_seqno: self.last_seqno,
@@ -311,6 +354,15 @@ mod tests {
         assert!(restored.digest().is_some());
     }
 
+    /// The index of [`certified`] as checkpoints before version 5 held
+    /// it: by key.
+    fn index_by_key(certifier: &Certifier) -> Vec<(Bytes, KindSeqnos)> {
+        let key = Bytes::from_static(b"k");
+        let seqnos = *certifier.index.get(KeyHash::of(&key)).unwrap();
+        assert_eq!(certifier.index.len(), 1);
+        vec![(key, seqnos)]
+    }
+
     #[test]
     fn a_version_1_checkpoint_is_read_with_an_unknown_digest() {
         let certifier = certified();
@@ -318,7 +370,7 @@ mod tests {
             window: certifier.config.window,
             last_seqno: certifier.last_seqno,
             purge_floor: certifier.purge_floor,
-            index: certifier.index.sorted_entries(),
+            index: index_by_key(&certifier),
             dedup: certifier.dedup.records().cloned().collect(),
         };
         let bytes =
@@ -328,5 +380,45 @@ mod tests {
         let restored = Certifier::restore(certifier.config(), &checkpoint).unwrap();
         assert_eq!(restored.digest(), None);
         assert_eq!(restored.sizes(), certifier.sizes());
+    }
+
+    /// A version 4 checkpoint (keys by their bytes) restores to the same
+    /// certifier: its keys hashed as the index now holds them, the same
+    /// conflicts found.
+    #[test]
+    fn a_version_4_checkpoint_restores_with_its_keys_hashed() {
+        let certifier = certified();
+        let v4 = CheckpointV4 {
+            window: certifier.config.window,
+            index_bytes: Some(certifier.config.index_bytes),
+            last_seqno: certifier.last_seqno,
+            purge_floor: certifier.purge_floor,
+            index: index_by_key(&certifier),
+            dedup: certifier.dedup.records().cloned().collect(),
+            digest: certifier.digest,
+            time: certifier.time,
+            write_all: certifier.write_all,
+        };
+        let bytes =
+            frame::encode_version(FrameKind::CertCheckpoint, 4, &v4, MAX_CHECKPOINT_BYTES).unwrap();
+        let checkpoint = CertCheckpoint::from_bytes(bytes).unwrap();
+        let mut restored = Certifier::restore(certifier.config(), &checkpoint).unwrap();
+        assert_eq!(restored.digest(), certifier.digest());
+        assert_eq!(
+            restored.index.sorted_entries(),
+            certifier.index.sorted_entries()
+        );
+        // A write of "k" from a view before seqno 2 conflicts with it.
+        let mut builder = WriteSetBuilder::new(
+            NodeId::new(2),
+            TxnId::new(1, 1),
+            Seqno::new(1),
+            Isolation::Snapshot,
+        );
+        builder.put("k".into(), "w".into());
+        assert!(matches!(
+            restored.certify(Seqno::new(3), &builder.build()),
+            crate::certify::Verdict::Abort { .. }
+        ));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
 use super::verdict::FirstOutcome;
@@ -28,7 +29,8 @@ pub(crate) struct DedupRecord {
 /// the window rule and is never applied twice.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DedupTable {
-    by_id: HashMap<(NodeId, TxnId), usize>,
+    /// Fx-hashed: the ids are chosen by the nodes, not by clients.
+    by_id: HashMap<(NodeId, TxnId), usize, FxBuildHasher>,
     /// Records in seqno order; `by_id` indexes into it relative to `base`.
     records: VecDeque<DedupRecord>,
     /// How many records have been popped from the front, ever.
