@@ -1,5 +1,5 @@
-//! Apply throughput: [`MvccStore::apply_batch`] on the in-memory engine
-//! (and on RocksDB with `--features rocksdb`), as write-sets grow in keys
+//! Apply throughput: [`MvccStore::apply_batch`] on the in-memory engine,
+//! redb and fjall (and on RocksDB with `--features rocksdb`), as write-sets grow in keys
 //! (1 to 1,000 rows of 100 bytes) and in value size (100 bytes to 1 MiB in
 //! one row). Each iteration applies one batch of write-sets at fresh seqnos
 //! and moves the watermark (a lazy commit), as the node's apply workers and
@@ -87,13 +87,31 @@ impl Feed {
 /// Opens a fresh engine, with the directory that must outlive it.
 type Open = Box<dyn Fn() -> (Arc<dyn Engine>, Option<tempfile::TempDir>)>;
 
-/// The engines to measure: memory always, RocksDB with its feature.
+/// The engines to measure: memory, redb and fjall always, RocksDB with
+/// its feature. `CERTUS_BENCH_ENGINES=redb,fjall` picks some.
 fn engines() -> Vec<(&'static str, Open)> {
-    #[cfg_attr(not(feature = "rocksdb"), allow(unused_mut))]
-    let mut engines: Vec<(&'static str, Open)> = vec![(
-        "memory",
-        Box::new(|| (Arc::new(MemoryEngine::new()) as Arc<dyn Engine>, None)),
-    )];
+    let mut engines: Vec<(&'static str, Open)> = vec![
+        (
+            "memory",
+            Box::new(|| (Arc::new(MemoryEngine::new()) as Arc<dyn Engine>, None)),
+        ),
+        (
+            "redb",
+            Box::new(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = certus::kv::RedbEngine::open(dir.path().join("data.redb")).unwrap();
+                (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
+            }),
+        ),
+        (
+            "fjall",
+            Box::new(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = certus::kv::FjallEngine::open(dir.path()).unwrap();
+                (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
+            }),
+        ),
+    ];
     #[cfg(feature = "rocksdb")]
     engines.push((
         "rocksdb",
@@ -103,6 +121,9 @@ fn engines() -> Vec<(&'static str, Open)> {
             (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
         }),
     ));
+    if let Ok(chosen) = std::env::var("CERTUS_BENCH_ENGINES") {
+        engines.retain(|(name, _)| chosen.split(',').any(|c| c == *name));
+    }
     engines
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Three `certusd` nodes run in this process, each with its own ports and
 //! its data under `--dir` (default `./certus-cluster`): the log, and the
-//! store on RocksDB (when built with `--features rocksdb`) or redb. Connect
+//! store on fjall, the default engine. Connect
 //! with any Redis client, for example `redis-cli -p 6380`. A status line
 //! every second shows each node's state and position. Ctrl-C stops the nodes
 //! cleanly; started again, the cluster resumes from the same data.

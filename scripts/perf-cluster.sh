@@ -6,7 +6,7 @@
 #   NODES         how many nodes (default 3; at most 9)
 #   PERF_SCRATCH  data and logs (default /var/tmp/certus-perf)
 #   CERTUSD       the binary (default: the release build)
-#   ENGINE        rocksdb | redb | memory (default redb)
+#   ENGINE        fjall | rocksdb | redb | memory (default fjall)
 #   SYNC          always | batch (default always: fsync before acknowledging)
 #   CAUSAL        true | false (default true: causal reads)
 #   INSECURE_PEERS true for plaintext peer links (default: mutual TLS with
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch="${PERF_SCRATCH:-/var/tmp/certus-perf}"
 certusd="${CERTUSD:-${CARGO_TARGET_DIR:-target}/release/certusd}"
-engine="${ENGINE:-redb}"
+engine="${ENGINE:-fjall}"
 sync="${SYNC:-always}"
 causal="${CAUSAL:-true}"
 nodes="${NODES:-3}"

@@ -1,5 +1,5 @@
-//! The three-node cluster on durable engines (redb always, RocksDB with the
-//! `rocksdb` feature): replicas converge, and a node whose engine is closed
+//! The three-node cluster on durable engines (redb and fjall always, RocksDB
+//! with the `rocksdb` feature): replicas converge, and a node whose engine is closed
 //! and reopened from disk recovers its data, watermark and certifier, then
 //! catches up.
 
@@ -10,12 +10,13 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use certus::kv::{Engine, RedbEngine, StoreConfig};
+use certus::kv::{Engine, FjallEngine, RedbEngine, StoreConfig};
 use common::{Cluster, Disk, bounded, int, retry};
 
 #[derive(Clone, Copy)]
 enum Kind {
     Redb,
+    Fjall,
     #[cfg(feature = "rocksdb")]
     Rocks,
 }
@@ -26,6 +27,7 @@ impl Disk for FileDisk {
     fn open(&self) -> Arc<dyn Engine> {
         match self.1 {
             Kind::Redb => Arc::new(RedbEngine::open(&self.0).unwrap()),
+            Kind::Fjall => Arc::new(FjallEngine::open(&self.0).unwrap()),
             #[cfg(feature = "rocksdb")]
             Kind::Rocks => Arc::new(certus::kv::RocksEngine::open(&self.0).unwrap()),
         }
@@ -80,6 +82,16 @@ async fn replicas_on_redb_converge_and_count_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_reopened_from_redb_recovers_and_catches_up() {
     a_reopened_node_recovers_and_catches_up(Kind::Redb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_fjall_converge_and_count_exactly() {
+    replicas_converge_and_count_exactly(Kind::Fjall).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reopened_from_fjall_recovers_and_catches_up() {
+    a_reopened_node_recovers_and_catches_up(Kind::Fjall).await;
 }
 
 #[cfg(feature = "rocksdb")]

@@ -1,5 +1,5 @@
 //! What every [`Engine`] must do for the store to be correct, run against
-//! the in-memory engine, redb and, with the `rocksdb` feature, RocksDB:
+//! the in-memory engine, redb, fjall and, with the `rocksdb` feature, RocksDB:
 //! byte-ordered half-open scans with limits, atomic batches where a later
 //! change to a key wins, arbitrary binary keys and values, and (durable
 //! engines) data that survives reopening and a refused second opener.
@@ -135,6 +135,75 @@ fn data_in_use_is_refused(open: Open) {
     );
 }
 
+/// Batches the killed writer writes; every tenth is durable.
+const KILLED_BATCHES: u64 = 400;
+
+/// The child half of [`a_killed_writer_leaves_every_durable_batch`]: run
+/// only when that test starts this binary again with
+/// `CERTUS_KILLED_WRITER=<path>`. It writes numbered batches, says on
+/// stdout each time a durable one returned, and aborts with no destructor
+/// run, as `kill -9` would stop it.
+fn killed_writer_child(open: Open) {
+    let Ok(path) = std::env::var("CERTUS_KILLED_WRITER") else {
+        return;
+    };
+    let engine = open(Path::new(&path)).unwrap();
+    for i in 0..KILLED_BATCHES {
+        let mut batch = WriteBatch::new();
+        batch.put(b(format!("k{i:06}").as_bytes()), b(&[7; 100]));
+        if i % 10 == 9 {
+            batch.set_durable();
+        }
+        engine.write(batch).unwrap();
+        if i % 10 == 9 {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "durable {i}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+    std::process::abort();
+}
+
+/// A process killed while writing leaves, once reopened, every batch
+/// whose durable write returned and a prefix of the others: no hole.
+/// The engine runs in a child process (this test binary started again on
+/// `child`, an ignored test), which aborts mid-way.
+fn a_killed_writer_leaves_every_durable_batch(open: Open, child: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            child,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CERTUS_KILLED_WRITER", &path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the writer was not killed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let acknowledged = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("durable "))
+        .map(|n| n.parse::<u64>().unwrap())
+        .max()
+        .expect("the writer acknowledged no durable batch");
+    assert_eq!(acknowledged, KILLED_BATCHES - 1, "{stdout}");
+    let engine = open(&path).unwrap();
+    let kept = engine.scan(b"k", b"l", usize::MAX).unwrap();
+    for (i, (key, _)) in kept.iter().enumerate() {
+        assert_eq!(key.as_ref(), format!("k{i:06}").as_bytes(), "a hole at {i}");
+    }
+    assert!(
+        kept.len() as u64 > acknowledged,
+        "only {} batches kept, {acknowledged} acknowledged durable",
+        kept.len()
+    );
+}
+
 mod redb {
     use super::*;
     use certus::kv::RedbEngine;
@@ -156,6 +225,17 @@ mod redb {
     #[test]
     fn a_redb_file_in_use_is_refused_with_an_error() {
         data_in_use_is_refused(open);
+    }
+
+    #[test]
+    fn a_killed_redb_writer_leaves_every_durable_batch() {
+        a_killed_writer_leaves_every_durable_batch(open, "redb::killed_writer");
+    }
+
+    #[test]
+    #[ignore = "the child of a_killed_redb_writer_leaves_every_durable_batch"]
+    fn killed_writer() {
+        killed_writer_child(open);
     }
 
     /// redb on the simulation's disk locks its file as on a real one, and a
@@ -240,6 +320,41 @@ mod redb {
     }
 }
 
+mod fjall {
+    use super::*;
+    use certus::kv::FjallEngine;
+
+    fn open(path: &Path) -> Result<Box<dyn Engine>, EngineError> {
+        Ok(Box::new(FjallEngine::open(path)?))
+    }
+
+    #[test]
+    fn the_fjall_engine_conforms() {
+        durable_conformance(open);
+    }
+
+    #[test]
+    fn fjall_data_survives_reopening() {
+        data_survives_reopening(open);
+    }
+
+    #[test]
+    fn a_fjall_database_in_use_is_refused_with_an_error() {
+        data_in_use_is_refused(open);
+    }
+
+    #[test]
+    fn a_killed_fjall_writer_leaves_every_durable_batch() {
+        a_killed_writer_leaves_every_durable_batch(open, "fjall::killed_writer");
+    }
+
+    #[test]
+    #[ignore = "the child of a_killed_fjall_writer_leaves_every_durable_batch"]
+    fn killed_writer() {
+        killed_writer_child(open);
+    }
+}
+
 #[cfg(feature = "rocksdb")]
 mod rocks {
     use super::*;
@@ -262,5 +377,16 @@ mod rocks {
     #[test]
     fn a_database_in_use_is_refused_with_an_error() {
         data_in_use_is_refused(open);
+    }
+
+    #[test]
+    fn a_killed_rocksdb_writer_leaves_every_durable_batch() {
+        a_killed_writer_leaves_every_durable_batch(open, "rocks::killed_writer");
+    }
+
+    #[test]
+    #[ignore = "the child of a_killed_rocksdb_writer_leaves_every_durable_batch"]
+    fn killed_writer() {
+        killed_writer_child(open);
     }
 }

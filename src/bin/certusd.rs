@@ -78,7 +78,7 @@ struct Args {
     /// for more seeds).
     #[arg(long = "join", value_name = "ADDR")]
     join: Vec<String>,
-    /// Storage engine: rocksdb, redb or memory.
+    /// Storage engine: fjall (the default), rocksdb, redb or memory.
     #[arg(long)]
     engine: Option<String>,
     /// The cluster CA's certificate, for verifying peers (PEM).

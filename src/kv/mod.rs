@@ -18,6 +18,8 @@ mod engine;
 mod error;
 mod execution;
 mod faulty;
+#[cfg(feature = "fjall")]
+mod fjall_engine;
 mod gc;
 mod keyspace;
 mod layout;
@@ -34,6 +36,8 @@ pub use engine::{BatchOp, Engine, WriteBatch};
 pub use error::{EngineError, KvError};
 pub use execution::{Execution, Executor};
 pub use faulty::{Fault, FaultSwitch, FaultyEngine};
+#[cfg(feature = "fjall")]
+pub use fjall_engine::FjallEngine;
 pub use gc::GcStats;
 pub use keyspace::Keyspace;
 #[cfg(feature = "server")]

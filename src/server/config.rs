@@ -22,20 +22,20 @@ use super::tls::TlsAuthClients;
 pub enum EngineKind {
     /// RocksDB (needs the `rocksdb` cargo feature).
     Rocksdb,
-    /// redb: durable, pure Rust.
+    /// redb: durable, pure Rust, a copy-on-write B-tree in one file.
     Redb,
+    /// fjall: durable, pure Rust, a log-structured merge tree.
+    Fjall,
     /// Memory only: everything is lost when the process stops. For tests.
     Memory,
 }
 
 impl Default for EngineKind {
-    /// RocksDB when this build has it, else redb.
+    /// fjall: the fastest engine that builds with the Rust toolchain alone
+    /// (docs/performance.md measures the three), whatever the build's
+    /// features. RocksDB, a little faster still, is chosen explicitly.
     fn default() -> Self {
-        if cfg!(feature = "rocksdb") {
-            EngineKind::Rocksdb
-        } else {
-            EngineKind::Redb
-        }
+        EngineKind::Fjall
     }
 }
 
@@ -100,6 +100,9 @@ pub struct DaemonConfig {
     /// its data outgrows it).
     #[serde(default = "default_redb_cache")]
     pub redb_cache_bytes: usize,
+    /// The fjall engine's block cache, in bytes.
+    #[serde(default = "default_fjall_cache")]
+    pub fjall_cache_bytes: u64,
     /// When the log is fsynced.
     #[serde(default)]
     pub sync: SyncSetting,
@@ -205,6 +208,9 @@ pub struct DaemonConfig {
 fn default_redb_cache() -> usize {
     crate::kv::RedbEngine::DEFAULT_CACHE_BYTES
 }
+fn default_fjall_cache() -> u64 {
+    crate::kv::FjallEngine::DEFAULT_CACHE_BYTES
+}
 fn default_retention_bytes() -> u64 {
     1 << 30
 }
@@ -265,6 +271,7 @@ impl DaemonConfig {
             join: Vec::new(),
             engine: EngineKind::default(),
             redb_cache_bytes: default_redb_cache(),
+            fjall_cache_bytes: default_fjall_cache(),
             sync: SyncSetting::default(),
             sync_interval_ms: default_sync_interval(),
             isolation: IsolationSetting::default(),
@@ -415,6 +422,7 @@ impl DaemonConfig {
                 self.client_output_limit_bytes as u64,
             ),
             ("redb_cache_bytes", self.redb_cache_bytes as u64),
+            ("fjall_cache_bytes", self.fjall_cache_bytes),
             ("max_clients", self.max_clients as u64),
             ("certification_index_bytes", self.certification_index_bytes),
         ];
@@ -530,7 +538,9 @@ pub enum DaemonConfigError {
     #[error("client TLS: {0}")]
     ClientTls(&'static str),
     /// `engine = "rocksdb"` in a build without it.
-    #[error("engine = \"rocksdb\" needs a build with the rocksdb feature; use \"redb\"")]
+    #[error(
+        "engine = \"rocksdb\" needs a build with the rocksdb feature; use \"fjall\" or \"redb\""
+    )]
     NoRocksdb,
 }
 
@@ -549,7 +559,7 @@ mod tests {
             "10.0.0.1:6379",
         );
         expected.health_listen = Some("10.0.0.1:9200".into());
-        expected.engine = EngineKind::Rocksdb;
+        expected.engine = EngineKind::Fjall;
         expected.peer_ca = Some("/etc/certus/ca.pem".into());
         expected.peer_cert = Some("/etc/certus/node-1.pem".into());
         expected.peer_key = Some("/etc/certus/node-1.key".into());

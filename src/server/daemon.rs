@@ -144,6 +144,12 @@ pub(crate) fn open_engine(config: &DaemonConfig) -> Result<Arc<dyn Engine>, Daem
                 .map_err(|e| storage_error(&path, e))?;
             Ok(Arc::new(engine))
         }
+        EngineKind::Fjall => {
+            let path = config.data_dir.join("data.fjall");
+            let engine = crate::kv::FjallEngine::open_with_cache(&path, config.fjall_cache_bytes)
+                .map_err(|e| storage_error(&path, e))?;
+            Ok(Arc::new(engine))
+        }
         #[cfg(feature = "rocksdb")]
         EngineKind::Rocksdb => {
             let path = config.data_dir.join("data");
