@@ -325,8 +325,9 @@ impl Session {
             .map_err(|e| error_reply(&e))?;
         let (protocol, budget) = (self.protocol, self.settings.max_output_bytes);
         // Engine reads block: off the async workers that carry the
-        // ordering layer's heartbeats.
-        let run = move || {
+        // ordering layer's heartbeats, unless they are few and fast.
+        let inline = runs_inline(&commands);
+        let mut run = move || {
             let mut db = Db::new(&mut txn, fresh_seed()).with_budget(budget);
             let mut replies = Vec::with_capacity(commands.len());
             for argv in &commands {
@@ -335,9 +336,13 @@ impl Session {
             }
             Ok((replies, db.exceeded()))
         };
-        let ran = crate::task::blocking(run)
-            .await
-            .unwrap_or_else(|| Err(Reply::Error("SHUTDOWN the server is stopping".into())));
+        let ran = if inline {
+            Some(run())
+        } else {
+            crate::task::blocking(run).await
+        };
+        let ran =
+            ran.unwrap_or_else(|| Err(Reply::Error("SHUTDOWN the server is stopping".into())));
         let (replies, exceeded) = ran?;
         if exceeded {
             self.over_output_limit = true;
@@ -582,6 +587,30 @@ impl Session {
         self.set_watch(Some(watch));
         Reply::ok()
     }
+}
+
+/// Reads run on the async worker serving the connection, rather than on a
+/// blocking thread, when they are at most this many commands...
+const INLINE_COMMANDS: usize = 8;
+/// ...each with at most this many arguments (its name included).
+const INLINE_ARGS: usize = 8;
+
+/// Whether `commands` are few and each one Redis flags `fast` (O(1) or
+/// O(log N): `GET`, `EXISTS`, `TTL`, a short `MGET`), so running them here
+/// costs less than the two thread hand-offs of a blocking thread (a read
+/// from the engine's cache takes microseconds; the hop back and forth, a
+/// context switch each way). Anything larger, or a scan, still runs off
+/// the async workers that carry the ordering layer's heartbeats.
+fn runs_inline(commands: &[Command]) -> bool {
+    commands.len() <= INLINE_COMMANDS
+        && commands.iter().all(|argv| {
+            argv.len() <= INLINE_ARGS
+                && argv
+                    .first()
+                    .and_then(|name| commands::lookup(&lower(name)))
+                    // DBSIZE is fast in Redis, a scan here (`ReadAll`).
+                    .is_some_and(|spec| spec.has_flag("fast") && spec.class() == Class::Read)
+        })
 }
 
 /// A seed no two reads share, for `RANDOMKEY` on a snapshot.
