@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 time="${TIME:-60}"
-engine="${ENGINE:-redb}"
+engine="${ENGINE:-fjall}"
 out="${OUT:-$(mktemp -d)}"
 jepsen="${CARGO_TARGET_DIR:-target}/debug/examples/jepsen"
 workloads="${WORKLOADS:-append register mixed bank set}"

@@ -51,8 +51,8 @@ struct Args {
     /// Client processes (each on its own connection).
     #[arg(long, default_value_t = 6)]
     clients: u64,
-    /// Storage engine: rocksdb, redb or memory.
-    #[arg(long, default_value = "redb")]
+    /// Storage engine: fjall (certusd's default), rocksdb, redb or memory.
+    #[arg(long, default_value = "fjall")]
     engine: String,
     /// snapshot (SI with causal reads) or serializable.
     #[arg(long, default_value = "snapshot")]

@@ -10,7 +10,7 @@ use super::applier::{Applier, ApplyError};
 use bytes::Bytes;
 
 use crate::ids::{ClusterTime, Seqno};
-use crate::writeset::{Operation, WriteSet};
+use crate::writeset::{Operation, RowOp, WriteSet};
 
 /// What a committed position asks of the engine.
 #[derive(Clone, Debug)]
@@ -40,6 +40,39 @@ pub(crate) struct ApplyDone {
 
 /// Write-sets a worker applies in one engine call at most.
 const APPLY_BATCH: usize = 32;
+
+/// A batch of at most this many jobs...
+const INLINE_JOBS: usize = 4;
+/// ...carrying at most this many key and value bytes is applied on the
+/// worker's own task: a few microseconds of engine work, where a blocking
+/// thread costs a wake-up there and one back.
+const INLINE_BYTES: usize = 16 << 10;
+
+impl Work {
+    /// The key and value (or payload) bytes the engine will write.
+    fn bytes(&self) -> usize {
+        match self {
+            Work::Rows(ws) => ws
+                .ops()
+                .iter()
+                .map(|op| match op {
+                    RowOp::Put { key, value } => key.len() + value.len(),
+                    RowOp::Delete { key } => key.len(),
+                })
+                .sum(),
+            Work::Execute { op, .. } => {
+                op.payload().len() + op.keys().iter().map(|k| k.key.len()).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// Whether `batch` is small enough to apply without leaving the worker's
+/// task (see [`INLINE_BYTES`]).
+fn runs_inline(batch: &[ApplyJob]) -> bool {
+    batch.len() <= INLINE_JOBS
+        && batch.iter().map(|job| job.work.bytes()).sum::<usize>() <= INLINE_BYTES
+}
 
 /// `workers` tasks sharing one bounded job queue. A worker takes every job
 /// queued (up to [`APPLY_BATCH`]) and applies them in one engine call, so
@@ -133,16 +166,22 @@ async fn worker(
             batch
         };
         let applier = applier.clone();
-        // Engines block on I/O: apply off the async threads.
         let timing = timing.clone();
+        let inline = runs_inline(&batch);
         let run = move || {
             let started = std::time::Instant::now();
             let reports = run_batch(&*applier, &batch);
             timing.observe(started.elapsed());
             reports
         };
-        let Some(reports) = crate::task::blocking(run).await else {
-            return;
+        // Engines block on I/O: larger batches apply off the async threads.
+        let reports = if inline {
+            run()
+        } else {
+            let Some(reports) = crate::task::blocking(run).await else {
+                return;
+            };
+            reports
         };
         for report in reports {
             if done.send(report).await.is_err() {
