@@ -1,9 +1,10 @@
 //! Apply throughput: [`MvccStore::apply_batch`] on the in-memory engine,
-//! redb and fjall (and on RocksDB with `--features rocksdb`), as write-sets grow in keys
-//! (1 to 1,000 rows of 100 bytes) and in value size (100 bytes to 1 MiB in
-//! one row). Each iteration applies one batch of write-sets at fresh seqnos
-//! and moves the watermark (a lazy commit), as the node's apply workers and
-//! runtime do; building the write-sets is not timed.
+//! redb and fjall (and on RocksDB with `--features rocksdb`), as
+//! write-sets grow in keys (1 to 1,000 rows of 100 bytes) and in value
+//! size (100 bytes to 1 MiB in one row). Each iteration applies one batch
+//! of write-sets at fresh seqnos and moves the watermark (a lazy commit),
+//! as the node's apply workers and runtime do; building the write-sets is
+//! not timed.
 //!
 //! Run: `cargo bench --bench apply` (add `--features rocksdb` for RocksDB).
 
@@ -87,31 +88,32 @@ impl Feed {
 /// Opens a fresh engine, with the directory that must outlive it.
 type Open = Box<dyn Fn() -> (Arc<dyn Engine>, Option<tempfile::TempDir>)>;
 
-/// The engines to measure: memory, redb and fjall always, RocksDB with
-/// its feature. `CERTUS_BENCH_ENGINES=redb,fjall` picks some.
+/// The engines to measure: memory always, redb, fjall and RocksDB with
+/// their features (the default build has the first two).
+/// `CERTUS_BENCH_ENGINES=redb,fjall` picks some.
 fn engines() -> Vec<(&'static str, Open)> {
-    let mut engines: Vec<(&'static str, Open)> = vec![
-        (
-            "memory",
-            Box::new(|| (Arc::new(MemoryEngine::new()) as Arc<dyn Engine>, None)),
-        ),
-        (
-            "redb",
-            Box::new(|| {
-                let dir = tempfile::tempdir().unwrap();
-                let engine = certus::kv::RedbEngine::open(dir.path().join("data.redb")).unwrap();
-                (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
-            }),
-        ),
-        (
-            "fjall",
-            Box::new(|| {
-                let dir = tempfile::tempdir().unwrap();
-                let engine = certus::kv::FjallEngine::open(dir.path()).unwrap();
-                (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
-            }),
-        ),
-    ];
+    let mut engines: Vec<(&'static str, Open)> = vec![(
+        "memory",
+        Box::new(|| (Arc::new(MemoryEngine::new()) as Arc<dyn Engine>, None)),
+    )];
+    #[cfg(feature = "redb")]
+    engines.push((
+        "redb",
+        Box::new(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = certus::kv::RedbEngine::open(dir.path().join("data.redb")).unwrap();
+            (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
+        }),
+    ));
+    #[cfg(feature = "fjall")]
+    engines.push((
+        "fjall",
+        Box::new(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = certus::kv::FjallEngine::open(dir.path()).unwrap();
+            (Arc::new(engine) as Arc<dyn Engine>, Some(dir))
+        }),
+    ));
     #[cfg(feature = "rocksdb")]
     engines.push((
         "rocksdb",

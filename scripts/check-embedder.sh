@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cargo=${CARGO:-cargo}
 
 tree=$($cargo tree --locked --no-default-features -e normal --prefix none)
-leaked=$(grep -E '^(clap|toml|tracing-subscriber|tikv-jemallocator|redb|rocksdb|librocksdb-sys|serde_json) ' <<<"$tree" | sort -u || true)
+leaked=$(grep -E '^(clap|toml|tracing-subscriber|tikv-jemallocator|redb|fjall|lsm-tree|rocksdb|librocksdb-sys|serde_json) ' <<<"$tree" | sort -u || true)
 if [ -n "$leaked" ]; then
     echo "product dependencies in the embedder's build:" >&2
     echo "$leaked" >&2
