@@ -135,27 +135,31 @@ fn data_in_use_is_refused(open: Open) {
     );
 }
 
-/// Batches the killed writer writes; every tenth is durable.
+/// Batches the killed writer writes up to its last durable one; every
+/// tenth is durable.
 const KILLED_BATCHES: u64 = 400;
+/// Batches it writes after its last durable one, none of them durable.
+const KILLED_TAIL: u64 = 5;
 
 /// The child half of [`a_killed_writer_leaves_every_durable_batch`]: run
 /// only when that test starts this binary again with
 /// `CERTUS_KILLED_WRITER=<path>`. It writes numbered batches, says on
-/// stdout each time a durable one returned, and aborts with no destructor
-/// run, as `kill -9` would stop it.
+/// stdout each time a durable one returned, and aborts in the middle of a
+/// tail of batches that are not durable, with no destructor run, as
+/// `kill -9` would stop it.
 fn killed_writer_child(open: Open) {
     let Ok(path) = std::env::var("CERTUS_KILLED_WRITER") else {
         return;
     };
     let engine = open(Path::new(&path)).unwrap();
-    for i in 0..KILLED_BATCHES {
+    for i in 0..KILLED_BATCHES + KILLED_TAIL {
         let mut batch = WriteBatch::new();
         batch.put(b(format!("k{i:06}").as_bytes()), b(&[7; 100]));
-        if i % 10 == 9 {
+        if i % 10 == 9 && i < KILLED_BATCHES {
             batch.set_durable();
         }
         engine.write(batch).unwrap();
-        if i % 10 == 9 {
+        if i % 10 == 9 && i < KILLED_BATCHES {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             writeln!(out, "durable {i}").unwrap();
@@ -168,7 +172,8 @@ fn killed_writer_child(open: Open) {
 /// A process killed while writing leaves, once reopened, every batch
 /// whose durable write returned and a prefix of the others: no hole.
 /// The engine runs in a child process (this test binary started again on
-/// `child`, an ignored test), which aborts mid-way.
+/// `child`, an ignored test), which aborts after a tail of batches that
+/// are not durable.
 fn a_killed_writer_leaves_every_durable_batch(open: Open, child: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
@@ -200,6 +205,11 @@ fn a_killed_writer_leaves_every_durable_batch(open: Open, child: &str) {
     assert!(
         kept.len() as u64 > acknowledged,
         "only {} batches kept, {acknowledged} acknowledged durable",
+        kept.len()
+    );
+    assert!(
+        kept.len() as u64 <= KILLED_BATCHES + KILLED_TAIL,
+        "{} batches kept, more than were written",
         kept.len()
     );
 }

@@ -53,8 +53,9 @@ impl FjallEngine {
     /// The block cache [`FjallEngine::open`] gives: 256 MiB.
     pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
-    /// Background threads for flushes and compactions: two, so a
-    /// node's compactions never take every core of a small machine.
+    /// Background threads for flushes and compactions: two, where fjall
+    /// would start one per core up to four, so on a larger machine a
+    /// node's compactions leave cores to its own threads.
     const WORKER_THREADS: usize = 2;
 
     /// Opens (creating if missing) the database in directory `path`.
