@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use certus::kv::{Execution, Executor, Keyspace, KvError, KvStore, MemoryEngine, StoreConfig};
+use certus::kv::{
+    Engine, Execution, Executor, Keyspace, KvError, KvStore, MemoryEngine, StoreConfig,
+};
 use certus::node::{CommitOutcome, NodeState, OperationOutcome, TxnOptions};
 use certus::order::{InProcessConfig, InProcessOrder};
 use certus::writeset::{Operation, Scope};
@@ -44,13 +46,25 @@ impl Executor for Counters {
 }
 
 async fn cluster() -> (InProcessOrder, Vec<KvStore>) {
+    let (hub, stores, _) = cluster_with(|_| {}).await;
+    (hub, stores)
+}
+
+/// Three nodes, each with its store configured by `configure`, and their
+/// engines.
+async fn cluster_with(
+    configure: impl Fn(&mut StoreConfig),
+) -> (InProcessOrder, Vec<KvStore>, Vec<Arc<MemoryEngine>>) {
     let ids: Vec<NodeId> = (1..=3).map(NodeId::new).collect();
     let hub = InProcessOrder::new(InProcessConfig::default(), ids.clone());
-    let mut stores = Vec::new();
+    let (mut stores, mut engines) = (Vec::new(), Vec::new());
     for id in ids {
         let order = Arc::new(hub.endpoint(id).unwrap());
         let engine = Arc::new(MemoryEngine::new());
-        let store = KvStore::open_with(StoreConfig::new(id), engine, order, Arc::new(Counters));
+        engines.push(engine.clone());
+        let mut config = StoreConfig::new(id);
+        configure(&mut config);
+        let store = KvStore::open_with(config, engine, order, Arc::new(Counters));
         stores.push(store.await.unwrap());
     }
     for store in &stores {
@@ -60,7 +74,7 @@ async fn cluster() -> (InProcessOrder, Vec<KvStore>) {
             .await
             .unwrap();
     }
-    (hub, stores)
+    (hub, stores, engines)
 }
 
 async fn incr(store: &KvStore, key: &str) -> OperationOutcome {
@@ -189,5 +203,52 @@ async fn an_operation_over_every_key_flushes_in_order() {
         store.node().wait_visible(target).await.unwrap();
         let (_, rows) = store.dump().await.unwrap();
         assert_eq!(rows, [(Bytes::from("a"), Bytes::from("1"))]);
+    }
+}
+
+/// Garbage collection after operations: each write removes the version it
+/// read and hid, so a hot key keeps one version however often it was
+/// incremented, and a flush leaves nothing. The full scan a store starts
+/// with has finished before the writes, so the queue alone collects them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_after_operations_keeps_one_version_per_live_key() {
+    let (hub, stores, engines) = cluster_with(|config| config.gc_every = u64::MAX).await;
+    let versions = |engine: &MemoryEngine| engine.scan(b"d", b"e", usize::MAX).unwrap().len();
+    for store in &stores {
+        let stats = store.collect_garbage().unwrap();
+        assert!(!stats.full_scan_pending, "{stats:?}");
+    }
+    for round in 0..20 {
+        assert_eq!(
+            output(&incr(&stores[round % 3], "hot").await),
+            round as u64 + 1
+        );
+    }
+    assert_eq!(output(&incr(&stores[0], "cold").await), 1);
+    let target = hub.last_seqno();
+    for (store, engine) in stores.iter().zip(&engines) {
+        store.node().wait_visible(target).await.unwrap();
+        assert_eq!(versions(engine), 21);
+        let stats = store.collect_garbage().unwrap();
+        assert_eq!(stats.versions_removed, 19, "{stats:?}");
+        assert!(!stats.full_scan_pending, "{stats:?}");
+        assert_eq!(versions(engine), 2);
+    }
+
+    let mut flush = stores[1].operation("flush").unwrap();
+    flush.cover(Scope::WritesAll);
+    let outcome = flush.submit().await.unwrap();
+    assert!(
+        matches!(outcome, OperationOutcome::Executed { .. }),
+        "{outcome:?}"
+    );
+    let target = hub.last_seqno();
+    for (store, engine) in stores.iter().zip(&engines) {
+        store.node().wait_visible(target).await.unwrap();
+        let stats = store.collect_garbage().unwrap();
+        assert_eq!(stats.versions_removed, 4, "two values, two tombstones");
+        assert_eq!(versions(engine), 0);
+        let (_, rows) = store.dump().await.unwrap();
+        assert!(rows.is_empty(), "{rows:?}");
     }
 }

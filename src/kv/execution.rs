@@ -2,11 +2,12 @@
 //! the program that submits operations supplies (the Redis server's command
 //! interpreter), [`Execution`] the keyspace one operation runs against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
 use super::error::KvError;
+use super::gc::Hidden;
 use super::keyspace::{Keyspace, merged_scan};
 use super::mvcc::MvccStore;
 use crate::ids::{ClusterTime, Seqno};
@@ -39,13 +40,32 @@ impl std::fmt::Debug for dyn Executor {
 /// The keyspace of one operation at position `seqno`: reads see every
 /// version below `seqno` and the operation's own writes; writes are kept
 /// until the operation ends and then stored at `seqno`.
+///
+/// Keys read from the store are remembered (up to 256 KiB of keys
+/// and values) with the version they found: a command that reads a key
+/// twice (`SET` looks at the old record, then stores over it) reads the
+/// engine once, and a write to a key read before knows the version it
+/// hides, which garbage collection then removes without a scan.
 #[derive(Debug)]
 pub struct Execution<'a> {
     mvcc: &'a MvccStore,
     seqno: Seqno,
     time: ClusterTime,
     writes: BTreeMap<Bytes, Option<Bytes>>,
+    reads: HashMap<Bytes, Read>,
+    reads_bytes: usize,
 }
+
+/// What a read of the store found: the newest version below the
+/// operation, if any, and its value (`None` for a tombstone).
+#[derive(Clone, Debug)]
+struct Read {
+    version: Option<Seqno>,
+    value: Option<Bytes>,
+}
+
+/// The keys and values one operation remembers having read.
+const READS_BYTES: usize = 256 * 1024;
 
 impl<'a> Execution<'a> {
     pub(super) fn new(mvcc: &'a MvccStore, seqno: Seqno, time: ClusterTime) -> Self {
@@ -54,6 +74,8 @@ impl<'a> Execution<'a> {
             seqno,
             time,
             writes: BTreeMap::new(),
+            reads: HashMap::new(),
+            reads_bytes: 0,
         }
     }
 
@@ -63,9 +85,44 @@ impl<'a> Execution<'a> {
         self.seqno
     }
 
-    /// The writes made, `None` for a delete.
-    pub(super) fn into_writes(self) -> BTreeMap<Bytes, Option<Bytes>> {
-        self.writes
+    /// The writes made (`None` for a delete), each with the version it
+    /// hides as far as the operation's reads know it.
+    pub(super) fn into_writes(self) -> impl Iterator<Item = (Bytes, Option<Bytes>, Hidden)> {
+        let reads = self.reads;
+        self.writes.into_iter().map(move |(key, value)| {
+            let hidden = match reads.get(&key) {
+                None => Hidden::Unknown,
+                Some(Read { version: None, .. }) => Hidden::Nothing,
+                Some(Read {
+                    version: Some(seqno),
+                    ..
+                }) => Hidden::At(*seqno),
+            };
+            (key, value, hidden)
+        })
+    }
+
+    /// Reads `key` from the store below the operation, remembering what it
+    /// found while the remembered reads stay within `READS_BYTES`.
+    fn read_stored(&mut self, key: &[u8]) -> Result<Option<Bytes>, KvError> {
+        if let Some(read) = self.reads.get(key) {
+            return Ok(read.value.clone());
+        }
+        let found = self.mvcc.version_at(key, self.read_view())?;
+        let (version, value) = match found {
+            None => (None, None),
+            Some((seqno, value)) => (Some(seqno), value),
+        };
+        let bytes = key.len() + value.as_ref().map_or(0, Bytes::len);
+        if self.reads_bytes + bytes <= READS_BYTES {
+            self.reads_bytes += bytes;
+            let read = Read {
+                version,
+                value: value.clone(),
+            };
+            self.reads.insert(Bytes::copy_from_slice(key), read);
+        }
+        Ok(value)
     }
 
     fn read_view(&self) -> Seqno {
@@ -78,7 +135,7 @@ impl Keyspace for Execution<'_> {
         if let Some(pending) = self.writes.get(key) {
             return Ok(pending.clone());
         }
-        Ok(self.mvcc.read_at(key, self.read_view())?)
+        self.read_stored(key)
     }
 
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), KvError> {

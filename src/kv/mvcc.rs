@@ -2,6 +2,7 @@
 //! replicated write-sets as [`crate::apply::Applier`], and garbage
 //! collection.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use super::engine::{Engine, WriteBatch};
 use super::error::{EngineError, KvError};
 use super::execution::{Execution, Executor};
-use super::gc::{GcQueue, GcStats};
+use super::gc::{Garbage, GcQueue, GcStats, Hidden};
 use super::layout::{
     self, DATA_END, DATA_START, META_APPLIED, META_CHECKPOINT, META_END, META_START, META_TRANSFER,
 };
@@ -78,11 +79,29 @@ impl MvccStore {
     /// # Errors
     /// [`EngineError`] from the engine or for damaged versions.
     pub fn read_at(&self, key: &[u8], read_view: Seqno) -> Result<Option<Bytes>, EngineError> {
+        Ok(self
+            .version_at(key, read_view)?
+            .and_then(|(_, value)| value))
+    }
+
+    /// The newest version of `key` at or below `read_view`: its seqno and
+    /// its value (`None` for a tombstone); `None` when there is none.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine or for damaged versions.
+    pub(crate) fn version_at(
+        &self,
+        key: &[u8],
+        read_view: Seqno,
+    ) -> Result<Option<(Seqno, Option<Bytes>)>, EngineError> {
         let start = layout::version_key(key, read_view);
         let end = layout::key_prefix_end(key);
         match self.engine.scan(&start, &end, 1)?.into_iter().next() {
             None => Ok(None),
-            Some((_, stored)) => layout::decode_value(&stored),
+            Some((engine_key, stored)) => {
+                let (_, seqno) = layout::parse_version_key(&engine_key)?;
+                Ok(Some((seqno, layout::decode_value(&stored)?)))
+            }
         }
     }
 
@@ -252,8 +271,9 @@ impl MvccStore {
         Ok(())
     }
 
-    /// Removes versions no read view at or after `horizon` can see, for up
-    /// to `budget` keys.
+    /// Removes versions no read view at or after `horizon` can see: those
+    /// hidden by up to `budget` queued writes, and a step of the full scan
+    /// while one is due.
     ///
     /// # Errors
     /// [`EngineError`]; nothing already removed is lost, the rest waits for
@@ -267,25 +287,26 @@ impl MvccStore {
             )
         };
         let mut stats = GcStats::default();
-        // One engine write for the whole step.
-        let mut deletes = WriteBatch::new();
-        for key in &ready {
-            stats.versions_removed += self.prune_key(key, horizon, &mut deletes)?;
+        // One engine write for the whole step; a version two writes name
+        // is removed (and counted) once.
+        let mut deletes = HashSet::new();
+        let mut pruned = HashSet::new();
+        for garbage in &ready {
+            self.collect_write(garbage, horizon, &mut pruned, &mut deletes)?;
             stats.keys_examined += 1;
         }
         if let Some(mut cursor) = cursor {
-            let pruned: std::collections::HashSet<&[u8]> =
-                ready.iter().map(AsRef::as_ref).collect();
             // The scan always advances, even when the queue used the budget.
             let scan_budget = budget.saturating_sub(ready.len()).max(1);
             for _ in 0..scan_budget {
                 let next = self.engine.scan(&cursor, DATA_END, 1)?.into_iter().next();
                 let Some((engine_key, _)) = next else { break };
                 let (user_key, _) = layout::parse_version_key(&engine_key)?;
-                // A key the queue already pruned in this step still shows
-                // its versions: the deletes are written at the end.
-                if !pruned.contains(user_key.as_slice()) {
-                    stats.versions_removed += self.prune_key(&user_key, horizon, &mut deletes)?;
+                let user_key = Bytes::from(user_key);
+                // A key pruned whole in this step still shows its versions:
+                // the deletes are written at the end.
+                if pruned.insert(user_key.clone()) {
+                    self.prune_key(&user_key, horizon, &mut deletes)?;
                     stats.keys_examined += 1;
                 }
                 cursor = layout::key_prefix_end(&user_key);
@@ -293,35 +314,80 @@ impl MvccStore {
             let more = !self.engine.scan(&cursor, DATA_END, 1)?.is_empty();
             self.gc_queue().set_scan_cursor(more.then_some(cursor));
         }
+        stats.versions_removed = deletes.len();
         if !deletes.is_empty() {
-            self.engine.write(deletes)?;
+            let mut batch = WriteBatch::new();
+            for key in deletes {
+                batch.delete(key);
+            }
+            self.engine.write(batch)?;
         }
         stats.full_scan_pending = self.gc_queue().scan_cursor().is_some();
         Ok(stats)
     }
 
-    /// Adds to `deletes` the versions of `user_key` hidden at `horizon`.
-    /// Returns how many.
+    /// Adds to `deletes` what the write `garbage` (at or below `horizon`)
+    /// made unreachable: the version it hid; for a delete, every version of
+    /// its key hidden at the horizon and the tombstone if it is the one
+    /// visible there (once per key per step: `pruned`).
+    fn collect_write(
+        &self,
+        garbage: &Garbage,
+        horizon: Seqno,
+        pruned: &mut HashSet<Bytes>,
+        deletes: &mut HashSet<Bytes>,
+    ) -> Result<(), EngineError> {
+        let key = &garbage.key;
+        if garbage.tombstone {
+            if pruned.insert(key.clone()) {
+                self.prune_key(key, horizon, deletes)?;
+            }
+            return Ok(());
+        }
+        let below = garbage.seqno.saturating_sub(1);
+        match garbage.hidden {
+            Hidden::Nothing => {}
+            Hidden::At(seqno) => {
+                assert!(
+                    seqno < garbage.seqno,
+                    "the version a write at {} hid is at {seqno}",
+                    garbage.seqno
+                );
+                deletes.insert(layout::version_key(key, seqno));
+            }
+            // The newest version below the write: the first one from there,
+            // so the scan stops before the tombstones of older versions.
+            Hidden::Unknown => {
+                let start = layout::version_key(key, below);
+                let end = layout::key_prefix_end(key);
+                if let Some((engine_key, _)) = self.engine.scan(&start, &end, 1)?.pop() {
+                    deletes.insert(engine_key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds to `deletes` every version of `user_key` hidden at `horizon`,
+    /// and the one visible there if it is a tombstone.
     fn prune_key(
         &self,
         user_key: &[u8],
         horizon: Seqno,
-        deletes: &mut WriteBatch,
-    ) -> Result<usize, EngineError> {
+        deletes: &mut HashSet<Bytes>,
+    ) -> Result<(), EngineError> {
         let start = layout::version_key(user_key, horizon);
         let end = layout::key_prefix_end(user_key);
         // Versions at or below the horizon, newest first; the newest is the
         // one visible at the horizon.
         let versions = self.engine.scan(&start, &end, usize::MAX)?;
         let Some((_, visible)) = versions.first() else {
-            return Ok(0);
+            return Ok(());
         };
         let keep_visible = layout::decode_value(visible)?.is_some();
         let hidden = &versions[usize::from(keep_visible)..];
-        for (engine_key, _) in hidden {
-            deletes.delete(engine_key.clone());
-        }
-        Ok(hidden.len())
+        deletes.extend(hidden.iter().map(|(engine_key, _)| engine_key.clone()));
+        Ok(())
     }
 
     /// Keys queued for collection.
@@ -402,19 +468,24 @@ impl Applier for MvccStore {
                     KvError::Engine(err) => storage(err),
                     KvError::Node(err) => ApplyError::Storage(Cause::new(err)),
                 })?;
-            for (key, value) in execution.into_writes() {
+            for (key, value, hidden) in execution.into_writes() {
                 write.put(
                     layout::version_key(&key, *seqno),
                     layout::encode_value(value.as_deref()),
                 );
-                written.push((*seqno, key));
+                written.push(Garbage {
+                    seqno: *seqno,
+                    key,
+                    hidden,
+                    tombstone: value.is_none(),
+                });
             }
             outputs.push(output);
         }
         self.engine.write(write).map_err(storage)?;
         let mut queue = self.gc_queue();
-        for (seqno, key) in written {
-            queue.push(seqno, key);
+        for garbage in written {
+            queue.push(garbage);
         }
         Ok(outputs)
     }
@@ -438,7 +509,12 @@ impl Applier for MvccStore {
         let mut queue = self.gc_queue();
         for (seqno, ws) in batch {
             for op in ws.ops() {
-                queue.push(*seqno, op.key().clone());
+                queue.push(Garbage {
+                    seqno: *seqno,
+                    key: op.key().clone(),
+                    hidden: Hidden::Unknown,
+                    tombstone: matches!(op, RowOp::Delete { .. }),
+                });
             }
         }
         Ok(())
