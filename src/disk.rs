@@ -39,6 +39,11 @@ pub(crate) trait DiskFile: Send {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes what was written durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Extends (or cuts) the file to `len` bytes, the new ones zeros;
+    /// durable with the next [`DiskFile::sync_data`]. Writing into a file
+    /// already this long changes no size, so a sync flushes the data
+    /// alone, not the inode's size as well.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
 /// Disks mounted in this process, by directory: only a simulation (one
@@ -117,6 +122,10 @@ impl DiskFile for OsFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
     }
 }
 
@@ -198,6 +207,10 @@ impl DiskFile for FaultyFile {
             crate::kv::Fault::Io => Err(io::Error::from_raw_os_error(5)),
             _ => self.0.sync_data(),
         }
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
     }
 }
 

@@ -6,7 +6,8 @@
 //! Pillai et al., "All File Systems Are Not Created Equal", OSDI 2014):
 //! - a write is durable only once its file is synced; a crash keeps a
 //!   seeded prefix of each file's unsynced bytes (a torn append) and drops
-//!   the rest;
+//!   the rest, back to the length a synced extension gave the file (its
+//!   bytes then zeros, as a preallocated file reads);
 //! - a file written in place (a database's, opened with
 //!   [`SimDisk::open_in_place`]) keeps any subset of its writes since its
 //!   last sync instead, each whole, torn at a 512-byte sector, or lost, as
@@ -48,6 +49,11 @@ pub(super) struct SimFile {
     pub(super) data: Vec<u8>,
     /// The prefix of `data` that survives a crash (an appended file).
     pub(super) synced: usize,
+    /// The length the file was last extended (or cut) to, and that length
+    /// once a sync made it durable: a crash leaves the file at least that
+    /// long, zeros where nothing durable was written.
+    pub(super) extent: usize,
+    pub(super) durable_extent: usize,
     /// What survives a crash of a file written in place, instead.
     pub(super) in_place: Option<InPlace>,
 }
@@ -242,6 +248,10 @@ impl SimDisk {
             let torn = state.draw((len - synced) as u64 + 1) as usize;
             let file = state.file(id);
             file.data.truncate(synced + torn);
+            if file.data.len() < file.durable_extent {
+                file.data.resize(file.durable_extent, 0);
+            }
+            file.extent = file.durable_extent;
             file.synced = file.data.len();
         }
     }
@@ -284,9 +294,21 @@ impl DiskFile for SimHandle {
             DiskFault::Full if unsynced => Err(full()),
             _ => {
                 file.synced = file.data.len();
+                file.durable_extent = file.extent;
                 Ok(())
             }
         }
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let mut state = self.disk.lock();
+        state.up()?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let file = state.file(self.id);
+        file.data.resize(len, 0);
+        file.synced = file.synced.min(len);
+        file.extent = len;
+        Ok(())
     }
 }
 
@@ -385,6 +407,8 @@ impl Disk for Arc<SimDisk> {
         let file = state.file(id);
         file.data.resize(len, 0);
         file.synced = len;
+        file.extent = len;
+        file.durable_extent = len;
         Ok(())
     }
 

@@ -2,8 +2,6 @@
 //! delivery state machine, on a real directory; plus crash-recovery cases
 //! the suite does not cover.
 
-use std::io::Write;
-
 use openraft::StorageError;
 use openraft::storage::RaftLogStorage;
 use openraft::testing::log::{StoreBuilder, Suite};
@@ -119,13 +117,7 @@ async fn entries_survive_reopening_across_segments_and_a_torn_tail_is_cut() {
     assert!(segments > 3, "expected several segments, found {segments}");
     let newest = segment_files(dir.path()).pop().expect("a segment");
     // A crash in the middle of writing one more record.
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&newest)
-        .expect("open segment");
-    file.write_all(b"CERT\x00\x01\x04\x00\x00\x00\x00\x40partial")
-        .expect("write");
-    drop(file);
+    write_after_records(&newest, b"CERT\x00\x01\x04\x00\x00\x00\x00\x40partial");
     let mut store =
         LogStore::open(dir.path(), SyncMode::Always, limits(256, 1 << 20)).expect("reopen");
     let entries = store.try_get_log_entries(0..100).await.expect("read");
@@ -170,12 +162,25 @@ async fn corruption_before_the_newest_segment_refuses_to_open() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
 
+/// Writes `bytes` where the records of the (preallocated) segment `path`
+/// end, over its zeros, as the log's next append would.
+fn write_after_records(path: &std::path::Path, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let end = records(path).last().map_or(0, |(at, len)| at + len);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open segment");
+    file.write_all_at(bytes, end as u64).expect("write");
+}
+
 /// The newest segment's records, as (offset, length) pairs.
 fn records(path: &std::path::Path) -> Vec<(usize, usize)> {
     let bytes = std::fs::read(path).expect("read segment");
     let mut at = 0;
     let mut found = Vec::new();
-    while at < bytes.len() {
+    // The segment is preallocated: its records end where the zeros begin.
+    while at < bytes.len() && bytes[at..].iter().any(|&b| b != 0) {
         let header = crate::frame::peek_header(&bytes[at..], 1 << 20)
             .expect("header")
             .expect("whole header");
@@ -183,6 +188,51 @@ fn records(path: &std::path::Path) -> Vec<(usize, usize)> {
         at += header.frame_len();
     }
     found
+}
+
+/// Segments are preallocated: the zeros after the records read as the
+/// end, appends overwrite them and survive a reopen, and anything but zeros
+/// there is damage (in the newest segment, a torn tail cut off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preallocated_segment_ends_at_its_zeros_and_only_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut store =
+            LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("open");
+        append(&mut store, (0..5).map(|i| entry(i, "value")).collect()).await;
+    }
+    let segment = segment_files(dir.path()).pop().expect("a segment");
+    let end = records(&segment)
+        .last()
+        .map(|(at, len)| at + len)
+        .expect("records");
+    assert_eq!(std::fs::metadata(&segment).expect("stat").len(), 4096);
+    assert!(end < 4096, "{end}");
+    {
+        let mut store =
+            LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("reopen");
+        assert_eq!(store.read(0, 10).expect("read").len(), 5);
+        append(&mut store, vec![entry(5, "more")]).await;
+    }
+    // A byte in the zeros: the newest segment's tail is torn there, so it
+    // is cut after the records, and preallocated again by the next append.
+    let end = records(&segment)
+        .last()
+        .map(|(at, len)| at + len)
+        .expect("records");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    *bytes.last_mut().expect("bytes") = 1;
+    std::fs::write(&segment, &bytes).expect("write");
+    let mut store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("reopen");
+    assert_eq!(store.read(0, 10).expect("read").len(), 6);
+    assert_eq!(std::fs::metadata(&segment).expect("stat").len(), end as u64);
+    append(&mut store, vec![entry(6, "after the cut")]).await;
+    assert_eq!(std::fs::metadata(&segment).expect("stat").len(), 4096);
+    drop(store);
+    let store =
+        LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("reopen");
+    assert_eq!(store.read(0, 10).expect("read").len(), 7);
 }
 
 /// A bit flip in an acknowledged record of the newest segment, with intact
@@ -373,15 +423,10 @@ async fn version_1_records_open_as_unstamped_entries() {
         },
     ];
     let segment = segment_files(dir.path()).pop().expect("a segment");
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&segment)
-        .expect("open segment");
     for record in &old {
         let bytes = frame::encode_version(FrameKind::LogEntry, 1, record, 1 << 20).expect("encode");
-        file.write_all(&bytes).expect("write");
+        write_after_records(&segment, &bytes);
     }
-    drop(file);
     let mut store =
         LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("reopen");
     let entries = store.try_get_log_entries(0..3).await.expect("read");

