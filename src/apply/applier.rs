@@ -138,4 +138,13 @@ pub trait Applier: Send + Sync + 'static {
         upto: Seqno,
         checkpoint: Option<&CertCheckpoint>,
     ) -> Result<(), ApplyError>;
+
+    /// Whether the next [`Applier::make_visible`] (with a checkpoint when
+    /// `checkpoint`) returns without waiting for the disk: the node then
+    /// runs it on its own task instead of handing it to a blocking thread
+    /// and back. `false` by default.
+    fn make_visible_is_quick(&self, checkpoint: bool) -> bool {
+        let _ = checkpoint;
+        false
+    }
 }

@@ -551,4 +551,69 @@ impl Applier for MvccStore {
         }
         self.engine.write(batch).map_err(storage)
     }
+
+    /// A commit that is not made durable is a small write the engine
+    /// buffers (its journal is written, not synced).
+    fn make_visible_is_quick(&self, checkpoint: bool) -> bool {
+        !checkpoint && self.lazy_commits.load(Ordering::Relaxed) + 1 < SYNC_EVERY
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::kv::MemoryEngine;
+
+    /// An engine that records whether each write asked to be durable.
+    #[derive(Debug, Default)]
+    struct Recording {
+        inner: MemoryEngine,
+        durable: Mutex<Vec<bool>>,
+    }
+
+    impl Engine for Recording {
+        fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
+            self.inner.get(key)
+        }
+
+        fn scan(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            limit: usize,
+        ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+            self.inner.scan(start, end, limit)
+        }
+
+        fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
+            self.durable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(batch.is_durable());
+            self.inner.write(batch)
+        }
+    }
+
+    /// A commit the store calls quick never waits for the disk: every one
+    /// that is made durable (every 64th, and each with a checkpoint) was
+    /// announced as not quick.
+    #[test]
+    fn a_quick_commit_is_never_a_durable_one() {
+        let engine = Arc::new(Recording::default());
+        let store = MvccStore::new(engine.clone(), 16);
+        let mut quick = Vec::new();
+        for upto in 1..=200 {
+            assert!(!store.make_visible_is_quick(true));
+            quick.push(store.make_visible_is_quick(false));
+            store.make_visible(Seqno::new(upto), None).expect("commit");
+        }
+        let durable = engine.durable.lock().expect("lock").clone();
+        assert_eq!(durable.len(), 200);
+        for (i, (quick, durable)) in quick.iter().zip(&durable).enumerate() {
+            assert_eq!(*quick, !durable, "commit {i}");
+        }
+        assert_eq!(durable.iter().filter(|d| **d).count(), 3, "every 64th");
+    }
 }

@@ -235,13 +235,22 @@ impl Runtime {
         );
     }
 
-    /// The engine makes `upto` visible (it may fsync): off the async threads.
+    /// The engine makes `upto` visible: off the async threads when it may
+    /// fsync, on this task when the engine says it will not.
     fn start_making_visible(
         &self,
         upto: Seqno,
         checkpoint: Option<CertCheckpoint>,
     ) -> MakingVisible {
         let stored = checkpoint.as_ref().map(CertCheckpoint::seqno);
+        if self.applier.make_visible_is_quick(checkpoint.is_some()) {
+            let result = self.applier.make_visible(upto, checkpoint.as_ref());
+            return Box::pin(std::future::ready(VisibleDone {
+                upto,
+                stored,
+                result,
+            }));
+        }
         let applier = self.applier.clone();
         let request = move || applier.make_visible(upto, checkpoint.as_ref());
         Box::pin(async move {
