@@ -179,11 +179,18 @@ impl MvccStore {
     ) -> Result<(Vec<(Bytes, Bytes)>, bool), EngineError> {
         let (mut live, mut bytes) = (Vec::new(), 0);
         while live.len() < max_keys && bytes < max_bytes {
-            let Some((key, _)) = self.engine.scan(&cursor, end, 1)?.into_iter().next() else {
+            let Some((key, stored)) = self.engine.scan(&cursor, end, 1)?.into_iter().next() else {
                 return Ok((live, true));
             };
-            let (user_key, _) = layout::parse_version_key(&key)?;
-            if let Some(value) = self.read_at(&user_key, read_view)? {
+            let (user_key, newest) = layout::parse_version_key(&key)?;
+            // A key's first version is its newest: visible at the read view
+            // unless written after it (then a read finds the one that is).
+            let value = if newest <= read_view {
+                layout::decode_value(&stored)?
+            } else {
+                self.read_at(&user_key, read_view)?
+            };
+            if let Some(value) = value {
                 bytes += user_key.len() + value.len();
                 live.push((Bytes::from(user_key.clone()), value));
             }
@@ -594,6 +601,52 @@ mod tests {
                 .push(batch.is_durable());
             self.inner.write(batch)
         }
+    }
+
+    /// Live rows at a read view: a key's newest version when it is at or
+    /// below the view, else the newest one that is; tombstones and keys
+    /// born after the view are left out; chunks continue where they ended.
+    #[test]
+    fn exported_rows_are_those_visible_at_the_read_view() {
+        let engine = Arc::new(MemoryEngine::new());
+        let mut batch = WriteBatch::new();
+        let versions: [(&str, u64, Option<&str>); 6] = [
+            ("a", 5, Some("a5")),
+            ("a", 10, Some("a10")),
+            ("b", 3, Some("b3")),
+            ("b", 12, None),
+            ("c", 11, Some("c11")),
+            ("d", 2, None),
+        ];
+        for (key, seqno, value) in versions {
+            batch.put(
+                layout::version_key(key.as_bytes(), Seqno::new(seqno)),
+                layout::encode_value(value.map(str::as_bytes)),
+            );
+        }
+        engine.write(batch).expect("write");
+        let store = MvccStore::new(engine, 16);
+        let rows = |view: u64| -> Vec<(String, String)> {
+            let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+            let live = store.snapshot(Seqno::new(view)).expect("snapshot");
+            live.iter().map(|(k, v)| (text(k), text(v))).collect()
+        };
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(rows(4), [pair("b", "b3")]);
+        assert_eq!(rows(10), [pair("a", "a10"), pair("b", "b3")]);
+        assert_eq!(
+            rows(11),
+            [pair("a", "a10"), pair("b", "b3"), pair("c", "c11")]
+        );
+        assert_eq!(rows(12), [pair("a", "a10"), pair("c", "c11")]);
+        let first = store.export_chunk(Seqno::new(11), None, 2, usize::MAX);
+        let first = first.expect("chunk");
+        assert_eq!(first.entries.len(), 2);
+        assert_eq!(first.next.as_deref(), Some(&b"b"[..]));
+        let rest = store.export_chunk(Seqno::new(11), Some(b"b"), 2, usize::MAX);
+        let rest = rest.expect("chunk");
+        assert_eq!(rest.entries, [(Bytes::from("c"), Bytes::from("c11"))]);
+        assert_eq!(rest.next, None);
     }
 
     /// A commit the store calls quick never waits for the disk: every one

@@ -1,5 +1,7 @@
 //! The joiner's side of a full state transfer: [`fetch`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,20 +183,7 @@ async fn fetch_from(
     tracing::info!(%donor, %seqno, "receiving a state transfer");
     let mvcc = Arc::new(MvccStore::new(engine, 1));
     blocking(&mvcc, |m| m.begin_import()).await?;
-    let mut digest = Digest::default();
-    let mut after: Option<Bytes> = None;
-    loop {
-        let request = TransferRequest::Chunk { id, after };
-        let TransferResponse::Chunk { entries, next } = call(order, donor, &request).await? else {
-            return Err(unexpected("Chunk"));
-        };
-        digest.add(&entries);
-        blocking(&mvcc, move |m| m.import(seqno, &entries)).await?;
-        match next {
-            Some(key) => after = Some(key),
-            None => break,
-        }
-    }
+    let digest = fetch_rows(order, donor, id, seqno, &mvcc).await?;
     let TransferResponse::Ended { keys, crc32 } =
         call(order, donor, &TransferRequest::End { id }).await?
     else {
@@ -209,6 +198,54 @@ async fn fetch_from(
     blocking(&mvcc, move |m| m.finish_import(&checkpoint)).await?;
     tracing::info!(%donor, %seqno, keys, "state transfer complete");
     Ok(seqno)
+}
+
+/// A chunk being stored.
+type Storing<'a> = Pin<Box<dyn Future<Output = Result<(), TransferError>> + Send + 'a>>;
+
+/// Stores the rows of transfer `id` (at `seqno`) from `donor`, chunk by
+/// chunk, and returns their digest.
+async fn fetch_rows(
+    order: &dyn Cluster,
+    donor: NodeId,
+    id: u64,
+    seqno: Seqno,
+    mvcc: &Arc<MvccStore>,
+) -> Result<Digest, TransferError> {
+    let unexpected = |request| TransferError::Corrupt {
+        donor,
+        reason: Corruption::UnexpectedAnswer { request },
+    };
+    let mut digest = Digest::default();
+    let mut after: Option<Bytes> = None;
+    // The next chunk is asked for while the last one is stored: at most
+    // two chunks in hand, and the donor's reads overlap the engine's writes.
+    let mut storing: Option<Storing<'_>> = None;
+    loop {
+        let request = TransferRequest::Chunk { id, after };
+        let fetched = call(order, donor, &request);
+        let answer = match storing.take() {
+            Some(store) => {
+                let (answer, stored) = tokio::join!(fetched, store);
+                stored?;
+                answer?
+            }
+            None => fetched.await?,
+        };
+        let TransferResponse::Chunk { entries, next } = answer else {
+            return Err(unexpected("Chunk"));
+        };
+        digest.add(&entries);
+        storing = Some(Box::pin(blocking(mvcc, move |m| m.import(seqno, &entries))));
+        match next {
+            Some(key) => after = Some(key),
+            None => break,
+        }
+    }
+    if let Some(store) = storing {
+        store.await?;
+    }
+    Ok(digest)
 }
 
 /// The checkpoint of transfer `id`, `len` bytes with crc32 `crc32`, piece
