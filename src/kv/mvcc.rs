@@ -94,15 +94,26 @@ impl MvccStore {
         key: &[u8],
         read_view: Seqno,
     ) -> Result<Option<(Seqno, Option<Bytes>)>, EngineError> {
-        let start = layout::version_key(key, read_view);
-        let end = layout::key_prefix_end(key);
-        match self.engine.scan(&start, &end, 1)?.into_iter().next() {
+        match self.newest_at(key, read_view)? {
             None => Ok(None),
             Some((engine_key, stored)) => {
                 let (_, seqno) = layout::parse_version_key(&engine_key)?;
                 Ok(Some((seqno, layout::decode_value(&stored)?)))
             }
         }
+    }
+
+    /// The engine key and stored bytes of `key`'s newest version at or
+    /// below `read_view`: a one-entry read from there, which stops before
+    /// older versions (and an LSM engine's tombstones of removed ones).
+    fn newest_at(
+        &self,
+        key: &[u8],
+        read_view: Seqno,
+    ) -> Result<Option<(Bytes, Bytes)>, EngineError> {
+        let start = layout::version_key(key, read_view);
+        let end = layout::key_prefix_end(key);
+        Ok(self.engine.scan(&start, &end, 1)?.pop())
     }
 
     /// Every live key and its value as of `read_view`, in key order.
@@ -351,7 +362,6 @@ impl MvccStore {
             }
             return Ok(());
         }
-        let below = garbage.seqno.saturating_sub(1);
         match garbage.hidden {
             Hidden::Nothing => {}
             Hidden::At(seqno) => {
@@ -362,12 +372,9 @@ impl MvccStore {
                 );
                 deletes.insert(layout::version_key(key, seqno));
             }
-            // The newest version below the write: the first one from there,
-            // so the scan stops before the tombstones of older versions.
             Hidden::Unknown => {
-                let start = layout::version_key(key, below);
-                let end = layout::key_prefix_end(key);
-                if let Some((engine_key, _)) = self.engine.scan(&start, &end, 1)?.pop() {
+                let below = garbage.seqno.saturating_sub(1);
+                if let Some((engine_key, _)) = self.newest_at(key, below)? {
                     deletes.insert(engine_key);
                 }
             }

@@ -166,12 +166,17 @@ async fn corruption_before_the_newest_segment_refuses_to_open() {
 /// end, over its zeros, as the log's next append would.
 fn write_after_records(path: &std::path::Path, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
-    let end = records(path).last().map_or(0, |(at, len)| at + len);
+    let end = records_end(path);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
         .expect("open segment");
     file.write_all_at(bytes, end as u64).expect("write");
+}
+
+/// Where the records of the segment `path` end (its zeros begin).
+fn records_end(path: &std::path::Path) -> usize {
+    records(path).last().map_or(0, |(at, len)| at + len)
 }
 
 /// The newest segment's records, as (offset, length) pairs.
@@ -202,12 +207,9 @@ async fn a_preallocated_segment_ends_at_its_zeros_and_only_there() {
         append(&mut store, (0..5).map(|i| entry(i, "value")).collect()).await;
     }
     let segment = segment_files(dir.path()).pop().expect("a segment");
-    let end = records(&segment)
-        .last()
-        .map(|(at, len)| at + len)
-        .expect("records");
+    let end = records_end(&segment);
     assert_eq!(std::fs::metadata(&segment).expect("stat").len(), 4096);
-    assert!(end < 4096, "{end}");
+    assert!(end > 0 && end < 4096, "{end}");
     {
         let mut store =
             LogStore::open(dir.path(), SyncMode::Always, limits(4096, 1 << 20)).expect("reopen");
@@ -216,10 +218,7 @@ async fn a_preallocated_segment_ends_at_its_zeros_and_only_there() {
     }
     // A byte in the zeros: the newest segment's tail is torn there, so it
     // is cut after the records, and preallocated again by the next append.
-    let end = records(&segment)
-        .last()
-        .map(|(at, len)| at + len)
-        .expect("records");
+    let end = records_end(&segment);
     let mut bytes = std::fs::read(&segment).expect("read");
     *bytes.last_mut().expect("bytes") = 1;
     std::fs::write(&segment, &bytes).expect("write");
