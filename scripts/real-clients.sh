@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Real Redis clients against a real three-node certusd cluster (part of
 # `make test`): the newest redis-py with its default settings (RESP3) and
-# with RESP2, then redis-benchmark's ping_inline, ping_mbulk, set, get,
-# incr and mset tests with their defaults but the request count (50
-# clients, one hot key each), which must all finish without an error. The
+# with RESP2, then every test of redis-benchmark's default list but XADD
+# (streams are not served yet): strings, lists with LRANGE of 100 to 600
+# elements, sets, hashes and sorted sets, with their defaults but the
+# request count (50 clients, one hot key each), which must all finish
+# without an error. The
 # cluster requires a password, and each node also has a TLS client port:
 # redis-py and redis-cli use it, with and without a client certificate.
 # Installs Debian's redis-tools and redis-py (into a virtual environment)
@@ -53,11 +55,14 @@ answer=$(redis-cli --tls --cacert "$tls/ca.pem" --cert "$tls/node-100.pem" --key
 [[ $answer == PONG ]] || { echo "redis-cli over TLS answered: $answer" >&2; exit 1; }
 answer=$(redis-cli -p "$port" GET anything 2>&1)
 [[ $answer == *NOAUTH* ]] || { echo "redis-cli without a password got: $answer" >&2; exit 1; }
-out=$(timeout 900 redis-benchmark -p "$port" -a "$REQUIREPASS" -q -n "$requests" \
-    -t ping_inline,ping_mbulk,set,get,incr,mset 2>&1 | tr '\r' '\n')
+tests=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_300,lrange_500,lrange_600,mset
+out=$(timeout 1200 redis-benchmark -p "$port" -a "$REQUIREPASS" -q -n "$requests" \
+    -t "$tests" 2>&1 | tr '\r' '\n')
 results=$(grep "requests per second" <<<"$out" || true)
 echo "$results"
-if grep -qi "error" <<<"$out" || [ "$(wc -l <<<"$results")" -ne 6 ]; then
+# LRANGE_100 ... LRANGE_600 follow one "LPUSH (needed to benchmark LRANGE)".
+expected=$(( $(tr ',' '\n' <<<"$tests" | wc -l) + 1 ))
+if grep -qi "error" <<<"$out" || [ "$(wc -l <<<"$results")" -ne "$expected" ]; then
     echo "redis-benchmark did not finish every test cleanly:" >&2
     grep -v "rps=" <<<"$out" | tail -20 >&2
     exit 1

@@ -1,6 +1,6 @@
 //! What every [`Engine`] must do for the store to be correct, run against
 //! the in-memory engine, redb, fjall and, with the `rocksdb` feature, RocksDB:
-//! byte-ordered half-open scans with limits, atomic batches where a later
+//! byte-ordered half-open scans with limits (forward and from the end), atomic batches where a later
 //! change to a key wins, arbitrary binary keys and values, and (durable
 //! engines) data that survives reopening and a refused second opener.
 
@@ -58,6 +58,19 @@ fn scans_are_byte_ordered_half_open_and_limited(engine: &dyn Engine) {
     assert!(engine.scan(b"a", b"b", 0).unwrap().is_empty());
     assert!(engine.scan(b"b", b"a", 10).unwrap().is_empty());
     assert!(engine.scan(b"b", b"b", 10).unwrap().is_empty());
+    // Reverse scans: the same ranges from their end.
+    let all = engine.scan_rev(b"", b"\xff\xff\xff", usize::MAX).unwrap();
+    assert_eq!(
+        keys(&all),
+        vec![&b"\xff\xff"[..], b"b", b"a\xff", b"a\x00", b"a", b"\x00"]
+    );
+    let range = engine.scan_rev(b"a", b"b", 2).unwrap();
+    assert_eq!(keys(&range), vec![&b"a\xff"[..], b"a\x00"]);
+    assert_eq!(range[0].1, b(b"3"));
+    let upper_excluded = engine.scan_rev(b"a\x00", b"b", usize::MAX).unwrap();
+    assert_eq!(keys(&upper_excluded), vec![&b"a\xff"[..], b"a\x00"]);
+    assert!(engine.scan_rev(b"a", b"b", 0).unwrap().is_empty());
+    assert!(engine.scan_rev(b"b", b"a", 10).unwrap().is_empty());
 }
 
 fn batches_apply_in_order_and_deletes_remove(engine: &dyn Engine) {

@@ -35,7 +35,7 @@ use workload::Workload;
 /// One Jepsen-style run.
 #[derive(Debug, Parser)]
 struct Args {
-    /// append, register, bank or set.
+    /// append, register, mixed, bank, set or queue.
     #[arg(long, default_value = "append")]
     workload: String,
     /// Faults: none, all, or a list of kill, kill-majority, kill-all,
@@ -98,6 +98,7 @@ fn make_workload(args: &Args) -> Result<Arc<dyn Workload>, String> {
         "mixed" => Arc::new(workload::Mixed::new(serializable)),
         "bank" => Arc::new(workload::Bank),
         "set" => Arc::new(workload::SetFull::new()),
+        "queue" => Arc::new(workload::Queue::new()),
         other => return Err(format!("unknown workload {other:?}")),
     })
 }

@@ -102,6 +102,22 @@ pub trait Engine: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError>;
 
+    /// Up to `limit` entries with keys in `start..end`, in descending key
+    /// order: the last ones of the range first. The default reads the
+    /// range forward and keeps the last `limit`; an engine with a reverse
+    /// iterator answers from the end instead.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the engine cannot read.
+    fn scan_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        super::keyspace::last_of(start, limit, |from, n| self.scan(from, end, n))
+    }
+
     /// Applies every change in `batch`, all or none, in order (a later
     /// change to the same key wins). A durable batch is on stable storage,
     /// with everything written before it, when this returns.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::error::KvError;
 use super::gc::Hidden;
-use super::keyspace::{Keyspace, merged_scan};
+use super::keyspace::{Keyspace, merged_scan, merged_scan_rev};
 use super::mvcc::MvccStore;
 use crate::ids::{ClusterTime, Seqno};
 use crate::writeset::Operation;
@@ -157,6 +157,17 @@ impl Keyspace for Execution<'_> {
         let (mvcc, view) = (self.mvcc, self.read_view());
         let mut fetch = |from: &[u8], n: usize| Ok(mvcc.scan_live(view, from, end, n)?);
         merged_scan(&self.writes, &mut fetch, start, end, limit)
+    }
+
+    fn scan_rev(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
+        let (mvcc, view) = (self.mvcc, self.read_view());
+        let mut fetch = |upper: &[u8], n: usize| Ok(mvcc.scan_live_rev(view, start, upper, n)?);
+        merged_scan_rev(&self.writes, &mut fetch, start, end, limit)
     }
 
     fn time(&self) -> ClusterTime {

@@ -105,6 +105,15 @@ impl Engine for FaultyEngine {
         self.inner.scan(start, end, limit)
     }
 
+    fn scan_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        self.inner.scan_rev(start, end, limit)
+    }
+
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {
         match self.switch.get().error() {
             Some(err) => Err(EngineError::Io(Cause::new(err))),

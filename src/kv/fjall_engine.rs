@@ -94,6 +94,36 @@ impl FjallEngine {
     }
 }
 
+impl FjallEngine {
+    /// Up to `limit` entries of `start..end`, from the end with `rev`.
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        if limit == 0 || start >= end {
+            return Ok(Vec::new());
+        }
+        let range = self.data.range(start..end);
+        let guards: Box<dyn Iterator<Item = _>> = if rev {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let mut out = Vec::new();
+        for guard in guards {
+            let (key, value) = guard.into_inner().map_err(io)?;
+            out.push((Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value)));
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Engine for FjallEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         let value = self.data.get(key).map_err(io)?;
@@ -106,18 +136,16 @@ impl Engine for FjallEngine {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
-        if limit == 0 || start >= end {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for guard in self.data.range(start..end) {
-            let (key, value) = guard.into_inner().map_err(io)?;
-            out.push((Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value)));
-            if out.len() == limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.range(start, end, limit, false)
+    }
+
+    fn scan_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        self.range(start, end, limit, true)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {

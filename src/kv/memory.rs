@@ -46,6 +46,26 @@ impl MemoryEngine {
     }
 }
 
+impl MemoryEngine {
+    /// Up to `limit` entries of `start..end`, from the end with `rev`.
+    fn range(&self, start: &[u8], end: &[u8], limit: usize, rev: bool) -> Vec<(Bytes, Bytes)> {
+        if start >= end {
+            return Vec::new();
+        }
+        let map = self.read();
+        let range = map.range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)));
+        let entries: Box<dyn Iterator<Item = (&Bytes, &Bytes)>> = if rev {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        entries
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
 impl Engine for MemoryEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         Ok(self.read().get(key).cloned())
@@ -57,15 +77,16 @@ impl Engine for MemoryEngine {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let map = self.read();
-        let range = map.range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)));
-        Ok(range
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
+        Ok(self.range(start, end, limit, false))
+    }
+
+    fn scan_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        Ok(self.range(start, end, limit, true))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {

@@ -177,6 +177,38 @@ impl MvccStore {
         self.live_from(read_view, cursor, &end, limit, usize::MAX)
     }
 
+    /// The last `limit` live keys as of `read_view` in `start..end` (user
+    /// keys), in descending order, with whether the range holds no more
+    /// below them.
+    ///
+    /// # Errors
+    /// [`EngineError`] from the engine or for damaged versions.
+    pub fn scan_live_rev(
+        &self,
+        read_view: Seqno,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<(Vec<(Bytes, Bytes)>, bool), EngineError> {
+        let lower = layout::key_prefix(start).freeze();
+        let mut upper = layout::key_prefix(end).freeze();
+        let mut live = Vec::new();
+        while live.len() < limit {
+            // The range's last engine key is its last user key's oldest
+            // version; the read finds the one visible at the view.
+            let Some((key, _)) = self.engine.scan_rev(&lower, &upper, 1)?.into_iter().next() else {
+                return Ok((live, true));
+            };
+            let (user_key, _) = layout::parse_version_key(&key)?;
+            if let Some(value) = self.read_at(&user_key, read_view)? {
+                live.push((Bytes::from(user_key.clone()), value));
+            }
+            upper = layout::key_prefix(&user_key).freeze();
+        }
+        let exhausted = self.engine.scan_rev(&lower, &upper, 1)?.is_empty();
+        Ok((live, exhausted))
+    }
+
     /// Live keys from the engine key `cursor` to `end`: at most `max_keys`,
     /// and no more once `max_bytes` of keys and values are collected; and
     /// whether the range was read to its end.
@@ -654,6 +686,28 @@ mod tests {
         let rest = rest.expect("chunk");
         assert_eq!(rest.entries, [(Bytes::from("c"), Bytes::from("c11"))]);
         assert_eq!(rest.next, None);
+        // The same rows from the end, a chunk at a time.
+        let rev = |view: u64, end: &str, limit: usize| {
+            let (rows, exhausted) = store
+                .scan_live_rev(Seqno::new(view), b"", end.as_bytes(), limit)
+                .expect("reverse scan");
+            let keys: Vec<String> = rows
+                .iter()
+                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            (keys, exhausted)
+        };
+        assert_eq!(
+            rev(11, "z", 10),
+            (vec!["c".into(), "b".into(), "a".into()], true)
+        );
+        assert_eq!(rev(11, "z", 2), (vec!["c".into(), "b".into()], false));
+        assert_eq!(
+            rev(12, "c", 5),
+            (vec!["a".into()], true),
+            "b's tombstone hides it"
+        );
+        assert_eq!(rev(4, "z", 5), (vec!["b".into()], true));
     }
 
     /// A commit the store calls quick never waits for the disk: every one

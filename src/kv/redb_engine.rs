@@ -105,6 +105,38 @@ impl RedbEngine {
     }
 }
 
+impl RedbEngine {
+    /// Up to `limit` entries of `start..end`, from the end with `rev`.
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(DATA).map_err(io)?;
+        let range = table.range(start..end).map_err(io)?;
+        let entries: Box<dyn Iterator<Item = _>> = if rev {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let mut out = Vec::new();
+        for entry in entries.take(limit) {
+            let (key, value) = entry.map_err(io)?;
+            out.push((
+                Bytes::copy_from_slice(key.value()),
+                Bytes::copy_from_slice(value.value()),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 impl Engine for RedbEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         let txn = self.db.begin_read().map_err(io)?;
@@ -119,20 +151,16 @@ impl Engine for RedbEngine {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let txn = self.db.begin_read().map_err(io)?;
-        let table = txn.open_table(DATA).map_err(io)?;
-        let mut out = Vec::new();
-        for entry in table.range(start..end).map_err(io)?.take(limit) {
-            let (key, value) = entry.map_err(io)?;
-            out.push((
-                Bytes::copy_from_slice(key.value()),
-                Bytes::copy_from_slice(value.value()),
-            ));
-        }
-        Ok(out)
+        self.range(start, end, limit, false)
+    }
+
+    fn scan_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        self.range(start, end, limit, true)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {

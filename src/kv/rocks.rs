@@ -51,6 +51,38 @@ impl RocksEngine {
     }
 }
 
+impl RocksEngine {
+    /// Up to `limit` entries of `start..end`, from the end with `rev`.
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        rev: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        if limit == 0 || start >= end {
+            return Ok(Vec::new());
+        }
+        let mut options = ReadOptions::default();
+        options.set_iterate_lower_bound(start.to_vec());
+        options.set_iterate_upper_bound(end.to_vec());
+        let mode = if rev {
+            IteratorMode::End
+        } else {
+            IteratorMode::From(start, Direction::Forward)
+        };
+        let mut entries = Vec::new();
+        for item in self.db.iterator_opt(mode, options) {
+            let (key, value) = item.map_err(|e| io(&e))?;
+            entries.push((Bytes::from(key.into_vec()), Bytes::from(value.into_vec())));
+            if entries.len() == limit {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+}
+
 impl Engine for RocksEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>, EngineError> {
         let value = self.db.get_pinned(key).map_err(|e| io(&e))?;
@@ -63,21 +95,16 @@ impl Engine for RocksEngine {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
-        if limit == 0 || start >= end {
-            return Ok(Vec::new());
-        }
-        let mut options = ReadOptions::default();
-        options.set_iterate_upper_bound(end.to_vec());
-        let mode = IteratorMode::From(start, Direction::Forward);
-        let mut entries = Vec::new();
-        for item in self.db.iterator_opt(mode, options) {
-            let (key, value) = item.map_err(|e| io(&e))?;
-            entries.push((Bytes::from(key.into_vec()), Bytes::from(value.into_vec())));
-            if entries.len() == limit {
-                break;
-            }
-        }
-        Ok(entries)
+        self.range(start, end, limit, false)
+    }
+
+    fn scan_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, EngineError> {
+        self.range(start, end, limit, true)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), EngineError> {

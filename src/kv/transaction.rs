@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::KvError;
-use super::keyspace::{Keyspace, merged_scan};
+use super::keyspace::{Keyspace, merged_scan, merged_scan_rev};
 use super::mvcc::MvccStore;
 use crate::ids::{ClusterTime, Seqno};
 use crate::node::{CommitOutcome, Transaction};
@@ -102,6 +102,22 @@ impl KvTransaction {
         merged_scan(self.txn.pending_writes(), &mut fetch, start, end, limit)
     }
 
+    /// The last `limit` live keys in `start..end`, descending, with this
+    /// transaction's own writes; see [`Keyspace::scan_rev`].
+    ///
+    /// # Errors
+    /// [`KvError`] from the engine.
+    pub fn scan_rev(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
+        let (mvcc, view) = (&self.mvcc, self.txn.read_view());
+        let mut fetch = |upper: &[u8], n: usize| Ok(mvcc.scan_live_rev(view, start, upper, n)?);
+        merged_scan_rev(self.txn.pending_writes(), &mut fetch, start, end, limit)
+    }
+
     /// Certifies and replicates the transaction; see [`Transaction::commit`].
     ///
     /// # Errors
@@ -131,6 +147,15 @@ impl Keyspace for KvTransaction {
         limit: usize,
     ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
         KvTransaction::scan(self, start, end, limit)
+    }
+
+    fn scan_rev(
+        &mut self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, KvError> {
+        KvTransaction::scan_rev(self, start, end, limit)
     }
 
     fn time(&self) -> ClusterTime {

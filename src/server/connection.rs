@@ -115,18 +115,48 @@ async fn serve(
 ) -> std::io::Result<()> {
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = BytesMut::with_capacity(16 << 10);
+    let (hangup, hangup_seen) = watch::channel(false);
+    session.set_hangup(hangup_seen);
+    // Bytes that arrived while the last commands were answered.
+    let mut arrived = false;
     loop {
-        let read = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-            read = stream.read_buf(&mut input) => read?,
+        if !arrived {
+            let read = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                read = stream.read_buf(&mut input) => read?,
+            };
+            if read == 0 {
+                return Ok(());
+            }
+        }
+        // While the session answers (a blocking pop may wait long), the
+        // connection keeps reading: what arrives waits its turn, and a
+        // hang-up ends a blocked wait.
+        let mut later = BytesMut::new();
+        let after = {
+            let answer = answer_all(&mut input, &mut output, &mut session, settings);
+            tokio::pin!(answer);
+            loop {
+                let room = !*hangup.borrow() && later.len() < settings.max_request_bytes;
+                tokio::select! {
+                    after = &mut answer => break after,
+                    read = stream.read_buf(&mut later), if room => {
+                        if !matches!(read, Ok(n) if n > 0) {
+                            hangup.send_replace(true);
+                        }
+                    }
+                }
+            }
         };
-        if read == 0 {
+        arrived = !later.is_empty();
+        input.extend_from_slice(&later);
+        let written = stream.write_all(&output).await;
+        output.clear();
+        if *hangup.borrow() {
             return Ok(());
         }
-        let after = answer_all(&mut input, &mut output, &mut session, settings).await;
-        stream.write_all(&output).await?;
-        output.clear();
+        written?;
         match after {
             After::Continue => {}
             After::Close => return Ok(()),

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::acl::{Acl, AclError};
+use super::blocking::Waiters;
 use super::clients::Clients;
 use super::config::{DaemonConfig, DaemonConfigError, EngineKind};
 use super::connection::{self, RespSettings};
@@ -241,6 +242,7 @@ struct Services<'a> {
     open_engine: EngineOpener,
     executor: Arc<dyn Executor>,
     expired_keys: Arc<AtomicU64>,
+    waiters: Arc<Waiters>,
     acl: Arc<Acl>,
     stop: watch::Receiver<bool>,
 }
@@ -269,6 +271,7 @@ impl Services<'_> {
             cluster.clone(),
             facts,
             expired_keys.clone(),
+            self.waiters,
             self.acl,
         );
         let metrics = Arc::new(Metrics::new(
@@ -395,8 +398,10 @@ impl Daemon {
         // A store whose gap left every log starts empty: the supervisor
         // fills it by state transfer while the ports answer LOADING.
         let expired_keys = Arc::new(AtomicU64::new(0));
+        let waiters = Arc::new(Waiters::default());
         let executor: Arc<dyn Executor> = Arc::new(RedisExecutor {
             expired_keys: expired_keys.clone(),
+            waiters: waiters.clone(),
         });
         let store = match open_store(&config.store_config(), &engine, &cluster, &executor).await {
             Ok(store) => store,
@@ -420,6 +425,7 @@ impl Daemon {
             open_engine,
             executor,
             expired_keys,
+            waiters,
             acl: Arc::new(acl),
             stop,
         };
@@ -527,6 +533,7 @@ fn resp_settings(
     order: Arc<dyn Cluster>,
     facts: ServerFacts,
     expired_keys: Arc<AtomicU64>,
+    waiters: Arc<Waiters>,
     acl: Arc<Acl>,
 ) -> RespSettings {
     let limits = Limits::default();
@@ -548,6 +555,7 @@ fn resp_settings(
             clients: Clients::new(),
             facts,
             expired_keys,
+            waiters,
             started: std::time::Instant::now(),
             acl,
             max_output_bytes: config.client_output_limit_bytes,

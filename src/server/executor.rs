@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::blocking::Waiters;
 use super::commands::{self, Class, arity_error, lower};
 use super::db::{self, Db};
 use super::resp::{Protocol, Reply};
@@ -163,10 +164,12 @@ pub(crate) enum Submitted {
 }
 
 /// Runs Redis batches at their position. Counts the keys it reaped (every
-/// node reaps the same keys), for `INFO`'s `expired_keys`.
+/// node reaps the same keys), for `INFO`'s `expired_keys`, and wakes this
+/// node's clients blocked on a key a command filled.
 #[derive(Debug, Default)]
 pub(crate) struct RedisExecutor {
     pub(crate) expired_keys: Arc<AtomicU64>,
+    pub(crate) waiters: Arc<Waiters>,
 }
 
 impl Executor for RedisExecutor {
@@ -193,7 +196,11 @@ impl RedisExecutor {
         let run_all = |db: &mut Db<'_>, commands: &[Vec<Bytes>]| {
             commands
                 .iter()
-                .map(|argv| Ok(run_command(db, argv)?.to_bytes(protocol)))
+                .map(|argv| {
+                    let reply = run_command(db, argv)?;
+                    self.wake(argv, &reply);
+                    Ok(reply.to_bytes(protocol))
+                })
                 .collect::<Result<Vec<Bytes>, KvError>>()
         };
         Ok(match &batch.kind {
@@ -220,6 +227,34 @@ impl RedisExecutor {
                 Output::Replies(vec![Reply::Integer(reaped as i64).to_bytes(protocol)])
             }
         })
+    }
+}
+
+impl RedisExecutor {
+    /// Wakes the clients blocked on the keys `argv` gave elements to, as
+    /// its `reply` shows. Only a command that added something wakes: a
+    /// blocked client's own empty attempt must not wake the others.
+    fn wake(&self, argv: &[Bytes], reply: &Reply) {
+        if self.waiters.blocked() == 0 || reply.is_error() {
+            return;
+        }
+        let filled: &[usize] = match lower(&argv[0]).as_str() {
+            "lpush" | "rpush" | "lpushx" | "rpushx" | "linsert" if matches!(reply, Reply::Integer(n) if *n > 0) => {
+                &[1]
+            }
+            "lmove" | "rpoplpush" | "blmove" | "brpoplpush"
+                if matches!(reply, Reply::Bulk(Some(_))) =>
+            {
+                &[2]
+            }
+            "zadd" | "zincrby" if !matches!(reply, Reply::Integer(0) | Reply::Null) => &[1],
+            "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => &[1],
+            "rename" | "renamenx" | "copy" => &[2],
+            _ => &[],
+        };
+        for key in filled.iter().filter_map(|at| argv.get(*at)) {
+            self.waiters.wake(key);
+        }
     }
 }
 

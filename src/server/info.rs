@@ -138,7 +138,7 @@ fn clients(settings: &SessionSettings) -> Vec<(&'static str, String)> {
         ("maxclients", settings.facts.max_clients.to_string()),
         ("client_recent_max_input_buffer", "0".into()),
         ("client_recent_max_output_buffer", "0".into()),
-        ("blocked_clients", "0".into()),
+        ("blocked_clients", settings.waiters.blocked().to_string()),
         ("tracking_clients", "0".into()),
         ("clients_in_timeout_table", "0".into()),
     ]

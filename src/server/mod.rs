@@ -12,6 +12,7 @@
 
 mod acl;
 pub mod backup;
+mod blocking;
 mod clients;
 mod commands;
 mod config;

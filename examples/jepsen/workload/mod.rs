@@ -3,6 +3,7 @@
 mod bank;
 mod keys;
 mod mixed;
+mod queue;
 mod set;
 mod txn;
 
@@ -13,6 +14,7 @@ use crate::client::{Outcome, Recorder};
 
 pub(crate) use bank::Bank;
 pub(crate) use mixed::Mixed;
+pub(crate) use queue::Queue;
 pub(crate) use set::SetFull;
 pub(crate) use txn::{Family, Transactions};
 
@@ -215,6 +217,21 @@ pub(crate) fn record_read(
             outcome
         }
     }
+}
+
+/// Records a final read (its invocation already recorded): ok with what it
+/// saw, which is returned; an error ends the run.
+///
+/// # Errors
+/// The read's error, as text.
+pub(crate) fn record_final(
+    recorder: &Recorder,
+    process: u64,
+    read: redis::RedisResult<Value>,
+) -> Result<Value, String> {
+    let value = read.map_err(|e| format!("final read: {e}"))?;
+    recorder.complete(process, Outcome::Ok, "read", value.clone());
+    Ok(value)
 }
 
 /// Anomalies the isolation level permits: snapshot isolation allows write

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use redis::Connection;
 use serde_json::{Value, json};
 
-use super::{Verdict, Workload, outcome_counts, record_read};
+use super::{Verdict, Workload, outcome_counts, record_final, record_read};
 use crate::client::{Outcome, Recorder};
 
 const SHARDS: i64 = 8;
@@ -83,9 +83,7 @@ impl Workload for SetFull {
         recorder: &Recorder,
     ) -> Result<Value, String> {
         recorder.invoke(process, "read", Value::Null);
-        let set = self.read(con).map_err(|e| format!("final read: {e}"))?;
-        recorder.complete(process, Outcome::Ok, "read", json!(set));
-        Ok(json!(set))
+        record_final(recorder, process, self.read(con).map(|set| json!(set)))
     }
 
     fn check(&self, events: &[Value], finals: &[Value]) -> Verdict {

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::cursor::{self, ScanArgs};
 use super::{Handler, lower, not_integer, parse_i64, reply_on_err, syntax_error};
 use crate::kv::KvError;
 use crate::server::db::{self, Db, Kind};
@@ -63,6 +64,9 @@ fn rename(db: &mut Db<'_>, argv: &[Bytes], nx: bool) -> Result<Reply, KvError> {
         return Ok(Reply::Integer(0));
     }
     db.remove(to)?;
+    if record.kind.is_collection() {
+        db.copy_members(from, to)?;
+    }
     db.remove(from)?;
     db.store(to, &record)?;
     Ok(done)
@@ -95,11 +99,13 @@ fn copy(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
     let Some(record) = db.lookup(from)? else {
         return Ok(Reply::Integer(0));
     };
-    if db.lookup(to)?.is_some() {
-        if !replace {
-            return Ok(Reply::Integer(0));
-        }
-        db.remove(to)?;
+    if !replace && db.lookup(to)?.is_some() {
+        return Ok(Reply::Integer(0));
+    }
+    // An expired `to` leaves nothing behind either.
+    db.remove(to)?;
+    if record.kind.is_collection() {
+        db.copy_members(from, to)?;
     }
     db.store(to, &record)?;
     Ok(Reply::Integer(1))
@@ -151,59 +157,26 @@ fn keys(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
     Ok(Reply::Array(Some(matching)))
 }
 
-/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`. The cursor is
-/// one more than the next key hash to visit (0 starts and ends), so every
-/// key present for the whole scan is returned, whichever node answers
-/// each call.
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]` (see
+/// [`cursor`]).
 fn scan(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
-    let cursor = std::str::from_utf8(&argv[1])
-        .ok()
-        .filter(|text| !text.starts_with(|c: char| c.is_ascii_whitespace() || c == '+'))
-        .and_then(|text| text.parse::<u64>().ok());
-    let Some(cursor) = cursor else {
-        return Ok(Reply::err("invalid cursor"));
-    };
-    let mut count = 10usize;
-    let (mut pattern, mut kind) = (None, None);
-    let mut i = 2;
-    while i < argv.len() {
-        let (option, value) = (lower(&argv[i]), argv.get(i + 1));
-        match (option.as_str(), value) {
-            ("count", Some(value)) => {
-                let n = reply_on_err!(parse_i64(value));
-                if n < 1 {
-                    return Ok(syntax_error());
-                }
-                count = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            ("match", Some(value)) => pattern = Some(value.clone()),
-            ("type", Some(value)) => kind = Some(Kind::from_name(value)),
-            _ => return Ok(syntax_error()),
-        }
-        i += 2;
-    }
-    let from = cursor.saturating_sub(1);
-    let (found, next) = db.scan_from(from, count.min(1 << 16))?;
+    let from = reply_on_err!(cursor::parse_cursor(&argv[1]));
+    let args = reply_on_err!(ScanArgs::parse(from, argv, 2, true));
+    let (found, next) = db.scan_from(args.from, args.count)?;
     let keys = found
         .into_iter()
-        .filter(|(key, record)| {
-            pattern.as_ref().is_none_or(|p| glob::matches(p, key))
-                && kind.is_none_or(|k| k == Some(record.kind))
-        })
-        .map(|(key, _)| Reply::Bulk(Some(key)));
-    let next = next.map_or(0, |hash| hash + 1);
-    Ok(Reply::Array(Some(vec![
-        Reply::Bulk(Some(Bytes::from(next.to_string()))),
-        Reply::Array(Some(keys.collect())),
-    ])))
+        .filter(|(key, record)| args.matches(key) && args.matches_kind(record.kind))
+        .map(|(key, _)| Reply::Bulk(Some(key)))
+        .collect();
+    Ok(cursor::reply(next, keys))
 }
 
 fn dbsize(db: &mut Db<'_>, _argv: &[Bytes]) -> Result<Reply, KvError> {
     Ok(Reply::len(live_keys(db)?.len()))
 }
 
-/// `FLUSHALL` and `FLUSHDB` (one database): every record and expiry
-/// entry, expired or not, goes. `ASYNC` and `SYNC` make no difference.
+/// `FLUSHALL` and `FLUSHDB` (one database): every record, member and
+/// expiry entry, expired or not, goes. `ASYNC` and `SYNC` make no difference.
 fn flush(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
     match argv.get(1).map(|a| lower(a)) {
         None => {}
@@ -211,7 +184,11 @@ fn flush(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
         Some(_) => return Ok(syntax_error()),
     }
     let keys = db.keys();
-    for (start, end) in [db::all_records(), db::all_expiries()] {
+    for (start, end) in [
+        db::all_records(),
+        db::all_expiries(),
+        db::members::all_members(),
+    ] {
         loop {
             let chunk = keys.scan(&start, &end, 4096)?;
             if chunk.is_empty() {

@@ -7,10 +7,15 @@
 //! clock only through [`Db::now`] (the cluster time), so its effect is the
 //! same on every node.
 
+mod cursor;
 mod expire;
+mod hashes;
 mod keyspace;
+pub(crate) mod lists;
+mod sets;
 mod strings;
 mod table;
+mod zsets;
 
 use bytes::Bytes;
 
@@ -30,12 +35,70 @@ pub(crate) struct Spec {
     pub(crate) arity: i32,
     pub(crate) flags: &'static [&'static str],
     pub(crate) categories: &'static [&'static str],
-    /// First key, last key (negative: from the end), step.
+    /// First key, last key (negative: from the end), step: the legacy
+    /// range `COMMAND INFO` reports.
     pub(crate) keys: (i32, i32, i32),
+    /// Where its keys are, as Redis's key specs say.
+    pub(crate) key_specs: &'static [KeySpec],
     pub(crate) group: &'static str,
     pub(crate) since: &'static str,
     pub(crate) summary: &'static str,
     pub(crate) complexity: &'static str,
+}
+
+/// One of a command's key specs (Redis's `begin_search` by index and
+/// `find_keys`).
+#[derive(Debug)]
+pub(crate) struct KeySpec {
+    /// The argument where the search begins.
+    pub(crate) begin: i32,
+    pub(crate) find: Find,
+}
+
+/// How a key spec finds its keys from where it begins.
+#[derive(Debug)]
+pub(crate) enum Find {
+    /// Keys up to `last` (relative to the beginning; negative: from the
+    /// end), every `step`; with `last` -1 and a `limit`, only the first
+    /// 1/`limit` of the rest.
+    Range { last: i32, step: i32, limit: i32 },
+    /// The argument at `index` (relative) counts the keys, which start at
+    /// `first` after it, every `step`.
+    Keynum { index: i32, first: i32, step: i32 },
+}
+
+impl KeySpec {
+    /// The argument positions of its keys in `argv` (past the end ones are
+    /// dropped; a malformed count finds none).
+    fn positions(&self, argv: &[Bytes]) -> Vec<usize> {
+        let argc = i64::try_from(argv.len()).unwrap_or(i64::MAX);
+        let begin = i64::from(self.begin);
+        let (start, end, step) = match self.find {
+            Find::Range { last, step, limit } => {
+                let end = match i64::from(last) {
+                    -1 if limit > 1 => begin + (argc - begin) / i64::from(limit) - 1,
+                    last if last < 0 => argc + last,
+                    last => begin + last,
+                };
+                (begin, end, i64::from(step))
+            }
+            Find::Keynum { index, first, step } => {
+                let count = argv
+                    .get(usize::try_from(begin + i64::from(index)).unwrap_or(usize::MAX))
+                    .and_then(|n| parse_i64(n).ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(0);
+                let start = begin + i64::from(index) + i64::from(first);
+                let step = i64::from(step).max(1);
+                (start, start + (count - 1) * step, step)
+            }
+        };
+        let step = usize::try_from(step.max(1)).unwrap_or(1);
+        (start.max(1)..=end.min(argc - 1))
+            .step_by(step)
+            .filter_map(|at| usize::try_from(at).ok())
+            .collect()
+    }
 }
 
 /// How the server runs a command.
@@ -70,20 +133,18 @@ impl Spec {
         self.flags.contains(&flag)
     }
 
-    /// The command's keys in `argv`, by its key positions.
+    /// The command's keys in `argv`, by its key specs, in spec order.
     pub(crate) fn keys<'a>(&self, argv: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + 'a {
-        let (first, last, step) = self.keys;
-        let len = i64::try_from(argv.len()).unwrap_or(i64::MAX);
-        let last = if last < 0 {
-            len + i64::from(last)
-        } else {
-            i64::from(last).min(len - 1)
-        };
-        let (first, step) = (i64::from(first), i64::from(step).max(1));
-        let positions = (first > 0).then_some(first..=last).into_iter().flatten();
-        positions
-            .step_by(usize::try_from(step).unwrap_or(1))
-            .filter_map(|at| usize::try_from(at).ok().and_then(|at| argv.get(at)))
+        self.key_specs
+            .iter()
+            .flat_map(|spec| spec.positions(argv))
+            .filter_map(|at| argv.get(at))
+    }
+
+    /// Whether it names keys at all.
+    #[cfg(test)]
+    pub(crate) fn has_keys(&self) -> bool {
+        !self.key_specs.is_empty()
     }
 
     /// How the server runs it.
@@ -108,23 +169,29 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Spec> {
 
 /// Whether `name` is a data command (runs against [`Db`]).
 fn is_data(name: &str) -> bool {
-    strings::handler(name).is_some()
-        || keyspace::handler(name).is_some()
-        || expire::handler(name).is_some()
+    handler(name).is_some()
 }
 
 /// A data command: `argv` with the name first.
 pub(crate) type Handler = fn(&mut Db<'_>, &[Bytes]) -> Result<Reply, KvError>;
+
+/// The data command `name`, by the module of its type.
+fn handler(name: &str) -> Option<Handler> {
+    strings::handler(name)
+        .or_else(|| keyspace::handler(name))
+        .or_else(|| expire::handler(name))
+        .or_else(|| hashes::handler(name))
+        .or_else(|| sets::handler(name))
+        .or_else(|| lists::handler(name))
+        .or_else(|| zsets::handler(name))
+}
 
 /// Runs the data command `argv` (arity already checked) against `db`.
 ///
 /// # Errors
 /// [`KvError`] when the store fails; a command's own failure is its reply.
 pub(crate) fn run(db: &mut Db<'_>, name: &str, argv: &[Bytes]) -> Result<Reply, KvError> {
-    let handler = strings::handler(name)
-        .or_else(|| keyspace::handler(name))
-        .or_else(|| expire::handler(name));
-    match handler {
+    match handler(name) {
         Some(handler) => handler(db, argv),
         None => Ok(Reply::err(format_args!("unknown command '{name}'"))),
     }
@@ -200,6 +267,20 @@ pub(crate) fn parse_f64(bytes: &[u8]) -> Result<f64, Reply> {
 pub(crate) fn format_float(value: f64) -> String {
     let text = format!("{value}");
     if text == "-0" { "0".into() } else { text }
+}
+
+/// The positions `start..=stop` select in a list or sorted set of `len`
+/// by Redis's range rules (negative counts from the end, the ends are
+/// clamped): the first position and how many, or `None` when empty.
+pub(crate) fn span(len: u64, start: i64, stop: i64) -> Option<(u64, u64)> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let from_end = |at: i64| if at < 0 { len.saturating_add(at) } else { at };
+    let (start, stop) = (from_end(start).max(0), from_end(stop));
+    if start > stop || start >= len {
+        return None;
+    }
+    let stop = stop.min(len - 1);
+    Some((start.unsigned_abs(), (stop - start + 1).unsigned_abs()))
 }
 
 /// Lower-case `bytes` as a `String` (command names, options).

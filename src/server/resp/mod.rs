@@ -15,6 +15,7 @@ use thiserror::Error;
 
 mod reply;
 
+pub(crate) use reply::format_double;
 pub use reply::{Protocol, Reply};
 
 /// Upper bounds on what one request may hold.

@@ -46,6 +46,10 @@ pub enum Reply {
     Array(Option<Vec<Reply>>),
     /// RESP3 `%n` of key and value pairs; RESP2 sends a flat array.
     Map(Vec<(Reply, Reply)>),
+    /// Pairs (a field and its value, a member and its score): RESP3 sends
+    /// an array of two-element arrays, RESP2 one flat array, as Redis's
+    /// `HRANDFIELD ... WITHVALUES` and `ZRANGE ... WITHSCORES` do.
+    Pairs(Vec<(Reply, Reply)>),
     /// RESP3 `~n`; RESP2 sends an array.
     Set(Vec<Reply>),
     /// RESP3 `,1.5`; RESP2 sends the number as a bulk string.
@@ -146,7 +150,17 @@ impl Reply {
                 let tag = if resp3 { b'>' } else { b'*' };
                 return aggregate(out, tag, items, protocol);
             }
-            Reply::Map(pairs) => {
+            Reply::Pairs(pairs) if resp3 => {
+                out.put_u8(b'*');
+                put_len(out, pairs.len());
+                for (first, second) in pairs {
+                    out.put_slice(b"*2\r\n");
+                    first.encode_as(out, protocol);
+                    second.encode_as(out, protocol);
+                }
+                return;
+            }
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
                 let (tag, len) = if resp3 {
                     (b'%', pairs.len())
                 } else {
@@ -202,14 +216,59 @@ fn put_len(out: &mut BytesMut, len: usize) {
     out.put_slice(b"\r\n");
 }
 
-/// A double as Redis writes it: the shortest text that reads back the
-/// same, `inf`, `-inf` or `nan`.
+/// A double as Redis 7.2's `d2string` writes it: `nan`, `inf`, `-inf`,
+/// `0`, `-0`, an integral value within ±2^62 as an integer, and otherwise
+/// the shortest digits that read back the same (Grisu, as Redis's fpconv),
+/// plain or in scientific notation by fpconv's rules.
 pub(crate) fn format_double(d: f64) -> String {
     if d.is_nan() {
-        "nan".into()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        format!("{d}")
+        return "nan".into();
     }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    const HALF: f64 = (i64::MAX / 2) as f64;
+    if (-HALF..=HALF).contains(&d) && d.fract() == 0.0 {
+        return format!("{}", d as i64);
+    }
+    // Rust's `{:e}` gives the same shortest digits: "d.ddde-7".
+    let scientific = format!("{:e}", d.abs());
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let sign = if d < 0.0 { "-" } else { "" };
+    format!("{sign}{}", emit_digits(&digits, exponent, d < 0.0))
+}
+
+/// fpconv's `emit_digits`: `digits` (no dot) with the first digit at
+/// `exponent`.
+fn emit_digits(digits: &str, exponent: i32, negative: bool) -> String {
+    let ndigits = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    // The power of ten of the last digit.
+    let k = exponent - (ndigits - 1);
+    let exp = exponent.abs();
+    if k >= 0 && exp < ndigits + 7 {
+        return format!("{digits}{}", "0".repeat(k.unsigned_abs() as usize));
+    }
+    if k < 0 && (k > -7 || exp < 4) {
+        let offset = ndigits + k;
+        return if offset <= 0 {
+            format!("0.{}{digits}", "0".repeat(offset.unsigned_abs() as usize))
+        } else {
+            let (whole, fraction) = digits.split_at(offset.unsigned_abs() as usize);
+            format!("{whole}.{fraction}")
+        };
+    }
+    let keep = digits.len().min(18 - usize::from(negative));
+    let digits = &digits[..keep];
+    let mut out = digits[..1].to_string();
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(&digits[1..]);
+    }
+    let sign = if exponent < 0 { '-' } else { '+' };
+    format!("{out}e{sign}{exp}")
 }

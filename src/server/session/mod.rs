@@ -16,6 +16,7 @@
 //!   `WATCH` holds nothing open, so it never holds back garbage collection.
 
 mod auth;
+mod blocking;
 mod control;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub(crate) struct SessionSettings {
     pub(crate) facts: ServerFacts,
     /// Keys the reaper removed on this node.
     pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
+    /// This node's clients blocked on keys, woken by its executor.
+    pub(crate) waiters: Arc<crate::server::blocking::Waiters>,
     /// When the server started.
     pub(crate) started: std::time::Instant,
     /// The users, and what each may run.
@@ -135,6 +138,9 @@ pub(crate) struct Session {
     user: Option<Arc<User>>,
     /// A reply passed the client output limit: the client is closed.
     over_output_limit: bool,
+    /// Says true once the client's connection closed (a blocked client
+    /// stops waiting).
+    hangup: watch::Receiver<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,9 +175,16 @@ impl Session {
             muted: Mute::No,
             user: None,
             over_output_limit: false,
+            hangup: watch::channel(false).1,
         };
         session.become_user(session.initial_user());
         session
+    }
+
+    /// Has the session learn from `hangup` when its client's connection
+    /// closes.
+    pub(crate) fn set_hangup(&mut self, hangup: watch::Receiver<bool>) {
+        self.hangup = hangup;
     }
 
     /// The protocol this session's replies are encoded in.
@@ -200,6 +213,11 @@ impl Session {
                 continue;
             }
             match self.data_class(&argv) {
+                Some(_) if self.multi.is_none() && blocks(&argv) => {
+                    self.flush(&mut run, out).await;
+                    let reply = self.block(argv).await;
+                    self.emit(&reply, out);
+                }
                 Some(class) if self.multi.is_none() => {
                     run.bytes += argv.iter().map(Bytes::len).sum::<usize>();
                     run.writes |= matches!(class, Class::Write | Class::WriteAll);
@@ -601,6 +619,13 @@ const INLINE_ARGS: usize = 8;
 /// from the engine's cache takes microseconds; the hop back and forth, a
 /// context switch each way). Anything larger, or a scan, still runs off
 /// the async workers that carry the ordering layer's heartbeats.
+/// Whether `argv` is a blocking command (outside `MULTI`, it waits).
+fn blocks(argv: &Command) -> bool {
+    argv.first()
+        .and_then(|name| commands::lookup(&lower(name)))
+        .is_some_and(|spec| spec.has_flag("blocking"))
+}
+
 fn runs_inline(commands: &[Command]) -> bool {
     commands.len() <= INLINE_COMMANDS
         && commands.iter().all(|argv| {

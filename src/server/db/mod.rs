@@ -5,7 +5,15 @@
 //! ```text
 //! record        'k' · be32(crc32(key)) · key  →  type · be64(deadline ms, 0 = none) · value
 //! expiry index  'x' · be64(deadline ms) · key →  (empty)
+//! members       'm' · be32(len key) · key · sub → (see [`members`])
 //! ```
+//!
+//! A string's value is in its record. A hash, list, set or sorted set keeps
+//! only its size in the record ([`members::Meta`]) and each field, element or member
+//! under its own store key, so a command writes only what it changes. The
+//! members change only together with their record, in one command, so they
+//! need no certification key of their own: every command that touches them
+//! declares the record's key.
 //!
 //! Records sort by the hash of their key, so `SCAN` walks the keyspace in
 //! hash order with a numeric cursor (the next hash to visit), and a key
@@ -22,6 +30,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::kv::{Keyspace, KvError};
 
+pub(crate) mod members;
+
 /// Start of the record key space.
 const RECORDS: u8 = b'k';
 /// Start of the expiry index.
@@ -33,32 +43,50 @@ const HEADER: usize = 9;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
     String,
+    Hash,
+    List,
+    Set,
+    ZSet,
 }
 
 impl Kind {
+    const ALL: [Kind; 5] = [Kind::String, Kind::Hash, Kind::List, Kind::Set, Kind::ZSet];
+
     fn code(self) -> u8 {
         match self {
             Kind::String => 0,
+            Kind::Hash => 1,
+            Kind::List => 2,
+            Kind::Set => 3,
+            Kind::ZSet => 4,
         }
     }
 
     fn from_code(code: u8) -> Option<Kind> {
-        match code {
-            0 => Some(Kind::String),
-            _ => None,
-        }
+        Kind::ALL.into_iter().find(|kind| kind.code() == code)
     }
 
     /// The name `TYPE` replies with.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::String => "string",
+            Kind::Hash => "hash",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 
     /// The type a name (as `SCAN ... TYPE` takes it) stands for.
     pub(crate) fn from_name(name: &[u8]) -> Option<Kind> {
-        name.eq_ignore_ascii_case(b"string").then_some(Kind::String)
+        Kind::ALL
+            .into_iter()
+            .find(|kind| name.eq_ignore_ascii_case(kind.name().as_bytes()))
+    }
+
+    /// Whether its values live under member keys (every type but strings).
+    pub(crate) fn is_collection(self) -> bool {
+        self != Kind::String
     }
 }
 
@@ -165,6 +193,9 @@ fn encode_record(record: &Record) -> Bytes {
 /// string holding the raw bytes, so nothing stored is ever unreadable.
 pub(crate) fn decode_record(stored: Bytes) -> Record {
     let kind = stored.first().copied().and_then(Kind::from_code);
+    // A collection's record holds exactly its meta.
+    let kind =
+        kind.filter(|kind| !kind.is_collection() || stored.len() == HEADER + members::META_LEN);
     match (kind, stored.get(1..HEADER)) {
         (Some(kind), Some(deadline)) => {
             let mut raw = [0u8; 8];
@@ -276,7 +307,7 @@ impl<'a> Db<'a> {
     }
 
     /// The record of `key`, expired or not.
-    fn stored(&mut self, key: &[u8]) -> Result<Option<Record>, KvError> {
+    pub(crate) fn stored(&mut self, key: &[u8]) -> Result<Option<Record>, KvError> {
         Ok(self.keys.get(&record_key(key))?.map(decode_record))
     }
 
@@ -302,10 +333,19 @@ impl<'a> Db<'a> {
         })
     }
 
-    /// Stores `record` as `key`'s value, replacing whatever was there, and
-    /// keeps the expiry index in step.
+    /// Stores `record` as `key`'s value and keeps the expiry index in step.
+    /// A record of another type, or an expired one, is replaced whole (a
+    /// collection's members go); a live one of the same type keeps its
+    /// members (`EXPIRE` and `PERSIST` change only the deadline).
     pub(crate) fn store(&mut self, key: &[u8], record: &Record) -> Result<(), KvError> {
-        let old = self.stored(key)?.and_then(|r| r.deadline);
+        let old = self.stored(key)?;
+        let replaced = old.as_ref().is_some_and(|old| {
+            old.kind.is_collection() && (old.kind != record.kind || !self.alive(old.deadline))
+        });
+        if replaced {
+            self.purge_members(key)?;
+        }
+        let old = old.and_then(|r| r.deadline);
         if old != record.deadline {
             if let Some(old) = old {
                 self.keys.delete(expiry_key(key, old))?;
@@ -332,12 +372,16 @@ impl<'a> Db<'a> {
         self.store(key, &record)
     }
 
-    /// Removes `key` and its expiry entry. Returns whether a live key was
-    /// removed (an expired one is removed too, but did not exist).
+    /// Removes `key`, its members and its expiry entry. Returns whether a
+    /// live key was removed (an expired one is removed too, but did not
+    /// exist).
     pub(crate) fn remove(&mut self, key: &[u8]) -> Result<bool, KvError> {
         let Some(old) = self.stored(key)? else {
             return Ok(false);
         };
+        if old.kind.is_collection() {
+            self.purge_members(key)?;
+        }
         if let Some(deadline) = old.deadline {
             self.keys.delete(expiry_key(key, deadline))?;
         }

@@ -1,0 +1,249 @@
+//! Hashes, sets and lists across a real three-node cluster on loopback,
+//! through the `redis` crate: a queue with producers and blocked consumers
+//! on every node pops every element exactly once, a blocked client is
+//! woken by a push on another node, `WATCH` covers every field of a hash,
+//! and every node ends with the same rows.
+
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::resp::RespCluster;
+use redis::{Connection, RedisResult, Value, cmd};
+
+fn query_once<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
+    let mut command = cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query(con)
+}
+
+/// Sends `args`, and again while the node answers NOTPRIMARY (bounded): a
+/// loaded machine can delay the heartbeats that keep a node primary, and a
+/// refused command certainly had no effect. EXEC is sent once, since a
+/// refused EXEC discards its queue.
+fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match query_once(con, args) {
+            Err(err)
+                if err.code() == Some("NOTPRIMARY")
+                    && args[0] != "EXEC"
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reply => return reply,
+        }
+    }
+}
+
+/// Waits (bounded; never a timing assertion) until `check` holds.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn blocked_clients(con: &mut Connection) -> u64 {
+    let info: String = query(con, &["INFO", "clients"]).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+fn dump(cluster: &RespCluster, node: usize) -> (certus::Seqno, Vec<(bytes::Bytes, bytes::Bytes)>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(cluster.store(node).dump()).unwrap()
+}
+
+/// Every node holds the same rows once all have applied the same prefix.
+fn assert_nodes_equal(cluster: &RespCluster) {
+    let mut con = cluster.client(0);
+    // A write through node 0, then each node's causal read of it, puts
+    // every node past the same position before the dumps.
+    let _: () = query(&mut con, &["SET", "fence", "1"]).unwrap();
+    for node in 0..3 {
+        let mut con = cluster.client(node);
+        let _: String = query(&mut con, &["GET", "fence"]).unwrap();
+    }
+    eventually("every node at one position", || {
+        let positions: BTreeSet<_> = (0..3).map(|n| dump(cluster, n).0).collect();
+        positions.len() == 1
+    });
+    let first = dump(cluster, 0).1;
+    for node in 1..3 {
+        assert_eq!(dump(cluster, node).1, first, "node {node} differs");
+    }
+}
+
+/// Producers on all three nodes push to one queue while blocked consumers
+/// on all three pop: no push aborts, every element is popped exactly once,
+/// and the nodes end equal.
+#[test]
+fn a_queue_fed_and_drained_on_every_node_pops_each_element_once() {
+    let cluster = RespCluster::start(3);
+    let (producers, per_producer) = (3, 60);
+    let consumers: Vec<_> = (0..3)
+        .map(|c| {
+            let mut con = cluster.client(c);
+            std::thread::spawn(move || {
+                let mut popped = Vec::new();
+                loop {
+                    let got: Option<(String, String)> =
+                        query(&mut con, &["BLPOP", "queue", "2"]).unwrap();
+                    match got {
+                        Some((key, element)) if element != "stop" => {
+                            assert_eq!(key, "queue");
+                            popped.push(element);
+                        }
+                        _ => return popped,
+                    }
+                }
+            })
+        })
+        .collect();
+    let threads: Vec<_> = (0..producers)
+        .map(|p| {
+            let mut con = cluster.client(p % 3);
+            std::thread::spawn(move || {
+                for i in 0..per_producer {
+                    let len: i64 =
+                        query(&mut con, &["RPUSH", "queue", &format!("{p}:{i}")]).unwrap();
+                    assert!(len >= 1);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut con = cluster.client(1);
+    for _ in 0..3 {
+        let _: i64 = query(&mut con, &["RPUSH", "queue", "stop"]).unwrap();
+    }
+    let mut popped: Vec<String> = consumers
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let total = popped.len();
+    popped.sort();
+    popped.dedup();
+    assert_eq!(popped.len(), total, "an element was popped twice");
+    assert_eq!(total, producers * per_producer, "an element was lost");
+    let left: i64 = query(&mut con, &["LLEN", "queue"]).unwrap();
+    assert_eq!(left, 0);
+    assert_nodes_equal(&cluster);
+    cluster.shutdown();
+}
+
+/// A client blocked on node 0 is served by a push on node 2; a timeout
+/// answers nil; `BLMOVE` moves exactly one element.
+#[test]
+fn a_blocked_client_is_woken_by_a_push_on_another_node() {
+    let cluster = RespCluster::start(3);
+    let mut waiter = cluster.client(0);
+    let blocked = std::thread::spawn(move || {
+        let got: Option<(String, String)> =
+            query(&mut waiter, &["BRPOP", "jobs", "other", "0"]).unwrap();
+        got
+    });
+    let mut watcher = cluster.client(0);
+    eventually("the client blocks", || blocked_clients(&mut watcher) == 1);
+    let mut producer = cluster.client(2);
+    let _: i64 = query(&mut producer, &["LPUSH", "jobs", "j1"]).unwrap();
+    assert_eq!(
+        blocked.join().unwrap(),
+        Some(("jobs".to_string(), "j1".to_string()))
+    );
+    eventually("the client is no longer blocked", || {
+        blocked_clients(&mut watcher) == 0
+    });
+    let nothing: Option<(String, String)> =
+        query(&mut watcher, &["BLPOP", "empty", "0.05"]).unwrap();
+    assert_eq!(nothing, None);
+    let moved: Option<String> = query(
+        &mut watcher,
+        &["BLMOVE", "empty", "dst", "LEFT", "RIGHT", "0.05"],
+    )
+    .unwrap();
+    assert_eq!(moved, None);
+    let _: i64 = query(&mut producer, &["RPUSH", "src", "a", "b"]).unwrap();
+    let moved: Option<String> = query(
+        &mut watcher,
+        &["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"],
+    )
+    .unwrap();
+    assert_eq!(moved.as_deref(), Some("a"));
+    let dst: Vec<String> = query(&mut producer, &["LRANGE", "dst", "0", "-1"]).unwrap();
+    assert_eq!(dst, ["a"]);
+    let err = query::<Value>(&mut watcher, &["BLPOP", "q", "-1"]).unwrap_err();
+    assert!(err.to_string().contains("timeout is negative"), "{err}");
+    // A client that hangs up while blocked stops waiting.
+    let mut counter = cluster.client(1);
+    let mut quitter = std::net::TcpStream::connect(cluster.client_addr(1)).unwrap();
+    std::io::Write::write_all(
+        &mut quitter,
+        b"*3\r\n$5\r\nBLPOP\r\n$5\r\nnever\r\n$1\r\n0\r\n",
+    )
+    .unwrap();
+    eventually("the quitter blocks", || blocked_clients(&mut counter) == 1);
+    drop(quitter);
+    eventually("the quitter's wait ends", || {
+        blocked_clients(&mut counter) == 0
+    });
+    cluster.shutdown();
+}
+
+/// `WATCH` on a hash aborts on a change to any field, as in Redis; fields
+/// written by concurrent clients on every node all land.
+#[test]
+fn hashes_and_sets_hold_every_write_from_every_node() {
+    let cluster = RespCluster::start(3);
+    let threads: Vec<_> = (0..3)
+        .map(|n| {
+            let mut con = cluster.client(n);
+            std::thread::spawn(move || {
+                for i in 0..30 {
+                    let field = format!("n{n}f{i}");
+                    let _: i64 = query(&mut con, &["HSET", "inst", &field, "building"]).unwrap();
+                    let _: i64 = query(&mut con, &["HINCRBY", "usage", "instances", "1"]).unwrap();
+                    let _: i64 =
+                        query(&mut con, &["SADD", "ips", &format!("10.0.{n}.{i}")]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut con = cluster.client(2);
+    let fields: i64 = query(&mut con, &["HLEN", "inst"]).unwrap();
+    assert_eq!(fields, 90);
+    let usage: i64 = query(&mut con, &["HGET", "usage", "instances"]).unwrap();
+    assert_eq!(usage, 90, "no increment lost");
+    let ips: i64 = query(&mut con, &["SCARD", "ips"]).unwrap();
+    assert_eq!(ips, 90);
+
+    let mut a = cluster.client(0);
+    let mut b = cluster.client(1);
+    let _: String = query(&mut a, &["WATCH", "inst"]).unwrap();
+    let _: i64 = query(&mut b, &["HSET", "inst", "n0f0", "active"]).unwrap();
+    let _: String = query(&mut a, &["MULTI"]).unwrap();
+    let _: String = query(&mut a, &["HSET", "inst", "n1f1", "deleted"]).unwrap();
+    let exec: Value = query(&mut a, &["EXEC"]).unwrap();
+    assert_eq!(exec, Value::Nil, "a field written since WATCH aborts EXEC");
+    let state: String = query(&mut b, &["HGET", "inst", "n1f1"]).unwrap();
+    assert_eq!(state, "building");
+    assert_nodes_equal(&cluster);
+    cluster.shutdown();
+}
