@@ -31,13 +31,17 @@ zrevrank zpopmin zpopmax bzpopmin bzpopmax zremrangebyscore zremrangebyrank
 zremrangebylex zunionstore zinterstore zscan
 ping echo quit reset hello auth select
 multi exec discard watch unwatch
-client config command acl
+client config command acl object memory
+subscribe unsubscribe psubscribe punsubscribe publish pubsub
 """.split()
 SUBCOMMANDS = {
     "client": "id info list getname setname setinfo no-evict no-touch reply".split(),
     "config": "get set resetstat rewrite".split(),
     "command": "count info docs list getkeys".split(),
     "acl": "whoami users list cat getuser setuser deluser".split(),
+    "object": "encoding freq refcount help".split(),
+    "memory": "usage help".split(),
+    "pubsub": "channels numsub numpat help".split(),
 }
 
 # JSON flag names as COMMAND INFO spells them (Redis's addReplyCommandFlags).

@@ -2,7 +2,8 @@
 //! through the `redis` crate: a queue with producers and blocked consumers
 //! on every node pops every element exactly once, a blocked client is
 //! woken by a push on another node, `WATCH` covers every field of a hash,
-//! and every node ends with the same rows.
+//! every node ends with the same rows, and pub/sub reaches every node's
+//! subscribers in one order.
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
@@ -245,5 +246,126 @@ fn hashes_and_sets_hold_every_write_from_every_node() {
     let state: String = query(&mut b, &["HGET", "inst", "n1f1"]).unwrap();
     assert_eq!(state, "building");
     assert_nodes_equal(&cluster);
+    cluster.shutdown();
+}
+
+/// A message published on any node reaches the subscribers on every node
+/// once, in the same order on each; `PUBLISH` counts its own node's.
+#[test]
+fn published_messages_reach_every_node_s_subscribers_in_one_order() {
+    let cluster = RespCluster::start(3);
+    let mut connections: Vec<Connection> = (0..3).map(|n| cluster.client(n)).collect();
+    // A PubSub unsubscribes when dropped: these live to the end.
+    let mut subscribers: Vec<redis::PubSub<'_>> = connections
+        .iter_mut()
+        .map(|con| {
+            con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            con.as_pubsub()
+        })
+        .collect();
+    for (n, pubsub) in subscribers.iter_mut().enumerate() {
+        pubsub.subscribe("news").unwrap();
+        if n == 2 {
+            pubsub.psubscribe("n*").unwrap();
+        }
+    }
+    // Publishers on two nodes at once, each message numbered.
+    let publishers: Vec<_> = [0usize, 1]
+        .into_iter()
+        .map(|n| {
+            let mut con = cluster.client(n);
+            std::thread::spawn(move || {
+                let mut counts = Vec::new();
+                for i in 0..40 {
+                    let receivers: i64 =
+                        query(&mut con, &["PUBLISH", "news", &format!("{n}:{i}")]).unwrap();
+                    counts.push(receivers);
+                }
+                counts
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        let counts = publisher.join().unwrap();
+        assert!(
+            counts.iter().all(|c| *c == 1),
+            "one subscriber on each publishing node: {counts:?}"
+        );
+    }
+    let mut orders = Vec::new();
+    for (n, pubsub) in subscribers.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        let expected = if n == 2 { 160 } else { 80 };
+        while seen.len() < expected {
+            let message = pubsub.get_message().unwrap();
+            let payload: String = message.get_payload().unwrap();
+            let via = message.get_pattern::<Option<String>>().unwrap();
+            seen.push((via.is_some(), payload));
+        }
+        let direct: Vec<String> = seen
+            .iter()
+            .filter(|(p, _)| !p)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let mut unique = direct.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 80, "node {n} got each message once");
+        if n == 2 {
+            let by_pattern: Vec<String> = seen
+                .iter()
+                .filter(|(p, _)| *p)
+                .map(|(_, m)| m.clone())
+                .collect();
+            assert_eq!(by_pattern, direct, "the pattern saw the same order");
+        }
+        orders.push(direct);
+    }
+    assert_eq!(orders[0], orders[1], "nodes 0 and 1 saw one order");
+    assert_eq!(orders[1], orders[2], "nodes 1 and 2 saw one order");
+    drop(subscribers);
+    cluster.shutdown();
+}
+
+/// A subscribed RESP2 client may send only the pub/sub commands, PING,
+/// QUIT and RESET; `PUBSUB` reports this node's subscriptions.
+#[test]
+fn a_subscribed_client_is_limited_as_in_redis() {
+    let cluster = RespCluster::start(3);
+    let mut stream = std::net::TcpStream::connect(cluster.client_addr(0)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut send = |command: &str, expect: &str| {
+        let parts: Vec<&str> = command.split(' ').collect();
+        let mut frame = format!("*{}\r\n", parts.len());
+        for part in &parts {
+            frame.push_str(&format!("${}\r\n{part}\r\n", part.len()));
+        }
+        std::io::Write::write_all(&mut stream, frame.as_bytes()).unwrap();
+        let mut got = vec![0u8; expect.len()];
+        std::io::Read::read_exact(&mut stream, &mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), expect, "{command}");
+    };
+    send(
+        "SUBSCRIBE a b",
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n",
+    );
+    send(
+        "GET k",
+        "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    );
+    send("PING", "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    let mut other = cluster.client(0);
+    let numsub: Vec<redis::Value> = query(&mut other, &["PUBSUB", "NUMSUB", "a", "zz"]).unwrap();
+    assert_eq!(numsub.len(), 4);
+    let channels: Vec<String> = query(&mut other, &["PUBSUB", "CHANNELS"]).unwrap();
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    send(
+        "UNSUBSCRIBE",
+        "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:0\r\n",
+    );
+    send("PING", "+PONG\r\n");
+    send("UNSUBSCRIBE", "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
     cluster.shutdown();
 }

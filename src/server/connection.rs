@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
+use super::pubsub::Mailbox;
 use super::resp::{self, Limits, Reply};
 use super::session::{After, Session, SessionSettings};
 use super::tls::ClientTls;
@@ -31,6 +32,9 @@ pub(crate) struct RespSettings {
     /// (`max_clients`).
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) session: Arc<SessionSettings>,
+    /// Bytes of pub/sub messages one subscriber may fall behind by before
+    /// it is disconnected (Redis's `client-output-buffer-limit pubsub`).
+    pub(crate) max_pubsub_bytes: usize,
 }
 
 /// How long a client has to complete the TLS handshake.
@@ -117,17 +121,28 @@ async fn serve(
     let mut output = BytesMut::with_capacity(16 << 10);
     let (hangup, hangup_seen) = watch::channel(false);
     session.set_hangup(hangup_seen);
+    let (mailbox, mut messages) = Mailbox::new(session.id(), settings.max_pubsub_bytes);
+    session.set_mailbox(mailbox);
     // Bytes that arrived while the last commands were answered.
     let mut arrived = false;
     loop {
         if !arrived {
-            let read = tokio::select! {
+            let message = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-                read = stream.read_buf(&mut input) => read?,
+                message = messages.next() => Some(message),
+                read = stream.read_buf(&mut input) => match read? {
+                    0 => return Ok(()),
+                    _ => None,
+                },
             };
-            if read == 0 {
-                return Ok(());
+            if let Some(message) = message {
+                // None: the client fell too far behind its messages.
+                let Some(message) = message else {
+                    return Ok(());
+                };
+                stream.write_all(&message).await?;
+                continue;
             }
         }
         // While the session answers (a blocking pop may wait long), the

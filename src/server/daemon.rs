@@ -17,6 +17,7 @@ use super::executor::RedisExecutor;
 use super::health;
 use super::metrics::Metrics;
 use super::params::ServerFacts;
+use super::pubsub::Channels;
 use super::reaper;
 use super::resp::Limits;
 use super::session::SessionSettings;
@@ -243,6 +244,7 @@ struct Services<'a> {
     executor: Arc<dyn Executor>,
     expired_keys: Arc<AtomicU64>,
     waiters: Arc<Waiters>,
+    channels: Arc<Channels>,
     acl: Arc<Acl>,
     stop: watch::Receiver<bool>,
 }
@@ -271,7 +273,7 @@ impl Services<'_> {
             cluster.clone(),
             facts,
             expired_keys.clone(),
-            self.waiters,
+            (self.waiters, self.channels),
             self.acl,
         );
         let metrics = Arc::new(Metrics::new(
@@ -399,9 +401,11 @@ impl Daemon {
         // fills it by state transfer while the ports answer LOADING.
         let expired_keys = Arc::new(AtomicU64::new(0));
         let waiters = Arc::new(Waiters::default());
+        let channels = Arc::new(Channels::default());
         let executor: Arc<dyn Executor> = Arc::new(RedisExecutor {
             expired_keys: expired_keys.clone(),
             waiters: waiters.clone(),
+            channels: channels.clone(),
         });
         let store = match open_store(&config.store_config(), &engine, &cluster, &executor).await {
             Ok(store) => store,
@@ -426,6 +430,7 @@ impl Daemon {
             executor,
             expired_keys,
             waiters,
+            channels,
             acl: Arc::new(acl),
             stop,
         };
@@ -533,7 +538,7 @@ fn resp_settings(
     order: Arc<dyn Cluster>,
     facts: ServerFacts,
     expired_keys: Arc<AtomicU64>,
-    waiters: Arc<Waiters>,
+    (waiters, channels): (Arc<Waiters>, Arc<Channels>),
     acl: Arc<Acl>,
 ) -> RespSettings {
     let limits = Limits::default();
@@ -544,6 +549,7 @@ fn resp_settings(
         limits,
         max_request_bytes: limits.max_bulk + (1 << 20),
         slots: Arc::new(tokio::sync::Semaphore::new(config.max_clients)),
+        max_pubsub_bytes: 32 << 20,
         session: Arc::new(SessionSettings {
             isolation: config.isolation(),
             max_attempts: 100,
@@ -556,6 +562,7 @@ fn resp_settings(
             facts,
             expired_keys,
             waiters,
+            channels,
             started: std::time::Instant::now(),
             acl,
             max_output_bytes: config.client_output_limit_bytes,

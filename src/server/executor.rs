@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::blocking::Waiters;
 use super::commands::{self, Class, arity_error, lower};
 use super::db::{self, Db};
+use super::pubsub::Channels;
 use super::resp::{Protocol, Reply};
 use crate::ids::Seqno;
 use crate::kv::{Execution, Executor, KvError, KvStore};
@@ -88,6 +89,9 @@ impl Batch {
                 op.read(db::record_key(&key));
             }
         }
+        if self.publishes() {
+            op.write(db::publications_key());
+        }
         op.cover(self.scope());
         if let Some((view, keys)) = watch {
             for key in keys {
@@ -120,13 +124,27 @@ impl Batch {
         };
         let mut keys = Vec::new();
         for argv in commands {
-            let Some(spec) = argv.first().and_then(|name| commands::lookup(&lower(name))) else {
+            let Some(spec) = commands::resolve(argv) else {
                 continue;
             };
             let write = spec.class() != Class::Read;
             keys.extend(spec.keys(argv).map(|key| (key.clone(), write)));
         }
         keys
+    }
+
+    /// Whether a command publishes (and so runs in the order of
+    /// publications).
+    fn publishes(&self) -> bool {
+        match &self.kind {
+            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => {
+                commands.iter().any(|argv| {
+                    argv.first()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"publish"))
+                })
+            }
+            BatchKind::Expire(_) => false,
+        }
     }
 
     /// The widest scope of its commands.
@@ -170,6 +188,7 @@ pub(crate) enum Submitted {
 pub(crate) struct RedisExecutor {
     pub(crate) expired_keys: Arc<AtomicU64>,
     pub(crate) waiters: Arc<Waiters>,
+    pub(crate) channels: Arc<Channels>,
 }
 
 impl Executor for RedisExecutor {
@@ -177,7 +196,7 @@ impl Executor for RedisExecutor {
         let seed = keys.seqno().get();
         let output = match postcard::from_bytes::<Batch>(op.payload()) {
             Ok(batch) => {
-                let mut db = Db::new(keys, seed);
+                let mut db = Db::new(keys, seed).with_channels(&self.channels);
                 self.run(&mut db, &batch)?
             }
             // The same bytes on every node: every node answers the same.

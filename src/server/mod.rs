@@ -25,6 +25,7 @@ mod health;
 mod info;
 mod metrics;
 mod params;
+mod pubsub;
 mod reaper;
 pub mod resp;
 mod session;

@@ -12,6 +12,7 @@ mod expire;
 mod hashes;
 mod keyspace;
 pub(crate) mod lists;
+mod objects;
 mod sets;
 mod strings;
 mod table;
@@ -152,6 +153,8 @@ impl Spec {
         match self.name {
             "flushall" | "flushdb" => Class::WriteAll,
             "keys" | "scan" | "dbsize" | "randomkey" => Class::ReadAll,
+            // Every node delivers it to its subscribers: it is ordered.
+            "publish" => Class::Write,
             name if !is_data(name) => Class::Session,
             _ if self.has_flag("write") => Class::Write,
             _ => Class::Read,
@@ -167,9 +170,31 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Spec> {
         .map(|at| &COMMANDS[at])
 }
 
-/// Whether `name` is a data command (runs against [`Db`]).
+/// The spec a command line runs by: its subcommand's when the command is
+/// a container and `argv[1]` names one of its subcommands, else its own.
+pub(crate) fn resolve(argv: &[Bytes]) -> Option<&'static Spec> {
+    let name = lower(argv.first()?);
+    let spec = lookup(&name)?;
+    let sub = argv
+        .get(1)
+        .and_then(|sub| lookup(&format!("{name}|{}", lower(sub))));
+    Some(sub.unwrap_or(spec))
+}
+
+/// Whether `name` (or the container of the subcommand `name`) is a data
+/// command (runs against [`Db`]).
 fn is_data(name: &str) -> bool {
-    handler(name).is_some()
+    let container = name.split('|').next().unwrap_or(name);
+    handler(container).is_some()
+}
+
+/// Redis's error for a subcommand a container does not have.
+pub(crate) fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
+    let sub: String = String::from_utf8_lossy(sub).chars().take(128).collect();
+    Reply::err(format_args!(
+        "unknown subcommand '{sub}'. Try {} HELP.",
+        container.to_ascii_uppercase()
+    ))
 }
 
 /// A data command: `argv` with the name first.
@@ -184,6 +209,7 @@ fn handler(name: &str) -> Option<Handler> {
         .or_else(|| sets::handler(name))
         .or_else(|| lists::handler(name))
         .or_else(|| zsets::handler(name))
+        .or_else(|| objects::handler(name))
 }
 
 /// Runs the data command `argv` (arity already checked) against `db`.

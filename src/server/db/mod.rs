@@ -29,6 +29,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::kv::{Keyspace, KvError};
+use crate::server::pubsub::Channels;
 
 pub(crate) mod members;
 
@@ -133,6 +134,12 @@ pub(crate) fn records_from(hash: u64) -> Bytes {
     out.freeze()
 }
 
+/// The store key every publication declares (and never writes), so
+/// publications run in log order on every node.
+pub(crate) fn publications_key() -> Bytes {
+    Bytes::from_static(b"p")
+}
+
 /// The end of the record key space.
 pub(crate) fn records_end() -> Bytes {
     Bytes::from_static(&[RECORDS + 1])
@@ -234,6 +241,9 @@ pub(crate) struct Db<'a> {
     budget: usize,
     /// A command wanted more than the budget.
     exceeded: bool,
+    /// This node's subscribers, for `PUBLISH` in an operation (none in a
+    /// snapshot, where nothing is published).
+    channels: Option<&'a Channels>,
 }
 
 /// The answer of a command whose reply would pass the client output
@@ -252,7 +262,21 @@ impl<'a> Db<'a> {
             seed,
             budget: usize::MAX,
             exceeded: false,
+            channels: None,
         }
+    }
+
+    /// The same, delivering what `PUBLISH` publishes to `channels`.
+    pub(crate) fn with_channels(mut self, channels: &'a Channels) -> Self {
+        self.channels = Some(channels);
+        self
+    }
+
+    /// Delivers `message` on `channel` to this node's subscribers (see
+    /// [`crate::server::pubsub`]); how many received it.
+    pub(crate) fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
+        self.channels
+            .map_or(0, |channels| channels.publish(channel, message))
     }
 
     /// Whether a command wanted more reply bytes than the budget held.

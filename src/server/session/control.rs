@@ -7,8 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::{After, Mute, REDIS_VERSION, Session, auth};
-use crate::server::commands::{self, COMMANDS, Spec, arity_error, lower, not_integer, parse_i64};
+use crate::server::commands::{
+    self, COMMANDS, Spec, arity_error, lower, not_integer, parse_i64, unknown_subcommand,
+};
 use crate::server::info;
+use crate::server::pubsub::Kind;
 use crate::server::resp::{Command, Protocol, Reply};
 
 /// Redis's error for a command it does not know: the name as sent, and
@@ -28,15 +31,6 @@ pub(super) fn unknown_command(argv: &Command) -> Reply {
     let name: String = name.chars().take(128).collect();
     Reply::err(format_args!(
         "unknown command '{name}', with args beginning with: {args}"
-    ))
-}
-
-/// Redis's error for a subcommand a container does not have.
-fn unknown_subcommand(container: &str, sub: &[u8]) -> Reply {
-    let sub = String::from_utf8_lossy(sub);
-    Reply::err(format_args!(
-        "unknown subcommand '{sub}'. Try {} HELP.",
-        container.to_ascii_uppercase()
     ))
 }
 
@@ -70,10 +64,16 @@ impl Session {
             return (arity_error(name), After::Continue);
         }
         let reply = match name {
-            "ping" => match argv.get(1) {
-                None => Reply::Simple("PONG"),
-                Some(text) => Reply::Bulk(Some(text.clone())),
+            "ping" => match (self.subscribed_ping(argv), argv.get(1)) {
+                (Some(reply), _) => reply,
+                (None, None) => Reply::Simple("PONG"),
+                (None, Some(text)) => Reply::Bulk(Some(text.clone())),
             },
+            "subscribe" => self.subscribe(Kind::Channel, argv),
+            "psubscribe" => self.subscribe(Kind::Pattern, argv),
+            "unsubscribe" => self.unsubscribe(Kind::Channel, argv),
+            "punsubscribe" => self.unsubscribe(Kind::Pattern, argv),
+            "pubsub" => self.pubsub(argv),
             "echo" => Reply::Bulk(Some(argv[1].clone())),
             "quit" => return (Reply::ok(), After::Close),
             "unwatch" => {
@@ -116,6 +116,7 @@ impl Session {
     /// `RESET`: the connection as it was when it connected.
     fn reset(&mut self) -> Reply {
         self.end_multi();
+        self.unsubscribe_all();
         let user = self.initial_user();
         self.become_user(user);
         self.protocol = Protocol::Resp2;
@@ -177,6 +178,9 @@ impl Session {
             );
         }
         self.protocol = protocol;
+        if let Some(mailbox) = &self.mailbox {
+            mailbox.set_protocol(protocol);
+        }
         let id = i64::try_from(self.id).unwrap_or(i64::MAX);
         self.settings.clients.update(self.id, |c| {
             c.resp = protocol.version();

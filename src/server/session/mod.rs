@@ -18,6 +18,7 @@
 mod auth;
 mod blocking;
 mod control;
+mod pubsub;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
@@ -63,6 +64,8 @@ pub(crate) struct SessionSettings {
     pub(crate) expired_keys: Arc<std::sync::atomic::AtomicU64>,
     /// This node's clients blocked on keys, woken by its executor.
     pub(crate) waiters: Arc<crate::server::blocking::Waiters>,
+    /// This node's pub/sub subscriptions, delivered to by its executor.
+    pub(crate) channels: Arc<crate::server::pubsub::Channels>,
     /// When the server started.
     pub(crate) started: std::time::Instant,
     /// The users, and what each may run.
@@ -141,6 +144,10 @@ pub(crate) struct Session {
     /// Says true once the client's connection closed (a blocked client
     /// stops waiting).
     hangup: watch::Receiver<bool>,
+    /// Where this client's pub/sub messages go (its connection writes
+    /// them), and what it is subscribed to.
+    mailbox: Option<Arc<crate::server::pubsub::Mailbox>>,
+    subscriptions: pubsub::Subscriptions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +160,7 @@ enum Mute {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.unsubscribe_all();
         self.settings.clients.disconnect(self.id);
     }
 }
@@ -176,9 +184,21 @@ impl Session {
             user: None,
             over_output_limit: false,
             hangup: watch::channel(false).1,
+            mailbox: None,
+            subscriptions: pubsub::Subscriptions::default(),
         };
         session.become_user(session.initial_user());
         session
+    }
+
+    /// Gives the session the mailbox its connection writes messages from.
+    pub(crate) fn set_mailbox(&mut self, mailbox: Arc<crate::server::pubsub::Mailbox>) {
+        self.mailbox = Some(mailbox);
+    }
+
+    /// This client's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Has the session learn from `hangup` when its client's connection
@@ -204,6 +224,11 @@ impl Session {
                 .clients
                 .commands_processed
                 .fetch_add(1, AtomicOrdering::Relaxed);
+            if let Some(reply) = self.refused_in_subscribed_mode(&argv) {
+                self.flush(&mut run, out).await;
+                self.emit(&reply, out);
+                continue;
+            }
             if let Err(reply) = self.permit(&argv) {
                 self.flush(&mut run, out).await;
                 if let Some(multi) = self.multi.as_mut() {
@@ -267,6 +292,16 @@ impl Session {
         }
     }
 
+    /// The error for a command a subscribed RESP2 client may not send.
+    fn refused_in_subscribed_mode(&self, argv: &Command) -> Option<Reply> {
+        if !self.subscribed() {
+            return None;
+        }
+        let name = lower(argv.first()?);
+        let shown = commands::resolve(argv).map_or_else(|| name.clone(), |s| s.name.to_string());
+        self.refused_while_subscribed(&name, &shown)
+    }
+
     /// Whether the next reply is sent (`CLIENT REPLY`); a `SKIP` is used up.
     fn unmuted(&mut self) -> bool {
         match self.muted {
@@ -280,11 +315,12 @@ impl Session {
     }
 
     /// The class of a well-formed data command; `None` for anything else
-    /// (connection and server commands, unknown commands, bad arity).
+    /// (connection and server commands, unknown commands, bad arity). A
+    /// data container (`OBJECT`, `MEMORY`) checks its subcommands itself.
     fn data_class(&self, argv: &Command) -> Option<Class> {
-        let spec = commands::lookup(&lower(argv.first()?))?;
-        let class = spec.class();
-        (class != Class::Session && spec.accepts(argv.len())).then_some(class)
+        let command = commands::lookup(&lower(argv.first()?))?;
+        let class = commands::resolve(argv)?.class();
+        (class != Class::Session && command.accepts(argv.len())).then_some(class)
     }
 
     /// Runs the gathered data commands: on a snapshot here when none

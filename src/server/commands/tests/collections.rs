@@ -521,3 +521,67 @@ fn doubles_print_as_redis_prints_them() {
         assert_eq!(format_double(value), text, "{value:e}");
     }
 }
+
+#[test]
+fn object_and_memory_describe_keys_as_redis_would_store_them() {
+    let m = &mut mem();
+    run(m, "SET n 12345");
+    run(m, "SET short hello");
+    run(m, &format!("SET long {}", "x".repeat(45)));
+    run(m, "HSET h f v");
+    run(m, "SADD ints 1 2 3");
+    run(m, "SADD words a b");
+    run(m, "ZADD z 1 a");
+    run(m, "RPUSH l a b");
+    for (key, encoding) in [
+        ("n", "int"),
+        ("short", "embstr"),
+        ("long", "raw"),
+        ("h", "listpack"),
+        ("ints", "intset"),
+        ("words", "listpack"),
+        ("z", "listpack"),
+        ("l", "listpack"),
+    ] {
+        assert_eq!(
+            run(m, &format!("OBJECT ENCODING {key}")),
+            bulk(encoding),
+            "{key}"
+        );
+    }
+    run(m, &format!("HSET h big {}", "v".repeat(65)));
+    assert_eq!(run(m, "OBJECT ENCODING h"), bulk("hashtable"));
+    for i in 0..130 {
+        run(m, &format!("ZADD big {i} m{i}"));
+    }
+    assert_eq!(run(m, "OBJECT ENCODING big"), bulk("skiplist"));
+    assert_eq!(run(m, "OBJECT ENCODING missing"), Reply::Null);
+    assert_eq!(run(m, "OBJECT REFCOUNT n"), Reply::Integer(1));
+    assert!(
+        error(run(m, "OBJECT FREQ n")).starts_with("ERR An LFU maxmemory policy is not selected")
+    );
+    assert_eq!(
+        error(run(m, "OBJECT ENCODING")),
+        "ERR wrong number of arguments for 'object|encoding' command"
+    );
+    assert_eq!(
+        error(run(m, "OBJECT NOPE k")),
+        "ERR unknown subcommand 'NOPE'. Try OBJECT HELP."
+    );
+    let Reply::Array(Some(help)) = run(m, "OBJECT HELP") else {
+        panic!("help is an array")
+    };
+    assert_eq!(help.last(), Some(&Reply::Simple("    Print this help.")));
+    let Reply::Integer(small) = run(m, "MEMORY USAGE short") else {
+        panic!("an integer")
+    };
+    let Reply::Integer(big) = run(m, "MEMORY USAGE big SAMPLES 0") else {
+        panic!("an integer")
+    };
+    assert!(small > 5 && big > 130 * 10, "{small} {big}");
+    assert_eq!(run(m, "MEMORY USAGE missing"), Reply::Null);
+    assert_eq!(
+        error(run(m, "MEMORY USAGE short SAMPLES -1")),
+        "ERR syntax error"
+    );
+}
