@@ -33,6 +33,7 @@ ping echo quit reset hello auth select
 multi exec discard watch unwatch
 client config command acl object memory
 subscribe unsubscribe psubscribe punsubscribe publish pubsub
+eval evalsha eval_ro evalsha_ro script
 """.split()
 SUBCOMMANDS = {
     "client": "id info list getname setname setinfo no-evict no-touch reply".split(),
@@ -42,6 +43,7 @@ SUBCOMMANDS = {
     "object": "encoding freq refcount help".split(),
     "memory": "usage help".split(),
     "pubsub": "channels numsub numpat help".split(),
+    "script": "load exists flush kill help".split(),
 }
 
 # JSON flag names as COMMAND INFO spells them (Redis's addReplyCommandFlags).

@@ -113,6 +113,7 @@ fn users_cluster() -> RespCluster {
                 sha256_hex("app-password")
             ),
             "user reader on >reader-password ~* &* -@all +@read +@connection +@transaction -@dangerous".into(),
+            "user scripter on >scripter-password ~* &* -@all +@read +@scripting".into(),
             "user default off".into(),
         ];
     })
@@ -162,6 +163,20 @@ fn users_run_only_what_their_rules_allow() {
         let expected = format!("User reader has no permissions to run the '{name}' command");
         assert!(text.ends_with(&expected), "{text}");
     }
+    // Scripts: the application user may run them (it may run every data
+    // command a script can call); a user who may not run every data
+    // command may not, whatever the script.
+    let script = "return redis.call('GET', KEYS[1])";
+    let value: String = cmd("EVAL")
+        .arg(script)
+        .arg(1)
+        .arg("k")
+        .query(&mut app)
+        .unwrap();
+    assert_eq!(value, "1");
+    let mut scripter = connect(&cluster, "scripter", "scripter-password");
+    let text = error(&mut scripter, &["EVAL", script, "1", "k"]);
+    assert!(text.contains("User scripter may not run scripts"), "{text}");
     // Inside MULTI, a refused command aborts the transaction.
     let answer = exchange(
         addr,
@@ -187,7 +202,7 @@ fn acl_shows_the_configured_users_and_changes_none() {
     let whoami: String = cmd("ACL").arg("WHOAMI").query(&mut admin).unwrap();
     assert_eq!(whoami, "admin");
     let users: Vec<String> = cmd("ACL").arg("USERS").query(&mut admin).unwrap();
-    assert_eq!(users, ["admin", "app", "default", "reader"]);
+    assert_eq!(users, ["admin", "app", "default", "reader", "scripter"]);
     let list: Vec<String> = cmd("ACL").arg("LIST").query(&mut admin).unwrap();
     assert_eq!(
         list[3],

@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::acl::{Acl, AclError};
-use super::blocking::Waiters;
 use super::clients::Clients;
 use super::config::{DaemonConfig, DaemonConfigError, EngineKind};
 use super::connection::{self, RespSettings};
@@ -17,14 +16,12 @@ use super::executor::RedisExecutor;
 use super::health;
 use super::metrics::Metrics;
 use super::params::ServerFacts;
-use super::pubsub::Channels;
 use super::reaper;
 use super::resp::Limits;
 use super::session::SessionSettings;
 use super::supervisor::{EngineOpener, StoreSlot, Supervisor, open_store};
 use super::tls::ClientTls;
 use crate::Cause;
-use std::sync::atomic::AtomicU64;
 
 use crate::ids::NodeId;
 use crate::kv::{Engine, Executor, KvError, KvStore, MemoryEngine, RedbEngine};
@@ -242,9 +239,8 @@ struct Services<'a> {
     engine: Arc<dyn Engine>,
     open_engine: EngineOpener,
     executor: Arc<dyn Executor>,
-    expired_keys: Arc<AtomicU64>,
-    waiters: Arc<Waiters>,
-    channels: Arc<Channels>,
+    /// The same executor, for the state it shares with the sessions.
+    redis: Arc<RedisExecutor>,
     acl: Arc<Acl>,
     stop: watch::Receiver<bool>,
 }
@@ -267,15 +263,8 @@ impl Services<'_> {
             },
         };
         let facts = facts(config, addrs.client, self.order.config().sync);
-        let expired_keys = self.expired_keys;
-        let settings = resp_settings(
-            config,
-            cluster.clone(),
-            facts,
-            expired_keys.clone(),
-            (self.waiters, self.channels),
-            self.acl,
-        );
+        let expired_keys = self.redis.expired_keys.clone();
+        let settings = resp_settings(config, cluster.clone(), facts, &self.redis, self.acl);
         let metrics = Arc::new(Metrics::new(
             self.slot.subscribe(),
             self.order.clone(),
@@ -399,14 +388,8 @@ impl Daemon {
         cluster.set_peer_service(Donor::start(slot.subscribe()));
         // A store whose gap left every log starts empty: the supervisor
         // fills it by state transfer while the ports answer LOADING.
-        let expired_keys = Arc::new(AtomicU64::new(0));
-        let waiters = Arc::new(Waiters::default());
-        let channels = Arc::new(Channels::default());
-        let executor: Arc<dyn Executor> = Arc::new(RedisExecutor {
-            expired_keys: expired_keys.clone(),
-            waiters: waiters.clone(),
-            channels: channels.clone(),
-        });
+        let redis = Arc::new(RedisExecutor::default());
+        let executor: Arc<dyn Executor> = redis.clone();
         let store = match open_store(&config.store_config(), &engine, &cluster, &executor).await {
             Ok(store) => store,
             Err(err) => {
@@ -428,9 +411,7 @@ impl Daemon {
             engine,
             open_engine,
             executor,
-            expired_keys,
-            waiters,
-            channels,
+            redis,
             acl: Arc::new(acl),
             stop,
         };
@@ -537,8 +518,7 @@ fn resp_settings(
     config: &DaemonConfig,
     order: Arc<dyn Cluster>,
     facts: ServerFacts,
-    expired_keys: Arc<AtomicU64>,
-    (waiters, channels): (Arc<Waiters>, Arc<Channels>),
+    redis: &RedisExecutor,
     acl: Arc<Acl>,
 ) -> RespSettings {
     let limits = Limits::default();
@@ -560,9 +540,10 @@ fn resp_settings(
             order: Some(order),
             clients: Clients::new(),
             facts,
-            expired_keys,
-            waiters,
-            channels,
+            expired_keys: redis.expired_keys.clone(),
+            waiters: redis.waiters.clone(),
+            channels: redis.channels.clone(),
+            scripts: redis.scripts.clone(),
             started: std::time::Instant::now(),
             acl,
             max_output_bytes: config.client_output_limit_bytes,

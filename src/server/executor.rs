@@ -17,6 +17,7 @@ use super::commands::{self, Class, arity_error, lower};
 use super::db::{self, Db};
 use super::pubsub::Channels;
 use super::resp::{Protocol, Reply};
+use super::scripting::{Scripts, may_publish};
 use crate::ids::Seqno;
 use crate::kv::{Execution, Executor, KvError, KvStore};
 use crate::node::OperationOutcome;
@@ -138,9 +139,12 @@ impl Batch {
     fn publishes(&self) -> bool {
         match &self.kind {
             BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => {
-                commands.iter().any(|argv| {
-                    argv.first()
-                        .is_some_and(|n| n.eq_ignore_ascii_case(b"publish"))
+                commands.iter().any(|argv| match argv.first() {
+                    Some(name) if name.eq_ignore_ascii_case(b"publish") => true,
+                    Some(name) if name.eq_ignore_ascii_case(b"eval") => {
+                        argv.get(1).is_some_and(|body| may_publish(body))
+                    }
+                    _ => false,
                 })
             }
             BatchKind::Expire(_) => false,
@@ -182,13 +186,16 @@ pub(crate) enum Submitted {
 }
 
 /// Runs Redis batches at their position. Counts the keys it reaped (every
-/// node reaps the same keys), for `INFO`'s `expired_keys`, and wakes this
-/// node's clients blocked on a key a command filled.
+/// node reaps the same keys), for `INFO`'s `expired_keys`; its commands
+/// wake this node's clients blocked on a key they filled, deliver
+/// publications to this node's subscribers and keep this node's script
+/// cache.
 #[derive(Debug, Default)]
 pub(crate) struct RedisExecutor {
     pub(crate) expired_keys: Arc<AtomicU64>,
     pub(crate) waiters: Arc<Waiters>,
     pub(crate) channels: Arc<Channels>,
+    pub(crate) scripts: Arc<Scripts>,
 }
 
 impl Executor for RedisExecutor {
@@ -196,7 +203,10 @@ impl Executor for RedisExecutor {
         let seed = keys.seqno().get();
         let output = match postcard::from_bytes::<Batch>(op.payload()) {
             Ok(batch) => {
-                let mut db = Db::new(keys, seed).with_channels(&self.channels);
+                let mut db = Db::new(keys, seed)
+                    .with_channels(&self.channels)
+                    .with_waiters(&self.waiters)
+                    .with_scripts(&self.scripts, false);
                 self.run(&mut db, &batch)?
             }
             // The same bytes on every node: every node answers the same.
@@ -215,11 +225,7 @@ impl RedisExecutor {
         let run_all = |db: &mut Db<'_>, commands: &[Vec<Bytes>]| {
             commands
                 .iter()
-                .map(|argv| {
-                    let reply = run_command(db, argv)?;
-                    self.wake(argv, &reply);
-                    Ok(reply.to_bytes(protocol))
-                })
+                .map(|argv| Ok(run_command(db, argv)?.to_bytes(protocol)))
                 .collect::<Result<Vec<Bytes>, KvError>>()
         };
         Ok(match &batch.kind {
@@ -249,47 +255,24 @@ impl RedisExecutor {
     }
 }
 
-impl RedisExecutor {
-    /// Wakes the clients blocked on the keys `argv` gave elements to, as
-    /// its `reply` shows. Only a command that added something wakes: a
-    /// blocked client's own empty attempt must not wake the others.
-    fn wake(&self, argv: &[Bytes], reply: &Reply) {
-        if self.waiters.blocked() == 0 || reply.is_error() {
-            return;
-        }
-        let filled: &[usize] = match lower(&argv[0]).as_str() {
-            "lpush" | "rpush" | "lpushx" | "rpushx" | "linsert" if matches!(reply, Reply::Integer(n) if *n > 0) => {
-                &[1]
-            }
-            "lmove" | "rpoplpush" | "blmove" | "brpoplpush"
-                if matches!(reply, Reply::Bulk(Some(_))) =>
-            {
-                &[2]
-            }
-            "zadd" | "zincrby" if !matches!(reply, Reply::Integer(0) | Reply::Null) => &[1],
-            "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => &[1],
-            "rename" | "renamenx" | "copy" => &[2],
-            _ => &[],
-        };
-        for key in filled.iter().filter_map(|at| argv.get(*at)) {
-            self.waiters.wake(key);
-        }
-    }
-}
-
 /// Runs one data command, checking what the session checked when it was
 /// submitted (the same on every node).
 pub(crate) fn run_command(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
     let Some(name) = argv.first().map(|n| lower(n)) else {
         return Ok(Reply::err("empty command"));
     };
-    match commands::lookup(&name) {
-        Some(spec) if spec.class() != Class::Session => {
-            if !spec.accepts(argv.len()) {
-                return Ok(arity_error(&name));
-            }
-            commands::run(db, &name, argv)
-        }
-        _ => Ok(Reply::err(format_args!("unknown command '{name}'"))),
+    let Some(container) = commands::lookup(&name) else {
+        return Ok(Reply::err(format_args!("unknown command '{name}'")));
+    };
+    let spec = commands::resolve(argv).unwrap_or(container);
+    if spec.class() == Class::Session {
+        return Ok(Reply::err(format_args!("unknown command '{name}'")));
     }
+    if !container.accepts(argv.len()) {
+        return Ok(arity_error(&name));
+    }
+    if !spec.accepts(argv.len()) {
+        return Ok(arity_error(spec.name));
+    }
+    commands::run(db, spec.name, argv)
 }

@@ -71,7 +71,7 @@ fn section(
     match name {
         "server" => server(settings, status),
         "clients" => clients(settings),
-        "memory" => memory(),
+        "memory" => memory(settings),
         "persistence" => persistence(store.is_none(), settings),
         "stats" => stats(settings),
         "replication" => match (store, status) {
@@ -166,8 +166,9 @@ fn human(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-fn memory() -> Vec<(&'static str, String)> {
+fn memory(settings: &SessionSettings) -> Vec<(&'static str, String)> {
     let rss = resident_bytes();
+    let (scripts, script_bytes) = settings.scripts.usage();
     vec![
         ("used_memory", rss.to_string()),
         ("used_memory_human", human(rss)),
@@ -175,6 +176,8 @@ fn memory() -> Vec<(&'static str, String)> {
         ("used_memory_rss_human", human(rss)),
         ("used_memory_peak", rss.to_string()),
         ("used_memory_peak_human", human(rss)),
+        ("used_memory_scripts_eval", script_bytes.to_string()),
+        ("number_of_cached_scripts", scripts.to_string()),
         ("maxmemory", "0".into()),
         ("maxmemory_human", "0B".into()),
         ("maxmemory_policy", "noeviction".into()),

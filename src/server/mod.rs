@@ -28,6 +28,7 @@ mod params;
 mod pubsub;
 mod reaper;
 pub mod resp;
+mod scripting;
 mod session;
 mod supervisor;
 mod tls;

@@ -13,6 +13,7 @@ mod hashes;
 mod keyspace;
 pub(crate) mod lists;
 mod objects;
+mod scripts;
 mod sets;
 mod strings;
 mod table;
@@ -24,6 +25,7 @@ use super::db::Db;
 use super::resp::Reply;
 use crate::kv::KvError;
 
+pub(crate) use objects::help;
 pub(crate) use table::COMMANDS;
 
 /// A command's metadata, as `COMMAND INFO` and `COMMAND DOCS` report it.
@@ -153,8 +155,9 @@ impl Spec {
         match self.name {
             "flushall" | "flushdb" => Class::WriteAll,
             "keys" | "scan" | "dbsize" | "randomkey" => Class::ReadAll,
-            // Every node delivers it to its subscribers: it is ordered.
-            "publish" => Class::Write,
+            // Every node delivers it to its subscribers, and every node
+            // keeps its script cache: they are ordered.
+            "publish" | "eval" | "evalsha" | "script|load" | "script|flush" => Class::Write,
             name if !is_data(name) => Class::Session,
             _ if self.has_flag("write") => Class::Write,
             _ => Class::Read,
@@ -184,8 +187,14 @@ pub(crate) fn resolve(argv: &[Bytes]) -> Option<&'static Spec> {
 /// Whether `name` (or the container of the subcommand `name`) is a data
 /// command (runs against [`Db`]).
 fn is_data(name: &str) -> bool {
+    handler_of(name).is_some()
+}
+
+/// The handler of `name`: its own, or its container's (which then reads
+/// the subcommand itself).
+fn handler_of(name: &str) -> Option<Handler> {
     let container = name.split('|').next().unwrap_or(name);
-    handler(container).is_some()
+    handler(name).or_else(|| handler(container))
 }
 
 /// Redis's error for a subcommand a container does not have.
@@ -210,14 +219,16 @@ fn handler(name: &str) -> Option<Handler> {
         .or_else(|| lists::handler(name))
         .or_else(|| zsets::handler(name))
         .or_else(|| objects::handler(name))
+        .or_else(|| scripts::handler(name))
 }
 
-/// Runs the data command `argv` (arity already checked) against `db`.
+/// Runs the data command `argv` (arity already checked) against `db`;
+/// `name` is its spec's (a subcommand's `container|sub`).
 ///
 /// # Errors
 /// [`KvError`] when the store fails; a command's own failure is its reply.
 pub(crate) fn run(db: &mut Db<'_>, name: &str, argv: &[Bytes]) -> Result<Reply, KvError> {
-    match handler(name) {
+    match handler_of(name) {
         Some(handler) => handler(db, argv),
         None => Ok(Reply::err(format_args!("unknown command '{name}'"))),
     }
@@ -326,4 +337,4 @@ macro_rules! reply_on_err {
 pub(crate) use reply_on_err;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

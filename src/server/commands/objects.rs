@@ -36,7 +36,7 @@ fn publish(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
 }
 
 /// Redis's `addReplyHelp`: the header, the lines, and `HELP` itself.
-fn help(container: &str, lines: &[&'static str]) -> Reply {
+pub(crate) fn help(container: &str, lines: &[&'static str]) -> Reply {
     let mut out = vec![Reply::Status(format!(
         "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         container.to_ascii_uppercase()

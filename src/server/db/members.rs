@@ -63,6 +63,9 @@ pub(crate) struct Collection {
     /// Whether a live record exists (false: the command creates it).
     existed: bool,
     deadline: Option<u64>,
+    /// Its size when opened: a command that grew it wakes the clients
+    /// blocked on it.
+    opened_len: u64,
     pub(crate) meta: Meta,
 }
 
@@ -164,6 +167,7 @@ impl Db<'_> {
             kind,
             existed: true,
             deadline: record.deadline,
+            opened_len: meta.len,
             meta,
         })))
     }
@@ -188,14 +192,19 @@ impl Db<'_> {
             kind,
             existed: false,
             deadline: None,
+            opened_len: 0,
             meta: Meta::default(),
         }))
     }
 
     /// Writes back a collection's record after a command changed its
     /// members: an emptied one is removed (Redis deletes empty
-    /// collections), a new one is created without expiry.
+    /// collections), a new one is created without expiry; one that grew
+    /// wakes the clients blocked on it.
     pub(crate) fn close(&mut self, collection: &Collection) -> Result<(), KvError> {
+        if collection.meta.len > collection.opened_len {
+            self.filled(&collection.key);
+        }
         if collection.meta.len == 0 {
             if collection.existed {
                 self.remove(&collection.key)?;

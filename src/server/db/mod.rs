@@ -29,7 +29,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::kv::{Keyspace, KvError};
+use crate::server::blocking::Waiters;
 use crate::server::pubsub::Channels;
+use crate::server::scripting::Scripts;
 
 pub(crate) mod members;
 
@@ -244,6 +246,12 @@ pub(crate) struct Db<'a> {
     /// This node's subscribers, for `PUBLISH` in an operation (none in a
     /// snapshot, where nothing is published).
     channels: Option<&'a Channels>,
+    /// This node's clients blocked on keys, woken when a command fills one
+    /// (in an operation; none in a snapshot, which fills nothing).
+    waiters: Option<&'a Waiters>,
+    /// This node's script cache, and whether a script run here is on a
+    /// snapshot of this node only (so `SCRIPT KILL` may stop it).
+    scripts: Option<(&'a Scripts, bool)>,
 }
 
 /// The answer of a command whose reply would pass the client output
@@ -263,6 +271,33 @@ impl<'a> Db<'a> {
             budget: usize::MAX,
             exceeded: false,
             channels: None,
+            waiters: None,
+            scripts: None,
+        }
+    }
+
+    /// The same, waking `waiters` on the keys its commands fill.
+    pub(crate) fn with_waiters(mut self, waiters: &'a Waiters) -> Self {
+        self.waiters = Some(waiters);
+        self
+    }
+
+    /// The same, running scripts with `scripts`' cache; `local` when this
+    /// is a snapshot of this node (not an operation every node runs).
+    pub(crate) fn with_scripts(mut self, scripts: &'a Scripts, local: bool) -> Self {
+        self.scripts = Some((scripts, local));
+        self
+    }
+
+    /// The script cache, and whether this runs on this node only.
+    pub(crate) fn scripts(&self) -> Option<(&'a Scripts, bool)> {
+        self.scripts
+    }
+
+    /// Wakes the clients blocked on `key`: a command gave it elements.
+    pub(crate) fn filled(&self, key: &[u8]) {
+        if let Some(waiters) = self.waiters {
+            waiters.wake(key);
         }
     }
 
@@ -368,6 +403,10 @@ impl<'a> Db<'a> {
         });
         if replaced {
             self.purge_members(key)?;
+        }
+        if matches!(record.kind, Kind::List | Kind::ZSet) {
+            // RENAME, COPY, a STORE command: it may hold elements now.
+            self.filled(key);
         }
         let old = old.and_then(|r| r.deadline);
         if old != record.deadline {

@@ -8,8 +8,21 @@ use bytes::Bytes;
 
 use super::Session;
 use crate::server::acl::{CATEGORIES, User};
-use crate::server::commands::{self, COMMANDS, lower, syntax_error};
+use crate::server::commands::{self, COMMANDS, Class, lower, syntax_error};
 use crate::server::resp::{Command, Reply};
+
+fn is_script(fullname: &str) -> bool {
+    matches!(fullname, "eval" | "evalsha" | "eval_ro" | "evalsha_ro")
+}
+
+/// Whether `user` may run every data command, which a script may call:
+/// every node runs a script's commands without the caller's rules.
+fn may_script(user: &User) -> bool {
+    COMMANDS
+        .iter()
+        .filter(|spec| matches!(spec.class(), Class::Read | Class::Write))
+        .all(|spec| user.may_run(spec.name, spec.categories))
+}
 
 /// Redis's reply to a failed `AUTH` or `HELLO ... AUTH`.
 pub(super) fn wrongpass() -> Reply {
@@ -80,6 +93,12 @@ impl Session {
             None => Err(Reply::Error("NOAUTH Authentication required.".into())),
             Some(user) if !user.may_run(&fullname, categories) => Err(Reply::Error(format!(
                 "NOPERM User {} has no permissions to run the '{fullname}' command",
+                user.name
+            ))),
+            Some(user) if is_script(&fullname) && !may_script(user) => Err(Reply::Error(format!(
+                "NOPERM User {} may not run scripts: the commands inside a script are not \
+                 checked against the user's rules, so only a user who may run every data \
+                 command may run one",
                 user.name
             ))),
             Some(_) => Ok(()),

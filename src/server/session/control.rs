@@ -45,6 +45,21 @@ fn subcommand(container: &str, argv: &Command) -> Result<(&'static Spec, String)
     Ok((spec, sub))
 }
 
+const SCRIPT_HELP: &[&str] = &[
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+];
+
 impl Session {
     /// Runs a connection or server command (or answers an unknown one).
     pub(super) async fn control(&mut self, name: &str, argv: &Command) -> (Reply, After) {
@@ -74,6 +89,10 @@ impl Session {
             "unsubscribe" => self.unsubscribe(Kind::Channel, argv),
             "punsubscribe" => self.unsubscribe(Kind::Pattern, argv),
             "pubsub" => self.pubsub(argv),
+            "script" => match subcommand("script", argv) {
+                Ok((_, sub)) => self.script(&sub, argv),
+                Err(reply) => reply,
+            },
             "echo" => Reply::Bulk(Some(argv[1].clone())),
             "quit" => return (Reply::ok(), After::Close),
             "unwatch" => {
@@ -103,6 +122,23 @@ impl Session {
             _ => unknown_command(argv),
         };
         (reply, After::Continue)
+    }
+
+    /// `SCRIPT EXISTS`, `KILL` and `HELP` (`LOAD` and `FLUSH` are
+    /// ordered operations, run on every node).
+    fn script(&self, sub: &str, argv: &Command) -> Reply {
+        let scripts = &self.settings.scripts;
+        match sub {
+            "exists" => Reply::Array(Some(
+                argv[2..]
+                    .iter()
+                    .map(|sha| Reply::Integer(i64::from(scripts.get(sha).is_some())))
+                    .collect(),
+            )),
+            "kill" => scripts.kill(),
+            "help" => commands::help("script", SCRIPT_HELP),
+            _ => unknown_command(argv),
+        }
     }
 
     fn started_unix(&self) -> i64 {

@@ -66,6 +66,8 @@ pub(crate) struct SessionSettings {
     pub(crate) waiters: Arc<crate::server::blocking::Waiters>,
     /// This node's pub/sub subscriptions, delivered to by its executor.
     pub(crate) channels: Arc<crate::server::pubsub::Channels>,
+    /// This node's script cache, kept by its executor.
+    pub(crate) scripts: Arc<crate::server::scripting::Scripts>,
     /// When the server started.
     pub(crate) started: std::time::Instant,
     /// The users, and what each may run.
@@ -237,6 +239,7 @@ impl Session {
                 self.emit(&reply, out);
                 continue;
             }
+            let argv = self.with_script_text(argv);
             match self.data_class(&argv) {
                 Some(_) if self.multi.is_none() && blocks(&argv) => {
                     self.flush(&mut run, out).await;
@@ -314,6 +317,22 @@ impl Session {
         }
     }
 
+    /// `EVALSHA sha ...` as `EVAL script ...` when this node has the
+    /// script: the operation carries its text, so every node runs it
+    /// whatever its own cache holds (an unknown one answers `NOSCRIPT`).
+    fn with_script_text(&self, mut argv: Command) -> Command {
+        let name = match argv.first() {
+            Some(name) if name.eq_ignore_ascii_case(b"evalsha") => "eval",
+            Some(name) if name.eq_ignore_ascii_case(b"evalsha_ro") => "eval_ro",
+            _ => return argv,
+        };
+        if let Some(body) = argv.get(1).and_then(|sha| self.settings.scripts.get(sha)) {
+            argv[0] = Bytes::from_static(name.as_bytes());
+            argv[1] = body;
+        }
+        argv
+    }
+
     /// The class of a well-formed data command; `None` for anything else
     /// (connection and server commands, unknown commands, bad arity). A
     /// data container (`OBJECT`, `MEMORY`) checks its subcommands itself.
@@ -378,11 +397,14 @@ impl Session {
             .await
             .map_err(|e| error_reply(&e))?;
         let (protocol, budget) = (self.protocol, self.settings.max_output_bytes);
+        let scripts = self.settings.scripts.clone();
         // Engine reads block: off the async workers that carry the
         // ordering layer's heartbeats, unless they are few and fast.
         let inline = runs_inline(&commands);
         let mut run = move || {
-            let mut db = Db::new(&mut txn, fresh_seed()).with_budget(budget);
+            let mut db = Db::new(&mut txn, fresh_seed())
+                .with_budget(budget)
+                .with_scripts(&scripts, true);
             let mut replies = Vec::with_capacity(commands.len());
             for argv in &commands {
                 let reply = run_command(&mut db, argv).map_err(|e| error_reply(&e))?;
@@ -545,7 +567,7 @@ impl Session {
             multi.refused = true;
             return reply;
         }
-        let data = spec.is_some_and(|s| s.class() != Class::Session);
+        let data = commands::resolve(&argv).is_some_and(|s| s.class() != Class::Session);
         multi.bytes += size;
         multi.queued.push(if data {
             Queued::Data(argv)
