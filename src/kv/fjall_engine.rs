@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::engine::{BatchOp, Engine, WriteBatch};
 use super::error::EngineError;
@@ -106,7 +106,13 @@ impl FjallEngine {
         if limit == 0 || start >= end {
             return Ok(Vec::new());
         }
-        let range = self.data.range(start..end);
+        // Through a snapshot: the keyspace's own `range` reads at the
+        // newest sequence number, which shows a batch still being written
+        // in part (a scan saw a deleted row alive while garbage collection
+        // removed its tombstone and the version it hid in one batch); a
+        // snapshot reads at the last fully written one.
+        let snapshot = self.db.snapshot();
+        let range = snapshot.range(&self.data, start..end);
         let guards: Box<dyn Iterator<Item = _>> = if rev {
             Box::new(range.rev())
         } else {
