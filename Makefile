@@ -58,8 +58,8 @@ jepsen: jepsen-build
 jepsen-matrix: jepsen-build
 	TIME=$(TIME) ENGINE=$(ENGINE) bash scripts/jepsen-matrix.sh
 
-# CI: six short runs covering every workload and nemesis, both isolation
-# modes and the three durable engines (about three and a half minutes).
+# CI: short runs covering every workload and nemesis, both isolation
+# modes and the three durable engines (about five minutes).
 jepsen-smoke: jepsen-build
 	$(JEPSEN) --workload append --nemesis partition,kill --time 15 --seed 1
 	$(JEPSEN) --workload register --nemesis kill-all,pause --isolation serializable --time 15 --seed 2
@@ -67,6 +67,9 @@ jepsen-smoke: jepsen-build
 	$(JEPSEN) --workload set --nemesis partition,pause --engine redb --time 15 --seed 4
 	$(JEPSEN) --workload mixed --nemesis partition,kill --time 15 --seed 5
 	$(JEPSEN) --workload register --nemesis disk-full,engine-io,corrupt-log,log-io --time 15 --seed 6
+	$(JEPSEN) --workload queue --nemesis partition,kill --time 15 --seed 7
+	$(JEPSEN) --workload hash --nemesis pause,member --engine rocksdb --time 15 --seed 8
+	$(JEPSEN) --workload controlplane --nemesis kill,partition,member --time 15 --seed 9
 
 # Real Redis clients against a real cluster: the newest redis-py (default
 # settings and RESP2) and redis-benchmark's default tests, none may fail.

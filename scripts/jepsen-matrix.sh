@@ -10,7 +10,7 @@ time="${TIME:-60}"
 engine="${ENGINE:-fjall}"
 out="${OUT:-$(mktemp -d)}"
 jepsen="${CARGO_TARGET_DIR:-target}/debug/examples/jepsen"
-workloads="${WORKLOADS:-append register mixed bank set}"
+workloads="${WORKLOADS:-append register mixed bank set queue hash controlplane}"
 nemeses="${NEMESES:-none kill kill-majority kill-all pause partition member disk-full engine-io corrupt-log log-io}"
 failed=0
 for workload in $workloads; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Real Redis clients against a real three-node certusd cluster (part of
 # `make test`): the newest redis-py with its default settings (RESP3) and
-# with RESP2, then every test of redis-benchmark's default list but XADD
+# with RESP2, Celery end to end (tasks sent through one node, run by a
+# worker on another, results awaited on a third), then every test of
+# redis-benchmark's default list but XADD
 # (streams are not served yet): strings, lists with LRANGE of 100 to 600
 # elements, sets, hashes and sorted sets, with their defaults but the
 # request count (50 clients, one hot key each), which must all finish
@@ -30,10 +32,10 @@ if ! command -v redis-benchmark >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends redis-tools
 fi
 venv="${CERTUS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/certus/venv}"
-if ! "$venv/bin/python" -c "import redis" 2>/dev/null; then
-    echo "installing redis-py into $venv"
+if ! "$venv/bin/python" -c "import redis, celery, kombu.transport.redis" 2>/dev/null; then
+    echo "installing redis-py and Celery into $venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade redis
+    "$venv/bin/pip" install -q --upgrade redis "celery[redis]" packaging
 fi
 
 cleanup() {
@@ -46,6 +48,8 @@ endpoints=$(bash scripts/perf-cluster.sh endpoints)
 
 REDIS_PASSWORD="$REQUIREPASS" CERTUS_TLS_DIR="$PERF_SCRATCH/tls" \
     "$venv/bin/python" scripts/redis_py_check.py ${endpoints//,/ }
+# A task queue framework end to end.
+REDIS_PASSWORD="$REQUIREPASS" timeout 600 "$venv/bin/python" scripts/celery_check.py ${endpoints//,/ }
 
 port=${endpoints%%,*}
 port=${port##*:}

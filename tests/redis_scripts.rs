@@ -232,3 +232,76 @@ fn a_script_that_pushes_wakes_a_blocked_client() {
     drop(subscriber);
     cluster.shutdown();
 }
+
+/// Scripts that touch keys they do not declare (kombu's binding sweep,
+/// RQ's rate limiter build key names from ARGV) run covering every key:
+/// atomic across nodes, and a publication made before the undeclared key
+/// was touched reaches its subscriber once.
+#[test]
+fn scripts_that_touch_undeclared_keys_run_covering_every_key() {
+    let cluster = RespCluster::start(3);
+    let counter = "redis.call('INCR', KEYS[1]) return redis.call('INCR', ARGV[1])";
+    let threads: Vec<_> = (0..3)
+        .map(|node| {
+            let mut con = cluster.client(node);
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let _: i64 =
+                        query(&mut con, &["EVAL", counter, "1", "declared", "undeclared"]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let mut con = cluster.client(1);
+    let values: Vec<i64> = query(&mut con, &["MGET", "declared", "undeclared"]).unwrap();
+    assert_eq!(values, [60, 60]);
+    // A sweep in kombu's shape: names from a sorted set, keys from ARGV.
+    let _: i64 = query(
+        &mut con,
+        &["ZADD", "deadlines", "1", "a", "2", "b", "9", "c"],
+    )
+    .unwrap();
+    let _: () = query(
+        &mut con,
+        &["MSET", "table:a", "1", "table:b", "1", "table:c", "1"],
+    )
+    .unwrap();
+    let sweep = "local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, name in ipairs(gone) do
+  redis.call('DEL', ARGV[2] .. name)
+  redis.call('ZREM', KEYS[1], name)
+end
+return #gone";
+    let swept: i64 = query(&mut con, &["EVAL", sweep, "1", "deadlines", "5", "table:"]).unwrap();
+    assert_eq!(swept, 2);
+    let left: i64 = query(&mut con, &["EXISTS", "table:a", "table:b", "table:c"]).unwrap();
+    assert_eq!(left, 1);
+    let mut connection = cluster.client(2);
+    connection
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut subscriber = connection.as_pubsub();
+    subscriber.subscribe("news").unwrap();
+    let publish_then_widen = "redis.call('PUBLISH', 'news', ARGV[1]) \
+                              redis.call('SET', ARGV[2], 'x') return 1";
+    let _: i64 = query(
+        &mut con,
+        &["EVAL", publish_then_widen, "0", "once", "elsewhere"],
+    )
+    .unwrap();
+    let _: i64 = query(&mut con, &["PUBLISH", "news", "marker"]).unwrap();
+    let first = subscriber.get_message().unwrap();
+    assert_eq!(first.get_payload::<String>().unwrap(), "once");
+    let second = subscriber.get_message().unwrap();
+    assert_eq!(
+        second.get_payload::<String>().unwrap(),
+        "marker",
+        "delivered twice"
+    );
+    drop(subscriber);
+    assert_nodes_equal(&cluster);
+    cluster.shutdown();
+}

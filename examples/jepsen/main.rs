@@ -35,7 +35,9 @@ use workload::Workload;
 /// One Jepsen-style run.
 #[derive(Debug, Parser)]
 struct Args {
-    /// append, register, mixed, bank, set or queue.
+    /// append, register, mixed, bank, set, queue, hash (rw-register over
+    /// hash fields with WATCH) or controlplane (quotas, instances, fixed
+    /// IPs and host claims, by Lua scripts and WATCH).
     #[arg(long, default_value = "append")]
     workload: String,
     /// Faults: none, all, or a list of kill, kill-majority, kill-all,
@@ -99,6 +101,8 @@ fn make_workload(args: &Args) -> Result<Arc<dyn Workload>, String> {
         "bank" => Arc::new(workload::Bank),
         "set" => Arc::new(workload::SetFull::new()),
         "queue" => Arc::new(workload::Queue::new()),
+        "hash" => Arc::new(workload::HashRegisters::new()),
+        "controlplane" => Arc::new(workload::ControlPlane::new()),
         other => return Err(format!("unknown workload {other:?}")),
     })
 }

@@ -85,6 +85,13 @@ impl<'a> Execution<'a> {
         self.seqno
     }
 
+    /// Drops every write the operation made so far: it then ends as if it
+    /// had written nothing (an executor that finds the operation must run
+    /// again with a wider scope, on every node alike, abandons it so).
+    pub fn discard(&mut self) {
+        self.writes.clear();
+    }
+
     /// The writes made (`None` for a delete), each with the version it
     /// hides as far as the operation's reads know it.
     pub(super) fn into_writes(self) -> impl Iterator<Item = (Bytes, Option<Bytes>, Hidden)> {

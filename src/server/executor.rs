@@ -47,6 +47,36 @@ pub(crate) enum BatchKind {
     },
     /// The reaper: remove each key still due at its deadline.
     Expire(Vec<(Bytes, u64)>),
+    /// The same commands again, in an operation that covers every key: a
+    /// script among them touched a key it did not declare (see
+    /// [`Output::Widen`]).
+    Wide(Box<BatchKind>),
+}
+
+impl BatchKind {
+    /// The client commands it runs (none for the reaper's).
+    pub(crate) fn commands(&self) -> &[Vec<Bytes>] {
+        match self {
+            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => commands,
+            BatchKind::Expire(_) => &[],
+            BatchKind::Wide(inner) => inner.commands(),
+        }
+    }
+
+    /// Whether one of its commands runs a script.
+    fn scripted(&self) -> bool {
+        self.scripts().next().is_some()
+    }
+
+    /// The texts of the scripts it runs.
+    pub(crate) fn scripts(&self) -> impl Iterator<Item = &Bytes> {
+        self.commands()
+            .iter()
+            .filter_map(|argv| match argv.first() {
+                Some(name) if name.eq_ignore_ascii_case(b"eval") => argv.get(1),
+                _ => None,
+            })
+    }
 }
 
 /// What executing a batch returned, per command, encoded.
@@ -55,6 +85,10 @@ pub(crate) enum Output {
     Replies(Vec<Bytes>),
     /// A watched key expired: `EXEC` answers nil.
     Aborted,
+    /// A script touched a key its operation did not declare: every node
+    /// dropped the operation's effects at the same point, and the batch is
+    /// to be submitted again as [`BatchKind::Wide`].
+    Widen,
 }
 
 impl Batch {
@@ -105,6 +139,7 @@ impl Batch {
                 match postcard::from_bytes::<Output>(&output) {
                     Ok(Output::Replies(replies)) => Submitted::Replies(replies),
                     Ok(Output::Aborted) => Submitted::Aborted,
+                    Ok(Output::Widen) => Submitted::Widen,
                     Err(_) => Submitted::Replies(vec![
                         Reply::err("this node could not read its own output")
                             .to_bytes(self.protocol()),
@@ -117,14 +152,11 @@ impl Batch {
 
     /// Every key the commands name, and whether they write it.
     fn declared(&self) -> Vec<(Bytes, bool)> {
-        let commands = match &self.kind {
-            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => commands,
-            BatchKind::Expire(keys) => {
-                return keys.iter().map(|(key, _)| (key.clone(), true)).collect();
-            }
-        };
+        if let BatchKind::Expire(keys) = &self.kind {
+            return keys.iter().map(|(key, _)| (key.clone(), true)).collect();
+        }
         let mut keys = Vec::new();
-        for argv in commands {
+        for argv in self.kind.commands() {
             let Some(spec) = commands::resolve(argv) else {
                 continue;
             };
@@ -137,28 +169,22 @@ impl Batch {
     /// Whether a command publishes (and so runs in the order of
     /// publications).
     fn publishes(&self) -> bool {
-        match &self.kind {
-            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => {
-                commands.iter().any(|argv| match argv.first() {
-                    Some(name) if name.eq_ignore_ascii_case(b"publish") => true,
-                    Some(name) if name.eq_ignore_ascii_case(b"eval") => {
-                        argv.get(1).is_some_and(|body| may_publish(body))
-                    }
-                    _ => false,
-                })
+        self.kind.commands().iter().any(|argv| match argv.first() {
+            Some(name) if name.eq_ignore_ascii_case(b"publish") => true,
+            Some(name) if name.eq_ignore_ascii_case(b"eval") => {
+                argv.get(1).is_some_and(|body| may_publish(body))
             }
-            BatchKind::Expire(_) => false,
-        }
+            _ => false,
+        })
     }
 
     /// The widest scope of its commands.
     fn scope(&self) -> Scope {
-        let commands = match &self.kind {
-            BatchKind::Pipeline(commands) | BatchKind::Exec { commands, .. } => commands,
-            BatchKind::Expire(_) => return Scope::Keys,
-        };
+        if let BatchKind::Wide(_) = self.kind {
+            return Scope::WritesAll;
+        }
         let mut scope = Scope::Keys;
-        for argv in commands {
+        for argv in self.kind.commands() {
             let class = argv
                 .first()
                 .and_then(|name| commands::lookup(&lower(name)))
@@ -183,6 +209,9 @@ pub(crate) enum Submitted {
     /// Certification aborted it (a watched key was written, or it waited
     /// longer than the certification window): nothing ran.
     Conflict,
+    /// A script touched a key it did not declare: nothing ran; submit it
+    /// again as [`BatchKind::Wide`].
+    Widen,
 }
 
 /// Runs Redis batches at their position. Counts the keys it reaped (every
@@ -202,13 +231,7 @@ impl Executor for RedisExecutor {
     fn execute(&self, op: &Operation, keys: &mut Execution<'_>) -> Result<Bytes, KvError> {
         let seed = keys.seqno().get();
         let output = match postcard::from_bytes::<Batch>(op.payload()) {
-            Ok(batch) => {
-                let mut db = Db::new(keys, seed)
-                    .with_channels(&self.channels)
-                    .with_waiters(&self.waiters)
-                    .with_scripts(&self.scripts, false);
-                self.run(&mut db, &batch)?
-            }
+            Ok(batch) => self.run_batch(keys, seed, &batch)?,
             // The same bytes on every node: every node answers the same.
             Err(_) => Output::Replies(vec![
                 Reply::err("malformed operation payload").to_bytes(Protocol::Resp2),
@@ -220,15 +243,52 @@ impl Executor for RedisExecutor {
 }
 
 impl RedisExecutor {
-    fn run(&self, db: &mut Db<'_>, batch: &Batch) -> Result<Output, KvError> {
-        let protocol = batch.protocol();
+    /// Runs `batch`; when a script in it needs more keys than it declared,
+    /// drops everything it wrote and asks for it again, widened.
+    fn run_batch(
+        &self,
+        keys: &mut Execution<'_>,
+        seed: u64,
+        batch: &Batch,
+    ) -> Result<Output, KvError> {
+        let mut db = Db::new(keys, seed)
+            .with_channels(&self.channels)
+            .with_waiters(&self.waiters)
+            .with_scripts(&self.scripts, false);
+        if let BatchKind::Wide(_) = batch.kind {
+            db = db.with_every_key();
+        } else if batch.kind.scripted() {
+            db = db.with_deferred_publications();
+        }
+        let output = self.run(&mut db, &batch.kind, batch.protocol())?;
+        if db.needs_widening() {
+            drop(db);
+            keys.discard();
+            for body in batch.kind.scripts() {
+                self.scripts
+                    .mark_wide(crate::server::scripting::sha1hex(body));
+            }
+            return Ok(Output::Widen);
+        }
+        for (channel, message) in db.take_deferred() {
+            self.channels.publish(&channel, &message);
+        }
+        Ok(output)
+    }
+
+    fn run(
+        &self,
+        db: &mut Db<'_>,
+        kind: &BatchKind,
+        protocol: Protocol,
+    ) -> Result<Output, KvError> {
         let run_all = |db: &mut Db<'_>, commands: &[Vec<Bytes>]| {
             commands
                 .iter()
                 .map(|argv| Ok(run_command(db, argv)?.to_bytes(protocol)))
                 .collect::<Result<Vec<Bytes>, KvError>>()
         };
-        Ok(match &batch.kind {
+        Ok(match kind {
             BatchKind::Pipeline(commands) => Output::Replies(run_all(db, commands)?),
             BatchKind::Exec {
                 commands,
@@ -251,6 +311,7 @@ impl RedisExecutor {
                 self.expired_keys.fetch_add(reaped, Ordering::Relaxed);
                 Output::Replies(vec![Reply::Integer(reaped as i64).to_bytes(protocol)])
             }
+            BatchKind::Wide(inner) => self.run(db, inner, protocol)?,
         })
     }
 }

@@ -208,6 +208,19 @@ impl Channels {
         receivers
     }
 
+    /// How many subscribers here a message on `channel` would reach now.
+    pub(crate) fn receivers(&self, channel: &[u8]) -> usize {
+        let inner = self.lock();
+        let direct = inner.channels.get(channel).map_or(0, BTreeMap::len);
+        let by_pattern: usize = inner
+            .patterns
+            .iter()
+            .filter(|(pattern, _)| glob::matches(pattern, channel))
+            .map(|(_, subscribers)| subscribers.len())
+            .sum();
+        direct + by_pattern
+    }
+
     /// `PUBSUB CHANNELS [pattern]`: channels with a subscriber here.
     pub(crate) fn active(&self, pattern: Option<&[u8]>) -> BTreeSet<Bytes> {
         self.lock()

@@ -1,6 +1,8 @@
 //! The workloads: what clients do, and how their history is checked.
 
 mod bank;
+mod controlplane;
+mod hash;
 mod keys;
 mod mixed;
 mod queue;
@@ -13,6 +15,8 @@ use serde_json::Value;
 use crate::client::{Outcome, Recorder};
 
 pub(crate) use bank::Bank;
+pub(crate) use controlplane::ControlPlane;
+pub(crate) use hash::HashRegisters;
 pub(crate) use mixed::Mixed;
 pub(crate) use queue::Queue;
 pub(crate) use set::SetFull;

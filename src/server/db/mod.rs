@@ -252,6 +252,14 @@ pub(crate) struct Db<'a> {
     /// This node's script cache, and whether a script run here is on a
     /// snapshot of this node only (so `SCRIPT KILL` may stop it).
     scripts: Option<(&'a Scripts, bool)>,
+    /// The operation covers every key (a script may touch any).
+    wide: bool,
+    /// A script touched what its operation did not declare: the operation
+    /// must run again covering every key (see [`Db::widen`]).
+    widen: bool,
+    /// Publications held back until the operation is known to stand (an
+    /// operation that may be run again must not deliver twice).
+    deferred: Option<Vec<(Bytes, Bytes)>>,
 }
 
 /// The answer of a command whose reply would pass the client output
@@ -273,7 +281,46 @@ impl<'a> Db<'a> {
             channels: None,
             waiters: None,
             scripts: None,
+            wide: false,
+            widen: false,
+            deferred: None,
         }
+    }
+
+    /// The same, in an operation that covers every key.
+    pub(crate) fn with_every_key(mut self) -> Self {
+        self.wide = true;
+        self
+    }
+
+    /// The same, holding publications back until [`Db::take_deferred`].
+    pub(crate) fn with_deferred_publications(mut self) -> Self {
+        self.deferred = Some(Vec::new());
+        self
+    }
+
+    /// Whether a script here may touch keys it did not declare: on a
+    /// snapshot of this node (any key reads consistently), or in an
+    /// operation that covers every key.
+    pub(crate) fn any_key(&self) -> bool {
+        self.wide || self.scripts.is_some_and(|(_, local)| local)
+    }
+
+    /// Records that a script needs more than its operation declared: the
+    /// operation's effects are to be dropped and it is to run again
+    /// covering every key. Every node finds it at the same point.
+    pub(crate) fn widen(&mut self) {
+        self.widen = true;
+    }
+
+    /// Whether [`Db::widen`] was called.
+    pub(crate) fn needs_widening(&self) -> bool {
+        self.widen
+    }
+
+    /// The publications held back, in order.
+    pub(crate) fn take_deferred(&mut self) -> Vec<(Bytes, Bytes)> {
+        self.deferred.take().unwrap_or_default()
     }
 
     /// The same, waking `waiters` on the keys its commands fill.
@@ -309,9 +356,17 @@ impl<'a> Db<'a> {
 
     /// Delivers `message` on `channel` to this node's subscribers (see
     /// [`crate::server::pubsub`]); how many received it.
-    pub(crate) fn publish(&self, channel: &Bytes, message: &Bytes) -> usize {
-        self.channels
-            .map_or(0, |channels| channels.publish(channel, message))
+    pub(crate) fn publish(&mut self, channel: &Bytes, message: &Bytes) -> usize {
+        let Some(channels) = self.channels else {
+            return 0;
+        };
+        match self.deferred.as_mut() {
+            Some(deferred) => {
+                deferred.push((channel.clone(), message.clone()));
+                channels.receivers(channel)
+            }
+            None => channels.publish(channel, message),
+        }
     }
 
     /// Whether a command wanted more reply bytes than the budget held.

@@ -20,11 +20,12 @@
 //! - commands inside a script run through the same handlers as from a
 //!   client, with the same seeded random choices.
 //!
-//! A script may touch only the keys it declares in `KEYS` (they are the
-//! operation's keys); another key is refused with an error, as Redis
-//! Cluster refuses a key of another node. Commands that read or write
-//! every key (`KEYS`, `SCAN`, `FLUSHALL`) and connection commands are
-//! refused, except `TIME`, `PING` and `ECHO`.
+//! A script's operation declares the keys in `KEYS`. A script that touches
+//! anything else (a key built from `ARGV`, `KEYS *`, `FLUSHALL`) stops on
+//! every node at the same point, the operation's effects are dropped, and
+//! it runs again in an operation that covers every key (the executor's
+//! `Output::Widen`). Connection commands are refused, except `TIME`,
+//! `PING` and `ECHO`.
 //!
 //! The script cache is per node and in memory, as in Redis: `SCRIPT LOAD`,
 //! `EVAL` and `SCRIPT FLUSH` are ordered operations, so every node that
@@ -61,7 +62,14 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) struct Scripts {
     cache: Mutex<Cache>,
     running: Mutex<Vec<Arc<Running>>>,
+    /// Scripts (by SHA-1) that touched keys they did not declare: this
+    /// node submits them covering every key from the start (bounded: a
+    /// forgotten one only costs one more probe).
+    wide: Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// Scripts remembered as needing every key, at most.
+const WIDE_SCRIPTS: usize = 4096;
 
 #[derive(Debug, Default)]
 struct Cache {
@@ -140,6 +148,21 @@ impl Scripts {
         }
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
         lock(&self.cache).bodies.get(&sha).cloned()
+    }
+
+    /// Remembers that the script `sha` touches keys it does not declare.
+    pub(crate) fn mark_wide(&self, sha: String) {
+        let mut wide = lock(&self.wide);
+        if wide.len() >= WIDE_SCRIPTS {
+            wide.clear();
+        }
+        wide.insert(sha);
+    }
+
+    /// Whether the script `body` touched keys it did not declare before.
+    pub(crate) fn is_wide(&self, body: &[u8]) -> bool {
+        let wide = lock(&self.wide);
+        !wide.is_empty() && wide.contains(&sha1hex(body))
     }
 
     /// `SCRIPT FLUSH`.

@@ -447,7 +447,14 @@ impl Session {
         watch: Option<&Watch>,
     ) -> Result<Option<Vec<Bytes>>, Reply> {
         let store = self.store()?;
-        let batch = Batch {
+        let scripts = &self.settings.scripts;
+        // A script known to touch undeclared keys goes wide at once.
+        let kind = if kind.scripts().any(|body| scripts.is_wide(body)) {
+            BatchKind::Wide(Box::new(kind))
+        } else {
+            kind
+        };
+        let mut batch = Batch {
             resp3: self.protocol == Protocol::Resp3,
             kind,
         };
@@ -460,6 +467,14 @@ impl Session {
             match submitted {
                 Submitted::Replies(replies) => return Ok(Some(replies)),
                 Submitted::Aborted => return Ok(None),
+                // A script touched a key it did not declare; nothing ran.
+                Submitted::Widen if !matches!(batch.kind, BatchKind::Wide(_)) => {
+                    let kind = std::mem::replace(&mut batch.kind, BatchKind::Pipeline(Vec::new()));
+                    batch.kind = BatchKind::Wide(Box::new(kind));
+                }
+                Submitted::Widen => {
+                    return Err(Reply::err("a script asked for a wider operation twice"));
+                }
                 // A watched key changed: the client decides, as with Redis.
                 Submitted::Conflict if watch.is_some() => return Ok(None),
                 // Ordered too late to execute (it waited out the whole
