@@ -223,6 +223,7 @@ impl Client {
                 let hot = self.rng.u64(0..target.hot);
                 return increment(conn, &crate::setup::hot_key(hot)).await;
             }
+            Workload::Queue => return self.queue(conn).await,
         };
         if !read && target.keys_per_op > 1 {
             return self.mset(conn).await;
@@ -243,6 +244,26 @@ impl Client {
         conn.push(&[b"SET".as_slice(), &self.key, &self.value]);
         expect_ok(conn.flush_read(true).await?, true)?;
         Ok(0)
+    }
+
+    /// One push (even clients) or pop (odd ones) of the queue workload; an
+    /// empty pop is reported as one abort.
+    async fn queue(&mut self, conn: &mut Conn) -> Result<u64, OpError> {
+        if self.id.is_multiple_of(2) {
+            self.seq += 1;
+            stamp(&mut self.value, self.target.seed, self.id, self.seq);
+            conn.push(&[b"RPUSH".as_slice(), b"queue", &self.value]);
+            return match conn.flush_read(true).await? {
+                Value::Int(_) => Ok(0),
+                other => Err(OpError::reply(&other, true)),
+            };
+        }
+        conn.push(&["BLPOP", "queue", "1"]);
+        match conn.flush_read(true).await? {
+            Value::Array(Some(_)) => Ok(0),
+            Value::Array(None) | Value::Bulk(None) => Ok(1),
+            other => Err(OpError::reply(&other, true)),
+        }
     }
 
     /// One `MSET` of `keys_per_op` random keys, each with its own stamp.

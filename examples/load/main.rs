@@ -46,6 +46,9 @@ enum Workload {
     Read,
     Contended,
     Mixed,
+    /// A job queue: even clients push (`RPUSH`), odd ones pop (`BLPOP`
+    /// with a one-second timeout; an empty pop counts in `aborts`).
+    Queue,
 }
 
 /// One run.
