@@ -8,9 +8,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::resp::RespCluster;
+use common::resp::{RespCluster, eventually};
 use redis::{Connection, RedisResult, Value, cmd};
 
 fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
@@ -33,15 +33,6 @@ fn error_text(con: &mut Connection, args: &[&str]) -> String {
     match query::<Value>(con, args) {
         Err(err) => err.to_string(),
         Ok(value) => panic!("{args:?} succeeded with {value:?}"),
-    }
-}
-
-/// Waits (bounded; never a timing assertion) until `check` holds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

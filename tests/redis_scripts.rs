@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::resp::RespCluster;
-use redis::{Connection, RedisResult, cmd};
+use common::resp::{RespCluster, blocked_clients, eventually, query};
 
 /// Redlock's release (the algorithm's reference script).
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
@@ -55,61 +53,6 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', t)
 redis.call('PEXPIRE', KEYS[1], 60000)
 return allowed";
-
-fn query_once<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
-    let mut command = cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command.query(con)
-}
-
-/// Sends `args`, and again while the node answers NOTPRIMARY (bounded): a
-/// refused command certainly had no effect.
-fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match query_once(con, args) {
-            Err(err) if err.code() == Some("NOTPRIMARY") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            reply => return reply,
-        }
-    }
-}
-
-/// Waits (bounded; never a timing assertion) until `check` holds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn dump(cluster: &RespCluster, node: usize) -> (certus::Seqno, Vec<(bytes::Bytes, bytes::Bytes)>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(cluster.store(node).dump()).unwrap()
-}
-
-fn assert_nodes_equal(cluster: &RespCluster) {
-    let mut con = cluster.client(0);
-    let _: () = query(&mut con, &["SET", "fence", "1"]).unwrap();
-    for node in 0..3 {
-        let mut con = cluster.client(node);
-        let _: String = query(&mut con, &["GET", "fence"]).unwrap();
-    }
-    eventually("every node at one position", || {
-        let positions: BTreeSet<_> = (0..3).map(|n| dump(cluster, n).0).collect();
-        positions.len() == 1
-    });
-    let first = dump(cluster, 0).1;
-    for node in 1..3 {
-        assert_eq!(dump(cluster, node).1, first, "node {node} differs");
-    }
-}
 
 /// A lock taken on one node is released and extended by scripts sent to
 /// the others, only with its token; `SCRIPT LOAD` on one node serves
@@ -156,7 +99,7 @@ fn lock_scripts_hold_across_nodes() {
     });
     let err = query::<i64>(&mut n0, &["EVALSHA", &sha, "1", "lock", "x", "1", "1"]).unwrap_err();
     assert_eq!(err.code(), Some("NOSCRIPT"), "{err}");
-    assert_nodes_equal(&cluster);
+    cluster.assert_nodes_equal();
     cluster.shutdown();
 }
 
@@ -189,7 +132,7 @@ fn a_token_bucket_taken_from_every_node_grants_its_capacity() {
     let mut con = cluster.client(1);
     let tokens: String = query(&mut con, &["HGET", "bucket", "tokens"]).unwrap();
     assert_eq!(tokens, "0");
-    assert_nodes_equal(&cluster);
+    cluster.assert_nodes_equal();
     cluster.shutdown();
 }
 
@@ -204,10 +147,7 @@ fn a_script_that_pushes_wakes_a_blocked_client() {
         got
     });
     let mut watcher = cluster.client(0);
-    eventually("the client blocks", || {
-        let info: String = query(&mut watcher, &["INFO", "clients"]).unwrap();
-        info.contains("blocked_clients:1")
-    });
+    eventually("the client blocks", || blocked_clients(&mut watcher) == 1);
     let mut producer = cluster.client(2);
     let script = "redis.call('RPUSH', KEYS[1], ARGV[1]) return redis.call('LLEN', KEYS[1])";
     let len: i64 = query(&mut producer, &["EVAL", script, "1", "jobs", "j1"]).unwrap();
@@ -302,6 +242,6 @@ return #gone";
         "delivered twice"
     );
     drop(subscriber);
-    assert_nodes_equal(&cluster);
+    cluster.assert_nodes_equal();
     cluster.shutdown();
 }

@@ -9,83 +9,10 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::resp::RespCluster;
-use redis::{Connection, RedisResult, Value, cmd};
-
-fn query_once<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
-    let mut command = cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command.query(con)
-}
-
-/// Sends `args`, and again while the node answers NOTPRIMARY (bounded): a
-/// loaded machine can delay the heartbeats that keep a node primary, and a
-/// refused command certainly had no effect. EXEC is sent once, since a
-/// refused EXEC discards its queue.
-fn query<T: redis::FromRedisValue>(con: &mut Connection, args: &[&str]) -> RedisResult<T> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match query_once(con, args) {
-            Err(err)
-                if err.code() == Some("NOTPRIMARY")
-                    && args[0] != "EXEC"
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            reply => return reply,
-        }
-    }
-}
-
-/// Waits (bounded; never a timing assertion) until `check` holds.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn blocked_clients(con: &mut Connection) -> u64 {
-    let info: String = query(con, &["INFO", "clients"]).unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("blocked_clients:"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap()
-}
-
-fn dump(cluster: &RespCluster, node: usize) -> (certus::Seqno, Vec<(bytes::Bytes, bytes::Bytes)>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(cluster.store(node).dump()).unwrap()
-}
-
-/// Every node holds the same rows once all have applied the same prefix.
-fn assert_nodes_equal(cluster: &RespCluster) {
-    let mut con = cluster.client(0);
-    // A write through node 0, then each node's causal read of it, puts
-    // every node past the same position before the dumps.
-    let _: () = query(&mut con, &["SET", "fence", "1"]).unwrap();
-    for node in 0..3 {
-        let mut con = cluster.client(node);
-        let _: String = query(&mut con, &["GET", "fence"]).unwrap();
-    }
-    eventually("every node at one position", || {
-        let positions: BTreeSet<_> = (0..3).map(|n| dump(cluster, n).0).collect();
-        positions.len() == 1
-    });
-    let first = dump(cluster, 0).1;
-    for node in 1..3 {
-        assert_eq!(dump(cluster, node).1, first, "node {node} differs");
-    }
-}
+use common::resp::{RespCluster, blocked_clients, eventually, query};
+use redis::{Connection, Value};
 
 /// Producers on all three nodes push to one queue while blocked consumers
 /// on all three pop: no push aborts, every element is popped exactly once,
@@ -143,7 +70,7 @@ fn a_queue_fed_and_drained_on_every_node_pops_each_element_once() {
     assert_eq!(total, producers * per_producer, "an element was lost");
     let left: i64 = query(&mut con, &["LLEN", "queue"]).unwrap();
     assert_eq!(left, 0);
-    assert_nodes_equal(&cluster);
+    cluster.assert_nodes_equal();
     cluster.shutdown();
 }
 
@@ -245,7 +172,7 @@ fn hashes_and_sets_hold_every_write_from_every_node() {
     assert_eq!(exec, Value::Nil, "a field written since WATCH aborts EXEC");
     let state: String = query(&mut b, &["HGET", "inst", "n1f1"]).unwrap();
     assert_eq!(state, "building");
-    assert_nodes_equal(&cluster);
+    cluster.assert_nodes_equal();
     cluster.shutdown();
 }
 

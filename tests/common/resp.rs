@@ -385,3 +385,89 @@ impl RespCluster {
         }
     }
 }
+
+/// Sends `args` once.
+pub(crate) fn query_once<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command.query(con)
+}
+
+/// Sends `args`, and again while the node answers NOTPRIMARY (bounded): a
+/// loaded machine can delay the heartbeats that keep a node primary, and a
+/// refused command certainly had no effect. EXEC is sent once, since a
+/// refused EXEC discards its queue.
+pub(crate) fn query<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let deadline = std::time::Instant::now() + BOUND;
+    loop {
+        match query_once(con, args) {
+            Err(err)
+                if err.code() == Some("NOTPRIMARY")
+                    && args[0] != "EXEC"
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reply => return reply,
+        }
+    }
+}
+
+/// Waits (bounded; never a timing assertion) until `check` holds.
+pub(crate) fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + BOUND;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl RespCluster {
+    /// Node `node`'s applied position and every row it holds.
+    pub(crate) fn dump(&self, node: usize) -> (certus::Seqno, Vec<(bytes::Bytes, bytes::Bytes)>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(self.store(node).dump()).unwrap()
+    }
+
+    /// Every node holds the same rows once all have applied the same prefix.
+    pub(crate) fn assert_nodes_equal(&self) {
+        let mut con = self.client(0);
+        // A write through node 0, then each node's causal read of it, puts
+        // every node past the same position before the dumps.
+        let _: () = query(&mut con, &["SET", "fence", "1"]).unwrap();
+        for node in 0..3 {
+            let mut con = self.client(node);
+            let _: String = query(&mut con, &["GET", "fence"]).unwrap();
+        }
+        eventually("every node at one position", || {
+            let positions: std::collections::BTreeSet<_> = (0..3).map(|n| self.dump(n).0).collect();
+            positions.len() == 1
+        });
+        let first = self.dump(0).1;
+        for node in 1..3 {
+            assert_eq!(self.dump(node).1, first, "node {node} differs");
+        }
+    }
+}
+
+/// The `blocked_clients` count `INFO clients` reports.
+pub(crate) fn blocked_clients(con: &mut redis::Connection) -> u64 {
+    let info: String = query(con, &["INFO", "clients"]).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
