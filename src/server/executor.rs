@@ -169,13 +169,12 @@ impl Batch {
     /// Whether a command publishes (and so runs in the order of
     /// publications).
     fn publishes(&self) -> bool {
-        self.kind.commands().iter().any(|argv| match argv.first() {
-            Some(name) if name.eq_ignore_ascii_case(b"publish") => true,
-            Some(name) if name.eq_ignore_ascii_case(b"eval") => {
-                argv.get(1).is_some_and(|body| may_publish(body))
-            }
-            _ => false,
-        })
+        let publish = |argv: &Vec<Bytes>| {
+            argv.first()
+                .is_some_and(|name| name.eq_ignore_ascii_case(b"publish"))
+        };
+        self.kind.commands().iter().any(publish)
+            || self.kind.scripts().any(|body| may_publish(body))
     }
 
     /// The widest scope of its commands.

@@ -72,7 +72,7 @@ fn eval(db: &mut Db<'_>, argv: &[Bytes], ro_command: bool) -> Result<Reply, KvEr
     };
     let ran = lua::run(db, &invocation)?;
     if let (true, Some((scripts, _))) = (ran.compiled, scripts) {
-        scripts.add(body);
+        scripts.add(&sha, body);
     }
     Ok(ran.reply)
 }
@@ -82,10 +82,10 @@ fn load(db: &mut Db<'_>, argv: &[Bytes]) -> Result<Reply, KvError> {
     if let Err(reply) = lua::compile(body) {
         return Ok(reply);
     }
-    let sha = match db.scripts() {
-        Some((scripts, _)) => scripts.add(body),
-        None => scripting::sha1hex(body),
-    };
+    let sha = scripting::sha1hex(body);
+    if let Some((scripts, _)) = db.scripts() {
+        scripts.add(&sha, body);
+    }
     Ok(Reply::bulk(sha))
 }
 

@@ -120,12 +120,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Scripts {
-    /// Caches `body`; its SHA-1 in hex.
-    pub(crate) fn add(&self, body: &Bytes) -> String {
-        let sha = sha1hex(body);
+    /// Caches `body`, whose SHA-1 in hex is `sha` (the caller has it).
+    pub(crate) fn add(&self, sha: &str, body: &Bytes) {
         let mut cache = lock(&self.cache);
-        if cache.bodies.contains_key(&sha) {
-            return sha;
+        if cache.bodies.contains_key(sha) {
+            return;
         }
         while cache.bytes + body.len() > CACHE_BYTES {
             let Some(oldest) = cache.order.pop_front() else {
@@ -136,9 +135,8 @@ impl Scripts {
             }
         }
         cache.bytes += body.len();
-        cache.order.push_back(sha.clone());
-        cache.bodies.insert(sha.clone(), body.clone());
-        sha
+        cache.order.push_back(sha.to_string());
+        cache.bodies.insert(sha.to_string(), body.clone());
     }
 
     /// The cached script whose SHA-1 is `sha` (either case).
